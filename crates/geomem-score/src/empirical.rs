@@ -1,0 +1,253 @@
+//! Empirical score of a finite training set (seed 001, Eq. 10 and 11) with its analytic
+//! Jacobian, posterior weights and participation ratio.
+//!
+//! For data `y¹ … y^N` the VE marginal is the Gaussian mixture
+//! `p_t^N(x) = N⁻¹ Σ_μ N(x; y^μ, t I)` (Eq. 10) and its score is (Eq. 11)
+//!
+//! ```text
+//! s(x, t) = Σ_μ w_μ(x, t) (y^μ - x) / t,    w_μ = softmax_μ( (x·y^μ - ‖y^μ‖²/2) / t ).
+//! ```
+//!
+//! The weights are the Boltzmann weights of the REM of Eq. 12-13; they are computed by
+//! log-sum-exp, so any `t` from `1e-8` to `1e4` gives finite values. Differentiating once more,
+//!
+//! ```text
+//! ∇s(x, t) = ( Cov_w(y) / t - I ) / t,   Cov_w(y) = Σ_μ w_μ y^μ y^μᵀ - m mᵀ,  m = Σ_μ w_μ y^μ,
+//! ```
+//!
+//! a symmetric matrix, so its singular values are the absolute values of its eigenvalues.
+//! The participation ratio `Y = Σ_μ w_μ²` (Eq. 35) and `N_eff = 1/Y` (Sec. 5.2) measure how
+//! many training points the score averages over.
+
+use crate::error::{check_dim, check_finite, check_time, Result, ScoreError};
+use crate::field::{check_batch, ScoreField};
+use faer::linalg::matmul::{matmul, triangular::BlockStructure};
+use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Side};
+
+/// Elements of the `chunk × N` logit matrix held at once by [`EmpiricalScore::score_batch_into`].
+const LOGIT_BUDGET: usize = 1 << 22;
+
+/// The score of the empirical distribution of a training set.
+#[derive(Debug, Clone)]
+pub struct EmpiricalScore {
+    /// Training points as rows, `N × d`.
+    y: Mat<f64>,
+    /// `‖y^μ‖² / 2`.
+    half_sq_norms: Vec<f64>,
+}
+
+/// Posterior of the training points given a noisy point: the quantities the empirical score
+/// and the REM theory are made of.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Posterior {
+    /// Weights `w_μ(x, t)`, summing to one.
+    pub weights: Vec<f64>,
+    /// Posterior mean `m = Σ_μ w_μ y^μ`.
+    pub mean: Vec<f64>,
+    /// Participation ratio `Y = Σ_μ w_μ²` (Eq. 35).
+    pub participation_ratio: f64,
+    /// Effective number of samples `N_eff = 1 / Σ_μ w_μ²`, in `[1, N]`.
+    pub n_eff: f64,
+}
+
+impl EmpiricalScore {
+    /// The empirical score of the rows of `data` (`N × d`).
+    ///
+    /// # Errors
+    /// [`ScoreError::EmptyDataset`] when `N = 0` or `d = 0`, [`ScoreError::NonFinite`] when
+    /// the data contain NaN or ∞.
+    pub fn new(data: Mat<f64>) -> Result<Self> {
+        if data.nrows() == 0 || data.ncols() == 0 {
+            return Err(ScoreError::EmptyDataset);
+        }
+        check_finite(data.as_ref(), "training data")?;
+        let half_sq_norms = (0..data.nrows()).map(|i| 0.5 * data.row(i).iter().map(|v| v * v).sum::<f64>()).collect();
+        Ok(Self { y: data, half_sq_norms })
+    }
+
+    /// Number of training points `N`.
+    pub fn n(&self) -> usize {
+        self.y.nrows()
+    }
+
+    /// The training points, `N × d`.
+    pub fn data(&self) -> MatRef<'_, f64> {
+        self.y.as_ref()
+    }
+
+    /// Writes the normalised weights of the points `x` (rows, `n × d`) into the columns of
+    /// `w` (`N × n`): `w[μ, i] = w_μ(x_i, t)`.
+    fn weights_into(&self, x: MatRef<'_, f64>, t: f64, mut w: MatMut<'_, f64>) {
+        // w ← Y Xᵀ, then a column-wise log-sum-exp.
+        matmul(w.as_mut(), Accum::Replace, self.y.as_ref(), x.transpose(), 1.0, faer::get_global_parallelism());
+        let inv_t = 1.0 / t;
+        for i in 0..x.nrows() {
+            let col = w.rb_mut().col_mut(i).try_as_col_major_mut().expect("owned column is contiguous").as_slice_mut();
+            let mut amax = f64::NEG_INFINITY;
+            for (a, h) in col.iter_mut().zip(&self.half_sq_norms) {
+                *a -= h;
+                amax = amax.max(*a);
+            }
+            let mut sum = 0.0;
+            for a in col.iter_mut() {
+                *a = ((*a - amax) * inv_t).exp();
+                sum += *a;
+            }
+            let inv = 1.0 / sum;
+            for a in col.iter_mut() {
+                *a *= inv;
+            }
+        }
+    }
+
+    /// Posterior weights, mean and participation ratio at one point.
+    ///
+    /// # Formula
+    /// `w_μ = exp((x·y^μ - ‖y^μ‖²/2)/t) / Z`, `Y = Σ w_μ²` (Eq. 35), `N_eff = 1/Y` (Sec. 5.2).
+    ///
+    /// # Errors
+    /// [`ScoreError::DimensionMismatch`], [`ScoreError::InvalidTime`], [`ScoreError::NonFinite`].
+    pub fn posterior(&self, x: &[f64], t: f64) -> Result<Posterior> {
+        check_dim(self.y.ncols(), x.len())?;
+        check_time(t)?;
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(ScoreError::NonFinite("point x"));
+        }
+        let xm = MatRef::from_row_major_slice(x, 1, x.len());
+        let mut w = Mat::zeros(self.n(), 1);
+        self.weights_into(xm, t, w.as_mut());
+        let weights: Vec<f64> = w.col_as_slice(0).to_vec();
+        let mut mean = Mat::<f64>::zeros(1, x.len());
+        matmul(mean.as_mut(), Accum::Replace, w.transpose(), self.y.as_ref(), 1.0, faer::Par::Seq);
+        let participation_ratio: f64 = weights.iter().map(|v| v * v).sum();
+        Ok(Posterior {
+            mean: (0..x.len()).map(|j| mean[(0, j)]).collect(),
+            n_eff: 1.0 / participation_ratio,
+            participation_ratio,
+            weights,
+        })
+    }
+
+    /// The weighted, centred training points `√w_μ (y^μ - m)` of the non-negligible weights,
+    /// as rows. Weights below `1e-16 / N` are dropped: together they carry less than `1e-16`
+    /// of the mass, below what double precision resolves in `Cov_w`.
+    fn centred_active(&self, post: &Posterior) -> Mat<f64> {
+        let cut = 1e-16 / self.n() as f64;
+        let active: Vec<usize> = (0..self.n()).filter(|&mu| post.weights[mu] > cut).collect();
+        let d = self.y.ncols();
+        let mut a = Mat::zeros(active.len(), d);
+        for j in 0..d {
+            let m = post.mean[j];
+            for (r, &mu) in active.iter().enumerate() {
+                a[(r, j)] = post.weights[mu].sqrt() * (self.y[(mu, j)] - m);
+            }
+        }
+        a
+    }
+
+    /// Posterior covariance `Cov_w(y)` at `x` (`d × d`).
+    ///
+    /// # Errors
+    /// As [`EmpiricalScore::posterior`].
+    pub fn posterior_covariance(&self, x: &[f64], t: f64) -> Result<Mat<f64>> {
+        let post = self.posterior(x, t)?;
+        let a = self.centred_active(&post);
+        let d = self.y.ncols();
+        let mut cov = Mat::zeros(d, d);
+        faer::linalg::matmul::triangular::matmul(
+            cov.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            a.transpose(),
+            BlockStructure::Rectangular,
+            a.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            faer::get_global_parallelism(),
+        );
+        for j in 0..d {
+            for i in 0..j {
+                cov[(i, j)] = cov[(j, i)];
+            }
+        }
+        Ok(cov)
+    }
+
+    /// Singular values of the analytic Jacobian at `x`, sorted in decreasing order.
+    ///
+    /// # Formula
+    /// Eigenvalues `(c_k / t - 1) / t` of `∇s`, with `c_k` the eigenvalues of `Cov_w(y)`;
+    /// singular values are their absolute values. When fewer than `d` weights are
+    /// non-negligible (`k < d`, the memorisation regime) the `c_k` come from the `k × k` Gram
+    /// matrix of the centred points and the other `d - k` eigenvalues of `Cov_w` are zero —
+    /// exact, and `(d/k)²` cheaper than the `d × d` route.
+    ///
+    /// # Errors
+    /// As [`EmpiricalScore::posterior`], plus [`ScoreError::Linalg`].
+    pub fn jacobian_spectrum(&self, x: &[f64], t: f64) -> Result<Vec<f64>> {
+        let post = self.posterior(x, t)?;
+        let a = self.centred_active(&post);
+        let (k, d) = (a.nrows(), a.ncols());
+        let small = k < d;
+        let g = if small { a.as_ref() * a.transpose() } else { a.transpose() * a.as_ref() };
+        let c = g.self_adjoint_eigenvalues(Side::Lower).map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;
+        let mut s: Vec<f64> = c.iter().map(|&ck| ((ck.max(0.0) / t - 1.0) / t).abs()).collect();
+        if small {
+            s.extend(std::iter::repeat_n(1.0 / t, d - k));
+        }
+        s.sort_by(|a, b| b.total_cmp(a));
+        Ok(s)
+    }
+}
+
+impl ScoreField for EmpiricalScore {
+    fn dim(&self) -> usize {
+        self.y.ncols()
+    }
+
+    /// # Formula
+    /// Eq. 11: `s(x, t) = (Σ_μ w_μ y^μ - x) / t`, evaluated as two matrix products per chunk
+    /// of points (`Y Xᵀ` for the logits, `Wᵀ Y` for the means).
+    fn score_batch_into(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> Result<()> {
+        check_batch(self.dim(), x, &out, t)?;
+        check_finite(x, "points x")?;
+        let n = x.nrows();
+        let chunk = (LOGIT_BUDGET / self.n()).clamp(1, n.max(1));
+        let mut w = Mat::zeros(self.n(), chunk);
+        let mut start = 0;
+        while start < n {
+            let len = chunk.min(n - start);
+            let xc = x.subrows(start, len);
+            let mut wc = w.as_mut().subcols_mut(0, len);
+            self.weights_into(xc, t, wc.rb_mut());
+            let mut oc = out.rb_mut().subrows_mut(start, len);
+            matmul(oc.rb_mut(), Accum::Replace, wc.rb().transpose(), self.y.as_ref(), 1.0 / t, faer::get_global_parallelism());
+            let inv_t = 1.0 / t;
+            for j in 0..xc.ncols() {
+                for i in 0..len {
+                    oc[(i, j)] -= xc[(i, j)] * inv_t;
+                }
+            }
+            start += len;
+        }
+        Ok(())
+    }
+
+    /// # Formula
+    /// `∇s = (Cov_w(y)/t - I)/t`.
+    fn jacobian(&self, x: &[f64], t: f64) -> Option<Result<Mat<f64>>> {
+        Some(self.posterior_covariance(x, t).map(|mut cov| {
+            let d = cov.nrows();
+            let inv_t = 1.0 / t;
+            for j in 0..d {
+                for i in 0..d {
+                    cov[(i, j)] *= inv_t * inv_t;
+                }
+                cov[(j, j)] -= inv_t;
+            }
+            cov
+        }))
+    }
+}
