@@ -1,1 +1,35 @@
-//! geomem-data
+//! Data for geometric-memorization experiments: manifold models, seeded sampling, nested
+//! subsets and `.npy`/CSV input-output. Every sampler takes a seed; the same seed gives the
+//! same numbers. Points are the rows of a `faer::Mat<f64>`.
+//!
+//! | model | definition | source |
+//! |---|---|---|
+//! | [`LinearManifold`] | `x = Q diag(σ) z`, blocks of (dimension, variance) | seed 001, Sec. 5, Supp. C |
+//! | [`HiddenManifold`] | `x = φ(F z)`, `F_ij ~ N(0, σ²/m)` | seed 000, Sec. 3.1 |
+//! | [`VonMisesCircle`] | angle `~ VM(μ, κ)` on a circle | seed 004 (Ross et al.) |
+//!
+//! ```
+//! use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
+//! let lm = LinearManifold::new(30, &[Block { dim: 2, variance: 1.0 }, Block { dim: 5, variance: 0.3 }], Embedding::Aligned).unwrap();
+//! let data = lm.sample(1000, 0);
+//! let subsets = NestedSubsets::new(1000, 1);
+//! let s250 = subsets.subset(data.as_ref(), 250).unwrap();
+//! assert_eq!((s250.nrows(), s250.ncols()), (250, 30));
+//! assert_eq!(lm.gap_positions(), vec![23, 28]);
+//! ```
+
+mod error;
+mod hidden;
+mod io;
+mod linear;
+mod random;
+mod subsets;
+mod von_mises;
+
+pub use error::{DataError, Result};
+pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
+pub use io::{read_csv, read_npy, write_csv, write_npy};
+pub use linear::{Block, Embedding, LinearManifold};
+pub use random::{gaussian_matrix, haar_orthogonal};
+pub use subsets::NestedSubsets;
+pub use von_mises::VonMisesCircle;
