@@ -1,0 +1,212 @@
+//! The positional Random Energy Model and its condensation time (seed 001, Supp. C).
+//!
+//! Data `y_i ~ N(0, σ_i²)` independently in each coordinate, `N = e^{α d}` points. At the
+//! position `x` and time `t` the Boltzmann weights of Eq. 13 are `z_μ = exp(-(‖y^μ‖²/2 -
+//! x·y^μ)/t)`, and their moment generating function (Eq. 25-27) is
+//!
+//! ```text
+//! ζ(λ) = (1/d) Σ_i [ -½ ln(1 + λ a_i) + λ² x_i² a_i / (2t (1 + λ a_i)) ],   a_i = σ_i²/t.
+//! ```
+//!
+//! The levels that dominate `Z` have entropy density `α + ζ(1) - ζ'(1)`; condensation
+//! happens where it vanishes. With `ζ'` from Eq. 28 this reduces to `α = G(t)`,
+//!
+//! ```text
+//! G(t) = (1/d) Σ_i [ ½ ln(1 + a_i) - a_i / (2(1 + a_i)) + x_i² σ_i² / (2 (t + σ_i²)²) ],
+//! ```
+//!
+//! which decreases strictly from `+∞` (`t → 0`) to `0` (`t → ∞`) whenever some `σ_i > 0`, so
+//! `t_c(x)` is its unique root. Expanding to second order in `a_i` (large `t`, small `α`):
+//! `G ≈ (r_4/4 + ω²/2)/t²`, hence
+//!
+//! ```text
+//! t_c(x) ≈ √( (r_4/2 + ω²(x)) / (2α) ) = √( d/(2 ln N) · (r_4/2 + ω²(x)) )      (Eq. 15)
+//! ```
+//!
+//! Eq. 15 of the main text is right; Eq. 34 of Supp. C, `√((r_4 + ω²)/(2α))`, drops the
+//! factor ½ on `r_4` (see `docs/THEORY.md`).
+
+use crate::error::{check_time, check_variances, param, RemError, Result};
+
+/// `r_{2,σ} = (1/d) Σ σ_i²` (Eq. 31).
+pub fn r2(sigma2: &[f64]) -> f64 {
+    sigma2.iter().sum::<f64>() / sigma2.len().max(1) as f64
+}
+
+/// `r_{4,σ} = (1/d) Σ σ_i⁴` (Eq. 32).
+pub fn r4(sigma2: &[f64]) -> f64 {
+    sigma2.iter().map(|s| s * s).sum::<f64>() / sigma2.len().max(1) as f64
+}
+
+/// `ω²(x) = (1/d) Σ x_i² σ_i²`, the variance density along `x` (Eq. 33).
+pub fn omega2(sigma2: &[f64], x: &[f64]) -> f64 {
+    sigma2.iter().zip(x).map(|(s, xi)| s * xi * xi).sum::<f64>() / sigma2.len().max(1) as f64
+}
+
+/// `½ ln(1 + a) - a/(2(1 + a))`, with its series below `a = 1e-3` to avoid cancellation.
+fn entropy_term(a: f64) -> f64 {
+    if a < 1e-3 {
+        a * a * (0.25 - a / 3.0 + 0.375 * a * a)
+    } else {
+        0.5 * a.ln_1p() - 0.5 * a / (1.0 + a)
+    }
+}
+
+/// The positional REM at one position `x`, for coordinate variances `σ_i²` and
+/// `α = ln N / d`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionalRem {
+    sigma2: Vec<f64>,
+    x: Vec<f64>,
+    alpha: f64,
+}
+
+impl PositionalRem {
+    /// The REM of `N = e^{α d}` points with variances `sigma2` at position `x`.
+    ///
+    /// # Errors
+    /// [`RemError::InvalidVariance`], [`RemError::DimensionMismatch`] when `x` and `sigma2`
+    /// differ in length, [`RemError::InvalidParameter`] unless `α > 0` is finite or when `x`
+    /// is not finite.
+    pub fn new(sigma2: &[f64], x: &[f64], alpha: f64) -> Result<Self> {
+        check_variances(sigma2)?;
+        if x.len() != sigma2.len() {
+            return Err(RemError::DimensionMismatch { expected: sigma2.len(), got: x.len() });
+        }
+        param("alpha", alpha, alpha.is_finite() && alpha > 0.0, "must be finite and > 0")?;
+        if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+            return Err(RemError::InvalidParameter { name: "x", value: v.to_string(), reason: "must be finite" });
+        }
+        Ok(Self { sigma2: sigma2.to_vec(), x: x.to_vec(), alpha })
+    }
+
+    /// The REM of `n` points: `α = ln n / d`.
+    ///
+    /// # Errors
+    /// As [`PositionalRem::new`]; `n` must exceed 1.
+    pub fn with_n(sigma2: &[f64], x: &[f64], n: f64) -> Result<Self> {
+        param("n", n, n.is_finite() && n > 1.0, "must be finite and > 1")?;
+        Self::new(sigma2, x, n.ln() / sigma2.len() as f64)
+    }
+
+    /// `α = ln N / d`.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+    /// `d`.
+    pub fn d(&self) -> usize {
+        self.sigma2.len()
+    }
+    /// `r_{4,σ}`.
+    pub fn r4(&self) -> f64 {
+        r4(&self.sigma2)
+    }
+    /// `ω²(x)`.
+    pub fn omega2(&self) -> f64 {
+        omega2(&self.sigma2, &self.x)
+    }
+
+    fn mean(&self, f: impl Fn(f64, f64) -> f64) -> f64 {
+        self.sigma2.iter().zip(&self.x).map(|(&s, &x)| f(s, x)).sum::<f64>() / self.d() as f64
+    }
+
+    /// `ζ(λ)` at time `t` (Eq. 27, exact at finite `d`).
+    ///
+    /// # Errors
+    /// [`RemError::InvalidTime`].
+    pub fn zeta(&self, lambda: f64, t: f64) -> Result<f64> {
+        check_time(t)?;
+        Ok(self.mean(|s, x| {
+            let a = s / t;
+            -0.5 * (lambda * a).ln_1p() + lambda * lambda * x * x * a / (2.0 * t * (1.0 + lambda * a))
+        }))
+    }
+
+    /// `ζ'(λ) = dζ/dλ` at time `t` (Eq. 28).
+    ///
+    /// # Errors
+    /// [`RemError::InvalidTime`].
+    pub fn zeta_prime(&self, lambda: f64, t: f64) -> Result<f64> {
+        check_time(t)?;
+        Ok(self.mean(|s, x| {
+            let a = s / t;
+            let den = 1.0 + lambda * a;
+            -a / (2.0 * den) + x * x * a * (2.0 * lambda + lambda * lambda * a) / (2.0 * t * den * den)
+        }))
+    }
+
+    /// Large-`t` forms (Eq. 29-30): `ζ ≈ -λ r₂/(2t) + λ² r₄/(4t²) + λ² ω²/(2t²)` and
+    /// `ζ' ≈ -r₂/(2t) + λ r₄/(2t²) + λ ω²/t²`. Returns `(ζ, ζ')`.
+    ///
+    /// Eq. 30 as printed has `λ` in the first term and `λ²` in the others; the derivative of
+    /// Eq. 29 has the powers used here (they agree at `λ = 1`, the only value used).
+    ///
+    /// # Errors
+    /// [`RemError::InvalidTime`].
+    pub fn zeta_large_t(&self, lambda: f64, t: f64) -> Result<(f64, f64)> {
+        check_time(t)?;
+        let (r2, r4, w2) = (r2(&self.sigma2), self.r4(), self.omega2());
+        let t2 = t * t;
+        Ok((
+            -lambda * r2 / (2.0 * t) + lambda * lambda * r4 / (4.0 * t2) + lambda * lambda * w2 / (2.0 * t2),
+            -r2 / (2.0 * t) + lambda * r4 / (2.0 * t2) + lambda * w2 / t2,
+        ))
+    }
+
+    /// Entropy density of the dominant levels, `α + ζ(1) - ζ'(1) = α - G(t)`:
+    /// positive above `t_c`, negative below.
+    ///
+    /// # Errors
+    /// [`RemError::InvalidTime`].
+    pub fn entropy(&self, t: f64) -> Result<f64> {
+        check_time(t)?;
+        Ok(self.alpha - self.g(t))
+    }
+
+    fn g(&self, t: f64) -> f64 {
+        self.mean(|s, x| entropy_term(s / t) + x * x * s / (2.0 * (t + s) * (t + s)))
+    }
+
+    /// The exact condensation time: the root of `α + ζ(1) - ζ'(1) = 0`, found by bisection
+    /// in `ln t` to relative precision `1e-13`. Returns `0` when every `σ_i = 0` (all points
+    /// coincide, no condensation at any `t > 0`).
+    pub fn condensation_time(&self) -> f64 {
+        if self.sigma2.iter().all(|&s| s == 0.0) {
+            return 0.0;
+        }
+        let (mut lo, mut hi) = (-60.0f64, 60.0f64); // ln t
+        while self.g(lo.exp()) < self.alpha {
+            lo -= 60.0;
+            if lo < -700.0 {
+                return lo.exp();
+            }
+        }
+        while self.g(hi.exp()) > self.alpha {
+            hi += 60.0;
+            if hi > 700.0 {
+                return hi.exp();
+            }
+        }
+        while hi - lo > 1e-13 {
+            let mid = 0.5 * (lo + hi);
+            if self.g(mid.exp()) > self.alpha {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (0.5 * (lo + hi)).exp()
+    }
+
+    /// The large-`t` closed form of the condensation time (Eq. 15):
+    /// `t_c ≈ √((r₄/2 + ω²(x)) / (2α))`.
+    pub fn condensation_time_large_t(&self) -> f64 {
+        ((0.5 * self.r4() + self.omega2()) / (2.0 * self.alpha)).sqrt()
+    }
+
+    /// Eq. 34 of seed 001 exactly as printed, `√((r₄ + ω²)/(2α))`, kept to show the
+    /// disagreement; it is not the expansion of the exact condition.
+    pub fn condensation_time_eq34_as_printed(&self) -> f64 {
+        ((self.r4() + self.omega2()) / (2.0 * self.alpha)).sqrt()
+    }
+}

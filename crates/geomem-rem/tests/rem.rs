@@ -1,0 +1,188 @@
+//! Tests of the positional REM: ζ functions, condensation time, N_eff, Jacobian model.
+use geomem_rem::*;
+use proptest::prelude::*;
+
+fn blocks(d: usize, m1: usize, v1: f64, m2: usize, v2: f64) -> Vec<f64> {
+    let mut s = vec![v1; m1];
+    s.extend(vec![v2; m2]);
+    s.resize(d, 0.0);
+    s
+}
+
+fn arb_problem() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
+    (1usize..12).prop_flat_map(|d| (proptest::collection::vec(0.0f64..3.0, d), proptest::collection::vec(-2.0f64..2.0, d)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+
+    /// Eq. 28 is the derivative of Eq. 27.
+    #[test]
+    fn zeta_prime_is_derivative((s, x) in arb_problem(), lambda in 0.2f64..3.0, lt in -2.0f64..2.0) {
+        let t = 10f64.powf(lt);
+        let rem = PositionalRem::new(&s, &x, 0.1).unwrap();
+        let h = 1e-6;
+        let fd = (rem.zeta(lambda + h, t).unwrap() - rem.zeta(lambda - h, t).unwrap()) / (2.0 * h);
+        let an = rem.zeta_prime(lambda, t).unwrap();
+        prop_assert!((fd - an).abs() < 1e-6 * (1.0 + an.abs()), "fd {fd} an {an}");
+        prop_assert_eq!(rem.zeta(0.0, t).unwrap(), 0.0);
+    }
+
+    /// The exact t_c solves α + ζ(1) - ζ'(1) = 0, evaluated through ζ and ζ' (an independent
+    /// code path from the simplified G(t) the solver uses).
+    #[test]
+    fn exact_tc_satisfies_its_equation((s, x) in arb_problem(), alpha in 0.01f64..2.0) {
+        prop_assume!(s.iter().any(|&v| v > 1e-3));
+        let rem = PositionalRem::new(&s, &x, alpha).unwrap();
+        let tc = rem.condensation_time();
+        let res = alpha + rem.zeta(1.0, tc).unwrap() - rem.zeta_prime(1.0, tc).unwrap();
+        prop_assert!(res.abs() < 1e-9 * (1.0 + alpha), "residual {res} at t_c = {tc}");
+        // Condensed (negative entropy) below t_c, not above.
+        prop_assert!(rem.entropy(0.9 * tc).unwrap() < 0.0);
+        prop_assert!(rem.entropy(1.1 * tc).unwrap() > 0.0);
+    }
+
+    /// N_eff lies in [1, N], equals N above t_c and tends to 1 as t → 0.
+    #[test]
+    fn n_eff_bounds(t in 1e-8f64..1e4, tc in 0.0f64..10.0, n in 1.0f64..1e5) {
+        let v = n_eff(t, tc, n).unwrap();
+        prop_assert!((1.0..=n).contains(&v));
+        if t >= tc { prop_assert_eq!(v, n); }
+        let y = participation_ratio(t, tc, n).unwrap();
+        prop_assert!((y * v - 1.0).abs() < 1e-12);
+    }
+}
+
+/// The large-t closed form (Eq. 15) approaches the exact t_c as α → 0 (t_c → ∞); Eq. 34 as
+/// printed does not (a factor √2 off at ω² = 0).
+#[test]
+fn large_t_form_approaches_exact_as_alpha_vanishes() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let x = vec![0.0; 30];
+    let mut prev = f64::INFINITY;
+    for &alpha in &[0.1, 0.01, 1e-3, 1e-4, 1e-6] {
+        let rem = PositionalRem::new(&s, &x, alpha).unwrap();
+        let rel = (rem.condensation_time_large_t() / rem.condensation_time() - 1.0).abs();
+        assert!(rel < prev, "error must shrink with alpha: {rel} at {alpha}");
+        prev = rel;
+    }
+    assert!(prev < 0.01, "{prev}");
+    let rem = PositionalRem::new(&s, &x, 1e-6).unwrap();
+    let r34 = rem.condensation_time_eq34_as_printed() / rem.condensation_time();
+    assert!((r34 - 2f64.sqrt()).abs() < 0.02, "{r34}");
+}
+
+/// Eq. 29-30 approach Eq. 27-28 at large t.
+#[test]
+fn large_t_zeta_expansion() {
+    let s = blocks(10, 3, 1.0, 3, 0.2);
+    let x: Vec<f64> = (0..10).map(|i| (i as f64 * 0.37).sin()).collect();
+    let rem = PositionalRem::new(&s, &x, 0.5).unwrap();
+    let t = 1e3;
+    let (z, zp) = rem.zeta_large_t(1.0, t).unwrap();
+    assert!((z / rem.zeta(1.0, t).unwrap() - 1.0).abs() < 1e-2);
+    assert!((zp / rem.zeta_prime(1.0, t).unwrap() - 1.0).abs() < 1e-2);
+}
+
+/// Along which direction condensation comes first depends on the regime. The directional
+/// term of the exact condition is x²σ²/(2(t+σ²)²): at large t (small α) it grows with σ² and
+/// high-variance directions condense first (Eq. 15, Sec. 5.4); when t_c is below the
+/// variances (here d = 30, N = 1000, t_c ≈ 0.02-0.1) it behaves as x²/(2σ²) and the order
+/// reverses. docs/THEORY.md discusses this disagreement with the paper's narrative.
+#[test]
+fn tc_direction_ordering_depends_on_regime() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let tc = |n: f64, axis: Option<usize>, large_t: bool| {
+        let mut x = vec![0.0; 30];
+        if let Some(a) = axis {
+            x[a] = 2.0;
+        }
+        let rem = PositionalRem::with_n(&s, &x, n).unwrap();
+        if large_t { rem.condensation_time_large_t() } else { rem.condensation_time() }
+    };
+    // N = 1000: exact t_c is larger along the low-variance axis 3 than the high-variance axis 0.
+    let (t0, t_hi, t_lo) = (tc(1000.0, None, false), tc(1000.0, Some(0), false), tc(1000.0, Some(3), false));
+    assert!(t_lo > t_hi && t_hi > t0, "{t0} {t_hi} {t_lo}");
+    // Eq. 15 keeps the paper's order at every N.
+    assert!(tc(1000.0, Some(0), true) > tc(1000.0, Some(3), true));
+    // N = 1.01 (α → 0, t_c ≫ σ²): the exact order agrees with the paper.
+    assert!(tc(1.01, Some(0), false) > tc(1.01, Some(3), false));
+    // No variance at all: never condensed.
+    assert_eq!(PositionalRem::with_n(&[0.0; 3], &[1.0; 3], 10.0).unwrap().condensation_time(), 0.0);
+}
+
+/// The derived closed form equals the expected column norms of the random Jacobian of Eq. 18
+/// (checked against Monte Carlo draws), the printed Eq. 43 and Eq. 19 do not.
+#[test]
+fn derived_closed_form_matches_sampled_column_norms() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let model = EmpiricalJacobianModel::new(&s, 1000.0).unwrap();
+    // t_c(0) = 0.0245 here: 0.005 and 0.01 are in the condensed phase, 0.05 is not.
+    for &t in &[0.005, 0.01, 0.05] {
+        let draws = 400;
+        let mut norms = vec![0.0; 30];
+        for k in 0..draws {
+            let j = model.sample(t, k).unwrap();
+            for c in 0..30 {
+                norms[c] += (0..30).map(|r| j[(r, c)].powi(2)).sum::<f64>() / draws as f64;
+            }
+        }
+        let mut mc: Vec<f64> = norms.iter().map(|v| v.sqrt()).collect();
+        mc.sort_by(|a, b| b.total_cmp(a));
+        let derived = model.closed_form_spectrum(t, ClosedForm::Derived).unwrap();
+        for (a, b) in mc.iter().zip(&derived) {
+            assert!((a / b - 1.0).abs() < 0.05, "t={t}: mc {a} derived {b}");
+        }
+        let e43 = model.closed_form_spectrum(t, ClosedForm::Eq43AsPrinted).unwrap();
+        let e19 = model.closed_form_spectrum(t, ClosedForm::Eq19AsPrinted).unwrap();
+        let worst = |v: &[f64]| mc.iter().zip(v).map(|(a, b)| (a / b - 1.0).abs()).fold(0.0, f64::max);
+        if t < 0.02 {
+            assert!(worst(&e43) > 0.2 && worst(&e19) > 0.2, "t={t}: {} {}", worst(&e43), worst(&e19));
+        }
+    }
+}
+
+/// Far above t_c (generalisation) with many points the model reduces to the exact spectrum.
+#[test]
+fn model_reduces_to_exact_spectrum_in_generalisation_phase() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let model = EmpiricalJacobianModel::new(&s, 1e12).unwrap();
+    let t = 5.0;
+    let exact = exact_spectrum(&s, t).unwrap();
+    let cf = model.closed_form_spectrum(t, ClosedForm::Derived).unwrap();
+    for (a, b) in cf.iter().zip(&exact) {
+        assert!((a / b - 1.0).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn bad_input_gets_typed_errors() {
+    assert!(matches!(PositionalRem::new(&[1.0, -1.0], &[0.0, 0.0], 0.1), Err(RemError::InvalidVariance { index: 1, .. })));
+    assert!(matches!(PositionalRem::new(&[1.0], &[0.0, 0.0], 0.1), Err(RemError::DimensionMismatch { .. })));
+    assert!(matches!(PositionalRem::new(&[1.0], &[0.0], 0.0), Err(RemError::InvalidParameter { .. })));
+    assert!(matches!(PositionalRem::new(&[1.0], &[f64::NAN], 0.1), Err(RemError::InvalidParameter { .. })));
+    assert!(matches!(PositionalRem::new(&[], &[], 0.1), Err(RemError::InvalidParameter { .. })));
+    let rem = PositionalRem::new(&[1.0], &[0.0], 0.1).unwrap();
+    assert!(matches!(rem.zeta(1.0, 0.0), Err(RemError::InvalidTime(_))));
+    assert!(n_eff(-1.0, 1.0, 10.0).is_err());
+    assert!(n_eff(1.0, 1.0, 0.5).is_err());
+    assert!(EmpiricalJacobianModel::new(&[1.0], 1.0).is_err());
+}
+
+/// Extreme times and large d stay finite.
+#[test]
+fn extreme_values_are_finite() {
+    let s: Vec<f64> = (0..3072).map(|i| if i < 500 { 1.0 + (i % 7) as f64 } else { 0.0 }).collect();
+    let rem = PositionalRem::with_n(&s, &vec![0.5; 3072], 1e5).unwrap();
+    let tc = rem.condensation_time();
+    assert!(tc.is_finite() && tc > 0.0);
+    for &t in &[1e-8, 1e4] {
+        assert!(rem.zeta(1.0, t).unwrap().is_finite());
+        assert!(rem.zeta_prime(1.0, t).unwrap().is_finite());
+        assert!(rem.entropy(t).unwrap().is_finite());
+    }
+    let model = EmpiricalJacobianModel::new(&s[..64], 1e5).unwrap();
+    for &t in &[1e-8, 1e4] {
+        assert!(model.closed_form_spectrum(t, ClosedForm::Derived).unwrap().iter().all(|v| v.is_finite()));
+    }
+}
