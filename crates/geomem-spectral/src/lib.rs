@@ -1,1 +1,34 @@
-//! geomem-spectral
+//! Jacobian spectra of score fields and the local intrinsic dimension read from them.
+//!
+//! Works on any [`geomem_score::ScoreField`] and hands it whole batches of points.
+//!
+//! | function | method | source |
+//! |---|---|---|
+//! | [`smoothed_jacobian`], [`smoothed_jacobian_with`] | `[s(x + √t q_j) - s(x)]/√t`, canonical or random orthonormal `q_j` | seed 001 Eq. 5; improved NB, seed 000 Sec. 3.3.1 |
+//! | [`normal_bundle_spectrum`] | SVD of `K` scores at noisy points (Alg. 1) or of `K` central differences (Alg. 2) | seed 001 Supp. B.1 |
+//! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
+//! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
+//!
+//! ```
+//! use geomem_score::GaussianScore;
+//! use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams, Spectrum, GapScale};
+//! let var: Vec<f64> = [vec![1.0; 3], vec![0.0; 7]].concat();
+//! let field = GaussianScore::from_variances(&var).unwrap();
+//! let s = smoothed_jacobian_spectrum(&field, &[0.0; 10], 0.01, &SmoothedJacobianParams::improved_normal_bundle(1)).unwrap();
+//! let spec = Spectrum::new(s).unwrap();
+//! assert_eq!(spec.dimension_from_largest_gap(GapScale::Linear, 0).unwrap(), 3);
+//! ```
+
+mod dimension;
+mod directions;
+mod error;
+mod jacobian;
+mod normal_bundle;
+mod spectrum;
+
+pub use dimension::SecondDerivativeRule;
+pub use directions::Directions;
+pub use error::{singular_values, Result, SpectralError};
+pub use jacobian::{smoothed_jacobian, smoothed_jacobian_spectrum, smoothed_jacobian_with, Scheme, SmoothedJacobianParams, Step};
+pub use normal_bundle::{normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant};
+pub use spectrum::{GapScale, Spectrum};

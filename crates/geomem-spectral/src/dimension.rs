@@ -1,0 +1,66 @@
+//! The second-derivative dimension rule of seed 001, Algorithm 3 (Supp. B.2).
+//!
+//! On the decreasing spectrum `s_1 ≥ … ≥ s_d`, take `D_i = |s_{i-1} - 2 s_i + s_{i+1}|`,
+//! discard the first `d̄` values, and find the first `i` with `D_i > c · median(D)`. The drop
+//! sits between `s_i` and `s_{i+1}`, so `i` values (1-based) are large and the manifold
+//! dimension is `d - i`. (The printed algorithm returns `d - n + d̄`, with `n` counted
+//! after the discarded values; the position in the full spectrum is `n + d̄`, so the sign
+//! of `d̄` there is a misprint.)
+
+use crate::error::{param, Result, SpectralError};
+
+/// Settings of Algorithm 3.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct SecondDerivativeRule {
+    /// `d̄`: values discarded at the top of the spectrum.
+    pub discard: usize,
+    /// `c`: threshold in units of the median second derivative.
+    pub threshold: f64,
+}
+
+impl Default for SecondDerivativeRule {
+    /// Defaults: `d̄ = 1` (the first value, "as it tends to be large"), `c = 10`.
+    /// The paper uses `d̄ = 100, c = 15` for MNIST and `d̄ = 1000, c = 10` for CIFAR-10 and CelebA.
+    fn default() -> Self {
+        Self { discard: 1, threshold: 10.0 }
+    }
+}
+
+impl SecondDerivativeRule {
+    /// A rule with the given `d̄` and `c > 0`.
+    ///
+    /// # Errors
+    /// [`SpectralError::InvalidParameter`] for a non-positive or non-finite `c`.
+    pub fn new(discard: usize, threshold: f64) -> Result<Self> {
+        param("threshold", threshold, threshold.is_finite() && threshold > 0.0, "must be finite and > 0")?;
+        Ok(Self { discard, threshold })
+    }
+
+    /// `|D_i|` for `i = 1 … d-2` (0-based centre index), one value per interior point.
+    pub fn second_derivative(values: &[f64]) -> Vec<f64> {
+        values.windows(3).map(|w| (w[0] - 2.0 * w[1] + w[2]).abs()).collect()
+    }
+
+    /// The manifold dimension, or `None` when no second derivative exceeds the threshold.
+    ///
+    /// # Errors
+    /// [`SpectralError::SpectrumTooShort`] when fewer than `d̄ + 3` values are given.
+    pub fn dimension(&self, sorted_desc: &[f64]) -> Result<Option<usize>> {
+        let d = sorted_desc.len();
+        if d < self.discard + 3 {
+            return Err(SpectralError::SpectrumTooShort { len: d, reason: "Algorithm 3 needs d̄ + 3 values" });
+        }
+        // D[j] is centred on index j + 1 (0-based); keep centres >= discard.
+        let all = Self::second_derivative(sorted_desc);
+        let start = self.discard.saturating_sub(1);
+        let kept = &all[start..];
+        let mut sorted = kept.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { 0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) };
+        Ok(kept.iter().position(|&v| v > self.threshold * median).map(|p| {
+            let centre = start + p + 1; // 0-based index of s_i
+            d - (centre + 1).min(d)
+        }))
+    }
+}
