@@ -102,6 +102,31 @@ impl EmpiricalScore {
         }
     }
 
+    /// `log p_t^N(x)` of Eq. 10 for every row of `x` (`n × d`), by log-sum-exp.
+    ///
+    /// # Formula
+    /// `log p_t^N(x) = -d/2 ln(2πt) - ln N + ln Σ_μ exp(-‖x - y^μ‖²/(2t))`.
+    ///
+    /// # Errors
+    /// [`ScoreError::DimensionMismatch`], [`ScoreError::InvalidTime`], [`ScoreError::NonFinite`].
+    pub fn log_density(&self, x: MatRef<'_, f64>, t: f64) -> Result<Vec<f64>> {
+        check_dim(self.y.ncols(), x.ncols())?;
+        check_time(t)?;
+        check_finite(x, "points x")?;
+        let g = self.y.as_ref() * x.transpose(); // N × n
+        let d = self.y.ncols() as f64;
+        let norm = -0.5 * d * (2.0 * std::f64::consts::PI * t).ln() - (self.n() as f64).ln();
+        Ok((0..x.nrows())
+            .map(|i| {
+                let half_x2 = 0.5 * x.row(i).iter().map(|v| v * v).sum::<f64>();
+                // -‖x - y‖²/2 = x·y - ‖y‖²/2 - ‖x‖²/2
+                let a: Vec<f64> = (0..self.n()).map(|mu| g[(mu, i)] - self.half_sq_norms[mu] - half_x2).collect();
+                let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                norm + m / t + a.iter().map(|v| ((v - m) / t).exp()).sum::<f64>().ln()
+            })
+            .collect())
+    }
+
     /// Posterior weights, mean and participation ratio at one point.
     ///
     /// # Formula

@@ -1,0 +1,7 @@
+//! The figures of seed 001 that need no trained network.
+pub mod common;
+pub mod fig3;
+pub mod fig8;
+pub mod neff;
+pub mod spectra_n;
+pub mod spectra_t;

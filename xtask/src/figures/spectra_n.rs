@@ -1,0 +1,113 @@
+//! Fig. 9, 10 (measured empirical score), 13 (closed form) and 14 (random matrix):
+//! ordered spectra at fixed times for growing training-set sizes.
+
+use super::common::{gap_stats, mean_of, normalize, Scale, Setup};
+use crate::out::{bar, FigureDir};
+use crate::plot::{save_panels, viridis, Panel, Series};
+use anyhow::Result;
+use geomem_data::NestedSubsets;
+use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
+use geomem_score::EmpiricalScore;
+use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams};
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::Path;
+
+/// What produces the spectra.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum Source {
+    /// Empirical score of nested subsets, Normal Bundle Alg. 2 at x0 = 0.
+    Measured,
+    /// Closed form (derived Eq. 19).
+    ClosedForm,
+    /// Random matrix of Eq. 18.
+    RandomMatrix,
+}
+
+#[derive(Serialize)]
+struct Config<'a> {
+    figure: &'a str,
+    setup: &'a Setup,
+    source: Source,
+    sizes: &'a [usize],
+    times: &'a [f64],
+    realizations: usize,
+    normal_bundle_k: usize,
+    scale: Scale,
+}
+
+pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path) -> Result<String> {
+    let dir = FigureDir::new(root, name)?;
+    let sizes: Vec<usize> = if scale.full { vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000] } else { vec![100, 300, 1000, 3000, 10_000] };
+    let times = [0.005, 0.02, 0.08, 0.3];
+    let reps = match source {
+        Source::ClosedForm => 1,
+        _ if scale.full => 30,
+        _ => 5,
+    };
+    let d = setup.d;
+    let lm = setup.manifold();
+    let sigma2 = lm.principal_variances();
+    dir.write_json("config.json", &Config { figure: name, setup, source, sizes: &sizes, times: &times, realizations: reps, normal_bundle_k: 4 * d, scale })?;
+    let x0 = vec![0.0; d];
+    let nmax = *sizes.last().expect("sizes");
+    // acc[ti][ni] = list of normalised spectra over realisations
+    let mut acc: Vec<Vec<Vec<Vec<f64>>>> = vec![vec![Vec::new(); sizes.len()]; times.len()];
+    let pb = bar((reps * sizes.len()) as u64, name);
+    for r in 0..reps {
+        let seed = scale.seed + 100 * r as u64;
+        let (data, subsets) = match source {
+            Source::Measured => (Some(lm.sample(nmax, seed)), Some(NestedSubsets::new(nmax, seed + 1))),
+            _ => (None, None),
+        };
+        for (ni, &n) in sizes.iter().enumerate() {
+            let field = match (&data, &subsets) {
+                (Some(data), Some(sub)) => Some(EmpiricalScore::new(sub.subset(data.as_ref(), n)?)?),
+                _ => None,
+            };
+            let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
+            for (ti, &t) in times.iter().enumerate() {
+                let s = match source {
+                    Source::Measured => normal_bundle_spectrum(field.as_ref().expect("measured"), &x0, t, &NormalBundleParams::default().seed(seed + 2))?,
+                    Source::ClosedForm => model.closed_form_spectrum(t, ClosedForm::Derived)?,
+                    Source::RandomMatrix => model.sample_spectrum(t, seed + 3 + ni as u64)?,
+                };
+                acc[ti][ni].push(normalize(&s));
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+
+    let mut w = dir.csv("spectra.csv", &["t", "n", "index", "mean_normalized_singular_value"])?;
+    let mut g = dir.csv("gaps.csv", &["t", "n", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"])?;
+    let mut summary = String::new();
+    let pos = setup.gap_positions();
+    writeln!(summary, "## {name}: spectra against N ({}, {source:?}, {reps} realisation(s))\n", setup.label())?;
+    writeln!(summary, "Largest log-gap position (marked: {} = {}, {} = {}, {} = {}):\n", pos[0].1, pos[0].0, pos[1].1, pos[1].0, pos[2].1, pos[2].0)?;
+    writeln!(summary, "| t | {} |", sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "))?;
+    writeln!(summary, "|---|{}", "---|".repeat(sizes.len()))?;
+    let mut panels = Vec::new();
+    for (ti, &t) in times.iter().enumerate() {
+        let mut row = format!("| {t} |");
+        let mut series = Vec::new();
+        for (ni, &n) in sizes.iter().enumerate() {
+            let m = mean_of(&acc[ti][ni]);
+            for (i, v) in m.iter().enumerate() {
+                w.write_record([format!("{t}"), n.to_string(), (i + 1).to_string(), format!("{v:e}")])?;
+            }
+            let (k, gl) = gap_stats(&m, setup);
+            g.write_record([format!("{t}"), n.to_string(), k.to_string(), format!("{:.4}", gl[0]), format!("{:.4}", gl[1]), format!("{:.4}", gl[2])])?;
+            write!(row, " {k} |")?;
+            let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
+            series.push(Series::line(m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis(0.9 * u)).labeled(format!("N = {n}")));
+        }
+        writeln!(summary, "{row}")?;
+        panels.push(Panel { title: format!("t = {t}"), x_label: "index k".into(), y_label: "s_k / s_1".into(), log_y: true, series, vlines: setup.vlines(), ..Panel::default() });
+    }
+    w.flush()?;
+    g.flush()?;
+    save_panels(&dir.path("spectra"), &format!("{name}: {} , {source:?}", setup.label()), &panels, 2)?;
+    dir.write_text("summary.md", &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,51 @@
+//! Output helpers: one folder per figure with CSV data, JSON config/summary and plots.
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The folder of one figure.
+pub struct FigureDir {
+    pub dir: PathBuf,
+}
+
+impl FigureDir {
+    pub fn new(root: &Path, name: &str) -> Result<Self> {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+    pub fn write_json<T: Serialize>(&self, file: &str, v: &T) -> Result<()> {
+        let p = self.path(file);
+        std::fs::write(&p, serde_json::to_string_pretty(v)?).with_context(|| format!("writing {}", p.display()))
+    }
+    pub fn write_text(&self, file: &str, s: &str) -> Result<()> {
+        let p = self.path(file);
+        std::fs::write(&p, s).with_context(|| format!("writing {}", p.display()))
+    }
+    pub fn csv(&self, file: &str, header: &[&str]) -> Result<csv::Writer<std::fs::File>> {
+        let p = self.path(file);
+        let mut w = csv::Writer::from_path(&p).with_context(|| format!("writing {}", p.display()))?;
+        w.write_record(header)?;
+        Ok(w)
+    }
+}
+
+/// A progress bar for `len` steps.
+pub fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed_precise}").expect("valid template").progress_chars("=> "));
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// `n` points log-spaced from `a` to `b`.
+pub fn logspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    if n == 1 {
+        return vec![a];
+    }
+    (0..n).map(|i| (a.ln() + (b.ln() - a.ln()) * i as f64 / (n - 1) as f64).exp()).collect()
+}
