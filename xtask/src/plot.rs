@@ -56,7 +56,7 @@ pub struct VLine {
     pub label: String,
 }
 
-/// One panel. With `log_x`/`log_y` the values are plotted as log10 and ticks read `1e{k}`.
+/// One panel. With `log_x`/`log_y` the values are plotted as log10 (ticks show the value).
 #[derive(Clone, Debug, Default)]
 pub struct Panel {
     pub title: String,
@@ -138,8 +138,8 @@ where
         .y_label_area_size(56)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow!("{e:?}"))?;
-    let fx = |v: &f64| if p.log_x { format!("1e{v:.1}") } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
-    let fy = |v: &f64| if p.log_y { format!("1e{v:.1}") } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
+    let fx = |v: &f64| if p.log_x { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
+    let fy = |v: &f64| if p.log_y { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
     chart
         .configure_mesh()
         .x_desc(p.x_label.as_str())
@@ -178,6 +178,7 @@ where
     if p.series.iter().any(|s| s.label.is_some()) || !p.vlines.is_empty() {
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .label_font(("sans-serif", 12))

@@ -66,7 +66,11 @@ pub fn gap_stats(values: &[f64], setup: &Setup) -> (usize, [f64; 3]) {
     (k, [g[pos[0].0 - 1], g[pos[1].0 - 1], g[pos[2].0 - 1]])
 }
 
-/// Intervals of the sweep variable where `argmax == p`, as "[a, b]" strings.
+/// A gap counts as open when the spectrum jumps by at least 25% across it
+/// (log gap >= ln 1.25); a convention of this crate, stated in docs/REPRODUCTION.md.
+pub const OPEN_LOG_GAP: f64 = 0.223_143_551_314_209_76;
+
+/// Intervals of the sweep variable where `argmax == p`.
 pub fn intervals(xs: &[f64], argmax: &[usize], p: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     let mut start: Option<f64> = None;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use geomem_data::NestedSubsets;
 use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
 use geomem_score::EmpiricalScore;
-use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams};
+use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -16,7 +16,8 @@ use std::path::Path;
 /// What produces the spectra.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub enum Source {
-    /// Empirical score of nested subsets, Normal Bundle Alg. 2 at x0 = 0.
+    /// Empirical score of nested subsets, improved Normal Bundle (Eq. 5 along random
+    /// orthonormal directions) at x0 = 0.
     Measured,
     /// Closed form (derived Eq. 19).
     ClosedForm,
@@ -32,7 +33,7 @@ struct Config<'a> {
     sizes: &'a [usize],
     times: &'a [f64],
     realizations: usize,
-    normal_bundle_k: usize,
+    method: &'a str,
     scale: Scale,
 }
 
@@ -48,7 +49,7 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
-    dir.write_json("config.json", &Config { figure: name, setup, source, sizes: &sizes, times: &times, realizations: reps, normal_bundle_k: 4 * d, scale })?;
+    dir.write_json("config.json", &Config { figure: name, setup, source, sizes: &sizes, times: &times, realizations: reps, method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0", scale })?;
     let x0 = vec![0.0; d];
     let nmax = *sizes.last().expect("sizes");
     // acc[ti][ni] = list of normalised spectra over realisations
@@ -68,7 +69,7 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
             let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
             for (ti, &t) in times.iter().enumerate() {
                 let s = match source {
-                    Source::Measured => normal_bundle_spectrum(field.as_ref().expect("measured"), &x0, t, &NormalBundleParams::default().seed(seed + 2))?,
+                    Source::Measured => smoothed_jacobian_spectrum(field.as_ref().expect("measured"), &x0, t, &SmoothedJacobianParams::improved_normal_bundle(seed + 2))?,
                     Source::ClosedForm => model.closed_form_spectrum(t, ClosedForm::Derived)?,
                     Source::RandomMatrix => model.sample_spectrum(t, seed + 3 + ni as u64)?,
                 };
