@@ -144,11 +144,22 @@ impl EmpiricalScore {
         let mut w = Mat::zeros(self.n(), 1);
         self.weights_into(xm, t, w.as_mut());
         let weights: Vec<f64> = w.col_as_slice(0).to_vec();
-        let mut mean = Mat::<f64>::zeros(1, x.len());
-        matmul(mean.as_mut(), Accum::Replace, w.transpose(), self.y.as_ref(), 1.0, faer::Par::Seq);
+        // Weights below 1e-16/N carry less than 1e-16 of the mass together: skip them.
+        let cut = 1e-16 / self.n() as f64;
+        let active: Vec<usize> = (0..self.n()).filter(|&mu| weights[mu] > cut).collect();
+        let mean: Vec<f64> = if 4 * active.len() > self.n() {
+            let mut mean = Mat::<f64>::zeros(1, x.len());
+            matmul(mean.as_mut(), Accum::Replace, w.transpose(), self.y.as_ref(), 1.0, faer::get_global_parallelism());
+            (0..x.len()).map(|j| mean[(0, j)]).collect()
+        } else {
+            (0..x.len()).map(|j| {
+                let col = self.y.col_as_slice(j);
+                active.iter().map(|&mu| weights[mu] * col[mu]).sum()
+            }).collect()
+        };
         let participation_ratio: f64 = weights.iter().map(|v| v * v).sum();
         Ok(Posterior {
-            mean: (0..x.len()).map(|j| mean[(0, j)]).collect(),
+            mean,
             n_eff: 1.0 / participation_ratio,
             participation_ratio,
             weights,
@@ -161,15 +172,44 @@ impl EmpiricalScore {
     fn centred_active(&self, post: &Posterior) -> Mat<f64> {
         let cut = 1e-16 / self.n() as f64;
         let active: Vec<usize> = (0..self.n()).filter(|&mu| post.weights[mu] > cut).collect();
+        let sw: Vec<f64> = active.iter().map(|&mu| post.weights[mu].sqrt()).collect();
+        let all = active.len() == self.n();
         let d = self.y.ncols();
         let mut a = Mat::zeros(active.len(), d);
         for j in 0..d {
             let m = post.mean[j];
-            for (r, &mu) in active.iter().enumerate() {
-                a[(r, j)] = post.weights[mu].sqrt() * (self.y[(mu, j)] - m);
+            let ycol = self.y.col_as_slice(j);
+            let acol = a.col_as_slice_mut(j);
+            if all {
+                for ((o, &y), &s) in acol.iter_mut().zip(ycol).zip(&sw) {
+                    *o = s * (y - m);
+                }
+            } else {
+                for ((o, &mu), &s) in acol.iter_mut().zip(&active).zip(&sw) {
+                    *o = s * (ycol[mu] - m);
+                }
             }
         }
         a
+    }
+
+    /// Lower triangle of `op(A) op(A)ᵀ`: `A Aᵀ` when `gram`, else `Aᵀ A` (half the flops of a
+    /// full product; the eigensolver reads only the lower triangle).
+    fn lower_product(a: MatRef<'_, f64>, gram: bool) -> Mat<f64> {
+        let (l, r) = if gram { (a, a.transpose()) } else { (a.transpose(), a) };
+        let mut c = Mat::zeros(l.nrows(), l.nrows());
+        faer::linalg::matmul::triangular::matmul(
+            c.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            l,
+            BlockStructure::Rectangular,
+            r,
+            BlockStructure::Rectangular,
+            1.0,
+            faer::get_global_parallelism(),
+        );
+        c
     }
 
     /// Posterior covariance `Cov_w(y)` at `x` (`d × d`).
@@ -180,18 +220,7 @@ impl EmpiricalScore {
         let post = self.posterior(x, t)?;
         let a = self.centred_active(&post);
         let d = self.y.ncols();
-        let mut cov = Mat::zeros(d, d);
-        faer::linalg::matmul::triangular::matmul(
-            cov.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            a.transpose(),
-            BlockStructure::Rectangular,
-            a.as_ref(),
-            BlockStructure::Rectangular,
-            1.0,
-            faer::get_global_parallelism(),
-        );
+        let mut cov = Self::lower_product(a.as_ref(), false);
         for j in 0..d {
             for i in 0..j {
                 cov[(i, j)] = cov[(j, i)];
@@ -216,7 +245,7 @@ impl EmpiricalScore {
         let a = self.centred_active(&post);
         let (k, d) = (a.nrows(), a.ncols());
         let small = k < d;
-        let g = if small { a.as_ref() * a.transpose() } else { a.transpose() * a.as_ref() };
+        let g = Self::lower_product(a.as_ref(), small);
         let c = g.self_adjoint_eigenvalues(Side::Lower).map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;
         let mut s: Vec<f64> = c.iter().map(|&ck| ((ck.max(0.0) / t - 1.0) / t).abs()).collect();
         if small {
