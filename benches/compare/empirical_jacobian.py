@@ -1,7 +1,8 @@
 """Side-by-side reference for geomem's empirical Jacobian spectrum (docs/BENCHMARKS.md).
 
 The same algorithm as `EmpiricalScore::jacobian_spectrum`, in numpy with OpenBLAS:
-log-sum-exp posterior weights, dropping weights below 1e-16/N, the weighted centred points
+log-sum-exp posterior weights, dropping weights below 1e-16/N (also from the posterior mean
+when fewer than a quarter survive), the weighted centred points
 A = sqrt(w) (y - m), eigenvalues of A^T A (or of the Gram matrix A A^T when fewer than d
 weights survive), spectrum |(c/t - 1)/t|.  It reads the inputs written by
 `cargo run --release -p geomem-benches --bin export_bench_data -- DIR`, checks that its
@@ -20,9 +21,16 @@ def jacobian_spectrum(Y, half_sq, x, t):
     a = (a - a.max()) / t
     w = np.exp(a)
     w /= w.sum()
-    m = w @ Y
     keep = w > 1e-16 / Y.shape[0]
-    A = np.sqrt(w[keep])[:, None] * (Y[keep] - m)
+    if 4 * keep.sum() > Y.shape[0]:  # as geomem: full product when many weights survive
+        m = w @ Y
+        Yk, wk = Y, w
+        if not keep.all():
+            Yk, wk = Y[keep], w[keep]
+    else:
+        Yk, wk = Y[keep], w[keep]
+        m = wk @ Yk
+    A = np.sqrt(wk)[:, None] * (Yk - m)
     k, d = A.shape
     if k < d:
         c = np.linalg.eigvalsh(A @ A.T)

@@ -1,7 +1,7 @@
 //! Fig. 9, 10 (measured empirical score), 13 (closed form) and 14 (random matrix):
 //! ordered spectra at fixed times for growing training-set sizes.
 
-use super::common::{gap_stats, mean_of, normalize, Scale, Setup};
+use super::common::{gap_stats, mean_of, normalize, Scale, Setup, OPEN_LOG_GAP};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
@@ -85,7 +85,7 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
     let mut summary = String::new();
     let pos = setup.gap_positions();
     writeln!(summary, "## {name}: spectra against N ({}, {source:?}, {reps} realisation(s))\n", setup.label())?;
-    writeln!(summary, "Largest log-gap position (marked: {} = {}, {} = {}, {} = {}):\n", pos[0].1, pos[0].0, pos[1].1, pos[1].0, pos[2].1, pos[2].0)?;
+    writeln!(summary, "Open gaps among the marked positions ({} = {}, {} = {}, {} = {}; open = the mean spectrum jumps by >= 25%), then the position of the largest log gap in brackets:\n", pos[0].1, pos[0].0, pos[1].1, pos[1].0, pos[2].1, pos[2].0)?;
     writeln!(summary, "| t | {} |", sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "))?;
     writeln!(summary, "|---|{}", "---|".repeat(sizes.len()))?;
     let mut panels = Vec::new();
@@ -99,7 +99,8 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
             }
             let (k, gl) = gap_stats(&m, setup);
             g.write_record([format!("{t}"), n.to_string(), k.to_string(), format!("{:.4}", gl[0]), format!("{:.4}", gl[1]), format!("{:.4}", gl[2])])?;
-            write!(row, " {k} |")?;
+            let open: Vec<String> = (0..3).filter(|&j| gl[j] >= OPEN_LOG_GAP).map(|j| pos[j].0.to_string()).collect();
+            write!(row, " {} ({k}) |", if open.is_empty() { "none".to_string() } else { open.join(", ") })?;
             let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
             series.push(Series::line(m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis(0.9 * u)).labeled(format!("N = {n}")));
         }
