@@ -29,12 +29,21 @@ use faer::{Accum, Mat, MatMut, MatRef, Side};
 const LOGIT_BUDGET: usize = 1 << 22;
 
 /// The score of the empirical distribution of a training set.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EmpiricalScore {
     /// Training points as rows, `N × d`.
     y: Mat<f64>,
     /// `‖y^μ‖² / 2`.
     half_sq_norms: Vec<f64>,
+    /// Reused buffer for the weighted, centred points of the Jacobian (`N × d` at most):
+    /// allocating 60 MB per call costs more in page faults than the centring itself.
+    scratch: std::sync::Mutex<Vec<f64>>,
+}
+
+impl Clone for EmpiricalScore {
+    fn clone(&self) -> Self {
+        Self { y: self.y.clone(), half_sq_norms: self.half_sq_norms.clone(), scratch: Default::default() }
+    }
 }
 
 /// Posterior of the training points given a noisy point: the quantities the empirical score
@@ -64,7 +73,7 @@ impl EmpiricalScore {
         }
         check_finite(data.as_ref(), "training data")?;
         let half_sq_norms = (0..data.nrows()).map(|i| 0.5 * data.row(i).iter().map(|v| v * v).sum::<f64>()).collect();
-        Ok(Self { y: data, half_sq_norms })
+        Ok(Self { y: data, half_sq_norms, scratch: Default::default() })
     }
 
     /// Number of training points `N`.
@@ -166,20 +175,24 @@ impl EmpiricalScore {
         })
     }
 
-    /// The weighted, centred training points `√w_μ (y^μ - m)` of the non-negligible weights,
-    /// as rows. Weights below `1e-16 / N` are dropped: together they carry less than `1e-16`
+    /// Calls `then` on the weighted, centred training points `√w_μ (y^μ - m)` of the
+    /// non-negligible weights, as rows of a view into the reused scratch buffer. Weights below `1e-16 / N` are dropped: together they carry less than `1e-16`
     /// of the mass, below what double precision resolves in `Cov_w`.
-    fn centred_active(&self, post: &Posterior) -> Mat<f64> {
+    fn centred_active<R>(&self, post: &Posterior, then: impl FnOnce(MatRef<'_, f64>) -> R) -> R {
         let cut = 1e-16 / self.n() as f64;
         let active: Vec<usize> = (0..self.n()).filter(|&mu| post.weights[mu] > cut).collect();
         let sw: Vec<f64> = active.iter().map(|&mu| post.weights[mu].sqrt()).collect();
         let all = active.len() == self.n();
-        let d = self.y.ncols();
-        let mut a = Mat::zeros(active.len(), d);
+        let (k, d) = (active.len(), self.y.ncols());
+        let mut guard = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.len() < k * d {
+            guard.resize(k * d, 0.0);
+        }
+        let buf = &mut guard[..k * d];
         for j in 0..d {
             let m = post.mean[j];
             let ycol = self.y.col_as_slice(j);
-            let acol = a.col_as_slice_mut(j);
+            let acol = &mut buf[j * k..(j + 1) * k];
             if all {
                 for ((o, &y), &s) in acol.iter_mut().zip(ycol).zip(&sw) {
                     *o = s * (y - m);
@@ -190,7 +203,7 @@ impl EmpiricalScore {
                 }
             }
         }
-        a
+        then(MatRef::from_column_major_slice(buf, k, d))
     }
 
     /// Lower triangle of `op(A) op(A)ᵀ`: `A Aᵀ` when `gram`, else `Aᵀ A` (half the flops of a
@@ -218,9 +231,8 @@ impl EmpiricalScore {
     /// As [`EmpiricalScore::posterior`].
     pub fn posterior_covariance(&self, x: &[f64], t: f64) -> Result<Mat<f64>> {
         let post = self.posterior(x, t)?;
-        let a = self.centred_active(&post);
         let d = self.y.ncols();
-        let mut cov = Self::lower_product(a.as_ref(), false);
+        let mut cov = self.centred_active(&post, |a| Self::lower_product(a, false));
         for j in 0..d {
             for i in 0..j {
                 cov[(i, j)] = cov[(j, i)];
@@ -242,10 +254,9 @@ impl EmpiricalScore {
     /// As [`EmpiricalScore::posterior`], plus [`ScoreError::Linalg`].
     pub fn jacobian_spectrum(&self, x: &[f64], t: f64) -> Result<Vec<f64>> {
         let post = self.posterior(x, t)?;
-        let a = self.centred_active(&post);
-        let (k, d) = (a.nrows(), a.ncols());
+        let (k, d) = (post.weights.iter().filter(|&&w| w > 1e-16 / self.n() as f64).count(), self.y.ncols());
         let small = k < d;
-        let g = Self::lower_product(a.as_ref(), small);
+        let g = self.centred_active(&post, |a| Self::lower_product(a, small));
         let c = g.self_adjoint_eigenvalues(Side::Lower).map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;
         let mut s: Vec<f64> = c.iter().map(|&ck| ((ck.max(0.0) / t - 1.0) / t).abs()).collect();
         if small {
