@@ -1,0 +1,168 @@
+//! Checkpoints: one file holding the configuration, the step, the weights, the EMA weights
+//! and the optimizer state, protected by a checksum and written atomically.
+//!
+//! Layout (little endian): `b"GEOMEMCK"`, `u32` format version, then four sections each
+//! prefixed by its `u64` length — JSON metadata (`step`, `config`), model record, EMA
+//! record, optimizer record (burn `BinBytesRecorder`, full precision) — then the `u64`
+//! FNV-1a hash of every preceding byte. The file is written to `checkpoint.bin.tmp`,
+//! synced, and renamed over `checkpoint.bin`, so a run killed at any moment leaves either
+//! the previous or the new checkpoint, never a partial one.
+
+use crate::error::{io, NetsError, Result};
+use crate::model::ResidualMlp;
+use crate::train::{TrainConfig, TrainState};
+use burn::module::Module;
+use burn::optim::{AdamConfig, Optimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use std::io::Write;
+use std::path::Path;
+
+/// File name of the checkpoint inside a run directory.
+pub const FILE: &str = "checkpoint.bin";
+const MAGIC: &[u8; 8] = b"GEOMEMCK";
+const VERSION: u32 = 1;
+
+type Rec = BinBytesRecorder<FullPrecisionSettings>;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    step: u64,
+    config: serde_json::Value,
+}
+
+fn rec_err(e: impl std::fmt::Display) -> NetsError {
+    NetsError::Record(e.to_string())
+}
+
+/// Encodes `state` into checkpoint bytes.
+///
+/// # Errors
+/// [`NetsError::Record`] when a record cannot be encoded.
+pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> Result<Vec<u8>> {
+    let rec = Rec::default();
+    let meta = serde_json::to_vec(&Meta { step: state.step, config: serde_json::to_value(cfg).map_err(rec_err)? }).map_err(rec_err)?;
+    let model = Recorder::<B>::record(&rec, state.model.clone().into_record(), ()).map_err(rec_err)?;
+    let ema = Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ()).map_err(rec_err)?;
+    let optim = Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(rec_err)?;
+    let mut out = Vec::with_capacity(64 + meta.len() + model.len() + ema.len() + optim.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    for s in [&meta, &model, &ema, &optim] {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s);
+    }
+    let h = fnv1a(&out);
+    out.extend_from_slice(&h.to_le_bytes());
+    Ok(out)
+}
+
+/// Writes `state` to `path` atomically (temporary file, fsync, rename).
+///
+/// # Errors
+/// [`NetsError::Io`], [`NetsError::Record`].
+pub fn save<B: AutodiffBackend>(path: &Path, state: &TrainState<B>, cfg: &TrainConfig) -> Result<()> {
+    let bytes = encode(state, cfg)?;
+    let tmp = path.with_extension("bin.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Splits and verifies checkpoint bytes: returns (step, config JSON, model, EMA, optimizer).
+fn sections<'a>(path: &Path, b: &'a [u8]) -> Result<(u64, serde_json::Value, [&'a [u8]; 3])> {
+    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+    if b.len() < 12 + 8 || &b[..8] != MAGIC {
+        return Err(bad("not a geomem checkpoint (bad magic or too short)".into()));
+    }
+    let (body, tail) = b.split_at(b.len() - 8);
+    let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+    if fnv1a(body) != stored {
+        return Err(bad("checksum mismatch: the file is truncated or corrupted".into()));
+    }
+    let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(bad(format!("format version {version}, this build reads {VERSION}")));
+    }
+    let mut rest = &body[12..];
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
+    for _ in 0..4 {
+        if rest.len() < 8 {
+            return Err(bad("truncated section header".into()));
+        }
+        let (len, r) = rest.split_at(8);
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        if r.len() < len {
+            return Err(bad("truncated section".into()));
+        }
+        parts.push(&r[..len]);
+        rest = &r[len..];
+    }
+    let meta: Meta = serde_json::from_slice(parts[0]).map_err(|e| bad(format!("metadata: {e}")))?;
+    Ok((meta.step, meta.config, [parts[1], parts[2], parts[3]]))
+}
+
+/// Decodes checkpoint bytes for the run `cfg`.
+///
+/// # Errors
+/// [`NetsError::CorruptCheckpoint`] for a damaged file, a checkpoint of another run
+/// (different network or training settings) or records that do not decode.
+pub fn decode<B: AutodiffBackend>(path: &Path, bytes: &[u8], cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
+    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+    let (step, config, [m, e, o]) = sections(path, bytes)?;
+    let stored: TrainConfig = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+    if !stored.same_run(cfg) {
+        return Err(bad("the checkpoint belongs to a run with other settings".into()));
+    }
+    let rec = Rec::default();
+    let model: ResidualMlp<B> = cfg.model.init(device);
+    let model = model.load_record(Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?);
+    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device);
+    let ema = ema.load_record(Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?);
+    let optim = AdamConfig::new().init::<B, ResidualMlp<B>>();
+    let optim = optim.load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
+    Ok(TrainState { model, ema, optim, step })
+}
+
+/// Reads and decodes `path`.
+///
+/// # Errors
+/// [`NetsError::Io`] when unreadable, otherwise as [`decode`].
+pub fn load<B: AutodiffBackend>(path: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    decode(path, &bytes, cfg, device)
+}
+
+/// Loads only the EMA weights of a checkpoint, on any backend (for evaluation).
+///
+/// # Errors
+/// As [`decode`].
+pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<ResidualMlp<B>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let (_, config, [_, e, _]) = sections(path, &bytes)?;
+    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+    let stored: TrainConfig = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+    if stored.model != cfg.model {
+        return Err(bad("the checkpoint holds another network".into()));
+    }
+    let ema: ResidualMlp<B> = cfg.model.init(device);
+    Ok(ema.load_record(Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?))
+}

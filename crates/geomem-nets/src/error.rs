@@ -1,0 +1,59 @@
+//! The error type of `geomem-nets`.
+use geomem_score::ScoreError;
+use std::path::PathBuf;
+
+/// Errors raised by networks, training, checkpoints and sampling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetsError {
+    /// A parameter outside its allowed range.
+    #[error("invalid parameter {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Parameter name.
+        name: &'static str,
+        /// Its value, printed.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// Training data with no points, or points of the wrong dimension.
+    #[error("bad training data: {0}")]
+    Data(String),
+    /// A file that could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A checkpoint that is truncated, corrupted or from another configuration.
+    #[error("corrupt checkpoint {path}: {reason}")]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A burn record that could not be encoded or decoded.
+    #[error("record error: {0}")]
+    Record(String),
+    /// An error of a score field (shapes, times).
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+}
+
+/// Result alias of `geomem-nets`.
+pub type Result<T> = std::result::Result<T, NetsError>;
+
+pub(crate) fn param(name: &'static str, value: impl ToString, ok: bool, reason: &'static str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(NetsError::InvalidParameter { name, value: value.to_string(), reason })
+    }
+}
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> NetsError + '_ {
+    move |source| NetsError::Io { path: path.to_path_buf(), source }
+}

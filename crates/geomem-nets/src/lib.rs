@@ -1,0 +1,26 @@
+//! Score networks with burn (pinned `=0.21.0`): the toy residual MLP of seed 001 (Supp. A),
+//! denoising score matching for the VE process with an EMA of the weights, atomic
+//! checkpoints with exact resumption, safetensors export, and sampling.
+//!
+//! Library code is generic over `B: Backend` (`B: AutodiffBackend` for training); no
+//! backend is named here. Binaries choose `burn::backend::Flex` (CPU) or, with a `cuda`
+//! feature, `burn::backend::Cuda`.
+//!
+//! A trained network (usually its EMA weights) is a [`geomem_score::ScoreField`] through
+//! [`TrainedScore`], so every estimator of `geomem-spectral` runs on it unchanged.
+
+mod checkpoint;
+mod error;
+mod export;
+mod field;
+mod model;
+mod sampling;
+mod train;
+
+pub use checkpoint::{decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema, save as save_checkpoint, FILE as CHECKPOINT_FILE};
+pub use error::{NetsError, Result};
+pub use export::{named_parameters, save_safetensors};
+pub use field::TrainedScore;
+pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
+pub use sampling::{memorization, sample, Memorization, Sampler, SamplingParams};
+pub use train::{train, LogRow, TrainConfig, TrainState};

@@ -1,0 +1,236 @@
+//! Tests of the score network, training, checkpoints, export and sampling (CPU backend).
+use burn::backend::{Autodiff, Flex};
+use faer::Mat;
+use geomem_data::{Block, Embedding, LinearManifold};
+use geomem_nets::*;
+use geomem_score::{GaussianScore, ScoreField};
+use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+type B = Autodiff<Flex>;
+
+fn dev() -> burn::backend::flex::FlexDevice {
+    Default::default()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("geomem-nets-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn gaussian_data(var: &[f64], n: usize, seed: u64) -> Mat<f64> {
+    let blocks: Vec<Block> = var.iter().map(|&v| Block { dim: 1, variance: v }).collect();
+    LinearManifold::new(var.len(), &blocks, Embedding::Aligned).unwrap().sample(n, seed)
+}
+
+fn cfg(d: usize, steps: u64) -> TrainConfig {
+    TrainConfig::new(ResidualMlpConfig::new(d).with_hidden(64)).with_steps(steps).with_log_every(10).with_checkpoint_every(0).with_sigma_max(10.0)
+}
+
+fn params(m: &ResidualMlp<impl burn::tensor::backend::Backend>) -> Vec<(String, Vec<f32>)> {
+    named_parameters(m).unwrap().into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// Largest absolute difference between the parameters of two networks (0 when identical).
+fn max_diff(a: &ResidualMlp<impl burn::tensor::backend::Backend>, b: &ResidualMlp<impl burn::tensor::backend::Backend>) -> f32 {
+    params(a).iter().zip(params(b)).flat_map(|((ka, va), (kb, vb))| {
+        assert_eq!(ka, &kb);
+        va.iter().zip(vb).map(|(x, y)| (x - y).abs()).collect::<Vec<_>>()
+    }).fold(0.0, f32::max)
+}
+
+#[test]
+fn short_training_lowers_the_loss() {
+    let data = gaussian_data(&[1.0, 0.3, 0.1, 0.0], 2000, 1);
+    let mut rows = Vec::new();
+    train::<B>(data.as_ref(), &cfg(4, 400), None, &dev(), &mut |r| {
+        rows.push(*r);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let first: f64 = rows[..3].iter().map(|r| r.loss).sum::<f64>() / 3.0;
+    let last: f64 = rows[rows.len() - 3..].iter().map(|r| r.loss).sum::<f64>() / 3.0;
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    assert!(rows.iter().all(|r| r.loss.is_finite() && r.steps_per_sec > 0.0));
+}
+
+/// A net trained on Gaussian data approaches the exact Jacobian spectrum 1/(t + σ²): every
+/// singular value within 25 % at t = 0.5, which the untrained net misses.
+#[test]
+fn trained_spectrum_approaches_exact_on_gaussian_data() {
+    let var = [1.0, 0.3, 0.0];
+    let data = gaussian_data(&var, 4000, 2);
+    let c = cfg(3, 2500).with_lr(2e-3).with_ema_decay(0.99);
+    let state = train::<B>(data.as_ref(), &c, None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let t = 0.5;
+    let exact = GaussianScore::from_variances(&var).unwrap().spectrum(t).unwrap();
+    let err = |f: &dyn ScoreField| {
+        let s = smoothed_jacobian_spectrum(f, &[0.0; 3], t, &SmoothedJacobianParams::improved_normal_bundle(3)).unwrap();
+        s.iter().zip(&exact).map(|(a, b)| (a / b - 1.0).abs()).fold(0.0, f64::max)
+    };
+    let trained = TrainedScore::new(state.ema, dev());
+    let untrained = TrainedScore::new(TrainState::<B>::new(&c.clone().with_seed(9), &dev()).ema, dev());
+    let (et, eu) = (err(&trained), err(&untrained));
+    assert!(et < 0.25, "trained max rel. error {et}");
+    assert!(eu > 0.25, "untrained max rel. error {eu}");
+}
+
+#[test]
+fn checkpoint_round_trip() {
+    let data = gaussian_data(&[1.0, 0.5], 100, 3);
+    let c = cfg(2, 15);
+    let state = train::<B>(data.as_ref(), &c, None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let bytes = encode_checkpoint(&state, &c).unwrap();
+    let back = decode_checkpoint::<B>(std::path::Path::new("mem"), &bytes, &c, &dev()).unwrap();
+    assert_eq!(back.step, 15);
+    assert_eq!(max_diff(&back.model, &state.model), 0.0);
+    assert_eq!(max_diff(&back.ema, &state.ema), 0.0);
+    // Another run's settings are refused.
+    assert!(matches!(decode_checkpoint::<B>(std::path::Path::new("mem"), &bytes, &c.clone().with_seed(5), &dev()), Err(NetsError::CorruptCheckpoint { .. })));
+}
+
+/// A run stopped mid-way (no checkpoint after the last periodic one, as after kill -9) and
+/// resumed ends with exactly the weights of a run that never stopped.
+#[test]
+fn resume_after_interruption_gives_identical_weights() {
+    let data = gaussian_data(&[1.0, 0.3, 0.0], 500, 4);
+    let c = cfg(3, 40).with_checkpoint_every(10).with_log_every(5);
+    let straight_dir = tmpdir("straight");
+    let straight = train::<B>(data.as_ref(), &c, Some(&straight_dir), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let dir = tmpdir("interrupted");
+    let stopped = train::<B>(data.as_ref(), &c, Some(&dir), &dev(), &mut |r| if r.step >= 25 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }).unwrap();
+    assert_eq!(stopped.step, 25);
+    // A half-written temporary file from the crash must not matter.
+    std::fs::write(dir.join("checkpoint.bin.tmp"), b"partial").unwrap();
+    let resumed = train::<B>(data.as_ref(), &c, Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(resumed.step, 40);
+    assert_eq!(max_diff(&resumed.model, &straight.model), 0.0, "weights differ");
+    assert_eq!(max_diff(&resumed.ema, &straight.ema), 0.0, "EMA weights differ");
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let steps: Vec<u64> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(steps, (1..=8).map(|k| 5 * k).collect::<Vec<_>>(), "no duplicated rows after resume");
+    assert!(dir.join("config.json").exists());
+}
+
+/// Decoding a checkpoint and continuing equals continuing the original state.
+#[test]
+fn decoded_state_continues_like_the_original() {
+    let data = gaussian_data(&[1.0, 0.3], 200, 4);
+    let c = cfg(2, 10);
+    let a = train::<B>(data.as_ref(), &c, None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let bytes = encode_checkpoint(&a, &c).unwrap();
+    let b = decode_checkpoint::<B>(std::path::Path::new("mem"), &bytes, &c, &dev()).unwrap();
+    let dir_a = tmpdir("cont-a");
+    let dir_b = tmpdir("cont-b");
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    save_checkpoint(&dir_a.join(CHECKPOINT_FILE), &a, &c).unwrap();
+    save_checkpoint(&dir_b.join(CHECKPOINT_FILE), &b, &c).unwrap();
+    let c2 = c.clone().with_steps(20);
+    let a2 = train::<B>(data.as_ref(), &c2, Some(&dir_a), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let b2 = train::<B>(data.as_ref(), &c2, Some(&dir_b), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(max_diff(&a2.model, &b2.model), 0.0, "two resumptions of the same checkpoint differ: kernels are not deterministic");
+}
+
+#[test]
+fn corrupt_checkpoints_are_rejected() {
+    let data = gaussian_data(&[1.0, 0.3], 100, 5);
+    let c = cfg(2, 10).with_checkpoint_every(5);
+    let dir = tmpdir("corrupt");
+    train::<B>(data.as_ref(), &c, Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let ck = dir.join(CHECKPOINT_FILE);
+    let good = std::fs::read(&ck).unwrap();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    std::fs::write(&ck, &flipped).unwrap();
+    assert!(matches!(load_checkpoint::<B>(&ck, &c, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
+    // Training on a corrupt checkpoint is an error, not a silent restart.
+    assert!(matches!(train::<B>(data.as_ref(), &c.clone().with_steps(20), Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())), Err(NetsError::CorruptCheckpoint { .. })));
+    std::fs::write(&ck, &good[..good.len() / 3]).unwrap();
+    assert!(matches!(load_checkpoint::<B>(&ck, &c, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
+    std::fs::write(&ck, b"").unwrap();
+    assert!(matches!(load_checkpoint::<B>(&ck, &c, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
+    assert!(matches!(load_checkpoint::<B>(&dir.join("missing.bin"), &c, &dev()), Err(NetsError::Io { .. })));
+}
+
+#[test]
+fn bad_settings_and_data_get_errors() {
+    let data = gaussian_data(&[1.0, 0.3], 10, 6);
+    let run = |c: &TrainConfig, d: &Mat<f64>| train::<B>(d.as_ref(), c, None, &dev(), &mut |_| ControlFlow::Continue(()));
+    assert!(matches!(run(&cfg(3, 1), &data), Err(NetsError::Data(_))));
+    assert!(matches!(run(&cfg(2, 1), &Mat::zeros(0, 2)), Err(NetsError::Data(_))));
+    assert!(matches!(run(&cfg(2, 1).with_lr(-1.0), &data), Err(NetsError::InvalidParameter { .. })));
+    assert!(matches!(run(&cfg(2, 1).with_sigma_min(0.0), &data), Err(NetsError::InvalidParameter { .. })));
+    let mut nan = data.clone();
+    nan[(0, 0)] = f64::NAN;
+    assert!(matches!(run(&cfg(2, 1), &nan), Err(NetsError::Data(_))));
+}
+
+#[test]
+fn trained_score_is_a_batched_score_field() {
+    let c = cfg(3, 1);
+    let f = TrainedScore::new(TrainState::<B>::new(&c, &dev()).ema, dev());
+    let x = Mat::from_fn(5000, 3, |i, j| ((i * 3 + j) % 17) as f64 / 17.0 - 0.5);
+    let s = f.score_batch(x.as_ref(), 0.3).unwrap();
+    for i in [0usize, 4097, 4999] {
+        let si = f.score(&[x[(i, 0)], x[(i, 1)], x[(i, 2)]], 0.3).unwrap();
+        for j in 0..3 {
+            assert!((si[j] - s[(i, j)]).abs() < 1e-6 * (1.0 + si[j].abs()));
+        }
+    }
+    assert!(f.score(&[0.0; 2], 0.3).is_err());
+    assert!(f.score(&[0.0; 3], 0.0).is_err());
+}
+
+#[test]
+fn safetensors_export_in_torch_layout() {
+    let c = cfg(3, 1);
+    let m = TrainState::<B>::new(&c, &dev()).ema;
+    let p = tmpdir("st").with_extension("safetensors");
+    save_safetensors(&m, &p).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + hlen]).unwrap();
+    assert_eq!(header["input.weight"]["shape"], serde_json::json!([64, 3 + 32]));
+    assert_eq!(header["blocks.1.l2.bias"]["shape"], serde_json::json!([64]));
+    assert_eq!(header["output.weight"]["shape"], serde_json::json!([3, 64]));
+    // Transposition: element [o, i] of the file is element [i, o] of burn's weight.
+    let named = named_parameters(&m).unwrap();
+    let (shape, data) = &named["output.weight"];
+    let off = header["output.weight"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + hlen;
+    let at = |k: usize| f32::from_le_bytes(bytes[off + 4 * k..off + 4 * k + 4].try_into().unwrap());
+    assert_eq!(shape, &vec![3, 64]);
+    assert_eq!(at(64 + 5), data[64 + 5]);
+    let w = m.output.weight.val().into_data().to_vec::<f32>().unwrap(); // burn: [64, 3]
+    assert_eq!(at(64 + 5), w[5 * 3 + 1]);
+}
+
+#[test]
+fn samplers_reproduce_a_gaussian() {
+    let var = [1.0, 0.2];
+    let g = GaussianScore::from_variances(&var).unwrap();
+    for sampler in [Sampler::ReverseSde, Sampler::ProbabilityFlow] {
+        let p = SamplingParams::default().sampler(sampler).steps(400).sigma_range(0.01, 20.0).seed(3);
+        let x = sample(&g, 4000, &p).unwrap();
+        for (j, v) in var.iter().enumerate() {
+            let m2 = (0..4000).map(|i| x[(i, j)].powi(2)).sum::<f64>() / 4000.0;
+            assert!((m2 / (v + 1e-4) - 1.0).abs() < 0.1, "{sampler:?} coordinate {j}: {m2}");
+        }
+    }
+    assert!(sample(&g, 1, &SamplingParams::default().steps(0)).is_err());
+}
+
+#[test]
+fn memorization_measure() {
+    let train_pts = gaussian_data(&[1.0, 1.0, 1.0], 50, 7);
+    let copies = Mat::from_fn(50, 3, |i, j| train_pts[(i, j)] + 1e-4);
+    let m = memorization(copies.as_ref(), train_pts.as_ref(), 1.0 / 3.0).unwrap();
+    assert_eq!(m.fraction_memorized, 1.0);
+    let fresh = gaussian_data(&[1.0, 1.0, 1.0], 500, 8);
+    let f = memorization(fresh.as_ref(), train_pts.as_ref(), 1.0 / 3.0).unwrap();
+    assert!(f.fraction_memorized < 0.2, "{}", f.fraction_memorized);
+    assert!(memorization(fresh.as_ref(), train_pts.subrows(0, 1), 0.3).is_err());
+}
