@@ -5,3 +5,4 @@ pub mod fig8;
 pub mod neff;
 pub mod spectra_n;
 pub mod spectra_t;
+pub mod trained;

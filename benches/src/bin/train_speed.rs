@@ -1,0 +1,42 @@
+//! Training speed and score-evaluation throughput of the paper's toy network on burn's CPU
+//! backend (Flex), measured the same way as `benches/compare/torch_mlp.py`:
+//! d = 30, batch 128, 200 warm-up steps then 3000 timed steps; score evaluation of batches of
+//! 1024 points.
+//!
+//! Usage: `cargo run --release -p geomem-benches --bin train_speed`
+
+use burn::backend::{Autodiff, Flex};
+use faer::Mat;
+use geomem_data::{Block, Embedding, LinearManifold};
+use geomem_nets::{train, ResidualMlpConfig, TrainConfig, TrainedScore};
+use geomem_score::ScoreField;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let d = 30;
+    let lm = LinearManifold::new(d, &[Block { dim: 2, variance: 1.0 }, Block { dim: 5, variance: 0.3 }], Embedding::Aligned)?;
+    let data = lm.sample(1000, 0);
+    let device = Default::default();
+    let warm = TrainConfig::new(ResidualMlpConfig::new(d)).with_steps(200).with_checkpoint_every(0).with_log_every(200);
+    train::<Autodiff<Flex>>(data.as_ref(), &warm, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    let n = 3000;
+    let cfg = warm.clone().with_steps(n).with_log_every(n);
+    let start = Instant::now();
+    let state = train::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    let dt = start.elapsed().as_secs_f64();
+    println!("geomem-nets (burn 0.21 Flex): training {:.0} steps/s (batch 128, d {d})", n as f64 / dt);
+    let field = TrainedScore::<Flex>::new(state.ema, device);
+    let x = Mat::from_fn(1024, d, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
+    for _ in 0..20 {
+        field.score_batch(x.as_ref(), 0.25)?;
+    }
+    let reps = 300;
+    let start = Instant::now();
+    for _ in 0..reps {
+        field.score_batch(x.as_ref(), 0.25)?;
+    }
+    let dt = start.elapsed().as_secs_f64();
+    println!("geomem-nets score evaluation: {:.0} points/s (batch 1024)", (reps * 1024) as f64 / dt);
+    Ok(())
+}
