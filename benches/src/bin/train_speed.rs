@@ -38,5 +38,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dt = start.elapsed().as_secs_f64();
     println!("geomem-nets score evaluation: {:.0} points/s (batch 1024)", (reps * 1024) as f64 / dt);
+    // The network alone, tensors built once (separates burn's forward pass from the f64
+    // conversion and conditioning of `TrainedScore`).
+    let model = field.model();
+    let (cin, emb) = model.conditioning(&[0.5f32; 1024], &device);
+    let xt = burn::tensor::Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(vec![0.1f32; 1024 * d], [1024, d]), &device);
+    let start = Instant::now();
+    for _ in 0..reps {
+        let out = model.forward(xt.clone(), cin.clone(), emb.clone()).into_data();
+        std::hint::black_box(out);
+    }
+    let dt = start.elapsed().as_secs_f64();
+    println!("burn forward pass alone: {:.0} points/s (batch 1024)", (reps * 1024) as f64 / dt);
+    let host = geomem_nets::HostMlp::from_model(model)?;
+    for _ in 0..20 {
+        host.score_batch(x.as_ref(), 0.25)?;
+    }
+    let start = Instant::now();
+    for _ in 0..reps {
+        std::hint::black_box(host.score_batch(x.as_ref(), 0.25)?);
+    }
+    let dt = start.elapsed().as_secs_f64();
+    println!("geomem-nets HostMlp (faer f32) score evaluation: {:.0} points/s (batch 1024)", (reps * 1024) as f64 / dt);
     Ok(())
 }

@@ -13,6 +13,7 @@ mod checkpoint;
 mod error;
 mod export;
 mod field;
+mod host;
 mod model;
 mod sampling;
 mod train;
@@ -21,6 +22,7 @@ pub use checkpoint::{decode as decode_checkpoint, encode as encode_checkpoint, l
 pub use error::{NetsError, Result};
 pub use export::{named_parameters, save_safetensors};
 pub use field::TrainedScore;
+pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
 pub use sampling::{memorization, sample, Memorization, Sampler, SamplingParams};
 pub use train::{train, LogRow, TrainConfig, TrainState};

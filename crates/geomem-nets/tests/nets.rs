@@ -185,6 +185,27 @@ fn trained_score_is_a_batched_score_field() {
     assert!(f.score(&[0.0; 3], 0.0).is_err());
 }
 
+/// The faer copy of a trained net computes the same scores as the burn network.
+#[test]
+fn host_copy_matches_the_network() {
+    let data = gaussian_data(&[1.0, 0.3, 0.1], 300, 10);
+    let state = train::<B>(data.as_ref(), &cfg(3, 50), None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let net = TrainedScore::new(state.ema.clone(), dev());
+    let host = HostMlp::from_model(&state.ema).unwrap();
+    let x = Mat::from_fn(2500, 3, |i, j| ((i * 5 + j) % 23) as f64 / 5.0 - 2.3);
+    for &t in &[1e-4, 0.3, 20.0] {
+        let a = net.score_batch(x.as_ref(), t).unwrap();
+        let b = host.score_batch(x.as_ref(), t).unwrap();
+        let scale = (0..2500).map(|i| a[(i, 0)].abs()).fold(0.0, f64::max);
+        for i in 0..2500 {
+            for j in 0..3 {
+                assert!((a[(i, j)] - b[(i, j)]).abs() < 1e-4 * scale, "t={t} ({i},{j}): {} vs {}", a[(i, j)], b[(i, j)]);
+            }
+        }
+    }
+    assert!(host.score(&[0.0; 2], 0.1).is_err());
+}
+
 #[test]
 fn safetensors_export_in_torch_layout() {
     let c = cfg(3, 1);
