@@ -113,7 +113,7 @@ pub struct LogRow {
     pub step: u64,
     /// Loss of the last batch.
     pub loss: f64,
-    /// Exponential moving average (0.98 per logged row) of the logged losses.
+    /// Exponential moving average (0.9 per logged row) of the logged losses.
     pub loss_ema: f64,
     /// Steps per second since the previous row.
     pub steps_per_sec: f64,
@@ -273,7 +273,7 @@ pub fn train<B: AutodiffBackend>(
         let s = state.step;
         if s % cfg.log_every == 0 || s == cfg.steps {
             let l = f64::from(loss.into_scalar().elem::<f32>());
-            loss_ema = if loss_ema.is_nan() { l } else { 0.98 * loss_ema + 0.02 * l };
+            loss_ema = if loss_ema.is_nan() { l } else { 0.9 * loss_ema + 0.1 * l };
             let row = LogRow { step: s, loss: l, loss_ema, steps_per_sec: (s - last_step) as f64 / last.elapsed().as_secs_f64().max(1e-9) };
             (last, last_step) = (Instant::now(), s);
             if let Some((w, path)) = metrics.as_mut() {
