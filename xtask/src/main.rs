@@ -8,6 +8,7 @@ mod backend;
 mod figures;
 mod out;
 mod plot;
+mod train_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Train the paper's score network on a dataset file (resumes an existing run directory).
+    Train(train_cmd::TrainArgs),
     /// Regenerate the paper's figures (all by default).
     Reproduce {
         /// Figures to run; all when none is given.
@@ -99,6 +102,7 @@ fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<Stri
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Train(a) => train_cmd::run(&a)?,
         Cmd::Reproduce { figures, full, out, seed } => {
             let figs = if figures.is_empty() { Figure::value_variants().to_vec() } else { figures };
             println!("backend for trained networks: {}", backend::name());

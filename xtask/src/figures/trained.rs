@@ -6,7 +6,7 @@
 use super::common::{normalize, Scale, OPEN_LOG_GAP};
 use crate::backend::{self, Inner, Train};
 use crate::out::{bar, FigureDir};
-use crate::plot::{palette, save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
+use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
 use geomem_nets::{memorization, sample, save_safetensors, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
@@ -105,7 +105,7 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
             })?;
             pb.finish_and_clear();
             let secs = start.elapsed().as_secs_f64();
-            loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
+            crate::train_cmd::loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
             save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
             let field = TrainedScore::<Inner>::new(state.ema, device.clone());
             for (ti, &t) in times.iter().enumerate() {
@@ -155,23 +155,3 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
     Ok(summary)
 }
 
-/// `loss.png`/`loss.svg` of a run directory, from its `metrics.csv`.
-fn loss_plot(run_dir: &Path, title: &str) -> Result<()> {
-    let mut r = csv::Reader::from_path(run_dir.join("metrics.csv"))?;
-    let (mut raw, mut ema) = (Vec::new(), Vec::new());
-    for rec in r.records() {
-        let rec = rec?;
-        let step: f64 = rec[0].parse()?;
-        raw.push((step, rec[1].parse::<f64>()?));
-        ema.push((step, rec[2].parse::<f64>()?));
-    }
-    let panel = Panel {
-        title: title.into(),
-        x_label: "step".into(),
-        y_label: "DSM loss".into(),
-        log_y: true,
-        series: vec![Series::line(raw, palette(0)).labeled("batch loss"), Series::line(ema, palette(3)).labeled("smoothed")],
-        ..Panel::default()
-    };
-    save_panels(&run_dir.join("loss"), "training loss", &[panel], 1)
-}

@@ -1,0 +1,101 @@
+//! `cargo xtask train`: train the paper's score network on a dataset file, in a run
+//! directory that survives interruption (rerun the same command to resume).
+
+use crate::backend::{self, Train};
+use crate::out::bar;
+use crate::plot::{palette, save_panels, Panel, Series};
+use anyhow::{bail, Context, Result};
+use geomem_nets::{save_safetensors, train, ResidualMlpConfig, TrainConfig};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `xtask train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Training points, one per row: `.npy` (float64/float32/int) or `.csv`/`.csv.gz`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory (config.json, metrics.csv, checkpoint.bin, loss plot, ema.safetensors).
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Total optimisation steps.
+    #[arg(long, default_value_t = 10_000)]
+    pub steps: u64,
+    /// Seed of the initialisation and of every draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Hidden width of the residual MLP.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// EMA decay of the weights.
+    #[arg(long, default_value_t = 0.9999)]
+    pub ema_decay: f64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// Steps between metric rows.
+    #[arg(long, default_value_t = 100)]
+    pub log_every: u64,
+}
+
+fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".npy") {
+        Ok(geomem_data::read_npy(path)?)
+    } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        Ok(geomem_data::read_csv(path)?)
+    } else {
+        bail!("{name}: expected a .npy, .csv or .csv.gz file")
+    }
+}
+
+pub fn run(a: &TrainArgs) -> Result<()> {
+    let data = read_data(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let cfg = TrainConfig::new(ResidualMlpConfig::new(data.ncols()).with_hidden(a.hidden))
+        .with_steps(a.steps)
+        .with_seed(a.seed)
+        .with_batch_size(a.batch_size)
+        .with_lr(a.lr)
+        .with_ema_decay(a.ema_decay)
+        .with_checkpoint_every(a.checkpoint_every)
+        .with_log_every(a.log_every);
+    println!("training on {} points of dimension {} ({} backend), run directory {}", data.nrows(), data.ncols(), backend::name(), a.run_dir.display());
+    let pb = bar(a.steps, "train");
+    let state = train::<Train>(data.as_ref(), &cfg, Some(&a.run_dir), &backend::device(), &mut |r| {
+        pb.set_position(r.step);
+        pb.set_message(format!("loss {:.4} {:.0} it/s", r.loss_ema, r.steps_per_sec));
+        ControlFlow::Continue(())
+    })?;
+    pb.finish_and_clear();
+    save_safetensors(&state.ema, &a.run_dir.join("ema.safetensors"))?;
+    loss_plot(&a.run_dir, "DSM loss")?;
+    println!("done: {} steps; EMA weights in {}", state.step, a.run_dir.join("ema.safetensors").display());
+    Ok(())
+}
+
+/// `loss.png`/`loss.svg` of a run directory, from its `metrics.csv`.
+pub fn loss_plot(run_dir: &Path, title: &str) -> Result<()> {
+    let mut r = csv::Reader::from_path(run_dir.join("metrics.csv"))?;
+    let (mut raw, mut ema) = (Vec::new(), Vec::new());
+    for rec in r.records() {
+        let rec = rec?;
+        let step: f64 = rec[0].parse()?;
+        raw.push((step, rec[1].parse::<f64>()?));
+        ema.push((step, rec[2].parse::<f64>()?));
+    }
+    let panel = Panel {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: "DSM loss".into(),
+        log_y: true,
+        series: vec![Series::line(raw, palette(0)).labeled("batch loss"), Series::line(ema, palette(3)).labeled("smoothed")],
+        ..Panel::default()
+    };
+    save_panels(&run_dir.join("loss"), "training loss", &[panel], 1)
+}
