@@ -95,13 +95,6 @@ impl HostMlp {
             output: layer(&p, "output")?,
         })
     }
-
-    fn embedding(&self, sigma: f64) -> Vec<f32> {
-        let k = self.emb_dim / 2;
-        let ls = sigma.ln();
-        let f = |j: usize| if k > 1 { (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp() } else { 1.0 };
-        (0..k).map(|j| (f(j) * ls).sin() as f32).chain((0..k).map(|j| (f(j) * ls).cos() as f32)).collect()
-    }
 }
 
 impl ScoreField for HostMlp {
@@ -121,7 +114,7 @@ impl ScoreField for HostMlp {
         let c_in = (1.0 / (self.sigma_data.powi(2) + t).sqrt()) as f32;
         let h = self.input.b.len();
         // Bias of the input layer with the embedding folded in.
-        let emb = self.embedding(sigma);
+        let emb: Vec<f32> = crate::model::fourier_embedding(self.emb_dim, sigma).collect();
         let bias: Vec<f32> = (0..h).map(|o| self.input.b[o] + emb.iter().enumerate().map(|(e, v)| v * self.input.w[(d + e, o)]).sum::<f32>()).collect();
         let w_x = self.input.w.as_ref().subrows(0, d);
         let par = faer::get_global_parallelism();

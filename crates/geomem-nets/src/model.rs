@@ -14,6 +14,14 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+/// The embedding `[sin(f_k ln σ)]_k ++ [cos(f_k ln σ)]_k`, `f_k` log-spaced in [0.1, 10].
+pub(crate) fn fourier_embedding(emb_dim: usize, sigma: f64) -> impl Iterator<Item = f32> {
+    let k = emb_dim / 2;
+    let ls = sigma.ln();
+    let f = move |j: usize| if k > 1 { (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp() } else { 1.0 };
+    (0..k).map(move |j| (f(j) * ls).sin() as f32).chain((0..k).map(move |j| (f(j) * ls).cos() as f32))
+}
+
 /// Settings of [`ResidualMlp`].
 #[derive(Config, Debug, PartialEq)]
 pub struct ResidualMlpConfig {
@@ -119,19 +127,10 @@ impl<B: Backend> ResidualMlp<B> {
     /// (`n × emb_dim`), from the noise levels `sigma`.
     pub fn conditioning(&self, sigma: &[f32], device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let n = sigma.len();
-        let k = self.emb_dim / 2;
         let sd2 = self.sigma_data().powi(2);
         let mut emb = Vec::with_capacity(n * self.emb_dim);
         for &s in sigma {
-            let ls = (s as f64).ln();
-            for j in 0..k {
-                let f = if k > 1 { (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp() } else { 1.0 };
-                emb.push((f * ls).sin() as f32);
-            }
-            for j in 0..k {
-                let f = if k > 1 { (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp() } else { 1.0 };
-                emb.push((f * ls).cos() as f32);
-            }
+            emb.extend(fourier_embedding(self.emb_dim, f64::from(s)));
         }
         let cin: Vec<f32> = sigma.iter().map(|&s| (1.0 / (sd2 + (s as f64).powi(2)).sqrt()) as f32).collect();
         (
