@@ -53,7 +53,9 @@ impl<B: Backend> ScoreField for TrainedScore<B> {
                     buf.push(v as f32);
                 }
             }
-            let (cin, emb) = self.model.conditioning(&vec![sigma as f32; len], &self.device);
+            // One noise level per call: condition one row and repeat it.
+            let (cin, emb) = self.model.conditioning(&[sigma as f32], &self.device);
+            let (cin, emb) = (cin.repeat_dim(0, len), emb.repeat_dim(0, len));
             let xt = Tensor::<B, 2>::from_data(TensorData::new(buf, [len, d]), &self.device);
             let eps = self.model.forward(xt, cin, emb).into_data();
             let eps: Vec<f32> = eps.to_vec().map_err(|e| ScoreError::Backend(format!("{e:?}")))?;

@@ -59,6 +59,8 @@ pub struct Posterior {
     pub participation_ratio: f64,
     /// Effective number of samples `N_eff = 1 / Σ_μ w_μ²`, in `[1, N]`.
     pub n_eff: f64,
+    /// Indices of the weights above `1e-16 / N` (the others carry < 1e-16 of the mass).
+    pub active: Vec<usize>,
 }
 
 impl EmpiricalScore {
@@ -168,6 +170,7 @@ impl EmpiricalScore {
         };
         let participation_ratio: f64 = weights.iter().map(|v| v * v).sum();
         Ok(Posterior {
+            active,
             mean,
             n_eff: 1.0 / participation_ratio,
             participation_ratio,
@@ -179,8 +182,7 @@ impl EmpiricalScore {
     /// non-negligible weights, as rows of a view into the reused scratch buffer. Weights below `1e-16 / N` are dropped: together they carry less than `1e-16`
     /// of the mass, below what double precision resolves in `Cov_w`.
     fn centred_active<R>(&self, post: &Posterior, then: impl FnOnce(MatRef<'_, f64>) -> R) -> R {
-        let cut = 1e-16 / self.n() as f64;
-        let active: Vec<usize> = (0..self.n()).filter(|&mu| post.weights[mu] > cut).collect();
+        let active = &post.active;
         let sw: Vec<f64> = active.iter().map(|&mu| post.weights[mu].sqrt()).collect();
         let all = active.len() == self.n();
         let (k, d) = (active.len(), self.y.ncols());
@@ -198,7 +200,7 @@ impl EmpiricalScore {
                     *o = s * (y - m);
                 }
             } else {
-                for ((o, &mu), &s) in acol.iter_mut().zip(&active).zip(&sw) {
+                for ((o, &mu), &s) in acol.iter_mut().zip(active).zip(&sw) {
                     *o = s * (ycol[mu] - m);
                 }
             }
@@ -254,7 +256,7 @@ impl EmpiricalScore {
     /// As [`EmpiricalScore::posterior`], plus [`ScoreError::Linalg`].
     pub fn jacobian_spectrum(&self, x: &[f64], t: f64) -> Result<Vec<f64>> {
         let post = self.posterior(x, t)?;
-        let (k, d) = (post.weights.iter().filter(|&&w| w > 1e-16 / self.n() as f64).count(), self.y.ncols());
+        let (k, d) = (post.active.len(), self.y.ncols());
         let small = k < d;
         let g = self.centred_active(&post, |a| Self::lower_product(a, small));
         let c = g.self_adjoint_eigenvalues(Side::Lower).map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;

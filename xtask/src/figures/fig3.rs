@@ -29,7 +29,8 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         let hx = |i: usize, k: usize| -lim + 2.0 * lim * (i as f64 + 0.5) / k as f64;
         let hgrid = Mat::from_fn(heat_n * heat_n, 2, |r, j| if j == 0 { hx(r % heat_n, heat_n) } else { hx(r / heat_n, heat_n) });
         let ld = field.log_density(hgrid.as_ref(), t)?;
-        let heat: Vec<Vec<f64>> = (0..heat_n).map(|iy| (0..heat_n).map(|ix| ld[iy * heat_n + ix].max(ld.iter().copied().fold(f64::NEG_INFINITY, f64::max) - 12.0)).collect()).collect();
+        let floor = ld.iter().copied().fold(f64::NEG_INFINITY, f64::max) - 12.0;
+        let heat: Vec<Vec<f64>> = (0..heat_n).map(|iy| (0..heat_n).map(|ix| ld[iy * heat_n + ix].max(floor)).collect()).collect();
         let agrid = Mat::from_fn(arrow_n * arrow_n, 2, |r, j| if j == 0 { hx(r % arrow_n, arrow_n) } else { hx(r / arrow_n, arrow_n) });
         let s = field.score_batch(agrid.as_ref(), t)?;
         let lda = field.log_density(agrid.as_ref(), t)?;
