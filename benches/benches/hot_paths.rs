@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use geomem_data::{gaussian_matrix, Block, Embedding, LinearManifold};
 use geomem_rem::PositionalRem;
-use geomem_score::{EmpiricalScore, ScoreField};
+use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
 use std::hint::black_box;
 

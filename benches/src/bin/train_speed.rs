@@ -9,7 +9,7 @@ use burn::backend::{Autodiff, Flex};
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold};
 use geomem_nets::{train, ResidualMlpConfig, TrainConfig, TrainedScore};
-use geomem_score::ScoreField;
+use geomem_score::ScoreFieldExt;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = train::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
     let dt = start.elapsed().as_secs_f64();
     println!("geomem-nets (burn 0.21 Flex): training {:.0} steps/s (batch 128, d {d})", n as f64 / dt);
-    let field = TrainedScore::<Flex>::new(state.ema, device);
+    let field = TrainedScore::<Autodiff<Flex>>::new(state.ema, device);
     let x = Mat::from_fn(1024, d, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
     for _ in 0..20 {
         field.score_batch(x.as_ref(), 0.25)?;

@@ -50,6 +50,80 @@ pub enum DataError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A `.npy` file whose magic string, version or header dict is malformed or truncated.
+    #[error("bad .npy header in {path}: {reason}")]
+    NpyHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `.npy` element type the reader does not convert.
+    #[error("unsupported dtype '{dtype}' in {path} (float64, float32, int64, int32 and uint8 are read)")]
+    UnsupportedDtype {
+        /// The file.
+        path: PathBuf,
+        /// The `descr` of the header.
+        dtype: String,
+    },
+    /// An array that is not 1-D or 2-D.
+    #[error("{path}: expected a 1-D or 2-D array, found shape {shape:?}")]
+    UnsupportedShape {
+        /// The file.
+        path: PathBuf,
+        /// The shape of the header.
+        shape: Vec<u64>,
+    },
+    /// A shape whose number of bytes overflows 64 bits.
+    #[error("{path}: shape {shape:?} is too large to exist")]
+    ShapeOverflow {
+        /// The file.
+        path: PathBuf,
+        /// The shape of the header.
+        shape: Vec<u64>,
+    },
+    /// A body shorter (truncated) or longer than the header's shape says.
+    #[error("{path}: the shape needs {expected_bytes} bytes of data, the file has {got_bytes}")]
+    LengthMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the shape needs.
+        expected_bytes: u64,
+        /// Bytes present after the header.
+        got_bytes: u64,
+    },
+    /// A NaN or infinite value in a data file.
+    #[error("{path}: non-finite value at row {row}, column {col}")]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// Row (0-based) of the value.
+        row: usize,
+        /// Column (0-based).
+        col: usize,
+    },
+    /// A CSV field that is not a number.
+    #[error("{path}: line {line}: '{field}' is not a number")]
+    NotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// Line (1-based).
+        line: usize,
+        /// The field (first 40 characters).
+        field: String,
+    },
+    /// A CSV row with another number of fields than the first.
+    #[error("{path}: line {line} has {got} fields, expected {expected}")]
+    RaggedRow {
+        /// The file.
+        path: PathBuf,
+        /// Line (1-based).
+        line: usize,
+        /// Fields of the first row.
+        expected: usize,
+        /// Fields of this row.
+        got: usize,
+    },
     /// A file whose contents are not what the reader expects.
     #[error("malformed file {path}: {reason}")]
     Format {
@@ -58,6 +132,26 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl DataError {
+    /// The same error with `path` as its file (parsers report an empty path).
+    pub(crate) fn at(self, p: &std::path::Path) -> Self {
+        use DataError::*;
+        let path = p.to_path_buf();
+        match self {
+            NpyHeader { reason, .. } => NpyHeader { path, reason },
+            UnsupportedDtype { dtype, .. } => UnsupportedDtype { path, dtype },
+            UnsupportedShape { shape, .. } => UnsupportedShape { path, shape },
+            ShapeOverflow { shape, .. } => ShapeOverflow { path, shape },
+            LengthMismatch { expected_bytes, got_bytes, .. } => LengthMismatch { path, expected_bytes, got_bytes },
+            NonFinite { row, col, .. } => NonFinite { path, row, col },
+            NotNumeric { line, field, .. } => NotNumeric { path, line, field },
+            RaggedRow { line, expected, got, .. } => RaggedRow { path, line, expected, got },
+            Format { reason, .. } => Format { path, reason },
+            other => other,
+        }
+    }
 }
 
 /// Result alias of `geomem-data`.

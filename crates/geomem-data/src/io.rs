@@ -1,10 +1,13 @@
 //! `.npy` and CSV input-output of matrices (points as rows).
+//!
+//! Readers never panic and never allocate what a header merely claims: every malformed
+//! input is a typed [`DataError`] (`tests/malformed.rs` holds one case per kind).
 use crate::error::{DataError, Result};
 use faer::{Mat, MatRef};
 use npyz::WriterBuilder;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn io_err(path: &Path, source: std::io::Error) -> DataError {
     DataError::Io { path: path.to_path_buf(), source }
@@ -35,39 +38,55 @@ pub fn write_npy(path: impl AsRef<Path>, m: MatRef<'_, f64>) -> Result<()> {
 }
 
 /// Reads a 1-D or 2-D `.npy` array of `float64`, `float32`, `int64`, `int32` or `uint8`
-/// (C or Fortran order) into a matrix; a 1-D array becomes one column.
+/// (either byte order, C or Fortran order) into a matrix; a 1-D array becomes one column.
+///
+/// The header is parsed here, checked against the file length before anything is
+/// allocated, and every value must be finite: a hostile header (a shape of `2^32 × 2^32`,
+/// say) is an error, never an allocation.
 ///
 /// # Errors
-/// [`DataError::Io`] for an unreadable file, [`DataError::Format`] for a corrupt header,
-/// an unsupported dtype, more than two dimensions or a truncated body.
+/// [`DataError::Io`] for an unreadable file; [`DataError::NpyHeader`] for a bad magic
+/// string, version or header; [`DataError::UnsupportedDtype`]; [`DataError::UnsupportedShape`]
+/// for 0-d or 3-d and higher arrays; [`DataError::ShapeOverflow`] when the shape's size
+/// overflows; [`DataError::LengthMismatch`] when the body is shorter or longer than the
+/// shape says; [`DataError::EmptyDataset`] for zero rows or columns;
+/// [`DataError::NonFinite`] for a NaN or infinite value.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Mat<f64>> {
     let path = path.as_ref();
     let mut bytes = Vec::new();
     File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| io_err(path, e))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| fmt_err(path, format!("bad .npy header: {e}")))?;
-    let shape = npy.shape().to_vec();
-    let (rows, cols) = match shape.as_slice() {
-        [n] => (*n as usize, 1),
-        [r, c] => (*r as usize, *c as usize),
-        s => return Err(fmt_err(path, format!("expected a 1-D or 2-D array, found shape {s:?}"))),
+    parse_npy(&bytes).map_err(|e| e.at(path))
+}
+
+/// Parses the bytes of a `.npy` file (as [`read_npy`]; errors carry an empty path).
+///
+/// # Errors
+/// As [`read_npy`].
+pub fn parse_npy(bytes: &[u8]) -> Result<Mat<f64>> {
+    let header = crate::npy::Header::parse(bytes)?;
+    let (rows, cols) = match header.shape.as_slice() {
+        [n] => (*n, 1),
+        [r, c] => (*r, *c),
+        _ => return Err(DataError::UnsupportedShape { path: PathBuf::new(), shape: header.shape.clone() }),
     };
-    let order = npy.order();
-    let descr = npy.dtype().descr();
-    let data: Vec<f64> = match descr.trim_matches('\'').trim_start_matches(['<', '>', '|', '=']) {
-        "f8" => npy.into_vec::<f64>().map_err(|e| fmt_err(path, e.to_string()))?,
-        "f4" => npy.into_vec::<f32>().map_err(|e| fmt_err(path, e.to_string()))?.into_iter().map(f64::from).collect(),
-        "i8" => npy.into_vec::<i64>().map_err(|e| fmt_err(path, e.to_string()))?.into_iter().map(|v| v as f64).collect(),
-        "i4" => npy.into_vec::<i32>().map_err(|e| fmt_err(path, e.to_string()))?.into_iter().map(f64::from).collect(),
-        "u1" => npy.into_vec::<u8>().map_err(|e| fmt_err(path, e.to_string()))?.into_iter().map(f64::from).collect(),
-        other => return Err(fmt_err(path, format!("unsupported dtype {other}"))),
-    };
-    if data.len() != rows * cols {
-        return Err(fmt_err(path, format!("truncated: {} values for shape {:?}", data.len(), shape)));
+    let overflow = || DataError::ShapeOverflow { path: PathBuf::new(), shape: header.shape.clone() };
+    let count = rows.checked_mul(cols).ok_or_else(overflow)?;
+    let expected = count.checked_mul(header.dtype.size as u64).ok_or_else(overflow)?;
+    let body = &bytes[header.body_start..];
+    if body.len() as u64 != expected {
+        return Err(DataError::LengthMismatch { path: PathBuf::new(), expected_bytes: expected, got_bytes: body.len() as u64 });
     }
-    Ok(match order {
-        npyz::Order::C => Mat::from_fn(rows, cols, |i, j| data[i * cols + j]),
-        npyz::Order::Fortran => Mat::from_fn(rows, cols, |i, j| data[j * rows + i]),
-    })
+    if count == 0 {
+        return Err(DataError::EmptyDataset);
+    }
+    let (rows, cols) = (rows as usize, cols as usize);
+    let values: Vec<f64> = body.chunks_exact(header.dtype.size).map(|c| header.dtype.decode(c)).collect();
+    let at = |i: usize, j: usize| if header.fortran_order { values[j * rows + i] } else { values[i * cols + j] };
+    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        let (row, col) = if header.fortran_order { (k % rows, k / rows) } else { (k / cols, k % cols) };
+        return Err(DataError::NonFinite { path: PathBuf::new(), row, col });
+    }
+    Ok(Mat::from_fn(rows, cols, at))
 }
 
 /// Writes `m` as CSV, with an optional header row.
@@ -90,8 +109,10 @@ pub fn write_csv(path: impl AsRef<Path>, m: MatRef<'_, f64>, header: Option<&[&s
 /// matrix. A first row that does not parse as numbers is taken as a header and skipped.
 ///
 /// # Errors
-/// [`DataError::Io`] for an unreadable file; [`DataError::Format`] for a non-numeric field,
-/// rows of unequal length or no data rows.
+/// [`DataError::Io`] for an unreadable file; [`DataError::NotNumeric`] for a field that is
+/// not a number (after the header); [`DataError::RaggedRow`] for rows of unequal length;
+/// [`DataError::NonFinite`] for `nan` or `inf`; [`DataError::EmptyDataset`] for no data
+/// rows; [`DataError::Format`] for a file the CSV or gzip decoder rejects.
 pub fn read_csv(path: impl AsRef<Path>) -> Result<Mat<f64>> {
     let path = path.as_ref();
     let f = File::open(path).map_err(|e| io_err(path, e))?;
@@ -100,20 +121,39 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Mat<f64>> {
     } else {
         Box::new(BufReader::new(f))
     };
-    let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(reader);
+    parse_csv(reader).map_err(|e| e.at(path))
+}
+
+/// Parses CSV text from any reader (as [`read_csv`]; errors carry an empty path).
+///
+/// # Errors
+/// As [`read_csv`].
+pub fn parse_csv(reader: impl Read) -> Result<Mat<f64>> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (line, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| fmt_err(path, e.to_string()))?;
-        let parsed: std::result::Result<Vec<f64>, _> = rec.iter().map(|s| s.trim().parse::<f64>()).collect();
+        let rec = rec.map_err(|e| fmt_err(Path::new(""), e.to_string()))?;
+        let parsed: std::result::Result<Vec<f64>, usize> =
+            rec.iter().enumerate().map(|(k, s)| s.trim().parse::<f64>().map_err(|_| k)).collect();
         match parsed {
             Ok(v) => rows.push(v),
             Err(_) if line == 0 => continue,
-            Err(e) => return Err(fmt_err(path, format!("line {}: {e}", line + 1))),
+            Err(k) => {
+                let field = rec.get(k).unwrap_or_default().chars().take(40).collect();
+                return Err(DataError::NotNumeric { path: PathBuf::new(), line: line + 1, field });
+            }
+        }
+        let (row, last) = (rows.len() - 1, &rows[rows.len() - 1]);
+        if let Some(col) = last.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::NonFinite { path: PathBuf::new(), row, col });
+        }
+        if last.len() != rows[0].len() {
+            return Err(DataError::RaggedRow { path: PathBuf::new(), line: line + 1, expected: rows[0].len(), got: last.len() });
         }
     }
     let cols = rows.first().map(Vec::len).ok_or(DataError::EmptyDataset)?;
-    if let Some(bad) = rows.iter().position(|r| r.len() != cols) {
-        return Err(fmt_err(path, format!("row {} has {} fields, expected {cols}", bad + 1, rows[bad].len())));
+    if cols == 0 {
+        return Err(DataError::EmptyDataset);
     }
     Ok(Mat::from_fn(rows.len(), cols, |i, j| rows[i][j]))
 }

@@ -22,13 +22,14 @@ mod error;
 mod hidden;
 mod io;
 mod linear;
+mod npy;
 mod random;
 mod subsets;
 mod von_mises;
 
 pub use error::{DataError, Result};
 pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
-pub use io::{read_csv, read_npy, write_csv, write_npy};
+pub use io::{parse_csv, parse_npy, read_csv, read_npy, write_csv, write_npy};
 pub use linear::{Block, Embedding, LinearManifold};
 pub use random::{gaussian_matrix, haar_orthogonal};
 pub use subsets::NestedSubsets;

@@ -133,9 +133,9 @@ pub fn decode<B: AutodiffBackend>(path: &Path, bytes: &[u8], cfg: &TrainConfig, 
         return Err(bad("the checkpoint belongs to a run with other settings".into()));
     }
     let rec = Rec::default();
-    let model: ResidualMlp<B> = cfg.model.init(device);
+    let model: ResidualMlp<B> = cfg.model.init(device)?;
     let model = model.load_record(Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?);
-    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device);
+    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
     let ema = ema.load_record(Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?);
     let optim = AdamConfig::new().init::<B, ResidualMlp<B>>();
     let optim = optim.load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
@@ -163,6 +163,6 @@ pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) 
     if stored.model != cfg.model {
         return Err(bad("the checkpoint holds another network".into()));
     }
-    let ema: ResidualMlp<B> = cfg.model.init(device);
+    let ema: ResidualMlp<B> = cfg.model.init(device)?;
     Ok(ema.load_record(Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?))
 }

@@ -35,9 +35,27 @@ pub enum NetsError {
         /// What is wrong.
         reason: String,
     },
+    /// A configuration file that does not parse as the expected settings.
+    #[error("bad configuration {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A burn record that could not be encoded or decoded.
     #[error("record error: {0}")]
     Record(String),
+    /// Training produced a NaN or infinite loss (or weights).
+    #[error("training diverged: non-finite loss {loss} at step {step} (last finite at step {last_finite_step}); the last checkpoint was kept")]
+    NonFiniteLoss {
+        /// The step at which it was seen.
+        step: u64,
+        /// The loss read there (NaN when the weights, not the loss, were non-finite).
+        loss: f64,
+        /// The last step whose loss was read finite.
+        last_finite_step: u64,
+    },
     /// An error of a score field (shapes, times).
     #[error(transparent)]
     Score(#[from] ScoreError),

@@ -1,71 +1,149 @@
-//! A trained network as a [`ScoreField`]: `s(x, t) = -ε̂(x, √t)/√t`.
-use crate::model::ResidualMlp;
-use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use faer::{MatMut, MatRef};
-use geomem_score::{check_dim, check_time, Result, ScoreError, ScoreField};
+//! A trained network as a [`ScoreField`]: `s(x, t) = -ε̂(x, √t)/√t`, with its Jacobian,
+//! Jacobian-vector products and divergence by reverse-mode automatic differentiation.
+//!
+//! burn differentiates in reverse mode only, so every derivative here is a batch of
+//! vector-Jacobian products `uᵀ ∂ε̂/∂x`, one backward pass for a whole batch: the rows
+//! of the Jacobian are the products with `e_1 … e_d` (exact trace and Jacobian), and
+//! Hutchinson's estimate needs only `zᵀ J z`, which a VJP serves as well as a JVP.
 
-/// Rows per forward pass.
+use crate::model::ResidualMlp;
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use faer::{Mat, MatMut, MatRef};
+use geomem_score::{rademacher_probes, DivergenceParams, Precision, Result, ScoreError, ScoreField};
+
+/// Rows per forward or backward pass.
 const CHUNK: usize = 4096;
 
-/// The score of a trained [`ResidualMlp`] (usually its EMA weights), on any backend.
+/// The score of a trained [`ResidualMlp`] (usually its EMA weights).
+///
+/// Precision: the network computes in `f32` ([`Precision::F32`]): scores carry a relative
+/// error near `1e-7` (more where `ε̂` is small compared with its terms), so finite
+/// differences must use steps of [`Precision::central_step`] or larger. The Jacobian,
+/// JVPs and the divergence do not difference at all: they come from automatic
+/// differentiation on the backend `B` (an autodiff backend; forward passes run on its
+/// inner backend).
 #[derive(Debug, Clone)]
-pub struct TrainedScore<B: Backend> {
-    model: ResidualMlp<B>,
+pub struct TrainedScore<B: AutodiffBackend> {
+    model: ResidualMlp<B::InnerBackend>,
+    grad_model: ResidualMlp<B>,
     device: B::Device,
 }
 
-impl<B: Backend> TrainedScore<B> {
+fn backend_err(e: impl std::fmt::Debug) -> ScoreError {
+    ScoreError::Backend(format!("{e:?}"))
+}
+
+impl<B: AutodiffBackend> TrainedScore<B> {
     /// Wraps a network living on `device`.
-    pub fn new(model: ResidualMlp<B>, device: B::Device) -> Self {
-        Self { model, device }
+    pub fn new(model: ResidualMlp<B::InnerBackend>, device: B::Device) -> Self {
+        let grad_model = ResidualMlp::<B>::from_inner(model.clone()).no_grad();
+        Self { model, grad_model, device }
     }
     /// The network.
-    pub fn model(&self) -> &ResidualMlp<B> {
+    pub fn model(&self) -> &ResidualMlp<B::InnerBackend> {
         &self.model
+    }
+
+    /// `ε̂` of `m` rows (row-major `f32`) at noise level `sigma`.
+    fn eps(&self, rows: Vec<f32>, m: usize, sigma: f32) -> Result<Vec<f32>> {
+        let d = self.model.d;
+        let (cin, emb) = self.model.conditioning(&[sigma], &self.device);
+        let (cin, emb) = (cin.repeat_dim(0, m), emb.repeat_dim(0, m));
+        let xt = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(rows, [m, d]), &self.device);
+        self.model.forward(xt, cin, emb).into_data().to_vec().map_err(backend_err)
+    }
+
+    /// Rows `u_iᵀ ∂ε̂(x_i)/∂x` for `m` points `x_i` and cotangents `u_i` (row-major `f32`),
+    /// in one backward pass.
+    fn vjp_rows(&self, x: Vec<f32>, u: Vec<f32>, m: usize, sigma: f32) -> Result<Vec<f32>> {
+        let d = self.model.d;
+        let (cin, emb) = self.grad_model.conditioning(&[sigma], &self.device);
+        let (cin, emb) = (cin.repeat_dim(0, m), emb.repeat_dim(0, m));
+        let xt = Tensor::<B, 2>::from_data(TensorData::new(x, [m, d]), &self.device).require_grad();
+        let ut = Tensor::<B, 2>::from_data(TensorData::new(u, [m, d]), &self.device);
+        let loss = (self.grad_model.forward(xt.clone(), cin, emb) * ut).sum();
+        let grads = loss.backward();
+        let g = xt.grad(&grads).ok_or_else(|| ScoreError::Backend("no gradient for the input".into()))?;
+        g.into_data().to_vec().map_err(backend_err)
+    }
+
+    /// Rows `u_kᵀ ∇s(x)` (`k × d`) for the rows `u_k` of `u`, at one point, in chunks.
+    fn score_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        let (d, k, sigma) = (self.model.d, u.nrows(), t.sqrt());
+        let mut out = Mat::zeros(k, d);
+        for start in (0..k).step_by(CHUNK) {
+            let len = CHUNK.min(k - start);
+            let xs: Vec<f32> = (0..len).flat_map(|_| x.iter().map(|&v| v as f32)).collect();
+            let us: Vec<f32> = (start..start + len).flat_map(|i| (0..d).map(move |j| u[(i, j)] as f32)).collect();
+            let g = self.vjp_rows(xs, us, len, sigma as f32)?;
+            for r in 0..len {
+                for j in 0..d {
+                    out[(start + r, j)] = -f64::from(g[r * d + j]) / sigma;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
-impl<B: Backend> ScoreField for TrainedScore<B> {
+impl<B: AutodiffBackend> ScoreField for TrainedScore<B> {
     fn dim(&self) -> usize {
         self.model.d
     }
 
+    fn precision(&self) -> Precision {
+        Precision::F32
+    }
+
     /// # Formula
     /// `s(x, t) = -ε̂(x, σ = √t) / σ`, evaluated in `f32` in chunks of 4096 rows.
-    fn score_batch_into(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> Result<()> {
-        let d = self.dim();
-        check_dim(d, x.ncols())?;
-        check_dim(d, out.ncols())?;
-        check_dim(x.nrows(), out.nrows())?;
-        check_time(t)?;
-        let sigma = t.sqrt();
-        let mut start = 0;
-        while start < x.nrows() {
+    fn eval(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> Result<()> {
+        let (d, sigma) = (self.model.d, t.sqrt());
+        for start in (0..x.nrows()).step_by(CHUNK) {
             let len = CHUNK.min(x.nrows() - start);
-            let mut buf = Vec::with_capacity(len * d);
-            for i in start..start + len {
-                for j in 0..d {
-                    let v = x[(i, j)];
-                    if !v.is_finite() {
-                        return Err(ScoreError::NonFinite("points x"));
-                    }
-                    buf.push(v as f32);
-                }
-            }
-            // One noise level per call: condition one row and repeat it.
-            let (cin, emb) = self.model.conditioning(&[sigma as f32], &self.device);
-            let (cin, emb) = (cin.repeat_dim(0, len), emb.repeat_dim(0, len));
-            let xt = Tensor::<B, 2>::from_data(TensorData::new(buf, [len, d]), &self.device);
-            let eps = self.model.forward(xt, cin, emb).into_data();
-            let eps: Vec<f32> = eps.to_vec().map_err(|e| ScoreError::Backend(format!("{e:?}")))?;
+            let rows: Vec<f32> = (start..start + len).flat_map(|i| (0..d).map(move |j| x[(i, j)] as f32)).collect();
+            let eps = self.eps(rows, len, sigma as f32)?;
             for r in 0..len {
                 for j in 0..d {
                     out[(start + r, j)] = -f64::from(eps[r * d + j]) / sigma;
                 }
             }
-            start += len;
         }
         Ok(())
+    }
+
+    /// The exact Jacobian of the network's score by reverse mode: `d` vector-Jacobian
+    /// products with `e_1 … e_d` in one backward pass (row `i` is `∂s_i/∂x`).
+    fn eval_jacobian(&self, x: &[f64], t: f64) -> Result<Option<Mat<f64>>> {
+        let d = self.model.d;
+        self.score_vjp(x, t, Mat::<f64>::identity(d, d).as_ref()).map(Some)
+    }
+
+    /// `J v_i` from the autodiff Jacobian (`V Jᵀ`): exact, one backward pass of `d` rows.
+    fn eval_jvp(&self, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        let j = self.score_vjp(x, t, Mat::<f64>::identity(self.model.d, self.model.d).as_ref())?;
+        Ok(v * j.transpose())
+    }
+
+    /// Exact trace (the diagonal of the autodiff Jacobian) when `d <= exact_below`;
+    /// Hutchinson's `(1/K) Σ_k z_kᵀ (z_kᵀ ∇s)ᵀ` with the probes of
+    /// [`geomem_score::rademacher_probes`] (stream `seed + i` for point `i`) above.
+    fn eval_divergence(&self, x: MatRef<'_, f64>, t: f64, p: &DivergenceParams) -> Result<Vec<f64>> {
+        let d = self.model.d;
+        (0..x.nrows())
+            .map(|i| {
+                let xi: Vec<f64> = x.row(i).iter().copied().collect();
+                let u = if d <= p.exact_below {
+                    Mat::<f64>::identity(d, d)
+                } else {
+                    rademacher_probes(p.probes, d, p.seed.wrapping_add(i as u64))
+                };
+                let g = self.score_vjp(&xi, t, u.as_ref())?;
+                let total: f64 = (0..u.nrows()).map(|k| (0..d).map(|j| u[(k, j)] * g[(k, j)]).sum::<f64>()).sum();
+                Ok(if d <= p.exact_below { total } else { total / u.nrows() as f64 })
+            })
+            .collect()
     }
 }

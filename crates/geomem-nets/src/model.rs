@@ -7,6 +7,7 @@
 //! input. The input is scaled by `c_in = 1/√(σ_data² + σ²)` so that it has unit scale at every
 //! noise level up to `σ_max = 50` (the preconditioning of Karras et al. 2022).
 
+use crate::error::param;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -94,26 +95,61 @@ impl<B: Backend> burn::module::ModuleMapper<B> for HostInit {
 }
 
 impl ResidualMlpConfig {
+    /// Checks every setting: `d >= 1`, `hidden >= 1`, `emb_dim` even and `>= 2`, `σ_data`
+    /// finite and `> 0`, and a parameter count that fits in memory (below `2^31`).
+    ///
+    /// # Errors
+    /// [`crate::NetsError::InvalidParameter`] naming the first bad setting.
+    pub fn check(&self) -> crate::error::Result<()> {
+        param("model.d", self.d, self.d >= 1, "must be >= 1")?;
+        param("model.hidden", self.hidden, self.hidden >= 1, "must be >= 1")?;
+        param("model.emb_dim", self.emb_dim, self.emb_dim >= 2 && self.emb_dim % 2 == 0, "must be even and >= 2")?;
+        param(
+            "model.sigma_data",
+            self.sigma_data,
+            self.sigma_data.is_finite() && self.sigma_data > 0.0 && self.sigma_data < 1e12,
+            "must be finite and in (0, 1e12)",
+        )?;
+        let count = self.parameter_count();
+        param("model size", count.unwrap_or(u128::MAX), count.is_some_and(|c| c < 1 << 31), "fewer than 2^31 parameters")
+    }
+
+    /// Number of parameters (`None` on overflow).
+    pub fn parameter_count(&self) -> Option<u128> {
+        let (d, h, e, b) = (self.d as u128, self.hidden as u128, self.emb_dim as u128, self.blocks as u128);
+        let input = (d + e).checked_mul(h)? + h;
+        let block = 2 * (h.checked_mul(h)? + h);
+        let output = h.checked_mul(d)? + d;
+        input.checked_add(b.checked_mul(block)?)?.checked_add(output)
+    }
+
     /// Builds the network on `device` with weights drawn on the host from `seed`
     /// (`U(±1/√fan_in)` as PyTorch's `nn.Linear`): the same seed gives the same network on
     /// every backend, whatever else uses the backend's own generator meanwhile.
-    pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> ResidualMlp<B> {
+    ///
+    /// # Errors
+    /// As [`ResidualMlpConfig::check`].
+    pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> crate::error::Result<ResidualMlp<B>> {
         use rand::SeedableRng;
-        self.init(device).map(&mut HostInit { rng: rand::rngs::StdRng::seed_from_u64(seed), fan_in: 1 })
+        Ok(self.init(device)?.map(&mut HostInit { rng: rand::rngs::StdRng::seed_from_u64(seed), fan_in: 1 }))
     }
 
     /// Builds the network on `device` with burn's default initialisation (backend RNG);
     /// used as a skeleton before loading a record. Prefer [`ResidualMlpConfig::init_seeded`].
-    pub fn init<B: Backend>(&self, device: &B::Device) -> ResidualMlp<B> {
+    ///
+    /// # Errors
+    /// As [`ResidualMlpConfig::check`].
+    pub fn init<B: Backend>(&self, device: &B::Device) -> crate::error::Result<ResidualMlp<B>> {
+        self.check()?;
         let lin = |a, b| LinearConfig::new(a, b).init(device);
-        ResidualMlp {
+        Ok(ResidualMlp {
             input: lin(self.d + self.emb_dim, self.hidden),
             blocks: (0..self.blocks).map(|_| ResidualBlock { l1: lin(self.hidden, self.hidden), l2: lin(self.hidden, self.hidden) }).collect(),
             output: lin(self.hidden, self.d),
             d: self.d,
             emb_dim: self.emb_dim,
             sigma_data_micro: (self.sigma_data * 1e6).round() as usize,
-        }
+        })
     }
 }
 

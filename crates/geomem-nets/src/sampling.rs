@@ -8,7 +8,7 @@
 
 use crate::error::{param, Result};
 use faer::{Mat, MatRef};
-use geomem_score::ScoreField;
+use geomem_score::{ScoreField, ScoreFieldExt};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -77,6 +77,8 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
     param("sigma_min", p.sigma_min, p.sigma_min.is_finite() && p.sigma_min > 0.0, "must be finite and > 0")?;
     param("sigma_max", p.sigma_max, p.sigma_max.is_finite() && p.sigma_max > p.sigma_min, "must be > sigma_min")?;
     let d = field.dim();
+    let fits = n.checked_mul(d).and_then(|e| e.checked_mul(8)).is_some_and(|b| b <= isize::MAX as usize);
+    param("n", n, fits, "n × d values must fit in memory")?;
     let mut rng = StdRng::seed_from_u64(p.seed);
     let mut x = Mat::from_fn(n, d, |_, _| p.sigma_max * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng));
     let ts: Vec<f64> = (0..=p.steps).map(|i| (p.sigma_max * (p.sigma_min / p.sigma_max).powf(i as f64 / p.steps as f64)).powi(2)).collect();
@@ -94,6 +96,10 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
         }
     }
     Ok(x)
+}
+
+fn first_non_finite(m: MatRef<'_, f64>) -> Option<(usize, usize)> {
+    (0..m.nrows()).flat_map(|i| (0..m.ncols()).map(move |j| (i, j))).find(|&(i, j)| !m[(i, j)].is_finite())
 }
 
 /// Nearest-neighbour memorisation report of generated samples.
@@ -114,9 +120,16 @@ pub struct Memorization {
 ///
 /// # Errors
 /// [`crate::NetsError::InvalidParameter`] when fewer than two training points are given, the
-/// dimensions differ or the threshold is not in (0, 1].
+/// dimensions differ or the threshold is not in (0, 1]; [`crate::NetsError::Data`] for a
+/// sample or training point with a NaN or infinite coordinate (a diverged sampler must not
+/// count as memorising).
 pub fn memorization(samples: MatRef<'_, f64>, train: MatRef<'_, f64>, threshold: f64) -> Result<Memorization> {
     param("training points", train.nrows(), train.nrows() >= 2, "need at least two")?;
+    for (what, m) in [("sample", samples), ("training point", train)] {
+        if let Some((i, j)) = first_non_finite(m) {
+            return Err(crate::NetsError::Data(format!("{what} {i} has a non-finite coordinate {j}")));
+        }
+    }
     param("dimension", samples.ncols(), samples.ncols() == train.ncols(), "samples and training points must have the same dimension")?;
     param("threshold", threshold, threshold > 0.0 && threshold <= 1.0, "must lie in (0, 1]")?;
     let g = samples * train.transpose();

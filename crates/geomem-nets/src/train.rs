@@ -68,9 +68,8 @@ impl TrainConfig {
     /// # Errors
     /// [`NetsError::InvalidParameter`].
     pub fn check(&self) -> crate::error::Result<()> {
-        param("model.d", self.model.d, self.model.d >= 1, "must be >= 1")?;
-        param("model.hidden", self.model.hidden, self.model.hidden >= 1, "must be >= 1")?;
-        param("model.emb_dim", self.model.emb_dim, self.model.emb_dim >= 2 && self.model.emb_dim % 2 == 0, "must be even and >= 2")?;
+        self.model.check()?;
+        param("steps", self.steps, self.steps >= 1, "must be >= 1")?;
         param("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")?;
         param("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "must be finite and > 0")?;
         param("sigma_min", self.sigma_min, self.sigma_min.is_finite() && self.sigma_min > 0.0, "must be finite and > 0")?;
@@ -78,6 +77,20 @@ impl TrainConfig {
         param("ema_decay", self.ema_decay, (0.0..1.0).contains(&self.ema_decay), "must lie in [0, 1)")?;
         param("log_every", self.log_every, self.log_every >= 1, "must be >= 1")?;
         Ok(())
+    }
+
+    /// Reads a `config.json` written by [`train`] (or by hand) and checks it.
+    ///
+    /// # Errors
+    /// [`NetsError::Io`] when unreadable, [`NetsError::Config`] when it is not a training
+    /// configuration, [`NetsError::InvalidParameter`] for a bad setting (an odd or zero
+    /// embedding size, a zero width, zero steps, …).
+    pub fn read(path: &Path) -> crate::error::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
+        let cfg: Self = serde_json::from_str(&text)
+            .map_err(|e| NetsError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        cfg.check()?;
+        Ok(cfg)
     }
 
     /// The settings that must match for a checkpoint to be resumed (all but `steps`,
@@ -186,10 +199,14 @@ impl HostData {
 
 impl<B: AutodiffBackend> TrainState<B> {
     /// A fresh run: weights drawn on the host from `cfg.seed`.
-    pub fn new(cfg: &TrainConfig, device: &B::Device) -> Self {
-        let model: ResidualMlp<B> = cfg.model.init_seeded(device, cfg.seed);
+    ///
+    /// # Errors
+    /// As [`TrainConfig::check`].
+    pub fn new(cfg: &TrainConfig, device: &B::Device) -> crate::error::Result<Self> {
+        cfg.check()?;
+        let model: ResidualMlp<B> = cfg.model.init_seeded(device, cfg.seed)?;
         let ema = model.valid();
-        Self { model, ema, optim: AdamConfig::new().init(), step: 0 }
+        Ok(Self { model, ema, optim: AdamConfig::new().init(), step: 0 })
     }
 
     /// One optimisation step on a batch drawn from `data`; returns the loss tensor (not yet
@@ -238,6 +255,8 @@ impl<B: AutodiffBackend> TrainState<B> {
 ///
 /// # Errors
 /// [`NetsError::InvalidParameter`] for bad settings, [`NetsError::Data`] for bad data,
+/// [`NetsError::NonFiniteLoss`] when the loss or the weights stop being finite (training
+/// stops there and the last checkpoint, all finite, stays as it was),
 /// [`NetsError::CorruptCheckpoint`] for a checkpoint that cannot be resumed (never a silent
 /// restart), [`NetsError::Io`] for file errors.
 pub fn train<B: AutodiffBackend>(
@@ -258,42 +277,84 @@ pub fn train<B: AutodiffBackend>(
             } else {
                 let cpath = dir.join("config.json");
                 cfg.save(&cpath).map_err(crate::error::io(&cpath))?;
-                TrainState::new(cfg, device)
+                TrainState::new(cfg, device)?
             }
         }
-        None => TrainState::new(cfg, device),
+        None => TrainState::new(cfg, device)?,
     };
     let mut metrics = match run_dir {
         Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step)?),
         None => None,
     };
-    let (mut loss_ema, mut last, mut last_step) = (f64::NAN, Instant::now(), state.step);
+    let mut log = LogState { loss_ema: None, last: Instant::now(), last_step: state.step, last_finite: state.step };
     while state.step < cfg.steps {
         let loss = state.step(&host, cfg, device);
         let s = state.step;
-        if s % cfg.log_every == 0 || s == cfg.steps {
-            let l = f64::from(loss.into_scalar().elem::<f32>());
-            loss_ema = if loss_ema.is_nan() { l } else { 0.9 * loss_ema + 0.1 * l };
-            let row = LogRow { step: s, loss: l, loss_ema, steps_per_sec: (s - last_step) as f64 / last.elapsed().as_secs_f64().max(1e-9) };
-            (last, last_step) = (Instant::now(), s);
+        let log_now = s % cfg.log_every == 0 || s == cfg.steps;
+        let ck_now = run_dir.is_some() && cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0;
+        if !(log_now || ck_now) {
+            continue;
+        }
+        let l = f64::from(loss.into_scalar().elem::<f32>());
+        if !l.is_finite() {
+            return Err(NetsError::NonFiniteLoss { step: s, loss: l, last_finite_step: log.last_finite });
+        }
+        if let (Some(dir), true) = (run_dir, ck_now) {
+            if !weights_finite(&state.model) {
+                return Err(NetsError::NonFiniteLoss { step: s, loss: f64::NAN, last_finite_step: log.last_finite });
+            }
+            checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
+        }
+        log.last_finite = s;
+        if log_now {
+            let row = log.row(s, l);
             if let Some((w, path)) = metrics.as_mut() {
                 writeln!(w, "{},{},{},{}", row.step, row.loss, row.loss_ema, row.steps_per_sec).map_err(crate::error::io(path))?;
                 w.flush().map_err(crate::error::io(path))?;
             }
-            if let (Some(dir), true) = (run_dir, cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0) {
-                checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
-            }
             if on_log(&row).is_break() {
                 return Ok(state);
             }
-        } else if let (Some(dir), true) = (run_dir, cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0) {
-            checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
         }
     }
     if let Some(dir) = run_dir {
+        if !weights_finite(&state.model) {
+            return Err(NetsError::NonFiniteLoss { step: state.step, loss: f64::NAN, last_finite_step: log.last_finite });
+        }
         checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
     }
     Ok(state)
+}
+
+/// The smoothed loss and the timing of the metric rows.
+struct LogState {
+    /// Exponential moving average of the logged losses; `None` before the first row.
+    loss_ema: Option<f64>,
+    last: Instant,
+    last_step: u64,
+    /// Last step whose loss (and, at checkpoints, weights) were seen finite.
+    last_finite: u64,
+}
+
+impl LogState {
+    fn row(&mut self, step: u64, loss: f64) -> LogRow {
+        let ema = self.loss_ema.map_or(loss, |e| 0.9 * e + 0.1 * loss);
+        self.loss_ema = Some(ema);
+        let rate = (step - self.last_step) as f64 / self.last.elapsed().as_secs_f64().max(1e-9);
+        (self.last, self.last_step) = (Instant::now(), step);
+        LogRow { step, loss, loss_ema: ema, steps_per_sec: rate }
+    }
+}
+
+/// Whether every weight of `model` is finite (one read-back per checkpoint).
+fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
+    let mut flat = Flatten { out: Vec::new() };
+    model.visit(&mut flat);
+    if flat.out.is_empty() {
+        return true;
+    }
+    let bad = Tensor::cat(flat.out, 0).is_finite().bool_not().int().sum().into_scalar();
+    bad.elem::<i64>() == 0
 }
 
 /// Opens `metrics.csv` for appending, dropping rows past `step` (written after the

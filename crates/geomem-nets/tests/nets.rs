@@ -3,7 +3,7 @@ use burn::backend::{Autodiff, Flex};
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold};
 use geomem_nets::*;
-use geomem_score::{GaussianScore, ScoreField};
+use geomem_score::{GaussianScore, ScoreField, ScoreFieldExt};
 use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -70,8 +70,8 @@ fn trained_spectrum_approaches_exact_on_gaussian_data() {
         let s = smoothed_jacobian_spectrum(f, &[0.0; 3], t, &SmoothedJacobianParams::improved_normal_bundle(3)).unwrap();
         s.iter().zip(&exact).map(|(a, b)| (a / b - 1.0).abs()).fold(0.0, f64::max)
     };
-    let trained = TrainedScore::new(state.ema, dev());
-    let untrained = TrainedScore::new(TrainState::<B>::new(&c.clone().with_seed(9), &dev()).ema, dev());
+    let trained = TrainedScore::<B>::new(state.ema, dev());
+    let untrained = TrainedScore::<B>::new(TrainState::<B>::new(&c.clone().with_seed(9), &dev()).unwrap().ema, dev());
     let (et, eu) = (err(&trained), err(&untrained));
     assert!(et < 0.25, "trained max rel. error {et}");
     assert!(eu > 0.25, "untrained max rel. error {eu}");
@@ -172,7 +172,7 @@ fn bad_settings_and_data_get_errors() {
 #[test]
 fn trained_score_is_a_batched_score_field() {
     let c = cfg(3, 1);
-    let f = TrainedScore::new(TrainState::<B>::new(&c, &dev()).ema, dev());
+    let f = TrainedScore::<B>::new(TrainState::<B>::new(&c, &dev()).unwrap().ema, dev());
     let x = Mat::from_fn(5000, 3, |i, j| ((i * 3 + j) % 17) as f64 / 17.0 - 0.5);
     let s = f.score_batch(x.as_ref(), 0.3).unwrap();
     for i in [0usize, 4097, 4999] {
@@ -190,7 +190,7 @@ fn trained_score_is_a_batched_score_field() {
 fn host_copy_matches_the_network() {
     let data = gaussian_data(&[1.0, 0.3, 0.1], 300, 10);
     let state = train::<B>(data.as_ref(), &cfg(3, 50), None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
-    let net = TrainedScore::new(state.ema.clone(), dev());
+    let net = TrainedScore::<B>::new(state.ema.clone(), dev());
     let host = HostMlp::from_model(&state.ema).unwrap();
     let x = Mat::from_fn(2500, 3, |i, j| ((i * 5 + j) % 23) as f64 / 5.0 - 2.3);
     for &t in &[1e-4, 0.3, 20.0] {
@@ -209,7 +209,7 @@ fn host_copy_matches_the_network() {
 #[test]
 fn safetensors_export_in_torch_layout() {
     let c = cfg(3, 1);
-    let m = TrainState::<B>::new(&c, &dev()).ema;
+    let m = TrainState::<B>::new(&c, &dev()).unwrap().ema;
     let p = tmpdir("st").with_extension("safetensors");
     save_safetensors(&m, &p).unwrap();
     let bytes = std::fs::read(&p).unwrap();

@@ -43,12 +43,23 @@ pub fn omega2(sigma2: &[f64], x: &[f64]) -> f64 {
     sigma2.iter().zip(x).map(|(s, xi)| s * xi * xi).sum::<f64>() / sigma2.len().max(1) as f64
 }
 
-/// `½ ln(1 + a) - a/(2(1 + a))`, with its series below `a = 1e-3` to avoid cancellation.
-fn entropy_term(a: f64) -> f64 {
-    if a < 1e-3 {
-        a * a * (0.25 - a / 3.0 + 0.375 * a * a)
+/// Below this `a` [`entropy_term`] uses its series.
+const SERIES_BELOW: f64 = 1e-2;
+
+/// `½ ln(1 + a) - a/(2(1 + a))` for `a >= 0`.
+///
+/// Below `a = 1e-2` the direct form cancels (relative error `≈ 2ε/a`, `4e-14` at the
+/// switch), so the series `½ Σ_{k>=2} (-1)^k (k-1)/k a^k` is summed to `k = 10` (truncation
+/// `≈ 1.8 a^9 < 2e-18` relative at the switch). `a/(1+a)` is written `1/(1 + 1/a)` so
+/// that `a = ∞` (a time far below the variance) gives `∞`, not `∞/∞`.
+pub(crate) fn entropy_term(a: f64) -> f64 {
+    if a < SERIES_BELOW {
+        // Horner on c_k = ½ (-1)^k (k-1)/k, k = 2 … 10.
+        let c = |k: i32| 0.5 * f64::from(k - 1) / f64::from(k) * if k % 2 == 0 { 1.0 } else { -1.0 };
+        let poly = (2..=10).rev().fold(0.0, |acc, k| acc * a + c(k));
+        a * a * poly
     } else {
-        0.5 * a.ln_1p() - 0.5 * a / (1.0 + a)
+        0.5 * a.ln_1p() - 0.5 / (1.0 + 1.0 / a)
     }
 }
 
@@ -163,17 +174,28 @@ impl PositionalRem {
         Ok(self.alpha - self.g(t))
     }
 
+    /// `G(t)`; the positional term is `x² r / (2(t + σ²))` with `r = σ²/(t + σ²) ∈ [0, 1]`,
+    /// so `(t + σ²)²` is never formed (it underflows to 0 for `t + σ² < 1e-154`, which made
+    /// the term `0/0 = NaN` and the bisection keep the wrong half).
     fn g(&self, t: f64) -> f64 {
-        self.mean(|s, x| entropy_term(s / t) + x * x * s / (2.0 * (t + s) * (t + s)))
+        self.mean(|s, x| {
+            let ts = t + s;
+            let positional = if s == 0.0 { 0.0 } else { x * x * (s / ts) / (2.0 * ts) };
+            entropy_term(s / t) + positional
+        })
     }
 
     /// The exact condensation time: the root of `α + ζ(1) - ζ'(1) = 0`, found by bisection
-    /// in `ln t` to relative precision `1e-13`. Returns `0` when every `σ_i = 0` (all points
-    /// coincide, no condensation at any `t > 0`).
+    /// in `ln t` until the bracket is `1e-13` wide in `ln t` or one ulp wide (beyond
+    /// `|ln t| > 512` the ulp exceeds `1e-13`; at most 200 halvings, so it ends at every
+    /// variance). Returns `0` when every `σ_i = 0` (all
+    /// points coincide, no condensation at any `t > 0`); a root outside `[e^-720, e^720]`
+    /// is returned as the first bracket end past it.
     pub fn condensation_time(&self) -> f64 {
         if self.sigma2.iter().all(|&s| s == 0.0) {
             return 0.0;
         }
+        let above = |lt: f64| self.g(lt.exp()) > self.alpha;
         let (mut lo, mut hi) = (-60.0f64, 60.0f64); // ln t
         while self.g(lo.exp()) < self.alpha {
             lo -= 60.0;
@@ -181,15 +203,18 @@ impl PositionalRem {
                 return lo.exp();
             }
         }
-        while self.g(hi.exp()) > self.alpha {
+        while above(hi) {
             hi += 60.0;
             if hi > 700.0 {
                 return hi.exp();
             }
         }
-        while hi - lo > 1e-13 {
+        for _ in 0..200 {
             let mid = 0.5 * (lo + hi);
-            if self.g(mid.exp()) > self.alpha {
+            if hi - lo <= 1e-13 || mid <= lo || mid >= hi {
+                break;
+            }
+            if above(mid) {
                 lo = mid;
             } else {
                 hi = mid;

@@ -20,12 +20,12 @@
 //! many training points the score averages over.
 
 use crate::error::{check_dim, check_finite, check_time, Result, ScoreError};
-use crate::field::{check_batch, ScoreField};
+use crate::field::{DivergenceParams, ScoreField};
 use faer::linalg::matmul::{matmul, triangular::BlockStructure};
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Side};
 
-/// Elements of the `chunk × N` logit matrix held at once by [`EmpiricalScore::score_batch_into`].
+/// Elements of the `N × chunk` logit matrix held at once by a score or log-density call.
 const LOGIT_BUDGET: usize = 1 << 22;
 
 /// The score of the empirical distribution of a training set.
@@ -35,9 +35,11 @@ pub struct EmpiricalScore {
     y: Mat<f64>,
     /// `‖y^μ‖² / 2`.
     half_sq_norms: Vec<f64>,
-    /// Reused buffer for the weighted, centred points of the Jacobian (`N × d` at most):
-    /// allocating 60 MB per call costs more in page faults than the centring itself.
-    scratch: std::sync::Mutex<Vec<f64>>,
+    /// Reused buffers for the weighted, centred points of the Jacobian (`N × d` at most):
+    /// allocating 60 MB per call costs more in page faults than the centring itself. A
+    /// pool, locked only to take or return a buffer, so parallel spectra do not wait on
+    /// each other.
+    scratch: std::sync::Mutex<Vec<Vec<f64>>>,
 }
 
 impl Clone for EmpiricalScore {
@@ -124,18 +126,27 @@ impl EmpiricalScore {
         check_dim(self.y.ncols(), x.ncols())?;
         check_time(t)?;
         check_finite(x, "points x")?;
-        let g = self.y.as_ref() * x.transpose(); // N × n
         let d = self.y.ncols() as f64;
         let norm = -0.5 * d * (2.0 * std::f64::consts::PI * t).ln() - (self.n() as f64).ln();
-        Ok((0..x.nrows())
-            .map(|i| {
-                let half_x2 = 0.5 * x.row(i).iter().map(|v| v * v).sum::<f64>();
+        let chunk = (LOGIT_BUDGET / self.n()).clamp(1, x.nrows().max(1));
+        let mut g = Mat::<f64>::zeros(self.n(), chunk);
+        let mut out = Vec::with_capacity(x.nrows());
+        for start in (0..x.nrows()).step_by(chunk) {
+            let len = chunk.min(x.nrows() - start);
+            let xc = x.subrows(start, len);
+            let mut gc = g.as_mut().subcols_mut(0, len);
+            matmul(gc.rb_mut(), Accum::Replace, self.y.as_ref(), xc.transpose(), 1.0, faer::get_global_parallelism());
+            for i in 0..len {
+                let half_x2 = 0.5 * xc.row(i).iter().map(|v| v * v).sum::<f64>();
                 // -‖x - y‖²/2 = x·y - ‖y‖²/2 - ‖x‖²/2
-                let a: Vec<f64> = (0..self.n()).map(|mu| g[(mu, i)] - self.half_sq_norms[mu] - half_x2).collect();
-                let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                norm + m / t + a.iter().map(|v| ((v - m) / t).exp()).sum::<f64>().ln()
-            })
-            .collect())
+                let col = gc.rb().col(i);
+                let a = |mu: usize| col[mu] - self.half_sq_norms[mu] - half_x2;
+                let m = (0..self.n()).map(a).fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = (0..self.n()).map(|mu| ((a(mu) - m) / t).exp()).sum();
+                out.push(norm + m / t + sum.ln());
+            }
+        }
+        Ok(out)
     }
 
     /// Posterior weights, mean and participation ratio at one point.
@@ -186,11 +197,11 @@ impl EmpiricalScore {
         let sw: Vec<f64> = active.iter().map(|&mu| post.weights[mu].sqrt()).collect();
         let all = active.len() == self.n();
         let (k, d) = (active.len(), self.y.ncols());
-        let mut guard = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.len() < k * d {
-            guard.resize(k * d, 0.0);
+        let mut owned = self.take_scratch();
+        if owned.len() < k * d {
+            owned.resize(k * d, 0.0);
         }
-        let buf = &mut guard[..k * d];
+        let buf = &mut owned[..k * d];
         for j in 0..d {
             let m = post.mean[j];
             let ycol = self.y.col_as_slice(j);
@@ -205,7 +216,19 @@ impl EmpiricalScore {
                 }
             }
         }
-        then(MatRef::from_column_major_slice(buf, k, d))
+        let result = then(MatRef::from_column_major_slice(buf, k, d));
+        self.return_scratch(owned);
+        result
+    }
+
+    fn take_scratch(&self) -> Vec<f64> {
+        let mut pool = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.pop().unwrap_or_default()
+    }
+
+    fn return_scratch(&self, buf: Vec<f64>) {
+        let mut pool = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.push(buf);
     }
 
     /// Lower triangle of `op(A) op(A)ᵀ`: `A Aᵀ` when `gram`, else `Aᵀ A` (half the flops of a
@@ -277,44 +300,64 @@ impl ScoreField for EmpiricalScore {
     /// # Formula
     /// Eq. 11: `s(x, t) = (Σ_μ w_μ y^μ - x) / t`, evaluated as two matrix products per chunk
     /// of points (`Y Xᵀ` for the logits, `Wᵀ Y` for the means).
-    fn score_batch_into(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> Result<()> {
-        check_batch(self.dim(), x, &out, t)?;
-        check_finite(x, "points x")?;
+    fn eval(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> Result<()> {
         let n = x.nrows();
         let chunk = (LOGIT_BUDGET / self.n()).clamp(1, n.max(1));
         let mut w = Mat::zeros(self.n(), chunk);
-        let mut start = 0;
-        while start < n {
+        let inv_t = 1.0 / t;
+        for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
             let xc = x.subrows(start, len);
             let mut wc = w.as_mut().subcols_mut(0, len);
             self.weights_into(xc, t, wc.rb_mut());
             let mut oc = out.rb_mut().subrows_mut(start, len);
-            matmul(oc.rb_mut(), Accum::Replace, wc.rb().transpose(), self.y.as_ref(), 1.0 / t, faer::get_global_parallelism());
-            let inv_t = 1.0 / t;
+            matmul(oc.rb_mut(), Accum::Replace, wc.rb().transpose(), self.y.as_ref(), inv_t, faer::get_global_parallelism());
             for j in 0..xc.ncols() {
                 for i in 0..len {
                     oc[(i, j)] -= xc[(i, j)] * inv_t;
                 }
             }
-            start += len;
         }
         Ok(())
     }
 
     /// # Formula
     /// `∇s = (Cov_w(y)/t - I)/t`.
-    fn jacobian(&self, x: &[f64], t: f64) -> Option<Result<Mat<f64>>> {
-        Some(self.posterior_covariance(x, t).map(|mut cov| {
-            let d = cov.nrows();
-            let inv_t = 1.0 / t;
-            for j in 0..d {
-                for i in 0..d {
-                    cov[(i, j)] *= inv_t * inv_t;
-                }
-                cov[(j, j)] -= inv_t;
+    fn eval_jacobian(&self, x: &[f64], t: f64) -> Result<Option<Mat<f64>>> {
+        let mut cov = self.posterior_covariance(x, t)?;
+        let d = cov.nrows();
+        let inv_t = 1.0 / t;
+        for j in 0..d {
+            for i in 0..d {
+                cov[(i, j)] *= inv_t * inv_t;
             }
-            cov
-        }))
+            cov[(j, j)] -= inv_t;
+        }
+        Ok(Some(cov))
+    }
+
+    /// # Formula
+    /// `J v = (Cov_w v / t - v)/t` with `Cov_w v = Aᵀ(A v)`, `A` the `k × d` weighted
+    /// centred points of the non-negligible weights: exact, `O(k d K)` for `K` directions,
+    /// no `d × d` matrix.
+    fn eval_jvp(&self, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        let post = self.posterior(x, t)?;
+        let cv = self.centred_active(&post, |a| (v * a.transpose()) * a); // K × d
+        let inv_t = 1.0 / t;
+        Ok(Mat::from_fn(v.nrows(), v.ncols(), |i, j| (cv[(i, j)] * inv_t - v[(i, j)]) * inv_t))
+    }
+
+    /// # Formula
+    /// `tr ∇s = (Σ_μ w_μ ‖y^μ - m‖² / t - d) / t`, exact at every `d` (`O(k d)` per point).
+    fn eval_divergence(&self, x: MatRef<'_, f64>, t: f64, _p: &DivergenceParams) -> Result<Vec<f64>> {
+        let d = self.dim() as f64;
+        (0..x.nrows())
+            .map(|i| {
+                let xi: Vec<f64> = x.row(i).iter().copied().collect();
+                let post = self.posterior(&xi, t)?;
+                let tr_cov = self.centred_active(&post, |a| a.squared_norm_l2());
+                Ok((tr_cov / t - d) / t)
+            })
+            .collect()
     }
 }

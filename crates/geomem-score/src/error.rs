@@ -53,13 +53,41 @@ pub enum ScoreError {
     /// An error raised by a score field implemented outside this crate (a trained network).
     #[error("score field backend: {0}")]
     Backend(String),
+    /// A VE time that is not a time of a discrete schedule's grid.
+    #[error("t = {t} is not on the schedule's grid (nearest: step {nearest_step}, t = {nearest_t}); use the schedule's own ve_time(k)")]
+    OffGrid {
+        /// The time asked for.
+        t: f64,
+        /// The step whose time is nearest.
+        nearest_step: usize,
+        /// Its time.
+        nearest_t: f64,
+    },
+    /// A VE time outside the range a schedule covers.
+    #[error("t = {t} lies outside the schedule's range [{min}, {max}]")]
+    TimeOutOfRange {
+        /// The time asked for.
+        t: f64,
+        /// Smallest time of the schedule.
+        min: f64,
+        /// Largest time of the schedule.
+        max: f64,
+    },
+    /// A discrete step outside `0 … T-1`.
+    #[error("step {step} is outside 0..{steps}")]
+    StepOutOfRange {
+        /// The step asked for.
+        step: usize,
+        /// Number of steps `T`.
+        steps: usize,
+    },
 }
 
 /// Result alias of `geomem-score`.
 pub type Result<T> = std::result::Result<T, ScoreError>;
 
 /// Checks that `t` is a usable diffusion time.
-pub fn check_time(t: f64) -> Result<()> {
+pub(crate) fn check_time(t: f64) -> Result<()> {
     if t.is_finite() && t > 0.0 {
         Ok(())
     } else {
@@ -68,7 +96,7 @@ pub fn check_time(t: f64) -> Result<()> {
 }
 
 /// Checks that `got == expected`.
-pub fn check_dim(expected: usize, got: usize) -> Result<()> {
+pub(crate) fn check_dim(expected: usize, got: usize) -> Result<()> {
     if expected == got {
         Ok(())
     } else {
@@ -77,7 +105,7 @@ pub fn check_dim(expected: usize, got: usize) -> Result<()> {
 }
 
 /// Checks that every entry of a matrix is finite.
-pub fn check_finite(m: faer::MatRef<'_, f64>, what: &'static str) -> Result<()> {
+pub(crate) fn check_finite(m: faer::MatRef<'_, f64>, what: &'static str) -> Result<()> {
     for j in 0..m.ncols() {
         for i in 0..m.nrows() {
             if !m[(i, j)].is_finite() {
@@ -89,7 +117,7 @@ pub fn check_finite(m: faer::MatRef<'_, f64>, what: &'static str) -> Result<()> 
 }
 
 /// Checks a list of variances: each finite and non-negative.
-pub fn check_variances(v: &[f64]) -> Result<()> {
+pub(crate) fn check_variances(v: &[f64]) -> Result<()> {
     for (index, &value) in v.iter().enumerate() {
         if !(value.is_finite() && value >= 0.0) {
             return Err(ScoreError::InvalidVariance { index, value });

@@ -12,7 +12,7 @@
 //! paper's `J_t/t` notation), so its singular values are `t / (t + λ_k)` ∈ (0, 1].
 
 use crate::error::{check_dim, check_finite, check_time, check_variances, Result, ScoreError};
-use crate::field::{check_batch, ScoreField};
+use crate::field::{DivergenceParams, ScoreField};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 
 /// The exact score of `N(0, Σ)` under the VE process, stored through the eigendecomposition
@@ -155,21 +155,33 @@ impl ScoreField for GaussianScore {
 
     /// # Formula
     /// `s(x, t) = -(Σ + t I)⁻¹ x`.
-    fn score_batch_into(&self, x: MatRef<'_, f64>, t: f64, out: MatMut<'_, f64>) -> Result<()> {
-        check_batch(self.dim(), x, &out, t)?;
+    fn eval(&self, x: MatRef<'_, f64>, t: f64, out: MatMut<'_, f64>) -> Result<()> {
         self.apply(x, t, out, -1.0);
         Ok(())
     }
 
-    fn jacobian(&self, x: &[f64], t: f64) -> Option<Result<Mat<f64>>> {
-        Some((|| {
-            check_dim(self.dim(), x.len())?;
-            check_time(t)?;
-            let d = self.dim();
-            let mut j = Mat::zeros(d, d);
-            self.apply(Mat::<f64>::identity(d, d).as_ref(), t, j.as_mut(), -1.0);
-            Ok(j)
-        })())
+    /// # Formula
+    /// `∇s = -(Σ + t I)⁻¹`, the same at every `x`.
+    fn eval_jacobian(&self, _x: &[f64], t: f64) -> Result<Option<Mat<f64>>> {
+        let d = self.dim();
+        let mut j = Mat::zeros(d, d);
+        self.apply(Mat::<f64>::identity(d, d).as_ref(), t, j.as_mut(), -1.0);
+        Ok(Some(j))
+    }
+
+    /// # Formula
+    /// `J v = -(Σ + t I)⁻¹ v` (exact; the Jacobian is symmetric).
+    fn eval_jvp(&self, _x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        let mut out = Mat::zeros(v.nrows(), v.ncols());
+        self.apply(v, t, out.as_mut(), -1.0);
+        Ok(out)
+    }
+
+    /// # Formula
+    /// `tr ∇s = -Σ_k 1/(λ_k + t)`, exact at every `d`.
+    fn eval_divergence(&self, x: MatRef<'_, f64>, t: f64, _p: &DivergenceParams) -> Result<Vec<f64>> {
+        let tr: f64 = -self.lambda.iter().map(|l| 1.0 / (l + t)).sum::<f64>();
+        Ok(vec![tr; x.nrows()])
     }
 }
 

@@ -9,10 +9,14 @@
 //! |---|---|---|
 //! | [`GaussianScore`] | `s = -(Σ + tI)⁻¹ x`, exact Jacobian and spectrum | Eq. 8, 9 |
 //! | [`EmpiricalScore`] | `s = Σ_μ w_μ (y^μ - x)/t`, `∇s = (Cov_w/t - I)/t`, `N_eff = 1/Σw²` | Eq. 10, 11, 35 |
-//! | [`GeometricVe`], [`DdpmSchedule`] | noise schedules and their conversion to VE time | Supp. A |
+//! | [`GeometricVe`], [`DdpmSchedule`], [`LinearVpSde`] | noise schedules and their exact conversion to VE time | Supp. A |
+//! | [`VpScore`], [`VeAsVp`] | a VP (DDPM) noise predictor as a VE field, and back | Supp. A |
+//!
+//! Implementations write [`ScoreField::eval`] (and optionally the Jacobian, JVP and
+//! divergence hooks); callers use [`ScoreFieldExt`], which validates every input once.
 //!
 //! ```
-//! use geomem_score::{EmpiricalScore, ScoreField};
+//! use geomem_score::{EmpiricalScore, ScoreFieldExt};
 //! let data = faer::Mat::from_fn(3, 2, |i, j| (i + 2 * j) as f64);
 //! let field = EmpiricalScore::new(data).unwrap();
 //! let s = field.score(&[0.5, 1.0], 0.1).unwrap();
@@ -24,9 +28,11 @@ mod error;
 mod field;
 mod gaussian;
 mod schedule;
+mod vp;
 
 pub use empirical::{EmpiricalScore, Posterior};
-pub use error::{check_dim, check_finite, check_time, check_variances, Result, ScoreError};
-pub use field::ScoreField;
+pub use error::{Result, ScoreError};
+pub use field::{rademacher_probes, DivergenceParams, Precision, ScoreField, ScoreFieldExt};
 pub use gaussian::{marchenko_pastur_edges, marchenko_pastur_gap, GaussianScore, MpEdge};
-pub use schedule::{DdpmSchedule, GeometricVe};
+pub use schedule::{DdpmSchedule, GeometricVe, LinearVpSde, GRID_RTOL};
+pub use vp::{VeAsVp, VpEpsModel, VpGrid, VpScore, VpTime};

@@ -2,7 +2,7 @@
 mod common;
 use common::{gaussian_rows, rel_err};
 use faer::Mat;
-use geomem_score::{EmpiricalScore, ScoreError, ScoreField};
+use geomem_score::{EmpiricalScore, ScoreError, ScoreFieldExt};
 use proptest::prelude::*;
 
 /// log p_t^N(x) up to a constant, by log-sum-exp, for finite-difference checks.

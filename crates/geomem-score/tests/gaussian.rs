@@ -2,7 +2,7 @@
 mod common;
 use common::{gaussian_rows, rel_err};
 use faer::Mat;
-use geomem_score::{marchenko_pastur_gap, GaussianScore, MpEdge, ScoreError, ScoreField};
+use geomem_score::{marchenko_pastur_gap, GaussianScore, MpEdge, ScoreError, ScoreFieldExt};
 
 #[test]
 fn score_solves_the_covariance_system() {

@@ -10,13 +10,29 @@
 use crate::error::{param, Result, SpectralError};
 
 /// Settings of Algorithm 3.
+///
+/// Deserialisation checks `c` as [`SecondDerivativeRule::new`] does.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawRule")]
 #[non_exhaustive]
 pub struct SecondDerivativeRule {
     /// `d̄`: values discarded at the top of the spectrum.
     pub discard: usize,
     /// `c`: threshold in units of the median second derivative.
     pub threshold: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct RawRule {
+    discard: usize,
+    threshold: f64,
+}
+
+impl TryFrom<RawRule> for SecondDerivativeRule {
+    type Error = SpectralError;
+    fn try_from(r: RawRule) -> Result<Self> {
+        Self::new(r.discard, r.threshold)
+    }
 }
 
 impl Default for SecondDerivativeRule {

@@ -10,10 +10,10 @@
 //! random directions this is the improved Normal Bundle method of seed 000, Sec. 3.3.1.
 //! All `d + 1` (or `2d`) score evaluations go to the field in one batch.
 
-use crate::directions::Directions;
+use crate::directions::{Directions, OrthonormalBasis};
 use crate::error::{param, singular_values, Result};
-use geomem_score::{check_dim, check_time, ScoreField};
 use faer::Mat;
+use geomem_score::{Precision, ScoreError, ScoreField, ScoreFieldExt};
 
 /// Finite-difference scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +31,29 @@ pub enum Step {
     SqrtT,
     /// A fixed step `h > 0` (small `h` gives the pointwise Jacobian).
     Fixed(f64),
+    /// The pointwise Jacobian with the step that the field's precision allows:
+    /// `ε^{1/3} √t` for central differences and `ε^{1/2} √t` for forward ones, with `ε`
+    /// the field's [`Precision::epsilon`] (`f32` networks get `4.9e-3 √t` and `3.5e-4 √t`,
+    /// far above their rounding floor; `f64` fields `6e-6 √t` and `1.5e-8 √t`).
+    Auto,
+}
+
+impl Step {
+    /// The step `h` at time `t` for a field of the given precision and scheme.
+    ///
+    /// # Errors
+    /// [`crate::SpectralError::InvalidParameter`] for a non-positive or non-finite fixed step.
+    pub fn size(self, t: f64, precision: Precision, scheme: Scheme) -> Result<f64> {
+        match (self, scheme) {
+            (Self::SqrtT, _) => Ok(t.sqrt()),
+            (Self::Fixed(h), _) => {
+                param("step", h, h.is_finite() && h > 0.0, "must be finite and > 0")?;
+                Ok(h)
+            }
+            (Self::Auto, Scheme::Central) => Ok(precision.central_step(t)),
+            (Self::Auto, Scheme::Forward) => Ok(precision.epsilon().sqrt() * t.sqrt()),
+        }
+    }
 }
 
 /// Settings of [`smoothed_jacobian_with`].
@@ -85,40 +108,62 @@ pub fn smoothed_jacobian<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64) -
 
 /// The finite-difference Jacobian `[J q_1, …, J q_d]` (`d × d`) with the given settings.
 ///
+/// Draws the basis of `params.directions` on every call (a `d × d` QR for random
+/// directions); use [`smoothed_jacobian_in_basis`] with a precomputed basis when many
+/// points share it.
+///
 /// # Errors
-/// [`crate::SpectralError::Score`] for a wrong `x` length or a bad `t` (or any error of the
-/// field), [`crate::SpectralError::InvalidParameter`] for a non-positive fixed step.
-pub fn smoothed_jacobian_with<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, params: &SmoothedJacobianParams) -> Result<Mat<f64>> {
+/// As [`smoothed_jacobian_in_basis`].
+pub fn smoothed_jacobian_with<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    params: &SmoothedJacobianParams,
+) -> Result<Mat<f64>> {
+    field.check_point(x, t)?;
+    let basis = OrthonormalBasis::from_directions(params.directions, field.dim());
+    smoothed_jacobian_in_basis(field, x, t, params.scheme, params.step, &basis)
+}
+
+/// The finite-difference Jacobian `[J q_1, …, J q_k]` (`d × k`) along the columns of a
+/// precomputed basis (its `directions` setting is ignored).
+///
+/// # Errors
+/// [`crate::SpectralError::Score`] for a wrong `x` length, a bad `t` or a field error (a basis of
+/// another dimension is a [`ScoreError::DimensionMismatch`]);
+/// [`crate::SpectralError::InvalidParameter`] for a non-positive fixed step.
+pub fn smoothed_jacobian_in_basis<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    scheme: Scheme,
+    step: Step,
+    basis: &OrthonormalBasis,
+) -> Result<Mat<f64>> {
+    field.check_point(x, t)?;
     let d = field.dim();
-    check_dim(d, x.len())?;
-    check_time(t)?;
-    let h = match params.step {
-        Step::SqrtT => t.sqrt(),
-        Step::Fixed(h) => {
-            param("step", h, h.is_finite() && h > 0.0, "must be finite and > 0")?;
-            h
-        }
-    };
-    let q = params.directions.basis(d);
-    let (rows, central) = match params.scheme {
-        Scheme::Forward => (d + 1, false),
-        Scheme::Central => (2 * d, true),
-    };
-    // Rows 0..d: x + h q_j; rows d..: x - h q_j (central) or x itself (forward).
+    if basis.dim() != d {
+        return Err(ScoreError::DimensionMismatch { expected: d, got: basis.dim() }.into());
+    }
+    let h = step.size(t, field.precision(), scheme)?;
+    let (q, k) = (basis.as_mat(), basis.len());
+    let central = scheme == Scheme::Central;
+    let rows = if central { 2 * k } else { k + 1 };
+    // Rows 0..k: x + h q_j; rows k..: x - h q_j (central) or x itself (forward).
     let pts = Mat::from_fn(rows, d, |r, i| {
-        if r < d {
+        if r < k {
             x[i] + h * q[(i, r)]
         } else if central {
-            x[i] - h * q[(i, r - d)]
+            x[i] - h * q[(i, r - k)]
         } else {
             x[i]
         }
     });
     let s = field.score_batch(pts.as_ref(), t)?;
     Ok(if central {
-        Mat::from_fn(d, d, |i, j| (s[(j, i)] - s[(d + j, i)]) / (2.0 * h))
+        Mat::from_fn(d, k, |i, j| (s[(j, i)] - s[(k + j, i)]) / (2.0 * h))
     } else {
-        Mat::from_fn(d, d, |i, j| (s[(j, i)] - s[(d, i)]) / h)
+        Mat::from_fn(d, k, |i, j| (s[(j, i)] - s[(k, i)]) / h)
     })
 }
 
@@ -126,6 +171,63 @@ pub fn smoothed_jacobian_with<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f
 ///
 /// # Errors
 /// As [`smoothed_jacobian_with`], plus [`crate::SpectralError::SvdNoConvergence`].
-pub fn smoothed_jacobian_spectrum<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, params: &SmoothedJacobianParams) -> Result<Vec<f64>> {
+pub fn smoothed_jacobian_spectrum<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    params: &SmoothedJacobianParams,
+) -> Result<Vec<f64>> {
     singular_values(smoothed_jacobian_with(field, x, t, params)?.as_ref())
+}
+
+/// Sorted singular values of [`smoothed_jacobian_in_basis`].
+///
+/// # Errors
+/// As [`smoothed_jacobian_in_basis`], plus [`crate::SpectralError::SvdNoConvergence`].
+pub fn smoothed_jacobian_spectrum_in_basis<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    scheme: Scheme,
+    step: Step,
+    basis: &OrthonormalBasis,
+) -> Result<Vec<f64>> {
+    singular_values(smoothed_jacobian_in_basis(field, x, t, scheme, step, basis)?.as_ref())
+}
+
+/// The pointwise Jacobian `[J q_1, …, J q_k]` (`d × k`) from the field itself: its own
+/// Jacobian when it has one (closed form, automatic differentiation), otherwise its
+/// Jacobian-vector products ([`ScoreFieldExt::jvp`], central differences at the step its
+/// precision allows unless the field overrides them).
+///
+/// # Errors
+/// As [`smoothed_jacobian_in_basis`].
+pub fn pointwise_jacobian<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    basis: &OrthonormalBasis,
+) -> Result<Mat<f64>> {
+    field.check_point(x, t)?;
+    if basis.dim() != field.dim() {
+        return Err(ScoreError::DimensionMismatch { expected: field.dim(), got: basis.dim() }.into());
+    }
+    if let Some(j) = field.jacobian(x, t)? {
+        return Ok(j * basis.as_mat());
+    }
+    let jv = field.jvp(x, t, basis.as_mat().transpose())?; // k × d, rows J q_j
+    Ok(jv.transpose().to_owned())
+}
+
+/// Sorted singular values of [`pointwise_jacobian`].
+///
+/// # Errors
+/// As [`pointwise_jacobian`], plus [`crate::SpectralError::SvdNoConvergence`].
+pub fn pointwise_jacobian_spectrum<F: ScoreField + ?Sized>(
+    field: &F,
+    x: &[f64],
+    t: f64,
+    basis: &OrthonormalBasis,
+) -> Result<Vec<f64>> {
+    singular_values(pointwise_jacobian(field, x, t, basis)?.as_ref())
 }

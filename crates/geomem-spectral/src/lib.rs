@@ -7,7 +7,9 @@
 //! | [`smoothed_jacobian`], [`smoothed_jacobian_with`] | `[s(x + √t q_j) - s(x)]/√t`, canonical or random orthonormal `q_j` | seed 001 Eq. 5; improved NB, seed 000 Sec. 3.3.1 |
 //! | [`normal_bundle_spectrum`] | SVD of `K` scores at noisy points (Alg. 1) or of `K` central differences (Alg. 2) | seed 001 Supp. B.1 |
 //! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
+//! | [`pointwise_jacobian`] | the field's own Jacobian, or its JVPs, along a basis | — |
 //! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
+//! | [`marked_gaps`], [`intervals_where`], [`OPEN_LOG_GAP`] | gap analysis of sweeps (the figures' conventions) | — |
 //!
 //! ```
 //! use geomem_score::GaussianScore;
@@ -22,13 +24,19 @@
 mod dimension;
 mod directions;
 mod error;
+mod gaps;
 mod jacobian;
 mod normal_bundle;
 mod spectrum;
 
 pub use dimension::SecondDerivativeRule;
-pub use directions::Directions;
+pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};
-pub use jacobian::{smoothed_jacobian, smoothed_jacobian_spectrum, smoothed_jacobian_with, Scheme, SmoothedJacobianParams, Step};
+pub use gaps::{format_intervals, intervals_where, is_open, marked_gaps, mean_spectrum, normalize, MarkedGaps, OPEN_LOG_GAP};
+pub use jacobian::{
+    pointwise_jacobian, pointwise_jacobian_spectrum, smoothed_jacobian, smoothed_jacobian_in_basis,
+    smoothed_jacobian_spectrum, smoothed_jacobian_spectrum_in_basis, smoothed_jacobian_with, Scheme,
+    SmoothedJacobianParams, Step,
+};
 pub use normal_bundle::{normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant};
 pub use spectrum::{GapScale, Spectrum};

@@ -9,7 +9,7 @@
 //! `S / √(tK)` estimate those of the Jacobian. This crate returns them in that scale.
 
 use crate::error::{param, singular_values, Result};
-use geomem_score::{check_dim, check_time, ScoreField};
+use geomem_score::{ScoreField, ScoreFieldExt};
 use faer::Mat;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -68,9 +68,8 @@ impl NormalBundleParams {
 /// [`crate::SpectralError::Score`] for a wrong `x0` length, a bad `t` or a field error;
 /// [`crate::SpectralError::InvalidParameter`] for `K = 0`.
 pub fn normal_bundle_matrix<F: ScoreField + ?Sized>(field: &F, x0: &[f64], t: f64, params: &NormalBundleParams) -> Result<Mat<f64>> {
+    field.check_point(x0, t)?;
     let d = field.dim();
-    check_dim(d, x0.len())?;
-    check_time(t)?;
     let k = params.k.unwrap_or(4 * d);
     param("k", k, k >= 1, "need at least one score vector")?;
     let mut rng = StdRng::seed_from_u64(params.seed);

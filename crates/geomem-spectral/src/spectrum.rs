@@ -12,9 +12,26 @@ pub enum GapScale {
 }
 
 /// A spectrum of singular values, sorted in decreasing order.
+///
+/// Deserialisation goes through [`Spectrum::new`], so a stored spectrum that is empty,
+/// negative or non-finite is an error, never a value that panics later.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<f64>", into = "Vec<f64>")]
 pub struct Spectrum {
     values: Vec<f64>,
+}
+
+impl TryFrom<Vec<f64>> for Spectrum {
+    type Error = SpectralError;
+    fn try_from(values: Vec<f64>) -> Result<Self> {
+        Self::new(values)
+    }
+}
+
+impl From<Spectrum> for Vec<f64> {
+    fn from(s: Spectrum) -> Self {
+        s.values
+    }
 }
 
 impl Spectrum {

@@ -1,6 +1,6 @@
 //! Tests of the Jacobian estimators, spectra and dimension rules.
 use geomem_data::{Block, Embedding, LinearManifold};
-use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
+use geomem_score::{EmpiricalScore, GaussianScore, ScoreFieldExt};
 use geomem_spectral::*;
 use proptest::prelude::*;
 

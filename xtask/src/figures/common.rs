@@ -1,7 +1,6 @@
 //! Settings shared by the spectrum figures.
 use crate::plot::{VLine, GAP_COLORS};
 use geomem_data::{Block, Embedding, LinearManifold};
-use geomem_spectral::{GapScale, Spectrum};
 use serde::Serialize;
 
 /// Quick (default, CI-sized) or full (paper-sized) runs.
@@ -57,55 +56,10 @@ impl Setup {
 }
 
 /// Position (1-based) of the largest log gap of a spectrum, and the log gaps at the three
-/// marked positions.
-pub fn gap_stats(values: &[f64], setup: &Setup) -> (usize, [f64; 3]) {
-    let s = Spectrum::new(values.to_vec()).expect("finite spectrum");
-    let (k, _) = s.largest_gap(GapScale::Log, 0).expect("d >= 2");
-    let g = s.gaps(GapScale::Log);
-    let pos = setup.gap_positions();
-    (k, [g[pos[0].0 - 1], g[pos[1].0 - 1], g[pos[2].0 - 1]])
-}
-
-/// A gap counts as open when the spectrum jumps by at least 25% across it
-/// (log gap >= ln 1.25); a convention of this crate, stated in docs/REPRODUCTION.md.
-pub const OPEN_LOG_GAP: f64 = 0.223_143_551_314_209_76;
-
-/// Intervals of the sweep variable where `argmax == p`.
-pub fn intervals(xs: &[f64], argmax: &[usize], p: usize) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
-    let mut start: Option<f64> = None;
-    let mut last = 0.0;
-    for (&x, &k) in xs.iter().zip(argmax) {
-        if k == p {
-            if start.is_none() {
-                start = Some(x);
-            }
-            last = x;
-        } else if let Some(s) = start.take() {
-            out.push((s, last));
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, last));
-    }
-    out
-}
-
-pub fn fmt_intervals(iv: &[(f64, f64)]) -> String {
-    if iv.is_empty() {
-        return "never".into();
-    }
-    iv.iter().map(|(a, b)| format!("[{a:.3e}, {b:.3e}]")).collect::<Vec<_>>().join(" ∪ ")
-}
-
-/// Normalises by the largest value.
-pub fn normalize(v: &[f64]) -> Vec<f64> {
-    let m = v.iter().copied().fold(0.0, f64::max);
-    v.iter().map(|x| if m > 0.0 { x / m } else { *x }).collect()
-}
-
-/// Element-wise mean of equally long vectors.
-pub fn mean_of(vs: &[Vec<f64>]) -> Vec<f64> {
-    let n = vs.len() as f64;
-    (0..vs[0].len()).map(|i| vs.iter().map(|v| v[i]).sum::<f64>() / n).collect()
+/// marked positions of `setup` (the gap analysis of `geomem_spectral::marked_gaps`).
+pub fn gap_stats(values: &[f64], setup: &Setup) -> anyhow::Result<(usize, [f64; 3])> {
+    let pos = setup.gap_positions().map(|p| p.0);
+    let g = geomem_spectral::marked_gaps(values, &pos)?;
+    let at = |j: usize| g.at_marks[j].unwrap_or(f64::NAN);
+    Ok((g.largest_at, [at(0), at(1), at(2)]))
 }

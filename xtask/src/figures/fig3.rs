@@ -7,7 +7,7 @@ use crate::plot::{save_fields, FieldPanel};
 use anyhow::Result;
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold};
-use geomem_score::{EmpiricalScore, ScoreField};
+use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use std::fmt::Write;
 use std::path::Path;
 

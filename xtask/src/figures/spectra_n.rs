@@ -1,7 +1,8 @@
 //! Fig. 9, 10 (measured empirical score), 13 (closed form) and 14 (random matrix):
 //! ordered spectra at fixed times for growing training-set sizes.
 
-use super::common::{gap_stats, mean_of, normalize, Scale, Setup, OPEN_LOG_GAP};
+use super::common::{gap_stats, Scale, Setup};
+use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
@@ -97,7 +98,7 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
             for (i, v) in m.iter().enumerate() {
                 w.write_record([format!("{t}"), n.to_string(), (i + 1).to_string(), format!("{v:e}")])?;
             }
-            let (k, gl) = gap_stats(&m, setup);
+            let (k, gl) = gap_stats(&m, setup)?;
             g.write_record([format!("{t}"), n.to_string(), k.to_string(), format!("{:.4}", gl[0]), format!("{:.4}", gl[1]), format!("{:.4}", gl[2])])?;
             let open: Vec<String> = (0..3).filter(|&j| gl[j] >= OPEN_LOG_GAP).map(|j| pos[j].0.to_string()).collect();
             write!(row, " {} ({k}) |", if open.is_empty() { "none".to_string() } else { open.join(", ") })?;

@@ -5,7 +5,8 @@
 //! condensation time, next to the exact score and the printed Eq. 19. The printed Eq. 43 is
 //! in the CSV only.
 
-use super::common::{fmt_intervals, gap_stats, intervals, mean_of, normalize, Scale, Setup, OPEN_LOG_GAP};
+use super::common::{gap_stats, Scale, Setup};
+use geomem_spectral::{format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use crate::out::{bar, logspace, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
@@ -113,7 +114,7 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
         let mut argmax = Vec::new();
         let mut open: [Vec<usize>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for (ti, s) in per_t.iter().enumerate() {
-            let (k, gl) = gap_stats(s, setup);
+            let (k, gl) = gap_stats(s, setup)?;
             argmax.push(k);
             for (j, o) in open.iter_mut().enumerate() {
                 // Marker p where open, 0 otherwise, so `intervals` can reuse the same code.

@@ -3,8 +3,9 @@
 //! denoising score matching (geomem-nets) in its own run directory; its EMA weights become a
 //! `ScoreField` and the improved Normal Bundle measures its spectrum at x0 = 0.
 
-use super::common::{normalize, Scale, OPEN_LOG_GAP};
-use crate::backend::{self, Inner, Train};
+use super::common::Scale;
+use geomem_spectral::{normalize, OPEN_LOG_GAP};
+use crate::backend::{self, Train};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
@@ -107,7 +108,7 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
             let secs = start.elapsed().as_secs_f64();
             crate::train_cmd::loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
             save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
-            let field = TrainedScore::<Inner>::new(state.ema, device.clone());
+            let field = TrainedScore::<Train>::new(state.ema, device.clone());
             for (ti, &t) in times.iter().enumerate() {
                 let s = normalize(&smoothed_jacobian_spectrum(&field, &vec![0.0; v.d], t, &SmoothedJacobianParams::improved_normal_bundle(scale.seed + 5))?);
                 for (i, x) in s.iter().enumerate() {
