@@ -148,14 +148,14 @@ fn corrupt_and_missing_files_get_errors() {
     let bytes = std::fs::read(&p).unwrap();
     let trunc = tmp("trunc.npy");
     std::fs::write(&trunc, &bytes[..bytes.len() - 40]).unwrap();
-    assert!(matches!(read_npy(&trunc), Err(DataError::Format { .. })));
+    assert!(matches!(read_npy(&trunc), Err(DataError::LengthMismatch { .. })));
     let garbage = tmp("garbage.npy");
     std::fs::write(&garbage, b"not a numpy file at all").unwrap();
-    assert!(matches!(read_npy(&garbage), Err(DataError::Format { .. })));
+    assert!(matches!(read_npy(&garbage), Err(DataError::NpyHeader { .. })));
     assert!(matches!(read_npy(tmp("missing.npy")), Err(DataError::Io { .. })));
     let bad_csv = tmp("bad.csv");
     std::fs::write(&bad_csv, "a,b\n1,2\n3,x\n").unwrap();
-    assert!(matches!(read_csv(&bad_csv), Err(DataError::Format { .. })));
+    assert!(matches!(read_csv(&bad_csv), Err(DataError::NotNumeric { .. })));
     let ragged = tmp("ragged.csv");
     std::fs::write(&ragged, "1,2\n3\n").unwrap();
     assert!(read_csv(&ragged).is_err());

@@ -134,12 +134,43 @@ pub fn decode<B: AutodiffBackend>(path: &Path, bytes: &[u8], cfg: &TrainConfig, 
     }
     let rec = Rec::default();
     let model: ResidualMlp<B> = cfg.model.init(device)?;
-    let model = model.load_record(Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?);
+    let model = load_checked(model, Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?, "model")
+        .map_err(bad)?;
     let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
-    let ema = ema.load_record(Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?);
+    let ema = load_checked(ema, Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?, "EMA")
+        .map_err(bad)?;
     let optim = AdamConfig::new().init::<B, ResidualMlp<B>>();
     let optim = optim.load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
     Ok(TrainState { model, ema, optim, step })
+}
+
+/// Shapes of every float parameter, in visiting order.
+struct Shapes(Vec<Vec<usize>>);
+
+impl<B: Backend> burn::module::ModuleVisitor<B> for Shapes {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<B, D>>) {
+        self.0.push(param.shape().dims::<D>().to_vec());
+    }
+}
+
+fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
+    let mut s = Shapes(Vec::new());
+    m.visit(&mut s);
+    s.0
+}
+
+/// Loads `record` into `skeleton` and checks that every parameter kept its shape (burn
+/// takes a record's tensors as they come, so a record of another network would only fail
+/// later, inside a forward pass).
+fn load_checked<B: Backend>(skeleton: ResidualMlp<B>, record: <ResidualMlp<B> as Module<B>>::Record, what: &str) -> std::result::Result<ResidualMlp<B>, String> {
+    let want = shapes::<B, _>(&skeleton);
+    let loaded = skeleton.load_record(record);
+    let got = shapes::<B, _>(&loaded);
+    if want == got {
+        Ok(loaded)
+    } else {
+        Err(format!("{what} record has parameter shapes {got:?}, the configuration needs {want:?}"))
+    }
 }
 
 /// Reads and decodes `path`.
@@ -164,5 +195,6 @@ pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) 
         return Err(bad("the checkpoint holds another network".into()));
     }
     let ema: ResidualMlp<B> = cfg.model.init(device)?;
-    Ok(ema.load_record(Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?))
+    let record = Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?;
+    load_checked(ema, record, "EMA").map_err(bad)
 }
