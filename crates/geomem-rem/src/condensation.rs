@@ -189,25 +189,27 @@ impl PositionalRem {
     /// in `ln t` until the bracket is `1e-13` wide in `ln t` or one ulp wide (beyond
     /// `|ln t| > 512` the ulp exceeds `1e-13`; at most 200 halvings, so it ends at every
     /// variance). Returns `0` when every `σ_i = 0` (all
-    /// points coincide, no condensation at any `t > 0`); a root outside `[e^-720, e^720]`
-    /// is returned as the first bracket end past it.
+    /// points coincide, no condensation at any `t > 0`); a root outside `[e^-708, e^709]` (the
+    /// normal doubles) is returned as that bound.
     pub fn condensation_time(&self) -> f64 {
         if self.sigma2.iter().all(|&s| s == 0.0) {
             return 0.0;
         }
         let above = |lt: f64| self.g(lt.exp()) > self.alpha;
+        // ln t stays within the normal doubles, [-708, 709].
+        let (lo_end, hi_end) = (-708.0f64, 709.0f64);
         let (mut lo, mut hi) = (-60.0f64, 60.0f64); // ln t
         while self.g(lo.exp()) < self.alpha {
-            lo -= 60.0;
-            if lo < -700.0 {
-                return lo.exp();
+            if lo <= lo_end {
+                return lo_end.exp();
             }
+            lo = (lo - 60.0).max(lo_end);
         }
         while above(hi) {
-            hi += 60.0;
-            if hi > 700.0 {
-                return hi.exp();
+            if hi >= hi_end {
+                return hi_end.exp();
             }
+            hi = (hi + 60.0).min(hi_end);
         }
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);
@@ -233,5 +235,62 @@ impl PositionalRem {
     /// disagreement; it is not the expansion of the exact condition.
     pub fn condensation_time_eq34_as_printed(&self) -> f64 {
         ((self.r4() + self.omega2()) / (2.0 * self.alpha)).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `½ Σ_{k>=2} u^k / k` with `u = a/(1+a)`: the same function as a series of positive
+    /// terms (`-½ ln(1-u) - ½ u`), free of cancellation, summed to 200 terms.
+    fn reference(a: f64) -> f64 {
+        let u = a / (1.0 + a);
+        let (mut sum, mut p) = (0.0, u);
+        for k in 2..200 {
+            p *= u;
+            sum += p / f64::from(k);
+        }
+        0.5 * sum
+    }
+
+    #[test]
+    fn entropy_term_is_accurate_on_both_sides_of_the_switch() {
+        // The series is at least as accurate below the switch as the direct form above it
+        // (whose cancellation costs up to 2ε/a ≈ 4.4e-14 relative at a = 1e-2).
+        let mut a = 1e-7;
+        while a < 0.5 {
+            let (got, want) = (entropy_term(a), reference(a));
+            let tol = if a < SERIES_BELOW { 2e-15 } else { 2.5 * f64::EPSILON / a + 4.0 * f64::EPSILON };
+            assert!((got - want).abs() <= tol * want, "a = {a}: {got} vs {want}");
+            a *= 1.07;
+        }
+        let below = entropy_term(SERIES_BELOW * (1.0 - 1e-15));
+        let above = entropy_term(SERIES_BELOW);
+        assert!((below - above).abs() <= 5e-14 * above, "continuous at the switch");
+        assert_eq!(entropy_term(f64::INFINITY), f64::INFINITY);
+        assert_eq!(entropy_term(0.0), 0.0);
+    }
+
+    #[test]
+    fn condensation_time_ends_at_extreme_variances() {
+        // |ln t_c| beyond 512, where one ulp of ln t exceeds the old absolute tolerance.
+        for (s, alpha) in [(1e250, 1.0), (1e-250, 1.0), (1e300, 1e-3), (1e-300, 5.0)] {
+            let rem = PositionalRem::new(&[s, s, 0.0], &[0.0; 3], alpha).unwrap();
+            let tc = rem.condensation_time();
+            assert!(tc.is_finite() && tc > 0.0, "sigma2 = {s}: t_c = {tc}");
+            let (lo, hi) = (rem.entropy(tc * (1.0 - 1e-9)).unwrap(), rem.entropy(tc * (1.0 + 1e-9)).unwrap());
+            assert!(lo <= 1e-12 && hi >= -1e-12, "sigma2 = {s}: a root lies at t_c ({lo}, {hi})");
+        }
+    }
+
+    #[test]
+    fn positional_term_survives_underflow_of_the_square() {
+        // t + σ² ≈ 1e-200: (t + σ²)² underflows to 0; the term must stay finite and positive.
+        let rem = PositionalRem::new(&[1e-200], &[1e-90], 2.0).unwrap();
+        let g = rem.g(1e-200);
+        assert!(g.is_finite() && g > 0.0, "G = {g}");
+        let tc = rem.condensation_time();
+        assert!((rem.entropy(tc * 0.999).unwrap() < 0.0) && (rem.entropy(tc * 1.001).unwrap() > 0.0), "t_c = {tc}");
     }
 }

@@ -166,3 +166,96 @@ fn extreme_times_are_finite() {
         assert!(nb.iter().all(|v| v.is_finite()), "t={t}");
     }
 }
+
+#[test]
+fn stored_spectra_and_rules_are_checked_on_deserialisation() {
+    use geomem_spectral::{SecondDerivativeRule, Spectrum};
+    let ok: Spectrum = serde_json::from_str("[0.5, 2.0, 1.0]").unwrap();
+    assert_eq!(ok.values(), &[2.0, 1.0, 0.5]);
+    assert_eq!(serde_json::to_string(&ok).unwrap(), "[2.0,1.0,0.5]");
+    assert!(serde_json::from_str::<Spectrum>("[]").is_err(), "empty");
+    assert!(serde_json::from_str::<Spectrum>("[1.0, -2.0]").is_err(), "negative");
+    let rule: SecondDerivativeRule = serde_json::from_str(r#"{"discard": 3, "threshold": 12.0}"#).unwrap();
+    assert_eq!(rule, SecondDerivativeRule::new(3, 12.0).unwrap());
+    assert!(serde_json::from_str::<SecondDerivativeRule>(r#"{"discard": 3, "threshold": -1.0}"#).is_err());
+}
+
+#[test]
+fn precomputed_basis_gives_the_same_spectrum() {
+    use geomem_spectral::{smoothed_jacobian_spectrum_in_basis, Directions, OrthonormalBasis, Scheme};
+    let data = geomem_data::LinearManifold::new(12, &[geomem_data::Block { dim: 4, variance: 1.0 }], geomem_data::Embedding::Aligned)
+        .unwrap()
+        .sample(200, 3);
+    let f = EmpiricalScore::new(data).unwrap();
+    let basis = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 4 }, 12);
+    let x = vec![0.1; 12];
+    for t in [0.01, 0.5] {
+        let per_call = smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(4)).unwrap();
+        let reused = smoothed_jacobian_spectrum_in_basis(&f, &x, t, Scheme::Forward, Step::SqrtT, &basis).unwrap();
+        assert_eq!(per_call, reused);
+    }
+    let wrong = OrthonormalBasis::from_directions(Directions::Canonical, 5);
+    assert!(smoothed_jacobian_spectrum_in_basis(&f, &x, 0.1, Scheme::Forward, Step::SqrtT, &wrong).is_err());
+    assert!(OrthonormalBasis::new(faer::Mat::from_fn(3, 2, |i, j| (i + j) as f64)).is_err(), "not orthonormal");
+    assert!(OrthonormalBasis::new(faer::Mat::<f64>::zeros(3, 0)).is_err(), "no columns");
+    assert!(OrthonormalBasis::new(faer::Mat::<f64>::identity(3, 3)).is_ok());
+}
+
+#[test]
+fn pointwise_jacobian_uses_the_fields_own_derivatives() {
+    use geomem_spectral::{pointwise_jacobian, pointwise_jacobian_spectrum, Directions, OrthonormalBasis};
+    let data = geomem_data::LinearManifold::new(8, &[geomem_data::Block { dim: 3, variance: 1.0 }], geomem_data::Embedding::Aligned)
+        .unwrap()
+        .sample(50, 1);
+    let f = EmpiricalScore::new(data).unwrap();
+    let x = vec![0.05; 8];
+    let q = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 2 }, 8);
+    let t = 0.05;
+    let jq = pointwise_jacobian(&f, &x, t, &q).unwrap();
+    let want = f.jacobian(&x, t).unwrap().unwrap() * q.as_mat();
+    assert!((0..8).all(|i| (0..8).all(|j| (jq[(i, j)] - want[(i, j)]).abs() < 1e-12 / t)));
+    let exact = f.jacobian_spectrum(&x, t).unwrap();
+    let s = pointwise_jacobian_spectrum(&f, &x, t, &q).unwrap();
+    assert!(s.iter().zip(&exact).all(|(a, b)| (a - b).abs() < 1e-9 * exact[0]));
+}
+
+#[test]
+fn auto_step_respects_an_f32_field() {
+    use faer::{MatMut, MatRef};
+    use geomem_score::{Precision, ScoreField};
+    use geomem_spectral::Scheme;
+    /// The exact Gaussian score rounded to f32, reporting its precision.
+    struct Rounded(GaussianScore);
+    impl ScoreField for Rounded {
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn precision(&self) -> Precision {
+            Precision::F32
+        }
+        fn eval(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> geomem_score::Result<()> {
+            let xr = faer::Mat::from_fn(x.nrows(), x.ncols(), |i, j| f64::from(x[(i, j)] as f32));
+            self.0.eval(xr.as_ref(), t, out.as_mut())?;
+            for j in 0..out.ncols() {
+                for i in 0..out.nrows() {
+                    out[(i, j)] = f64::from(out[(i, j)] as f32);
+                }
+            }
+            Ok(())
+        }
+    }
+    let var = [1.0, 0.5, 0.1, 0.0, 0.0];
+    let f = Rounded(GaussianScore::from_variances(&var).unwrap());
+    let t = 1e-3;
+    let exact = f.0.spectrum(t).unwrap();
+    let x = [0.3, -0.2, 0.1, 0.0, 0.0];
+    let err = |step: Step| {
+        let p = SmoothedJacobianParams::default().scheme(Scheme::Central).step(step);
+        let s = smoothed_jacobian_spectrum(&f, &x, t, &p).unwrap();
+        s.iter().zip(&exact).map(|(a, b)| ((a - b) / b).abs()).fold(0.0, f64::max)
+    };
+    // 1e-5·√t sits on the f32 rounding floor; the automatic step does not.
+    let (tiny, auto) = (err(Step::Fixed(1e-5 * t.sqrt())), err(Step::Auto));
+    assert!(auto < 1e-4, "auto step: relative error {auto}");
+    assert!(tiny > 10.0 * auto, "fixed 1e-5 sqrt(t): {tiny} vs auto {auto}");
+}
