@@ -13,7 +13,9 @@ use std::hint::black_box;
 /// Data on a 10 % linear manifold of the ambient space, unit variance, seed 0.
 fn data(n: usize, d: usize) -> faer::Mat<f64> {
     let m = (d / 10).max(1);
-    LinearManifold::new(d, &[Block { dim: m, variance: 1.0 }], Embedding::RandomRotation { seed: 1 }).expect("valid").sample(n, 0)
+    LinearManifold::new(d, &[Block { dim: m, variance: 1.0 }], Embedding::RandomRotation { seed: 1 })
+        .expect("valid")
+        .sample(n, 0)
 }
 
 fn empirical_score(c: &mut Criterion) {
@@ -23,7 +25,9 @@ fn empirical_score(c: &mut Criterion) {
         let f = EmpiricalScore::new(data(n, d)).expect("data");
         let x = gaussian_matrix(batch, d, 7);
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(format!("N{n}_d{d}_batch{batch}")), &x, |b, x| b.iter(|| black_box(f.score_batch(x.as_ref(), 0.5).expect("score"))));
+        g.bench_with_input(BenchmarkId::from_parameter(format!("N{n}_d{d}_batch{batch}")), &x, |b, x| {
+            b.iter(|| black_box(f.score_batch(x.as_ref(), 0.5).expect("score")))
+        });
     }
     g.finish();
 }
@@ -37,7 +41,9 @@ fn empirical_jacobian(c: &mut Criterion) {
     // t = 1e3: every weight counts (full d × d covariance); t = 1: a few hundred active
     // points (Gram route); the memorisation regime is cheaper still.
     for &t in &[1e3, 1.0] {
-        g.bench_with_input(BenchmarkId::from_parameter(format!("N{n}_d{d}_t{t}")), &t, |b, &t| b.iter(|| black_box(f.jacobian_spectrum(&x, t).expect("spectrum"))));
+        g.bench_with_input(BenchmarkId::from_parameter(format!("N{n}_d{d}_t{t}")), &t, |b, &t| {
+            b.iter(|| black_box(f.jacobian_spectrum(&x, t).expect("spectrum")))
+        });
     }
     g.finish();
 }
@@ -48,8 +54,17 @@ fn estimators(c: &mut Criterion) {
     for &(n, d) in &[(1000usize, 30usize), (5000, 784)] {
         let f = EmpiricalScore::new(data(n, d)).expect("data");
         let x0 = vec![0.0; d];
-        g.bench_function(BenchmarkId::new("normal_bundle_alg2_k4d", format!("N{n}_d{d}")), |b| b.iter(|| black_box(normal_bundle_spectrum(&f, &x0, 0.1, &NormalBundleParams::default()).expect("nb"))));
-        g.bench_function(BenchmarkId::new("improved_nb", format!("N{n}_d{d}")), |b| b.iter(|| black_box(smoothed_jacobian_spectrum(&f, &x0, 0.1, &SmoothedJacobianParams::improved_normal_bundle(1)).expect("inb"))));
+        g.bench_function(BenchmarkId::new("normal_bundle_alg2_k4d", format!("N{n}_d{d}")), |b| {
+            b.iter(|| black_box(normal_bundle_spectrum(&f, &x0, 0.1, &NormalBundleParams::default()).expect("nb")))
+        });
+        g.bench_function(BenchmarkId::new("improved_nb", format!("N{n}_d{d}")), |b| {
+            b.iter(|| {
+                black_box(
+                    smoothed_jacobian_spectrum(&f, &x0, 0.1, &SmoothedJacobianParams::improved_normal_bundle(1))
+                        .expect("inb"),
+                )
+            })
+        });
     }
     g.finish();
 }
@@ -60,7 +75,9 @@ fn rem_solver(c: &mut Criterion) {
         let sigma2: Vec<f64> = (0..d).map(|i| if i < d / 4 { 1.0 + (i % 5) as f64 * 0.2 } else { 0.0 }).collect();
         let x: Vec<f64> = (0..d).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
         let rem = PositionalRem::with_n(&sigma2, &x, 1e4).expect("rem");
-        g.bench_function(BenchmarkId::from_parameter(format!("d{d}")), |b| b.iter(|| black_box(rem.condensation_time())));
+        g.bench_function(BenchmarkId::from_parameter(format!("d{d}")), |b| {
+            b.iter(|| black_box(rem.condensation_time()))
+        });
     }
     g.finish();
 }

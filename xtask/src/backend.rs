@@ -1,6 +1,5 @@
 //! The one place that names a burn backend: Flex (CPU) by default, CUDA with `--features cuda`.
 
-
 /// Backend for evaluation.
 #[cfg(not(feature = "cuda"))]
 pub type Inner = burn::backend::Flex;

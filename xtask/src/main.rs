@@ -80,15 +80,40 @@ fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<Stri
     use figures::trained::{run, Variant};
     let sizes = [250, 500, 1000, 10_000];
     match f {
-        Figure::Fig5 => run("fig5", &[Variant::two_blocks("2+5", 30, (2, 1.0), (5, 0.3))], &sizes, &[1.0, 0.1, 0.01, 1e-5], if scale.full { 2_000_000 } else { 25_000 }, scale, out),
-        Figure::Fig16 => run("fig16", &[Variant::two_blocks("5+10", 30, (5, 1.0), (10, 0.3))], &sizes, &[1.0, 0.1, 0.01, 1e-5], if scale.full { 2_000_000 } else { 25_000 }, scale, out),
+        Figure::Fig5 => run(
+            "fig5",
+            &[Variant::two_blocks("2+5", 30, (2, 1.0), (5, 0.3))],
+            &sizes,
+            &[1.0, 0.1, 0.01, 1e-5],
+            if scale.full { 2_000_000 } else { 25_000 },
+            scale,
+            out,
+        ),
+        Figure::Fig16 => run(
+            "fig16",
+            &[Variant::two_blocks("5+10", 30, (5, 1.0), (10, 0.3))],
+            &sizes,
+            &[1.0, 0.1, 0.01, 1e-5],
+            if scale.full { 2_000_000 } else { 25_000 },
+            scale,
+            out,
+        ),
         _ => {
             let uniform: Vec<(usize, f64)> = (0..40).map(|k| (1, 0.025 * (k as f64 + 0.5))).collect();
-            let mut u = Variant { label: "uniform".into(), d: 100, blocks: uniform, marks: vec![(60, "manifold d-m = 60".into())] };
+            let mut u = Variant {
+                label: "uniform".into(),
+                d: 100,
+                blocks: uniform,
+                marks: vec![(60, "manifold d-m = 60".into())],
+            };
             u.blocks.sort_by(|a, b| b.1.total_cmp(&a.1));
             run(
                 "fig15",
-                &[Variant::two_blocks("1 vs 0.01", 100, (10, 1.0), (30, 0.01)), Variant::two_blocks("0.01 vs 1", 100, (10, 0.01), (30, 1.0)), u],
+                &[
+                    Variant::two_blocks("1 vs 0.01", 100, (10, 1.0), (30, 0.01)),
+                    Variant::two_blocks("0.01 vs 1", 100, (10, 0.01), (30, 1.0)),
+                    u,
+                ],
                 &[200, 1000, 5000],
                 &[0.6, 0.4, 0.2],
                 if scale.full { 2_000_000 } else { 8_000 },
@@ -108,7 +133,12 @@ fn main() -> Result<()> {
             println!("backend for trained networks: {}", backend::name());
             let scale = Scale { full, seed };
             std::fs::create_dir_all(&out)?;
-            println!("geomem reproduce: {} figure(s), {} settings, results in {}", figs.len(), if full { "full (paper)" } else { "quick" }, out.display());
+            println!(
+                "geomem reproduce: {} figure(s), {} settings, results in {}",
+                figs.len(),
+                if full { "full (paper)" } else { "quick" },
+                out.display()
+            );
             let mut all = String::from("# geomem reproduce: summaries\n\n");
             for f in figs {
                 let start = Instant::now();
@@ -117,9 +147,15 @@ fn main() -> Result<()> {
                     Figure::Fig4 => figures::spectra_t::run("fig4", &Setup::two_five(), scale, &out)?,
                     Figure::Fig12 => figures::spectra_t::run("fig12", &Setup::five_ten(), scale, &out)?,
                     Figure::Fig9 => figures::spectra_n::run("fig9", &Setup::two_five(), Source::Measured, scale, &out)?,
-                    Figure::Fig10 => figures::spectra_n::run("fig10", &Setup::five_ten(), Source::Measured, scale, &out)?,
-                    Figure::Fig13 => figures::spectra_n::run("fig13", &Setup::two_five(), Source::ClosedForm, scale, &out)?,
-                    Figure::Fig14 => figures::spectra_n::run("fig14", &Setup::five_ten(), Source::RandomMatrix, scale, &out)?,
+                    Figure::Fig10 => {
+                        figures::spectra_n::run("fig10", &Setup::five_ten(), Source::Measured, scale, &out)?
+                    }
+                    Figure::Fig13 => {
+                        figures::spectra_n::run("fig13", &Setup::two_five(), Source::ClosedForm, scale, &out)?
+                    }
+                    Figure::Fig14 => {
+                        figures::spectra_n::run("fig14", &Setup::five_ten(), Source::RandomMatrix, scale, &out)?
+                    }
                     Figure::Fig8 => figures::fig8::run(scale, &out)?,
                     Figure::Neff => figures::neff::run(scale, &out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,

@@ -37,7 +37,11 @@ impl FigureDir {
 /// A progress bar for `len` steps.
 pub fn bar(len: u64, msg: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed_precise}").expect("valid template").progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed_precise}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     pb.set_message(msg.to_string());
     pb
 }

@@ -70,7 +70,8 @@ pub struct Panel {
 
 /// Viridis-like colour map, `u` in [0, 1] (dark to light).
 pub fn viridis(u: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] = [(68., 1., 84.), (59., 82., 139.), (33., 145., 140.), (94., 201., 98.), (253., 231., 37.)];
+    const STOPS: [(f64, f64, f64); 5] =
+        [(68., 1., 84.), (59., 82., 139.), (33., 145., 140.), (94., 201., 98.), (253., 231., 37.)];
     let u = u.clamp(0.0, 1.0) * 4.0;
     let i = (u.floor() as usize).min(3);
     let f = u - i as f64;
@@ -114,7 +115,9 @@ where
         .flat_map(|s| s.points.iter().filter_map(|&(x, y)| Some((tr(x, p.log_x)?, tr(y, p.log_y)?))))
         .chain(p.vlines.iter().filter_map(|v| tr(v.x, p.log_x).map(|x| (x, f64::NAN))))
         .collect();
-    let fold = |f: fn(f64, f64) -> f64, init: f64, sel: fn(&(f64, f64)) -> f64| pts.iter().map(sel).filter(|v| v.is_finite()).fold(init, f);
+    let fold = |f: fn(f64, f64) -> f64, init: f64, sel: fn(&(f64, f64)) -> f64| {
+        pts.iter().map(sel).filter(|v| v.is_finite()).fold(init, f)
+    };
     let (mut x0, mut x1) = (fold(f64::min, f64::INFINITY, |p| p.0), fold(f64::max, f64::NEG_INFINITY, |p| p.0));
     let (mut y0, mut y1) = (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
     if !x0.is_finite() {
@@ -138,8 +141,20 @@ where
         .y_label_area_size(56)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow!("{e:?}"))?;
-    let fx = |v: &f64| if p.log_x { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
-    let fy = |v: &f64| if p.log_y { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() };
+    let fx = |v: &f64| {
+        if p.log_x {
+            format!("{:.2e}", 10f64.powf(*v))
+        } else {
+            format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    };
+    let fy = |v: &f64| {
+        if p.log_y {
+            format!("{:.2e}", 10f64.powf(*v))
+        } else {
+            format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(p.x_label.as_str())
@@ -151,10 +166,13 @@ where
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
     for s in &p.series {
-        let data: Vec<(f64, f64)> = s.points.iter().filter_map(|&(x, y)| Some((tr(x, p.log_x)?, tr(y, p.log_y)?))).collect();
+        let data: Vec<(f64, f64)> =
+            s.points.iter().filter_map(|&(x, y)| Some((tr(x, p.log_x)?, tr(y, p.log_y)?))).collect();
         let style = ShapeStyle::from(&s.color).stroke_width(2);
         let anno = if s.scatter {
-            chart.draw_series(data.iter().map(|&c| Circle::new(c, 2, s.color.mix(0.6).filled()))).map_err(|e| anyhow!("{e:?}"))?
+            chart
+                .draw_series(data.iter().map(|&c| Circle::new(c, 2, s.color.mix(0.6).filled())))
+                .map_err(|e| anyhow!("{e:?}"))?
         } else if s.dashed {
             chart.draw_series(DashedLineSeries::new(data, 6, 4, style)).map_err(|e| anyhow!("{e:?}"))?
         } else {
@@ -162,7 +180,9 @@ where
         };
         if let Some(l) = &s.label {
             let c = s.color;
-            anno.label(l.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ShapeStyle::from(&c).stroke_width(2)));
+            anno.label(l.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], ShapeStyle::from(&c).stroke_width(2))
+            });
         }
     }
     for v in &p.vlines {
@@ -172,7 +192,9 @@ where
                 .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 5, 5, ShapeStyle::from(&c).stroke_width(2)))
                 .map_err(|e| anyhow!("{e:?}"))?
                 .label(v.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ShapeStyle::from(&c).stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], ShapeStyle::from(&c).stroke_width(2))
+                });
         }
     }
     if p.series.iter().any(|s| s.label.is_some()) || !p.vlines.is_empty() {
@@ -225,7 +247,12 @@ pub struct FieldPanel {
     pub points: Vec<(f64, f64)>,
 }
 
-fn draw_fields<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, range: (f64, f64, f64, f64), panels: &[FieldPanel]) -> Result<()>
+fn draw_fields<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    range: (f64, f64, f64, f64),
+    panels: &[FieldPanel],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -244,7 +271,8 @@ where
         chart.configure_mesh().disable_mesh().label_style(("sans-serif", 12)).draw().map_err(|e| anyhow!("{e:?}"))?;
         let ny = p.heat.len();
         let nx = p.heat.first().map_or(0, Vec::len);
-        let (lo, hi) = p.heat.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) =
+            p.heat.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let dx = (x1 - x0) / nx as f64;
         let dy = (y1 - y0) / ny as f64;
         chart
@@ -264,7 +292,10 @@ where
                 .draw_series(std::iter::once(PathElement::new(vec![(x, y), (ex, ey)], red.stroke_width(1))))
                 .map_err(|e| anyhow!("{e:?}"))?;
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(ex + bx + px, ey + by + py), (ex, ey), (ex + bx - px, ey + by - py)], red.stroke_width(1))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(ex + bx + px, ey + by + py), (ex, ey), (ex + bx - px, ey + by - py)],
+                    red.stroke_width(1),
+                )))
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
         chart.draw_series(p.points.iter().map(|&c| Circle::new(c, 3, WHITE.filled()))).map_err(|e| anyhow!("{e:?}"))?;

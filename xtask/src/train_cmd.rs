@@ -65,7 +65,13 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         .with_ema_decay(a.ema_decay)
         .with_checkpoint_every(a.checkpoint_every)
         .with_log_every(a.log_every);
-    println!("training on {} points of dimension {} ({} backend), run directory {}", data.nrows(), data.ncols(), backend::name(), a.run_dir.display());
+    println!(
+        "training on {} points of dimension {} ({} backend), run directory {}",
+        data.nrows(),
+        data.ncols(),
+        backend::name(),
+        a.run_dir.display()
+    );
     let pb = bar(a.steps, "train");
     let state = train::<Train>(data.as_ref(), &cfg, Some(&a.run_dir), &backend::device(), &mut |r| {
         pb.set_position(r.step);
@@ -94,7 +100,10 @@ pub fn loss_plot(run_dir: &Path, title: &str) -> Result<()> {
         x_label: "step".into(),
         y_label: "DSM loss".into(),
         log_y: true,
-        series: vec![Series::line(raw, palette(0)).labeled("batch loss"), Series::line(ema, palette(3)).labeled("smoothed")],
+        series: vec![
+            Series::line(raw, palette(0)).labeled("batch loss"),
+            Series::line(ema, palette(3)).labeled("smoothed"),
+        ],
         ..Panel::default()
     };
     save_panels(&run_dir.join("loss"), "training loss", &[panel], 1)

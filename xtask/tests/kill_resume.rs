@@ -10,7 +10,19 @@ fn xtask() -> Command {
 
 fn train(data: &Path, dir: &Path) -> Command {
     let mut c = xtask();
-    c.args(["train", "--steps", "1500", "--hidden", "32", "--checkpoint-every", "100", "--log-every", "50", "--ema-decay", "0.99"]);
+    c.args([
+        "train",
+        "--steps",
+        "1500",
+        "--hidden",
+        "32",
+        "--checkpoint-every",
+        "100",
+        "--log-every",
+        "50",
+        "--ema-decay",
+        "0.99",
+    ]);
     c.arg("--data").arg(data).arg("--run-dir").arg(dir);
     c
 }
@@ -26,7 +38,8 @@ fn sigkill_then_resume_gives_identical_weights() {
     let root = tmp("kill");
     std::fs::create_dir_all(&root).unwrap();
     let data = root.join("data.csv");
-    let rows: Vec<String> = (0..300).map(|i| format!("{},{},{}", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos() * 0.5, 0.0)).collect();
+    let rows: Vec<String> =
+        (0..300).map(|i| format!("{},{},{}", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos() * 0.5, 0.0)).collect();
     std::fs::write(&data, rows.join("\n")).unwrap();
 
     let straight = root.join("straight");

@@ -12,7 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "target/bench-data".into());
     std::fs::create_dir_all(&dir)?;
     let (n, d) = (10_000, 784);
-    let y = LinearManifold::new(d, &[Block { dim: d / 10, variance: 1.0 }], Embedding::RandomRotation { seed: 1 })?.sample(n, 0);
+    let y = LinearManifold::new(d, &[Block { dim: d / 10, variance: 1.0 }], Embedding::RandomRotation { seed: 1 })?
+        .sample(n, 0);
     let f = EmpiricalScore::new(y.clone())?;
     let x: Vec<f64> = f.data().row(0).iter().map(|v| v + 0.01).collect();
     write_npy(format!("{dir}/Y.npy"), y.as_ref())?;

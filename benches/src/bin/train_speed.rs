@@ -15,7 +15,11 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let d = 30;
-    let lm = LinearManifold::new(d, &[Block { dim: 2, variance: 1.0 }, Block { dim: 5, variance: 0.3 }], Embedding::Aligned)?;
+    let lm = LinearManifold::new(
+        d,
+        &[Block { dim: 2, variance: 1.0 }, Block { dim: 5, variance: 0.3 }],
+        Embedding::Aligned,
+    )?;
     let data = lm.sample(1000, 0);
     let device = Default::default();
     let warm = TrainConfig::new(ResidualMlpConfig::new(d)).with_steps(200).with_checkpoint_every(0).with_log_every(200);
@@ -42,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // conversion and conditioning of `TrainedScore`).
     let model = field.model();
     let (cin, emb) = model.conditioning(&[0.5f32; 1024], &device);
-    let xt = burn::tensor::Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(vec![0.1f32; 1024 * d], [1024, d]), &device);
+    let xt = burn::tensor::Tensor::<Flex, 2>::from_data(
+        burn::tensor::TensorData::new(vec![0.1f32; 1024 * d], [1024, d]),
+        &device,
+    );
     let start = Instant::now();
     for _ in 0..reps {
         let out = model.forward(xt.clone(), cin.clone(), emb.clone()).into_data();

@@ -74,7 +74,11 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Mat<f64>> {
     let expected = count.checked_mul(header.dtype.size as u64).ok_or_else(overflow)?;
     let body = &bytes[header.body_start..];
     if body.len() as u64 != expected {
-        return Err(DataError::LengthMismatch { path: PathBuf::new(), expected_bytes: expected, got_bytes: body.len() as u64 });
+        return Err(DataError::LengthMismatch {
+            path: PathBuf::new(),
+            expected_bytes: expected,
+            got_bytes: body.len() as u64,
+        });
     }
     if count == 0 {
         return Err(DataError::EmptyDataset);
@@ -148,7 +152,12 @@ pub fn parse_csv(reader: impl Read) -> Result<Mat<f64>> {
             return Err(DataError::NonFinite { path: PathBuf::new(), row, col });
         }
         if last.len() != rows[0].len() {
-            return Err(DataError::RaggedRow { path: PathBuf::new(), line: line + 1, expected: rows[0].len(), got: last.len() });
+            return Err(DataError::RaggedRow {
+                path: PathBuf::new(),
+                line: line + 1,
+                expected: rows[0].len(),
+                got: last.len(),
+            });
         }
     }
     let cols = rows.first().map(Vec::len).ok_or(DataError::EmptyDataset)?;

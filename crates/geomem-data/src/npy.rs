@@ -24,7 +24,8 @@ pub(crate) struct Dtype {
 
 impl Dtype {
     fn parse(descr: &str) -> Result<Self> {
-        let unsupported = || DataError::UnsupportedDtype { path: PathBuf::new(), dtype: descr.chars().take(32).collect() };
+        let unsupported =
+            || DataError::UnsupportedDtype { path: PathBuf::new(), dtype: descr.chars().take(32).collect() };
         let b = descr.as_bytes();
         if b.len() < 3 {
             return Err(unsupported());
@@ -165,7 +166,9 @@ impl DictParser<'_> {
                 "descr" => descr = Some(self.string()?),
                 "fortran_order" => fortran = Some(self.boolean()?),
                 "shape" => shape = Some(self.shape()?),
-                other => return Err(bad(format!("unknown header key '{}'", other.chars().take(32).collect::<String>()))),
+                other => {
+                    return Err(bad(format!("unknown header key '{}'", other.chars().take(32).collect::<String>())))
+                }
             }
             if !self.eat(b',') {
                 self.expect(b'}')?;

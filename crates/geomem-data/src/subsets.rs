@@ -32,7 +32,12 @@ impl NestedSubsets {
     /// [`DataError::SubsetTooLarge`], or [`DataError::InvalidParameter`] when `data` does not
     /// have `total` rows.
     pub fn subset(&self, data: MatRef<'_, f64>, n: usize) -> Result<Mat<f64>> {
-        crate::error::param("data rows", data.nrows(), data.nrows() == self.order.len(), "must equal the size the subsets were drawn for")?;
+        crate::error::param(
+            "data rows",
+            data.nrows(),
+            data.nrows() == self.order.len(),
+            "must equal the size the subsets were drawn for",
+        )?;
         let idx = self.indices(n)?;
         Ok(Mat::from_fn(n, data.ncols(), |i, j| data[(idx[i], j)]))
     }

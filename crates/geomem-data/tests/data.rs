@@ -31,7 +31,8 @@ fn linear_manifold_has_the_block_variances() {
 
 #[test]
 fn rotated_manifold_lies_in_the_span_of_the_basis() {
-    let lm = LinearManifold::new(10, &[Block { dim: 4, variance: 2.0 }], Embedding::RandomRotation { seed: 9 }).unwrap();
+    let lm =
+        LinearManifold::new(10, &[Block { dim: 4, variance: 2.0 }], Embedding::RandomRotation { seed: 9 }).unwrap();
     let q = lm.basis();
     let qtq = q.transpose() * q;
     for i in 0..10 {
@@ -61,7 +62,8 @@ fn sampling_is_seeded() {
 fn hidden_manifold_variance_and_activation() {
     let hm = HiddenManifold::new(50, 10, 2.0, Activation::Identity, 1).unwrap();
     let f = hm.factor();
-    let mean_sq: f64 = (0..50).flat_map(|i| (0..10).map(move |j| (i, j))).map(|(i, j)| f[(i, j)].powi(2)).sum::<f64>() / 500.0;
+    let mean_sq: f64 =
+        (0..50).flat_map(|i| (0..10).map(move |j| (i, j))).map(|(i, j)| f[(i, j)].powi(2)).sum::<f64>() / 500.0;
     assert!((mean_sq - 0.2).abs() < 0.03, "{mean_sq}");
     let relu = HiddenManifold::new(20, 5, 1.0, Activation::Relu, 1).unwrap().sample(100, 2);
     assert!((0..100).all(|i| (0..20).all(|j| relu[(i, j)] >= 0.0)));
@@ -88,7 +90,9 @@ fn von_mises_mean_resultant_length() {
     assert!((r - 0.697775).abs() < 0.005, "R = {r}");
     assert!((s.atan2(c) - 0.7).abs() < 0.01);
     let uni = VonMisesCircle::new(0.0, 0.0, 1.0).unwrap().sample_angles(100_000, 1);
-    let r0 = (uni.iter().map(|t| t.cos()).sum::<f64>().powi(2) + uni.iter().map(|t| t.sin()).sum::<f64>().powi(2)).sqrt() / 1e5;
+    let r0 = (uni.iter().map(|t| t.cos()).sum::<f64>().powi(2) + uni.iter().map(|t| t.sin()).sum::<f64>().powi(2))
+        .sqrt()
+        / 1e5;
     assert!(r0 < 0.01);
 }
 
@@ -114,9 +118,18 @@ proptest! {
 
 #[test]
 fn bad_parameters_get_typed_errors() {
-    assert!(matches!(LinearManifold::new(3, &[Block { dim: 4, variance: 1.0 }], Embedding::Aligned), Err(DataError::ManifoldTooLarge { m: 4, d: 3 })));
-    assert!(matches!(LinearManifold::new(3, &[Block { dim: 1, variance: -1.0 }], Embedding::Aligned), Err(DataError::InvalidVariance { .. })));
-    assert!(matches!(LinearManifold::new(3, &[Block { dim: 1, variance: f64::NAN }], Embedding::Aligned), Err(DataError::InvalidVariance { .. })));
+    assert!(matches!(
+        LinearManifold::new(3, &[Block { dim: 4, variance: 1.0 }], Embedding::Aligned),
+        Err(DataError::ManifoldTooLarge { m: 4, d: 3 })
+    ));
+    assert!(matches!(
+        LinearManifold::new(3, &[Block { dim: 1, variance: -1.0 }], Embedding::Aligned),
+        Err(DataError::InvalidVariance { .. })
+    ));
+    assert!(matches!(
+        LinearManifold::new(3, &[Block { dim: 1, variance: f64::NAN }], Embedding::Aligned),
+        Err(DataError::InvalidVariance { .. })
+    ));
     assert!(matches!(HiddenManifold::new(3, 5, 1.0, Activation::Tanh, 0), Err(DataError::ManifoldTooLarge { .. })));
     assert!(VonMisesCircle::new(0.0, -1.0, 1.0).is_err());
     assert!(VonMisesCircle::new(0.0, 1.0, 0.0).is_err());
@@ -134,7 +147,12 @@ fn npy_round_trip_and_other_dtypes() {
     // float32 written by npyz (as numpy would).
     use npyz::WriterBuilder;
     let p32 = tmp("b.npy");
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[2, 2]).writer(std::fs::File::create(&p32).unwrap()).begin_nd().unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[2, 2])
+        .writer(std::fs::File::create(&p32).unwrap())
+        .begin_nd()
+        .unwrap();
     w.extend([1.5f32, 2.0, -3.0, 4.25]).unwrap();
     w.finish().unwrap();
     let r = read_npy(&p32).unwrap();

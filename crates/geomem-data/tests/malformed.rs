@@ -116,7 +116,10 @@ fn npy_wrong_dtype_and_rank() {
 fn npy_non_finite_values_and_empty_arrays() {
     let nan = parse_npy(&npy(&dict("<f8", "False", "(2, 2)"), &f8(&[0.0, 1.0, f64::NAN, 2.0])));
     assert!(matches!(nan, Err(DataError::NonFinite { row: 1, col: 0, .. })));
-    let inf = parse_npy(&npy(&dict("<f4", "True", "(2, 2)"), &[0.0f32, 1.0, 2.0, f32::INFINITY].map(f32::to_le_bytes).concat()));
+    let inf = parse_npy(&npy(
+        &dict("<f4", "True", "(2, 2)"),
+        &[0.0f32, 1.0, 2.0, f32::INFINITY].map(f32::to_le_bytes).concat(),
+    ));
     assert!(matches!(inf, Err(DataError::NonFinite { row: 1, col: 1, .. })));
     let empty = parse_npy(&npy(&dict("<f8", "False", "(0, 3)"), &[]));
     assert!(matches!(empty, Err(DataError::EmptyDataset)));

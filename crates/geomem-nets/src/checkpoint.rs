@@ -50,7 +50,8 @@ fn rec_err(e: impl std::fmt::Display) -> NetsError {
 /// [`NetsError::Record`] when a record cannot be encoded.
 pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> Result<Vec<u8>> {
     let rec = Rec::default();
-    let meta = serde_json::to_vec(&Meta { step: state.step, config: serde_json::to_value(cfg).map_err(rec_err)? }).map_err(rec_err)?;
+    let meta = serde_json::to_vec(&Meta { step: state.step, config: serde_json::to_value(cfg).map_err(rec_err)? })
+        .map_err(rec_err)?;
     let model = Recorder::<B>::record(&rec, state.model.clone().into_record(), ()).map_err(rec_err)?;
     let ema = Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ()).map_err(rec_err)?;
     let optim = Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(rec_err)?;
@@ -125,7 +126,12 @@ fn sections<'a>(path: &Path, b: &'a [u8]) -> Result<(u64, serde_json::Value, [&'
 /// # Errors
 /// [`NetsError::CorruptCheckpoint`] for a damaged file, a checkpoint of another run
 /// (different network or training settings) or records that do not decode.
-pub fn decode<B: AutodiffBackend>(path: &Path, bytes: &[u8], cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
+pub fn decode<B: AutodiffBackend>(
+    path: &Path,
+    bytes: &[u8],
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<TrainState<B>> {
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let (step, config, [m, e, o]) = sections(path, bytes)?;
     let stored: TrainConfig = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
@@ -134,13 +140,22 @@ pub fn decode<B: AutodiffBackend>(path: &Path, bytes: &[u8], cfg: &TrainConfig, 
     }
     let rec = Rec::default();
     let model: ResidualMlp<B> = cfg.model.init(device)?;
-    let model = load_checked(model, Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?, "model")
-        .map_err(bad)?;
+    let model = load_checked(
+        model,
+        Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?,
+        "model",
+    )
+    .map_err(bad)?;
     let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
-    let ema = load_checked(ema, Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?, "EMA")
-        .map_err(bad)?;
+    let ema = load_checked(
+        ema,
+        Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?,
+        "EMA",
+    )
+    .map_err(bad)?;
     let optim = AdamConfig::new().init::<B, ResidualMlp<B>>();
-    let optim = optim.load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
+    let optim = optim
+        .load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
     Ok(TrainState { model, ema, optim, step })
 }
 
@@ -162,7 +177,11 @@ fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
 /// Loads `record` into `skeleton` and checks that every parameter kept its shape (burn
 /// takes a record's tensors as they come, so a record of another network would only fail
 /// later, inside a forward pass).
-fn load_checked<B: Backend>(skeleton: ResidualMlp<B>, record: <ResidualMlp<B> as Module<B>>::Record, what: &str) -> std::result::Result<ResidualMlp<B>, String> {
+fn load_checked<B: Backend>(
+    skeleton: ResidualMlp<B>,
+    record: <ResidualMlp<B> as Module<B>>::Record,
+    what: &str,
+) -> std::result::Result<ResidualMlp<B>, String> {
     let want = shapes::<B, _>(&skeleton);
     let loaded = skeleton.load_record(record);
     let got = shapes::<B, _>(&loaded);
@@ -195,6 +214,7 @@ pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) 
         return Err(bad("the checkpoint holds another network".into()));
     }
     let ema: ResidualMlp<B> = cfg.model.init(device)?;
-    let record = Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?;
+    let record =
+        Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?;
     load_checked(ema, record, "EMA").map_err(bad)
 }

@@ -67,9 +67,13 @@ pub fn save_safetensors<B: Backend>(model: &ResidualMlp<B>, path: &Path) -> Resu
         for v in data {
             body.extend_from_slice(&v.to_le_bytes());
         }
-        header.insert(name.clone(), serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [start, body.len()] }));
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [start, body.len()] }),
+        );
     }
-    let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| crate::NetsError::Record(e.to_string()))?;
+    let mut h =
+        serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| crate::NetsError::Record(e.to_string()))?;
     while h.len() % 8 != 0 {
         h.push(b' ');
     }

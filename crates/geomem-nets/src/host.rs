@@ -50,7 +50,8 @@ fn fast_exp(x: f32) -> f32 {
     // Round to nearest with the 1.5·2^23 trick (no libm call, so the loop vectorises).
     let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     f32::from_bits(((n as i32 + 127) as u32) << 23) * p
 }
 
@@ -91,7 +92,9 @@ impl HostMlp {
             emb_dim: model.emb_dim,
             sigma_data: model.sigma_data(),
             input: layer(&p, "input")?,
-            blocks: (0..model.blocks.len()).map(|k| Ok((layer(&p, &format!("blocks.{k}.l1"))?, layer(&p, &format!("blocks.{k}.l2"))?))).collect::<Result<_>>()?,
+            blocks: (0..model.blocks.len())
+                .map(|k| Ok((layer(&p, &format!("blocks.{k}.l1"))?, layer(&p, &format!("blocks.{k}.l2"))?)))
+                .collect::<Result<_>>()?,
             output: layer(&p, "output")?,
         })
     }
@@ -117,7 +120,9 @@ impl ScoreField for HostMlp {
         let h = self.input.b.len();
         // Bias of the input layer with the embedding folded in.
         let emb: Vec<f32> = crate::model::fourier_embedding(self.emb_dim, sigma).collect();
-        let bias: Vec<f32> = (0..h).map(|o| self.input.b[o] + emb.iter().enumerate().map(|(e, v)| v * self.input.w[(d + e, o)]).sum::<f32>()).collect();
+        let bias: Vec<f32> = (0..h)
+            .map(|o| self.input.b[o] + emb.iter().enumerate().map(|(e, v)| v * self.input.w[(d + e, o)]).sum::<f32>())
+            .collect();
         let w_x = self.input.w.as_ref().subrows(0, d);
         let par = faer::get_global_parallelism();
         let mut start = 0;

@@ -18,7 +18,10 @@ mod model;
 mod sampling;
 mod train;
 
-pub use checkpoint::{decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema, save as save_checkpoint, FILE as CHECKPOINT_FILE};
+pub use checkpoint::{
+    decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema,
+    save as save_checkpoint, FILE as CHECKPOINT_FILE,
+};
 pub use error::{NetsError, Result};
 pub use export::{named_parameters, save_safetensors};
 pub use field::TrainedScore;

@@ -19,7 +19,13 @@ use burn::tensor::{Tensor, TensorData};
 pub(crate) fn fourier_embedding(emb_dim: usize, sigma: f64) -> impl Iterator<Item = f32> {
     let k = emb_dim / 2;
     let ls = sigma.ln();
-    let f = move |j: usize| if k > 1 { (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp() } else { 1.0 };
+    let f = move |j: usize| {
+        if k > 1 {
+            (0.1f64.ln() + (10f64.ln() - 0.1f64.ln()) * j as f64 / (k - 1) as f64).exp()
+        } else {
+            1.0
+        }
+    };
     (0..k).map(move |j| (f(j) * ls).sin() as f32).chain((0..k).map(move |j| (f(j) * ls).cos() as f32))
 }
 
@@ -76,7 +82,10 @@ struct HostInit {
 }
 
 impl<B: Backend> burn::module::ModuleMapper<B> for HostInit {
-    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<B, D>>) -> burn::module::Param<Tensor<B, D>> {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<B, D>>,
+    ) -> burn::module::Param<Tensor<B, D>> {
         use rand::Rng;
         let rng = &mut self.rng;
         let fan_in = &mut self.fan_in;
@@ -111,7 +120,12 @@ impl ResidualMlpConfig {
             "must be finite and in (0, 1e12)",
         )?;
         let count = self.parameter_count();
-        param("model size", count.unwrap_or(u128::MAX), count.is_some_and(|c| c < 1 << 31), "fewer than 2^31 parameters")
+        param(
+            "model size",
+            count.unwrap_or(u128::MAX),
+            count.is_some_and(|c| c < 1 << 31),
+            "fewer than 2^31 parameters",
+        )
     }
 
     /// Number of parameters (`None` on overflow).
@@ -144,7 +158,9 @@ impl ResidualMlpConfig {
         let lin = |a, b| LinearConfig::new(a, b).init(device);
         Ok(ResidualMlp {
             input: lin(self.d + self.emb_dim, self.hidden),
-            blocks: (0..self.blocks).map(|_| ResidualBlock { l1: lin(self.hidden, self.hidden), l2: lin(self.hidden, self.hidden) }).collect(),
+            blocks: (0..self.blocks)
+                .map(|_| ResidualBlock { l1: lin(self.hidden, self.hidden), l2: lin(self.hidden, self.hidden) })
+                .collect(),
             output: lin(self.hidden, self.d),
             d: self.d,
             emb_dim: self.emb_dim,

@@ -80,8 +80,12 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
     let fits = n.checked_mul(d).and_then(|e| e.checked_mul(8)).is_some_and(|b| b <= isize::MAX as usize);
     param("n", n, fits, "n × d values must fit in memory")?;
     let mut rng = StdRng::seed_from_u64(p.seed);
-    let mut x = Mat::from_fn(n, d, |_, _| p.sigma_max * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng));
-    let ts: Vec<f64> = (0..=p.steps).map(|i| (p.sigma_max * (p.sigma_min / p.sigma_max).powf(i as f64 / p.steps as f64)).powi(2)).collect();
+    let mut x = Mat::from_fn(n, d, |_, _| {
+        p.sigma_max * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+    });
+    let ts: Vec<f64> = (0..=p.steps)
+        .map(|i| (p.sigma_max * (p.sigma_min / p.sigma_max).powf(i as f64 / p.steps as f64)).powi(2))
+        .collect();
     for w in ts.windows(2) {
         let (t, tn) = (w[0], w[1]);
         let s = field.score_batch(x.as_ref(), t)?;
@@ -89,7 +93,10 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
         for j in 0..d {
             for i in 0..n {
                 x[(i, j)] += match p.sampler {
-                    Sampler::ReverseSde => dt * s[(i, j)] + dt.sqrt() * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng),
+                    Sampler::ReverseSde => {
+                        dt * s[(i, j)]
+                            + dt.sqrt() * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+                    }
                     Sampler::ProbabilityFlow => 0.5 * dt * s[(i, j)],
                 };
             }
@@ -130,7 +137,12 @@ pub fn memorization(samples: MatRef<'_, f64>, train: MatRef<'_, f64>, threshold:
             return Err(crate::NetsError::Data(format!("{what} {i} has a non-finite coordinate {j}")));
         }
     }
-    param("dimension", samples.ncols(), samples.ncols() == train.ncols(), "samples and training points must have the same dimension")?;
+    param(
+        "dimension",
+        samples.ncols(),
+        samples.ncols() == train.ncols(),
+        "samples and training points must have the same dimension",
+    )?;
     param("threshold", threshold, threshold > 0.0 && threshold <= 1.0, "must lie in (0, 1]")?;
     let g = samples * train.transpose();
     let tn: Vec<f64> = (0..train.nrows()).map(|k| train.row(k).iter().map(|v| v * v).sum()).collect();
@@ -147,7 +159,11 @@ pub fn memorization(samples: MatRef<'_, f64>, train: MatRef<'_, f64>, threshold:
                     b = d2;
                 }
             }
-            if b > 0.0 { (a / b).sqrt() } else { 0.0 }
+            if b > 0.0 {
+                (a / b).sqrt()
+            } else {
+                0.0
+            }
         })
         .collect();
     let fraction_memorized = ratios.iter().filter(|&&r| r < threshold).count() as f64 / ratios.len().max(1) as f64;

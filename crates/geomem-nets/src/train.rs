@@ -72,8 +72,18 @@ impl TrainConfig {
         param("steps", self.steps, self.steps >= 1, "must be >= 1")?;
         param("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")?;
         param("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "must be finite and > 0")?;
-        param("sigma_min", self.sigma_min, self.sigma_min.is_finite() && self.sigma_min > 0.0, "must be finite and > 0")?;
-        param("sigma_max", self.sigma_max, self.sigma_max.is_finite() && self.sigma_max > self.sigma_min, "must be finite and > sigma_min")?;
+        param(
+            "sigma_min",
+            self.sigma_min,
+            self.sigma_min.is_finite() && self.sigma_min > 0.0,
+            "must be finite and > 0",
+        )?;
+        param(
+            "sigma_max",
+            self.sigma_max,
+            self.sigma_max.is_finite() && self.sigma_max > self.sigma_min,
+            "must be finite and > sigma_min",
+        )?;
         param("ema_decay", self.ema_decay, (0.0..1.0).contains(&self.ema_decay), "must lie in [0, 1)")?;
         param("log_every", self.log_every, self.log_every >= 1, "must be >= 1")?;
         Ok(())
@@ -211,7 +221,12 @@ impl<B: AutodiffBackend> TrainState<B> {
 
     /// One optimisation step on a batch drawn from `data`; returns the loss tensor (not yet
     /// read back, so GPU backends stay asynchronous).
-    pub(crate) fn step(&mut self, data: &HostData, cfg: &TrainConfig, device: &B::Device) -> Tensor<B::InnerBackend, 1> {
+    pub(crate) fn step(
+        &mut self,
+        data: &HostData,
+        cfg: &TrainConfig,
+        device: &B::Device,
+    ) -> Tensor<B::InnerBackend, 1> {
         let mut rng = StdRng::seed_from_u64(mix(cfg.seed, self.step));
         let (b, d) = (cfg.batch_size, data.d);
         let (lmin, lmax) = (cfg.sigma_min.ln(), cfg.sigma_max.ln());
@@ -309,7 +324,8 @@ pub fn train<B: AutodiffBackend>(
         if log_now {
             let row = log.row(s, l);
             if let Some((w, path)) = metrics.as_mut() {
-                writeln!(w, "{},{},{},{}", row.step, row.loss, row.loss_ema, row.steps_per_sec).map_err(crate::error::io(path))?;
+                writeln!(w, "{},{},{},{}", row.step, row.loss, row.loss_ema, row.steps_per_sec)
+                    .map_err(crate::error::io(path))?;
                 w.flush().map_err(crate::error::io(path))?;
             }
             if on_log(&row).is_break() {
@@ -319,7 +335,11 @@ pub fn train<B: AutodiffBackend>(
     }
     if let Some(dir) = run_dir {
         if !weights_finite(&state.model) {
-            return Err(NetsError::NonFiniteLoss { step: state.step, loss: f64::NAN, last_finite_step: log.last_finite });
+            return Err(NetsError::NonFiniteLoss {
+                step: state.step,
+                loss: f64::NAN,
+                last_finite_step: log.last_finite,
+            });
         }
         checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
     }
@@ -359,9 +379,17 @@ fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
 
 /// Opens `metrics.csv` for appending, dropping rows past `step` (written after the
 /// checkpoint a resumed run starts from).
-fn open_metrics(path: &Path, step: u64) -> crate::error::Result<(std::io::BufWriter<std::fs::File>, std::path::PathBuf)> {
+fn open_metrics(
+    path: &Path,
+    step: u64,
+) -> crate::error::Result<(std::io::BufWriter<std::fs::File>, std::path::PathBuf)> {
     let keep: Vec<String> = match std::fs::read_to_string(path) {
-        Ok(s) => s.lines().skip(1).filter(|l| l.split(',').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|k| k <= step)).map(String::from).collect(),
+        Ok(s) => s
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|k| k <= step))
+            .map(String::from)
+            .collect(),
         Err(_) => Vec::new(),
     };
     let f = std::fs::File::create(path).map_err(crate::error::io(path))?;

@@ -215,7 +215,10 @@ fn autodiff_derivatives_agree_with_finite_differences() {
             (f.score(&xp, t).unwrap()[a] - f.score(&xm, t).unwrap()[a]) / (2.0 * h)
         });
         let scale = (0..d).map(|a| (0..d).map(|b| j[(a, b)].abs()).fold(0.0, f64::max)).fold(0.0, f64::max);
-        let err = (0..d).flat_map(|a| (0..d).map(move |b| (a, b))).map(|(a, b)| (j[(a, b)] - fd[(a, b)]).abs()).fold(0.0, f64::max);
+        let err = (0..d)
+            .flat_map(|a| (0..d).map(move |b| (a, b)))
+            .map(|(a, b)| (j[(a, b)] - fd[(a, b)]).abs())
+            .fold(0.0, f64::max);
         assert!(err < 2e-3 * scale, "t = {t}: max error {err} of scale {scale}");
         let v = Mat::from_fn(3, d, |i, k| ((i + 2 * k) % 3) as f64 - 1.0);
         let jv = f.jvp(&x, t, v.as_ref()).unwrap();

@@ -26,7 +26,11 @@ fn gaussian_data(var: &[f64], n: usize, seed: u64) -> Mat<f64> {
 }
 
 fn cfg(d: usize, steps: u64) -> TrainConfig {
-    TrainConfig::new(ResidualMlpConfig::new(d).with_hidden(64)).with_steps(steps).with_log_every(10).with_checkpoint_every(0).with_sigma_max(10.0)
+    TrainConfig::new(ResidualMlpConfig::new(d).with_hidden(64))
+        .with_steps(steps)
+        .with_log_every(10)
+        .with_checkpoint_every(0)
+        .with_sigma_max(10.0)
 }
 
 fn params(m: &ResidualMlp<impl burn::tensor::backend::Backend>) -> Vec<(String, Vec<f32>)> {
@@ -34,11 +38,18 @@ fn params(m: &ResidualMlp<impl burn::tensor::backend::Backend>) -> Vec<(String, 
 }
 
 /// Largest absolute difference between the parameters of two networks (0 when identical).
-fn max_diff(a: &ResidualMlp<impl burn::tensor::backend::Backend>, b: &ResidualMlp<impl burn::tensor::backend::Backend>) -> f32 {
-    params(a).iter().zip(params(b)).flat_map(|((ka, va), (kb, vb))| {
-        assert_eq!(ka, &kb);
-        va.iter().zip(vb).map(|(x, y)| (x - y).abs()).collect::<Vec<_>>()
-    }).fold(0.0, f32::max)
+fn max_diff(
+    a: &ResidualMlp<impl burn::tensor::backend::Backend>,
+    b: &ResidualMlp<impl burn::tensor::backend::Backend>,
+) -> f32 {
+    params(a)
+        .iter()
+        .zip(params(b))
+        .flat_map(|((ka, va), (kb, vb))| {
+            assert_eq!(ka, &kb);
+            va.iter().zip(vb).map(|(x, y)| (x - y).abs()).collect::<Vec<_>>()
+        })
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -67,7 +78,8 @@ fn trained_spectrum_approaches_exact_on_gaussian_data() {
     let t = 0.5;
     let exact = GaussianScore::from_variances(&var).unwrap().spectrum(t).unwrap();
     let err = |f: &dyn ScoreField| {
-        let s = smoothed_jacobian_spectrum(f, &[0.0; 3], t, &SmoothedJacobianParams::improved_normal_bundle(3)).unwrap();
+        let s =
+            smoothed_jacobian_spectrum(f, &[0.0; 3], t, &SmoothedJacobianParams::improved_normal_bundle(3)).unwrap();
         s.iter().zip(&exact).map(|(a, b)| (a / b - 1.0).abs()).fold(0.0, f64::max)
     };
     let trained = TrainedScore::<B>::new(state.ema, dev());
@@ -88,7 +100,10 @@ fn checkpoint_round_trip() {
     assert_eq!(max_diff(&back.model, &state.model), 0.0);
     assert_eq!(max_diff(&back.ema, &state.ema), 0.0);
     // Another run's settings are refused.
-    assert!(matches!(decode_checkpoint::<B>(std::path::Path::new("mem"), &bytes, &c.clone().with_seed(5), &dev()), Err(NetsError::CorruptCheckpoint { .. })));
+    assert!(matches!(
+        decode_checkpoint::<B>(std::path::Path::new("mem"), &bytes, &c.clone().with_seed(5), &dev()),
+        Err(NetsError::CorruptCheckpoint { .. })
+    ));
 }
 
 /// A run stopped mid-way (no checkpoint after the last periodic one, as after kill -9) and
@@ -98,9 +113,17 @@ fn resume_after_interruption_gives_identical_weights() {
     let data = gaussian_data(&[1.0, 0.3, 0.0], 500, 4);
     let c = cfg(3, 40).with_checkpoint_every(10).with_log_every(5);
     let straight_dir = tmpdir("straight");
-    let straight = train::<B>(data.as_ref(), &c, Some(&straight_dir), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let straight =
+        train::<B>(data.as_ref(), &c, Some(&straight_dir), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
     let dir = tmpdir("interrupted");
-    let stopped = train::<B>(data.as_ref(), &c, Some(&dir), &dev(), &mut |r| if r.step >= 25 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }).unwrap();
+    let stopped = train::<B>(data.as_ref(), &c, Some(&dir), &dev(), &mut |r| {
+        if r.step >= 25 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
     assert_eq!(stopped.step, 25);
     // A half-written temporary file from the crash must not matter.
     std::fs::write(dir.join("checkpoint.bin.tmp"), b"partial").unwrap();
@@ -131,7 +154,11 @@ fn decoded_state_continues_like_the_original() {
     let c2 = c.clone().with_steps(20);
     let a2 = train::<B>(data.as_ref(), &c2, Some(&dir_a), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
     let b2 = train::<B>(data.as_ref(), &c2, Some(&dir_b), &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
-    assert_eq!(max_diff(&a2.model, &b2.model), 0.0, "two resumptions of the same checkpoint differ: kernels are not deterministic");
+    assert_eq!(
+        max_diff(&a2.model, &b2.model),
+        0.0,
+        "two resumptions of the same checkpoint differ: kernels are not deterministic"
+    );
 }
 
 #[test]
@@ -148,7 +175,10 @@ fn corrupt_checkpoints_are_rejected() {
     std::fs::write(&ck, &flipped).unwrap();
     assert!(matches!(load_checkpoint::<B>(&ck, &c, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
     // Training on a corrupt checkpoint is an error, not a silent restart.
-    assert!(matches!(train::<B>(data.as_ref(), &c.clone().with_steps(20), Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())), Err(NetsError::CorruptCheckpoint { .. })));
+    assert!(matches!(
+        train::<B>(data.as_ref(), &c.clone().with_steps(20), Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())),
+        Err(NetsError::CorruptCheckpoint { .. })
+    ));
     std::fs::write(&ck, &good[..good.len() / 3]).unwrap();
     assert!(matches!(load_checkpoint::<B>(&ck, &c, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
     std::fs::write(&ck, b"").unwrap();
@@ -159,7 +189,8 @@ fn corrupt_checkpoints_are_rejected() {
 #[test]
 fn bad_settings_and_data_get_errors() {
     let data = gaussian_data(&[1.0, 0.3], 10, 6);
-    let run = |c: &TrainConfig, d: &Mat<f64>| train::<B>(d.as_ref(), c, None, &dev(), &mut |_| ControlFlow::Continue(()));
+    let run =
+        |c: &TrainConfig, d: &Mat<f64>| train::<B>(d.as_ref(), c, None, &dev(), &mut |_| ControlFlow::Continue(()));
     assert!(matches!(run(&cfg(3, 1), &data), Err(NetsError::Data(_))));
     assert!(matches!(run(&cfg(2, 1), &Mat::zeros(0, 2)), Err(NetsError::Data(_))));
     assert!(matches!(run(&cfg(2, 1).with_lr(-1.0), &data), Err(NetsError::InvalidParameter { .. })));
@@ -199,7 +230,12 @@ fn host_copy_matches_the_network() {
         let scale = (0..2500).map(|i| a[(i, 0)].abs()).fold(0.0, f64::max);
         for i in 0..2500 {
             for j in 0..3 {
-                assert!((a[(i, j)] - b[(i, j)]).abs() < 1e-4 * scale, "t={t} ({i},{j}): {} vs {}", a[(i, j)], b[(i, j)]);
+                assert!(
+                    (a[(i, j)] - b[(i, j)]).abs() < 1e-4 * scale,
+                    "t={t} ({i},{j}): {} vs {}",
+                    a[(i, j)],
+                    b[(i, j)]
+                );
             }
         }
     }

@@ -56,7 +56,11 @@ pub(crate) fn check_time(t: f64) -> Result<()> {
 
 pub(crate) fn check_variances(v: &[f64]) -> Result<()> {
     if v.is_empty() {
-        return Err(RemError::InvalidParameter { name: "sigma2", value: "[]".into(), reason: "need at least one dimension" });
+        return Err(RemError::InvalidParameter {
+            name: "sigma2",
+            value: "[]".into(),
+            reason: "need at least one dimension",
+        });
     }
     for (index, &value) in v.iter().enumerate() {
         if !(value.is_finite() && value >= 0.0) {

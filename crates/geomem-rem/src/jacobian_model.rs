@@ -175,7 +175,11 @@ impl EmpiricalJacobianModel {
     /// [`crate::RemError::InvalidParameter`] on `t`.
     pub fn sample_spectrum(&self, t: f64, seed: u64) -> Result<Vec<f64>> {
         let j = self.sample(t, seed)?;
-        j.singular_values().map_err(|_| crate::RemError::InvalidParameter { name: "t", value: t.to_string(), reason: "SVD of the sampled Jacobian did not converge" })
+        j.singular_values().map_err(|_| crate::RemError::InvalidParameter {
+            name: "t",
+            value: t.to_string(),
+            reason: "SVD of the sampled Jacobian did not converge",
+        })
     }
 
     /// Closed-form singular values `s̄_i` (Eq. 19 / 43; see [`ClosedForm`]), sorted decreasing.

@@ -10,7 +10,8 @@ fn blocks(d: usize, m1: usize, v1: f64, m2: usize, v2: f64) -> Vec<f64> {
 }
 
 fn arb_problem() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
-    (1usize..12).prop_flat_map(|d| (proptest::collection::vec(0.0f64..3.0, d), proptest::collection::vec(-2.0f64..2.0, d)))
+    (1usize..12)
+        .prop_flat_map(|d| (proptest::collection::vec(0.0f64..3.0, d), proptest::collection::vec(-2.0f64..2.0, d)))
 }
 
 proptest! {
@@ -98,7 +99,11 @@ fn tc_direction_ordering_depends_on_regime() {
             x[a] = 2.0;
         }
         let rem = PositionalRem::with_n(&s, &x, n).unwrap();
-        if large_t { rem.condensation_time_large_t() } else { rem.condensation_time() }
+        if large_t {
+            rem.condensation_time_large_t()
+        } else {
+            rem.condensation_time()
+        }
     };
     // N = 1000: exact t_c is larger along the low-variance axis 3 than the high-variance axis 0.
     let (t0, t_hi, t_lo) = (tc(1000.0, None, false), tc(1000.0, Some(0), false), tc(1000.0, Some(3), false));
@@ -157,7 +162,10 @@ fn model_reduces_to_exact_spectrum_in_generalisation_phase() {
 
 #[test]
 fn bad_input_gets_typed_errors() {
-    assert!(matches!(PositionalRem::new(&[1.0, -1.0], &[0.0, 0.0], 0.1), Err(RemError::InvalidVariance { index: 1, .. })));
+    assert!(matches!(
+        PositionalRem::new(&[1.0, -1.0], &[0.0, 0.0], 0.1),
+        Err(RemError::InvalidVariance { index: 1, .. })
+    ));
     assert!(matches!(PositionalRem::new(&[1.0], &[0.0, 0.0], 0.1), Err(RemError::DimensionMismatch { .. })));
     assert!(matches!(PositionalRem::new(&[1.0], &[0.0], 0.0), Err(RemError::InvalidParameter { .. })));
     assert!(matches!(PositionalRem::new(&[1.0], &[f64::NAN], 0.1), Err(RemError::InvalidParameter { .. })));

@@ -174,19 +174,15 @@ impl EmpiricalScore {
             matmul(mean.as_mut(), Accum::Replace, w.transpose(), self.y.as_ref(), 1.0, faer::get_global_parallelism());
             (0..x.len()).map(|j| mean[(0, j)]).collect()
         } else {
-            (0..x.len()).map(|j| {
-                let col = self.y.col_as_slice(j);
-                active.iter().map(|&mu| weights[mu] * col[mu]).sum()
-            }).collect()
+            (0..x.len())
+                .map(|j| {
+                    let col = self.y.col_as_slice(j);
+                    active.iter().map(|&mu| weights[mu] * col[mu]).sum()
+                })
+                .collect()
         };
         let participation_ratio: f64 = weights.iter().map(|v| v * v).sum();
-        Ok(Posterior {
-            active,
-            mean,
-            n_eff: 1.0 / participation_ratio,
-            participation_ratio,
-            weights,
-        })
+        Ok(Posterior { active, mean, n_eff: 1.0 / participation_ratio, participation_ratio, weights })
     }
 
     /// Calls `then` on the weighted, centred training points `√w_μ (y^μ - m)` of the
@@ -282,7 +278,9 @@ impl EmpiricalScore {
         let (k, d) = (post.active.len(), self.y.ncols());
         let small = k < d;
         let g = self.centred_active(&post, |a| Self::lower_product(a, small));
-        let c = g.self_adjoint_eigenvalues(Side::Lower).map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;
+        let c = g
+            .self_adjoint_eigenvalues(Side::Lower)
+            .map_err(|_| ScoreError::Linalg("eigenvalues of Cov_w did not converge"))?;
         let mut s: Vec<f64> = c.iter().map(|&ck| ((ck.max(0.0) / t - 1.0) / t).abs()).collect();
         if small {
             s.extend(std::iter::repeat_n(1.0 / t, d - k));
@@ -311,7 +309,14 @@ impl ScoreField for EmpiricalScore {
             let mut wc = w.as_mut().subcols_mut(0, len);
             self.weights_into(xc, t, wc.rb_mut());
             let mut oc = out.rb_mut().subrows_mut(start, len);
-            matmul(oc.rb_mut(), Accum::Replace, wc.rb().transpose(), self.y.as_ref(), inv_t, faer::get_global_parallelism());
+            matmul(
+                oc.rb_mut(),
+                Accum::Replace,
+                wc.rb().transpose(),
+                self.y.as_ref(),
+                inv_t,
+                faer::get_global_parallelism(),
+            );
             for j in 0..xc.ncols() {
                 for i in 0..len {
                     oc[(i, j)] -= xc[(i, j)] * inv_t;

@@ -339,7 +339,12 @@ pub(crate) fn mean_quadratic_form(v: MatRef<'_, f64>, jv: MatRef<'_, f64>) -> f6
 }
 
 /// The default [`ScoreField::eval_divergence`].
-fn default_divergence<F: ScoreField + ?Sized>(f: &F, x: MatRef<'_, f64>, t: f64, p: &DivergenceParams) -> Result<Vec<f64>> {
+fn default_divergence<F: ScoreField + ?Sized>(
+    f: &F,
+    x: MatRef<'_, f64>,
+    t: f64,
+    p: &DivergenceParams,
+) -> Result<Vec<f64>> {
     let d = f.dim();
     let mut out = Vec::with_capacity(x.nrows());
     for i in 0..x.nrows() {

@@ -71,7 +71,9 @@ impl GaussianScore {
         check_dim(d, sigma.ncols())?;
         check_finite(sigma, "covariance")?;
         let sym = Mat::from_fn(d, d, |i, j| 0.5 * (sigma[(i, j)] + sigma[(j, i)]));
-        let evd = sym.self_adjoint_eigen(Side::Lower).map_err(|_| ScoreError::Linalg("covariance eigendecomposition did not converge"))?;
+        let evd = sym
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|_| ScoreError::Linalg("covariance eigendecomposition did not converge"))?;
         let s = evd.S().column_vector();
         let scale = (0..d).map(|k| s[k].abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
         let mut lambda = Vec::with_capacity(d);
@@ -196,7 +198,11 @@ impl ScoreField for GaussianScore {
 pub fn marchenko_pastur_edges(sigma2: f64, alpha_m: f64) -> Result<(f64, f64)> {
     check_variances(&[sigma2])?;
     if !(alpha_m > 0.0 && alpha_m <= 1.0) {
-        return Err(ScoreError::InvalidParameter { name: "alpha_m", value: alpha_m.to_string(), reason: "must lie in (0, 1]" });
+        return Err(ScoreError::InvalidParameter {
+            name: "alpha_m",
+            value: alpha_m.to_string(),
+            reason: "must lie in (0, 1]",
+        });
     }
     let r = alpha_m.powf(-0.5);
     Ok((sigma2 * (r - 1.0).powi(2), sigma2 * (r + 1.0).powi(2)))

@@ -50,7 +50,12 @@ impl GeometricVe {
     /// [`ScoreError::InvalidParameter`] otherwise.
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         param("sigma_min", sigma_min, sigma_min.is_finite() && sigma_min > 0.0, "must be finite and > 0")?;
-        param("sigma_max", sigma_max, sigma_max.is_finite() && sigma_max > sigma_min, "must be finite and > sigma_min")?;
+        param(
+            "sigma_max",
+            sigma_max,
+            sigma_max.is_finite() && sigma_max > sigma_min,
+            "must be finite and > sigma_min",
+        )?;
         Ok(Self { sigma_min, sigma_max })
     }
     /// `σ_min`.
@@ -102,17 +107,10 @@ impl DdpmSchedule {
     /// [`ScoreError::InvalidParameter`] unless `0 < β_min <= β_max < 1` and `T >= 1`.
     pub fn linear(beta_min: f64, beta_max: f64, steps: usize) -> Result<Self> {
         param("beta_min", beta_min, beta_min > 0.0 && beta_min < 1.0, "must lie in (0, 1)")?;
-        param(
-            "beta_max",
-            beta_max,
-            beta_max >= beta_min && beta_max < 1.0,
-            "must lie in [beta_min, 1)",
-        )?;
+        param("beta_max", beta_max, beta_max >= beta_min && beta_max < 1.0, "must lie in [beta_min, 1)")?;
         param("steps", steps as f64, steps >= 1, "must be >= 1")?;
         let span = (steps.max(2) - 1) as f64;
-        let betas: Vec<f64> = (0..steps)
-            .map(|k| beta_min + (beta_max - beta_min) * k as f64 / span)
-            .collect();
+        let betas: Vec<f64> = (0..steps).map(|k| beta_min + (beta_max - beta_min) * k as f64 / span).collect();
         let mut acc = 0.0;
         let log_alpha_bar = betas
             .iter()
@@ -234,12 +232,7 @@ impl LinearVpSde {
     /// [`ScoreError::InvalidParameter`] otherwise.
     pub fn new(beta_min: f64, beta_max: f64) -> Result<Self> {
         param("beta_min", beta_min, beta_min.is_finite() && beta_min > 0.0, "must be finite and > 0")?;
-        param(
-            "beta_max",
-            beta_max,
-            beta_max.is_finite() && beta_max >= beta_min,
-            "must be finite and >= beta_min",
-        )?;
+        param("beta_max", beta_max, beta_max.is_finite() && beta_max >= beta_min, "must be finite and >= beta_min")?;
         Ok(Self { beta_min, beta_max })
     }
     fn check_tau(tau: f64) -> Result<()> {

@@ -7,9 +7,8 @@ use proptest::prelude::*;
 
 /// log p_t^N(x) up to a constant, by log-sum-exp, for finite-difference checks.
 fn log_density(y: &Mat<f64>, x: &[f64], t: f64) -> f64 {
-    let l: Vec<f64> = (0..y.nrows())
-        .map(|mu| -(0..x.len()).map(|j| (x[j] - y[(mu, j)]).powi(2)).sum::<f64>() / (2.0 * t))
-        .collect();
+    let l: Vec<f64> =
+        (0..y.nrows()).map(|mu| -(0..x.len()).map(|j| (x[j] - y[(mu, j)]).powi(2)).sum::<f64>() / (2.0 * t)).collect();
     let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     m + l.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }

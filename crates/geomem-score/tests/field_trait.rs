@@ -47,7 +47,10 @@ impl ScoreField for Strict {
 fn validation_happens_before_eval() {
     let f = Strict { d: 3 };
     let good = Mat::<f64>::zeros(2, 3);
-    assert!(matches!(f.score_batch(Mat::<f64>::zeros(2, 4).as_ref(), 1.0), Err(ScoreError::DimensionMismatch { expected: 3, got: 4 })));
+    assert!(matches!(
+        f.score_batch(Mat::<f64>::zeros(2, 4).as_ref(), 1.0),
+        Err(ScoreError::DimensionMismatch { expected: 3, got: 4 })
+    ));
     for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(f.score_batch(good.as_ref(), t), Err(ScoreError::InvalidTime(_))));
         assert!(matches!(f.divergence(&[0.0; 3], t, &DivergenceParams::default()), Err(ScoreError::InvalidTime(_))));
@@ -55,12 +58,21 @@ fn validation_happens_before_eval() {
     let nan = Mat::from_fn(2, 3, |i, j| if i == 1 && j == 2 { f64::NAN } else { 0.0 });
     assert!(matches!(f.score_batch(nan.as_ref(), 1.0), Err(ScoreError::NonFinite(_))));
     let mut out = Mat::<f64>::zeros(3, 3);
-    assert!(matches!(f.score_batch_into(good.as_ref(), 1.0, out.as_mut()), Err(ScoreError::DimensionMismatch { expected: 2, got: 3 })));
+    assert!(matches!(
+        f.score_batch_into(good.as_ref(), 1.0, out.as_mut()),
+        Err(ScoreError::DimensionMismatch { expected: 2, got: 3 })
+    ));
     assert!(matches!(f.score(&[1.0, f64::INFINITY, 0.0], 1.0), Err(ScoreError::NonFinite(_))));
-    assert!(matches!(f.jvp(&[0.0; 3], 1.0, Mat::<f64>::zeros(2, 2).as_ref()), Err(ScoreError::DimensionMismatch { .. })));
+    assert!(matches!(
+        f.jvp(&[0.0; 3], 1.0, Mat::<f64>::zeros(2, 2).as_ref()),
+        Err(ScoreError::DimensionMismatch { .. })
+    ));
     let bad_v = Mat::from_fn(1, 3, |_, j| if j == 0 { f64::NAN } else { 0.0 });
     assert!(matches!(f.jvp(&[0.0; 3], 1.0, bad_v.as_ref()), Err(ScoreError::NonFinite(_))));
-    assert!(matches!(f.divergence(&[0.0; 3], 1.0, &DivergenceParams::default().probes(0)), Err(ScoreError::InvalidParameter { .. })));
+    assert!(matches!(
+        f.divergence(&[0.0; 3], 1.0, &DivergenceParams::default().probes(0)),
+        Err(ScoreError::InvalidParameter { .. })
+    ));
     assert!(matches!(f.jacobian(&[0.0; 2], 1.0), Err(ScoreError::DimensionMismatch { .. })));
     assert_eq!(f.jacobian(&[0.0; 3], 1.0).unwrap(), None);
     assert!(f.score_batch(good.as_ref(), 1e-8).is_ok() && f.score_batch(good.as_ref(), 1e4).is_ok());
@@ -108,7 +120,11 @@ fn divergence_closed_forms_and_defaults_agree() {
             let j = f.jacobian(&xi, t).unwrap().unwrap();
             let tr: f64 = (0..d).map(|a| j[(a, a)]).sum();
             assert!((exact[i] - tr).abs() <= 1e-10 * tr.abs().max(1.0 / t), "closed form vs trace");
-            assert!((plain[i] - tr).abs() <= 1e-7 * tr.abs().max(1.0 / t), "central differences vs trace: {} {tr}", plain[i]);
+            assert!(
+                (plain[i] - tr).abs() <= 1e-7 * tr.abs().max(1.0 / t),
+                "central differences vs trace: {} {tr}",
+                plain[i]
+            );
         }
     }
     let g = GaussianScore::from_variances(&[1.0, 0.0, 0.25]).unwrap();
@@ -124,7 +140,8 @@ fn hutchinson_is_seeded_and_unbiased() {
     let j = f.jacobian(&x, t).unwrap().unwrap();
     let tr: f64 = (0..d).map(|a| j[(a, a)]).sum();
     // Var of one Rademacher probe: 2 Σ_{a≠b} J_ab².
-    let off: f64 = (0..d).flat_map(|a| (0..d).map(move |b| (a, b))).filter(|(a, b)| a != b).map(|(a, b)| j[(a, b)].powi(2)).sum();
+    let off: f64 =
+        (0..d).flat_map(|a| (0..d).map(move |b| (a, b))).filter(|(a, b)| a != b).map(|(a, b)| j[(a, b)].powi(2)).sum();
     let probes = 400;
     let sd = (2.0 * off / probes as f64).sqrt();
     let p = DivergenceParams::default().exact_below(0).probes(probes).seed(3);

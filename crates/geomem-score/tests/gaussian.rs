@@ -73,7 +73,10 @@ fn marchenko_pastur_lower_edge_predicts_gap() {
 
 #[test]
 fn bad_input_gets_typed_errors() {
-    assert_eq!(GaussianScore::from_factor(Mat::zeros(2, 3).as_ref()).unwrap_err(), ScoreError::ManifoldTooLarge { m: 3, d: 2 });
+    assert_eq!(
+        GaussianScore::from_factor(Mat::zeros(2, 3).as_ref()).unwrap_err(),
+        ScoreError::ManifoldTooLarge { m: 3, d: 2 }
+    );
     assert!(matches!(GaussianScore::from_variances(&[1.0, -0.1]), Err(ScoreError::InvalidVariance { index: 1, .. })));
     assert!(matches!(GaussianScore::from_variances(&[f64::NAN]), Err(ScoreError::InvalidVariance { .. })));
     let neg = Mat::from_fn(2, 2, |i, j| if i == j { -1.0 } else { 0.0 });

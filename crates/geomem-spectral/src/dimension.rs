@@ -73,7 +73,11 @@ impl SecondDerivativeRule {
         let kept = &all[start..];
         let mut sorted = kept.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { 0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) };
+        let median = if sorted.len() % 2 == 1 {
+            sorted[sorted.len() / 2]
+        } else {
+            0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2])
+        };
         Ok(kept.iter().position(|&v| v > self.threshold * median).map(|p| {
             let centre = start + p + 1; // 0-based index of s_i
             d - (centre + 1).min(d)

@@ -27,9 +27,7 @@ pub fn normalize(v: &[f64]) -> Vec<f64> {
 pub fn mean_spectrum(vs: &[Vec<f64>]) -> Vec<f64> {
     let Some(first) = vs.first() else { return Vec::new() };
     let n = vs.len() as f64;
-    (0..first.len())
-        .map(|i| vs.iter().map(|v| v.get(i).copied().unwrap_or(f64::NAN)).sum::<f64>() / n)
-        .collect()
+    (0..first.len()).map(|i| vs.iter().map(|v| v.get(i).copied().unwrap_or(f64::NAN)).sum::<f64>() / n).collect()
 }
 
 /// The largest log gap of a spectrum and the log gaps at marked positions.

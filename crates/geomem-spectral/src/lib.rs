@@ -32,7 +32,9 @@ mod spectrum;
 pub use dimension::SecondDerivativeRule;
 pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};
-pub use gaps::{format_intervals, intervals_where, is_open, marked_gaps, mean_spectrum, normalize, MarkedGaps, OPEN_LOG_GAP};
+pub use gaps::{
+    format_intervals, intervals_where, is_open, marked_gaps, mean_spectrum, normalize, MarkedGaps, OPEN_LOG_GAP,
+};
 pub use jacobian::{
     pointwise_jacobian, pointwise_jacobian_spectrum, smoothed_jacobian, smoothed_jacobian_in_basis,
     smoothed_jacobian_spectrum, smoothed_jacobian_spectrum_in_basis, smoothed_jacobian_with, Scheme,

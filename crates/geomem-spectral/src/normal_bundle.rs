@@ -9,8 +9,8 @@
 //! `S / √(tK)` estimate those of the Jacobian. This crate returns them in that scale.
 
 use crate::error::{param, singular_values, Result};
-use geomem_score::{ScoreField, ScoreFieldExt};
 use faer::Mat;
+use geomem_score::{ScoreField, ScoreFieldExt};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -67,7 +67,12 @@ impl NormalBundleParams {
 /// # Errors
 /// [`crate::SpectralError::Score`] for a wrong `x0` length, a bad `t` or a field error;
 /// [`crate::SpectralError::InvalidParameter`] for `K = 0`.
-pub fn normal_bundle_matrix<F: ScoreField + ?Sized>(field: &F, x0: &[f64], t: f64, params: &NormalBundleParams) -> Result<Mat<f64>> {
+pub fn normal_bundle_matrix<F: ScoreField + ?Sized>(
+    field: &F,
+    x0: &[f64],
+    t: f64,
+    params: &NormalBundleParams,
+) -> Result<Mat<f64>> {
     field.check_point(x0, t)?;
     let d = field.dim();
     let k = params.k.unwrap_or(4 * d);
@@ -83,7 +88,12 @@ pub fn normal_bundle_matrix<F: ScoreField + ?Sized>(field: &F, x0: &[f64], t: f6
             Ok(Mat::from_fn(d, k, |j, i| s[(i, j)] * norm))
         }
         NormalBundleVariant::CentralDifference => {
-            let pts = Mat::from_fn(2 * k, d, |i, j| if i < k { x0[j] + sd * eps[(i, j)] } else { x0[j] - sd * eps[(i - k, j)] });
+            let pts =
+                Mat::from_fn(
+                    2 * k,
+                    d,
+                    |i, j| if i < k { x0[j] + sd * eps[(i, j)] } else { x0[j] - sd * eps[(i - k, j)] },
+                );
             let s = field.score_batch(pts.as_ref(), t)?;
             Ok(Mat::from_fn(d, k, |j, i| 0.5 * (s[(i, j)] - s[(k + i, j)]) * norm))
         }
@@ -94,6 +104,11 @@ pub fn normal_bundle_matrix<F: ScoreField + ?Sized>(field: &F, x0: &[f64], t: f6
 ///
 /// # Errors
 /// As [`normal_bundle_matrix`], plus [`crate::SpectralError::SvdNoConvergence`].
-pub fn normal_bundle_spectrum<F: ScoreField + ?Sized>(field: &F, x0: &[f64], t: f64, params: &NormalBundleParams) -> Result<Vec<f64>> {
+pub fn normal_bundle_spectrum<F: ScoreField + ?Sized>(
+    field: &F,
+    x0: &[f64],
+    t: f64,
+    params: &NormalBundleParams,
+) -> Result<Vec<f64>> {
     singular_values(normal_bundle_matrix(field, x0, t, params)?.as_ref())
 }

@@ -45,7 +45,11 @@ impl Spectrum {
             return Err(SpectralError::SpectrumTooShort { len: 0, reason: "a spectrum needs at least one value" });
         }
         if let Some(v) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
-            return Err(SpectralError::InvalidParameter { name: "singular value", value: v.to_string(), reason: "must be finite and >= 0" });
+            return Err(SpectralError::InvalidParameter {
+                name: "singular value",
+                value: v.to_string(),
+                reason: "must be finite and >= 0",
+            });
         }
         values.sort_by(|a, b| b.total_cmp(a));
         Ok(Self { values })
@@ -99,7 +103,11 @@ impl Spectrum {
         if g.len() <= skip {
             return Err(SpectralError::SpectrumTooShort { len: self.len(), reason: "no gap left after skipping" });
         }
-        let (i, v) = g.iter().enumerate().skip(skip).fold((skip, f64::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        let (i, v) =
+            g.iter()
+                .enumerate()
+                .skip(skip)
+                .fold((skip, f64::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
         Ok((i + 1, v))
     }
     /// Local dimension read from the largest gap: `len - k` (the number of small values).

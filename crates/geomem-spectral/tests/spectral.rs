@@ -12,7 +12,12 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 /// Gaussian score equals its exact Jacobian, in any orthonormal basis.
 #[test]
 fn smoothed_jacobian_is_exact_for_gaussian_score() {
-    let lm = LinearManifold::new(12, &[Block { dim: 2, variance: 1.0 }, Block { dim: 3, variance: 0.3 }], Embedding::RandomRotation { seed: 3 }).unwrap();
+    let lm = LinearManifold::new(
+        12,
+        &[Block { dim: 2, variance: 1.0 }, Block { dim: 3, variance: 0.3 }],
+        Embedding::RandomRotation { seed: 3 },
+    )
+    .unwrap();
     let g = GaussianScore::from_factor(lm.factor()).unwrap();
     let x: Vec<f64> = (0..12).map(|i| (i as f64).cos()).collect();
     for &t in &[1e-3, 0.1, 2.0] {
@@ -72,7 +77,9 @@ fn normal_bundle_converges_with_k() {
     for &k in &[20usize, 200, 20_000] {
         let mut e = 0.0;
         for variant in [NormalBundleVariant::Scores, NormalBundleVariant::CentralDifference] {
-            let s = normal_bundle_spectrum(&g, &[0.0; 10], t, &NormalBundleParams::default().k(k).variant(variant).seed(3)).unwrap();
+            let s =
+                normal_bundle_spectrum(&g, &[0.0; 10], t, &NormalBundleParams::default().k(k).variant(variant).seed(3))
+                    .unwrap();
             e = f64::max(e, max_rel(&s, &exact));
         }
         errs.push(e);
@@ -149,7 +156,10 @@ fn bad_input_gets_typed_errors() {
     assert!(matches!(smoothed_jacobian(&g, &[0.0; 2], 0.0), Err(SpectralError::Score(_))));
     let p = SmoothedJacobianParams::default().step(Step::Fixed(-1.0));
     assert!(matches!(smoothed_jacobian_with(&g, &[0.0; 2], 1.0, &p), Err(SpectralError::InvalidParameter { .. })));
-    assert!(matches!(normal_bundle_spectrum(&g, &[0.0; 2], 1.0, &NormalBundleParams::default().k(0)), Err(SpectralError::InvalidParameter { .. })));
+    assert!(matches!(
+        normal_bundle_spectrum(&g, &[0.0; 2], 1.0, &NormalBundleParams::default().k(0)),
+        Err(SpectralError::InvalidParameter { .. })
+    ));
 }
 
 /// Tiny and huge t, and a few hundred dimensions: finite spectra.
@@ -183,14 +193,19 @@ fn stored_spectra_and_rules_are_checked_on_deserialisation() {
 #[test]
 fn precomputed_basis_gives_the_same_spectrum() {
     use geomem_spectral::{smoothed_jacobian_spectrum_in_basis, Directions, OrthonormalBasis, Scheme};
-    let data = geomem_data::LinearManifold::new(12, &[geomem_data::Block { dim: 4, variance: 1.0 }], geomem_data::Embedding::Aligned)
-        .unwrap()
-        .sample(200, 3);
+    let data = geomem_data::LinearManifold::new(
+        12,
+        &[geomem_data::Block { dim: 4, variance: 1.0 }],
+        geomem_data::Embedding::Aligned,
+    )
+    .unwrap()
+    .sample(200, 3);
     let f = EmpiricalScore::new(data).unwrap();
     let basis = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 4 }, 12);
     let x = vec![0.1; 12];
     for t in [0.01, 0.5] {
-        let per_call = smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(4)).unwrap();
+        let per_call =
+            smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(4)).unwrap();
         let reused = smoothed_jacobian_spectrum_in_basis(&f, &x, t, Scheme::Forward, Step::SqrtT, &basis).unwrap();
         assert_eq!(per_call, reused);
     }
@@ -204,9 +219,13 @@ fn precomputed_basis_gives_the_same_spectrum() {
 #[test]
 fn pointwise_jacobian_uses_the_fields_own_derivatives() {
     use geomem_spectral::{pointwise_jacobian, pointwise_jacobian_spectrum, Directions, OrthonormalBasis};
-    let data = geomem_data::LinearManifold::new(8, &[geomem_data::Block { dim: 3, variance: 1.0 }], geomem_data::Embedding::Aligned)
-        .unwrap()
-        .sample(50, 1);
+    let data = geomem_data::LinearManifold::new(
+        8,
+        &[geomem_data::Block { dim: 3, variance: 1.0 }],
+        geomem_data::Embedding::Aligned,
+    )
+    .unwrap()
+    .sample(50, 1);
     let f = EmpiricalScore::new(data).unwrap();
     let x = vec![0.05; 8];
     let q = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 2 }, 8);

@@ -41,7 +41,11 @@ impl Setup {
     /// manifold), green `d - m_low` (only the low-variance block left: geometric
     /// memorisation), red `d - m_high` (only the high-variance block).
     pub fn gap_positions(&self) -> [(usize, &'static str); 3] {
-        [(self.d - self.m(), "manifold d-m"), (self.d - self.low.0, "low-var d-m2"), (self.d - self.high.0, "high-var d-m1")]
+        [
+            (self.d - self.m(), "manifold d-m"),
+            (self.d - self.low.0, "low-var d-m2"),
+            (self.d - self.high.0, "high-var d-m1"),
+        ]
     }
     pub fn vlines(&self) -> Vec<VLine> {
         self.gap_positions()

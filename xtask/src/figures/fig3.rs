@@ -14,7 +14,11 @@ use std::path::Path;
 pub fn run(scale: Scale, root: &Path) -> Result<String> {
     let dir = FigureDir::new(root, "fig3")?;
     let (n, var) = (12, [1.0, 0.1]);
-    let lm = LinearManifold::new(2, &[Block { dim: 1, variance: var[0] }, Block { dim: 1, variance: var[1] }], Embedding::Aligned)?;
+    let lm = LinearManifold::new(
+        2,
+        &[Block { dim: 1, variance: var[0] }, Block { dim: 1, variance: var[1] }],
+        Embedding::Aligned,
+    )?;
     let data = lm.sample(n, scale.seed);
     let field = EmpiricalScore::new(data.clone())?;
     let betas = [1.0, 10.0, 100.0];
@@ -27,11 +31,23 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
     for &beta in &betas {
         let t = 1.0 / beta;
         let hx = |i: usize, k: usize| -lim + 2.0 * lim * (i as f64 + 0.5) / k as f64;
-        let hgrid = Mat::from_fn(heat_n * heat_n, 2, |r, j| if j == 0 { hx(r % heat_n, heat_n) } else { hx(r / heat_n, heat_n) });
+        let hgrid =
+            Mat::from_fn(
+                heat_n * heat_n,
+                2,
+                |r, j| if j == 0 { hx(r % heat_n, heat_n) } else { hx(r / heat_n, heat_n) },
+            );
         let ld = field.log_density(hgrid.as_ref(), t)?;
         let floor = ld.iter().copied().fold(f64::NEG_INFINITY, f64::max) - 12.0;
-        let heat: Vec<Vec<f64>> = (0..heat_n).map(|iy| (0..heat_n).map(|ix| ld[iy * heat_n + ix].max(floor)).collect()).collect();
-        let agrid = Mat::from_fn(arrow_n * arrow_n, 2, |r, j| if j == 0 { hx(r % arrow_n, arrow_n) } else { hx(r / arrow_n, arrow_n) });
+        let heat: Vec<Vec<f64>> =
+            (0..heat_n).map(|iy| (0..heat_n).map(|ix| ld[iy * heat_n + ix].max(floor)).collect()).collect();
+        let agrid = Mat::from_fn(arrow_n * arrow_n, 2, |r, j| {
+            if j == 0 {
+                hx(r % arrow_n, arrow_n)
+            } else {
+                hx(r / arrow_n, arrow_n)
+            }
+        });
         let s = field.score_batch(agrid.as_ref(), t)?;
         let lda = field.log_density(agrid.as_ref(), t)?;
         let smax = (0..agrid.nrows()).map(|r| s[(r, 0)].hypot(s[(r, 1)])).fold(0.0, f64::max);
@@ -54,11 +70,27 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
             }
         }
         let cnt = agrid.nrows() as f64;
-        writeln!(summary, "| {beta} | {:.2} | {:.2} | {:.2} |", neff_sum / cnt, condensed as f64 / cnt, (sx2 / sy2).sqrt())?;
-        panels.push(FieldPanel { title: format!("β = {beta} (t = {t})"), heat, arrows, points: (0..n).map(|i| (data[(i, 0)], data[(i, 1)])).collect() });
+        writeln!(
+            summary,
+            "| {beta} | {:.2} | {:.2} | {:.2} |",
+            neff_sum / cnt,
+            condensed as f64 / cnt,
+            (sx2 / sy2).sqrt()
+        )?;
+        panels.push(FieldPanel {
+            title: format!("β = {beta} (t = {t})"),
+            heat,
+            arrows,
+            points: (0..n).map(|i| (data[(i, 0)], data[(i, 1)])).collect(),
+        });
     }
     w.flush()?;
-    save_fields(&dir.path("fields"), &format!("fig3: empirical score of {n} points, variances {var:?}"), (-lim, lim, -lim, lim), &panels)?;
+    save_fields(
+        &dir.path("fields"),
+        &format!("fig3: empirical score of {n} points, variances {var:?}"),
+        (-lim, lim, -lim, lim),
+        &panels,
+    )?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

@@ -36,20 +36,35 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         let sigma2: Vec<f64> = (0..d).map(|k| evd.S().column_vector()[k].max(0.0)).collect();
         let u = evd.U().to_owned();
         // Coordinates of a position in the eigenbasis of F Fᵀ (Supp. C works there).
-        let rotate = |x: &Mat<f64>, row: usize| -> Vec<f64> { (0..d).map(|k| (0..d).map(|i| u[(i, k)] * x[(row, i)]).sum()).collect() };
+        let rotate = |x: &Mat<f64>, row: usize| -> Vec<f64> {
+            (0..d).map(|k| (0..d).map(|i| u[(i, k)] * x[(row, i)]).sum()).collect()
+        };
         let x0 = rotate(&gaussian_matrix(1, d, scale.seed + 1), 0);
         let (mut ex, mut ap, mut pr) = (Vec::new(), Vec::new(), Vec::new());
         for &a in &alphas {
             let rem = PositionalRem::new(&sigma2, &x0, a)?;
             let v = [rem.condensation_time(), rem.condensation_time_large_t(), rem.condensation_time_eq34_as_printed()];
-            wa.write_record([label.to_string(), format!("{a:e}"), format!("{:e}", v[0]), format!("{:e}", v[1]), format!("{:e}", v[2])])?;
+            wa.write_record([
+                label.to_string(),
+                format!("{a:e}"),
+                format!("{:e}", v[0]),
+                format!("{:e}", v[1]),
+                format!("{:e}", v[2]),
+            ])?;
             ex.push((a, v[0]));
             ap.push((a, v[1]));
             pr.push((a, v[2]));
         }
         writeln!(summary, "### F entries {label} (r₄ = {:.4})\n\n| α | exact t_c | Eq. 15 / exact | Eq. 34 as printed / exact |\n|---|---|---|---|", r4(&sigma2))?;
         for i in [0, 13, 26, 39] {
-            writeln!(summary, "| {:.3e} | {:.4e} | {:.3} | {:.3} |", alphas[i], ex[i].1, ap[i].1 / ex[i].1, pr[i].1 / ex[i].1)?;
+            writeln!(
+                summary,
+                "| {:.3e} | {:.4e} | {:.3} | {:.3} |",
+                alphas[i],
+                ex[i].1,
+                ap[i].1 / ex[i].1,
+                pr[i].1 / ex[i].1
+            )?;
         }
         let xs = gaussian_matrix(npos, d, scale.seed + 2);
         let (mut pts, mut line, mut ratio) = (Vec::new(), Vec::new(), 0.0);
@@ -104,7 +119,12 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
     }
     wa.flush()?;
     wo.flush()?;
-    save_panels(&dir.path("condensation"), "fig8: positional condensation time (d = 100, m = 50); top F ~ N(0,1), bottom F ~ N(0,1/m)", &panels, 3)?;
+    save_panels(
+        &dir.path("condensation"),
+        "fig8: positional condensation time (d = 100, m = 50); top F ~ N(0,1), bottom F ~ N(0,1/m)",
+        &panels,
+        3,
+    )?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

@@ -27,8 +27,21 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
     let times = logspace(1e-3, 1.0, 30);
     let reps = if scale.full { 200 } else { 20 };
     dir.write_json("config.json", &serde_json::json!({ "setup": setup, "n": n, "times": times, "realizations": reps, "positions": positions, "seed": scale.seed }))?;
-    let fields: Vec<EmpiricalScore> = (0..reps).map(|r| EmpiricalScore::new(lm.sample(n, scale.seed + r as u64))).collect::<Result<_, _>>()?;
-    let mut w = dir.csv("participation.csv", &["position", "t", "mean_Y_measured", "mean_neff_measured", "Y_rem_exact_tc", "Y_rem_eq15_tc", "tc_exact", "tc_eq15"])?;
+    let fields: Vec<EmpiricalScore> =
+        (0..reps).map(|r| EmpiricalScore::new(lm.sample(n, scale.seed + r as u64))).collect::<Result<_, _>>()?;
+    let mut w = dir.csv(
+        "participation.csv",
+        &[
+            "position",
+            "t",
+            "mean_Y_measured",
+            "mean_neff_measured",
+            "Y_rem_exact_tc",
+            "Y_rem_eq15_tc",
+            "tc_exact",
+            "tc_eq15",
+        ],
+    )?;
     let mut summary = format!("## neff: participation ratio of the empirical score against the REM ({}, N = {n}, {reps} datasets)\n\n| position | t_c exact | t_c Eq. 15 | t where measured mean Y = 1/2 | REM: t_c/2 (exact) |\n|---|---|---|---|---|\n", setup.label());
     let mut panels = Vec::new();
     let pb = bar((positions.len() * times.len()) as u64, "neff");
@@ -44,7 +57,16 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
                 ne += p.n_eff / reps as f64;
             }
             let (ye, ya) = (participation_ratio(t, tce, n as f64)?, participation_ratio(t, tca, n as f64)?);
-            w.write_record([label.clone(), format!("{t:e}"), format!("{y:e}"), format!("{ne:e}"), format!("{ye:e}"), format!("{ya:e}"), format!("{tce:e}"), format!("{tca:e}")])?;
+            w.write_record([
+                label.clone(),
+                format!("{t:e}"),
+                format!("{y:e}"),
+                format!("{ne:e}"),
+                format!("{ye:e}"),
+                format!("{ya:e}"),
+                format!("{tce:e}"),
+                format!("{tca:e}"),
+            ])?;
             meas.push((t, y));
             th.push((t, ye));
             th15.push((t, ya));
@@ -55,7 +77,12 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
             let f = (w[0].1 - 0.5) / (w[0].1 - w[1].1);
             (w[0].0.ln() + f * (w[1].0.ln() - w[0].0.ln())).exp()
         });
-        writeln!(summary, "| {label} | {tce:.4} | {tca:.4} | {} | {:.4} |", cross.map_or("not crossed".into(), |c| format!("{c:.4}")), tce / 2.0)?;
+        writeln!(
+            summary,
+            "| {label} | {tce:.4} | {tca:.4} | {} | {:.4} |",
+            cross.map_or("not crossed".into(), |c| format!("{c:.4}")),
+            tce / 2.0
+        )?;
         panels.push(Panel {
             title: label.clone(),
             x_label: "t".into(),
@@ -72,7 +99,12 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
     }
     pb.finish_and_clear();
     w.flush()?;
-    save_panels(&dir.path("participation"), &format!("neff: participation ratio vs REM ({}, N = {n})", setup.label()), &panels, 3)?;
+    save_panels(
+        &dir.path("participation"),
+        &format!("neff: participation ratio vs REM ({}, N = {n})", setup.label()),
+        &panels,
+        3,
+    )?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

@@ -2,13 +2,13 @@
 //! ordered spectra at fixed times for growing training-set sizes.
 
 use super::common::{gap_stats, Scale, Setup};
-use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
 use geomem_data::NestedSubsets;
 use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
 use geomem_score::EmpiricalScore;
+use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use serde::Serialize;
 use std::fmt::Write;
@@ -40,7 +40,11 @@ struct Config<'a> {
 
 pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path) -> Result<String> {
     let dir = FigureDir::new(root, name)?;
-    let sizes: Vec<usize> = if scale.full { vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000] } else { vec![100, 300, 1000, 3000, 10_000] };
+    let sizes: Vec<usize> = if scale.full {
+        vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000]
+    } else {
+        vec![100, 300, 1000, 3000, 10_000]
+    };
     let times = [0.005, 0.02, 0.08, 0.3];
     let reps = match source {
         Source::ClosedForm => 1,
@@ -50,7 +54,19 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
-    dir.write_json("config.json", &Config { figure: name, setup, source, sizes: &sizes, times: &times, realizations: reps, method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0", scale })?;
+    dir.write_json(
+        "config.json",
+        &Config {
+            figure: name,
+            setup,
+            source,
+            sizes: &sizes,
+            times: &times,
+            realizations: reps,
+            method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0",
+            scale,
+        },
+    )?;
     let x0 = vec![0.0; d];
     let nmax = *sizes.last().expect("sizes");
     // acc[ti][ni] = list of normalised spectra over realisations
@@ -70,7 +86,12 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
             let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
             for (ti, &t) in times.iter().enumerate() {
                 let s = match source {
-                    Source::Measured => smoothed_jacobian_spectrum(field.as_ref().expect("measured"), &x0, t, &SmoothedJacobianParams::improved_normal_bundle(seed + 2))?,
+                    Source::Measured => smoothed_jacobian_spectrum(
+                        field.as_ref().expect("measured"),
+                        &x0,
+                        t,
+                        &SmoothedJacobianParams::improved_normal_bundle(seed + 2),
+                    )?,
                     Source::ClosedForm => model.closed_form_spectrum(t, ClosedForm::Derived)?,
                     Source::RandomMatrix => model.sample_spectrum(t, seed + 3 + ni as u64)?,
                 };
@@ -82,7 +103,10 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
     pb.finish_and_clear();
 
     let mut w = dir.csv("spectra.csv", &["t", "n", "index", "mean_normalized_singular_value"])?;
-    let mut g = dir.csv("gaps.csv", &["t", "n", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"])?;
+    let mut g = dir.csv(
+        "gaps.csv",
+        &["t", "n", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"],
+    )?;
     let mut summary = String::new();
     let pos = setup.gap_positions();
     writeln!(summary, "## {name}: spectra against N ({}, {source:?}, {reps} realisation(s))\n", setup.label())?;
@@ -99,14 +123,32 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
                 w.write_record([format!("{t}"), n.to_string(), (i + 1).to_string(), format!("{v:e}")])?;
             }
             let (k, gl) = gap_stats(&m, setup)?;
-            g.write_record([format!("{t}"), n.to_string(), k.to_string(), format!("{:.4}", gl[0]), format!("{:.4}", gl[1]), format!("{:.4}", gl[2])])?;
+            g.write_record([
+                format!("{t}"),
+                n.to_string(),
+                k.to_string(),
+                format!("{:.4}", gl[0]),
+                format!("{:.4}", gl[1]),
+                format!("{:.4}", gl[2]),
+            ])?;
             let open: Vec<String> = (0..3).filter(|&j| gl[j] >= OPEN_LOG_GAP).map(|j| pos[j].0.to_string()).collect();
             write!(row, " {} ({k}) |", if open.is_empty() { "none".to_string() } else { open.join(", ") })?;
             let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
-            series.push(Series::line(m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis(0.9 * u)).labeled(format!("N = {n}")));
+            series.push(
+                Series::line(m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis(0.9 * u))
+                    .labeled(format!("N = {n}")),
+            );
         }
         writeln!(summary, "{row}")?;
-        panels.push(Panel { title: format!("t = {t}"), x_label: "index k".into(), y_label: "s_k / s_1".into(), log_y: true, series, vlines: setup.vlines(), ..Panel::default() });
+        panels.push(Panel {
+            title: format!("t = {t}"),
+            x_label: "index k".into(),
+            y_label: "s_k / s_1".into(),
+            log_y: true,
+            series,
+            vlines: setup.vlines(),
+            ..Panel::default()
+        });
     }
     w.flush()?;
     g.flush()?;

@@ -6,12 +6,14 @@
 //! in the CSV only.
 
 use super::common::{gap_stats, Scale, Setup};
-use geomem_spectral::{format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use crate::out::{bar, logspace, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
 use geomem_rem::{exact_spectrum, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
 use geomem_score::EmpiricalScore;
+use geomem_spectral::{
+    format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP,
+};
 use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
 use serde::Serialize;
 use std::fmt::Write;
@@ -74,7 +76,9 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     let pb = bar(times.len() as u64, name);
     for &t in &times {
         let rm = |m: &EmpiricalJacobianModel| -> Result<Vec<f64>> {
-            let draws: Vec<Vec<f64>> = (0..draws).map(|k| m.sample_spectrum(t, scale.seed * 1000 + k as u64).map(|s| normalize(&s))).collect::<Result<_, _>>()?;
+            let draws: Vec<Vec<f64>> = (0..draws)
+                .map(|k| m.sample_spectrum(t, scale.seed * 1000 + k as u64).map(|s| normalize(&s)))
+                .collect::<Result<_, _>>()?;
             Ok(mean_of(&draws))
         };
         let all = [
@@ -99,13 +103,21 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     for (m, per_t) in spectra.iter().enumerate() {
         for (ti, s) in per_t.iter().enumerate() {
             for (i, v) in s.iter().enumerate() {
-                w.write_record([METHODS[m].to_string(), format!("{:e}", times[ti]), (i + 1).to_string(), format!("{v:e}")])?;
+                w.write_record([
+                    METHODS[m].to_string(),
+                    format!("{:e}", times[ti]),
+                    (i + 1).to_string(),
+                    format!("{v:e}"),
+                ])?;
             }
         }
     }
     w.flush()?;
 
-    let mut g = dir.csv("gaps.csv", &["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"])?;
+    let mut g = dir.csv(
+        "gaps.csv",
+        &["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"],
+    )?;
     let mut summary = String::new();
     let pos = setup.gap_positions();
     writeln!(summary, "## {name}: spectra against t ({}, N = {n})\n", setup.label())?;
@@ -120,7 +132,14 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
                 // Marker p where open, 0 otherwise, so `intervals` can reuse the same code.
                 o.push(if gl[j] >= OPEN_LOG_GAP { pos[j].0 } else { 0 });
             }
-            g.write_record([METHODS[m].to_string(), format!("{:e}", times[ti]), k.to_string(), format!("{:.4}", gl[0]), format!("{:.4}", gl[1]), format!("{:.4}", gl[2])])?;
+            g.write_record([
+                METHODS[m].to_string(),
+                format!("{:e}", times[ti]),
+                k.to_string(),
+                format!("{:.4}", gl[0]),
+                format!("{:.4}", gl[1]),
+                format!("{:.4}", gl[2]),
+            ])?;
         }
         let mut line = format!("- **{}**: open (jump >= 25%):", METHODS[m]);
         for (j, (p, _)) in pos.iter().enumerate() {
@@ -154,13 +173,23 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
             series: per_t
                 .iter()
                 .zip(&times)
-                .map(|(s, &t)| Series::line(s.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis((t.ln() - tmin) / (tmax - tmin))))
+                .map(|(s, &t)| {
+                    Series::line(
+                        s.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
+                        viridis((t.ln() - tmin) / (tmax - tmin)),
+                    )
+                })
                 .collect(),
             vlines: setup.vlines(),
             ..Panel::default()
         })
         .collect();
-    save_panels(&dir.path("spectra"), &format!("{name}: {} , N = {n}; colour: t from 1e-3 (dark) to 10 (light)", setup.label()), &panels, 3)?;
+    save_panels(
+        &dir.path("spectra"),
+        &format!("{name}: {} , N = {n}; colour: t from 1e-3 (dark) to 10 (light)", setup.label()),
+        &panels,
+        3,
+    )?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

@@ -4,13 +4,15 @@
 //! `ScoreField` and the improved Normal Bundle measures its spectrum at x0 = 0.
 
 use super::common::Scale;
-use geomem_spectral::{normalize, OPEN_LOG_GAP};
 use crate::backend::{self, Train};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
-use geomem_nets::{memorization, sample, save_safetensors, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
+use geomem_nets::{
+    memorization, sample, save_safetensors, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore,
+};
+use geomem_spectral::{normalize, OPEN_LOG_GAP};
 use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use serde::Serialize;
 use std::fmt::Write;
@@ -41,7 +43,11 @@ impl Variant {
             label: label.into(),
             d,
             blocks: vec![first, second],
-            marks: vec![(d - m, format!("manifold d-m = {}", d - m)), (d - low.0, format!("low-var d-m2 = {}", d - low.0)), (d - high.0, format!("high-var d-m1 = {}", d - high.0))],
+            marks: vec![
+                (d - m, format!("manifold d-m = {}", d - m)),
+                (d - low.0, format!("low-var d-m2 = {}", d - low.0)),
+                (d - high.0, format!("high-var d-m1 = {}", d - high.0)),
+            ],
         }
     }
 }
@@ -58,7 +64,15 @@ struct RunSummary {
 }
 
 /// Trains one net per (variant, N) and measures spectra at `times`.
-pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], steps: u64, scale: Scale, root: &Path) -> Result<String> {
+pub fn run(
+    name: &str,
+    variants: &[Variant],
+    sizes: &[usize],
+    times: &[f64],
+    steps: u64,
+    scale: Scale,
+    root: &Path,
+) -> Result<String> {
     let dir = FigureDir::new(root, name)?;
     let device = backend::device();
     let mut summary = format!(
@@ -84,8 +98,17 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
             format!("{} one-dimensional blocks, variances evenly spread over [{lo}, {hi}]", v.blocks.len())
         };
         writeln!(summary, "### {} (d = {}, {blocks})\n", v.label, v.d)?;
-        writeln!(summary, "Open marked gaps (jump >= 25%) at x0 = 0; marks {:?}:\n", v.marks.iter().map(|m| m.0).collect::<Vec<_>>())?;
-        writeln!(summary, "| t | {} |\n|---|{}", sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "), "---|".repeat(sizes.len()))?;
+        writeln!(
+            summary,
+            "Open marked gaps (jump >= 25%) at x0 = 0; marks {:?}:\n",
+            v.marks.iter().map(|m| m.0).collect::<Vec<_>>()
+        )?;
+        writeln!(
+            summary,
+            "| t | {} |\n|---|{}",
+            sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(sizes.len())
+        )?;
         for &n in sizes {
             let data = subsets.subset(pool.as_ref(), n)?;
             let cfg = TrainConfig::new(ResidualMlpConfig::new(v.d))
@@ -110,9 +133,20 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
             save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
             let field = TrainedScore::<Train>::new(state.ema, device.clone());
             for (ti, &t) in times.iter().enumerate() {
-                let s = normalize(&smoothed_jacobian_spectrum(&field, &vec![0.0; v.d], t, &SmoothedJacobianParams::improved_normal_bundle(scale.seed + 5))?);
+                let s = normalize(&smoothed_jacobian_spectrum(
+                    &field,
+                    &vec![0.0; v.d],
+                    t,
+                    &SmoothedJacobianParams::improved_normal_bundle(scale.seed + 5),
+                )?);
                 for (i, x) in s.iter().enumerate() {
-                    w.write_record([v.label.clone(), n.to_string(), format!("{t}"), (i + 1).to_string(), format!("{x:e}")])?;
+                    w.write_record([
+                        v.label.clone(),
+                        n.to_string(),
+                        format!("{t}"),
+                        (i + 1).to_string(),
+                        format!("{x:e}"),
+                    ])?;
                 }
                 spectra[ti].push(s);
             }
@@ -134,25 +168,50 @@ pub fn run(name: &str, variants: &[Variant], sizes: &[usize], times: &[f64], ste
             for (ni, &n) in sizes.iter().enumerate() {
                 let s = &spectra[ti][ni];
                 let g = geomem_spectral::Spectrum::new(s.clone())?.gaps(geomem_spectral::GapScale::Log);
-                let open: Vec<String> = v.marks.iter().filter(|(p, _)| g[p - 1] >= OPEN_LOG_GAP).map(|(p, _)| p.to_string()).collect();
+                let open: Vec<String> =
+                    v.marks.iter().filter(|(p, _)| g[p - 1] >= OPEN_LOG_GAP).map(|(p, _)| p.to_string()).collect();
                 write!(row, " {} |", if open.is_empty() { "none".into() } else { open.join(", ") })?;
                 let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
-                series.push(Series::line(s.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect(), viridis(0.9 * u)).labeled(format!("N = {n}")));
+                series.push(
+                    Series::line(s.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect(), viridis(0.9 * u))
+                        .labeled(format!("N = {n}")),
+                );
             }
             writeln!(summary, "{row}")?;
-            let vlines = v.marks.iter().zip(GAP_COLORS).map(|((p, l), c)| VLine { x: *p as f64 + 0.5, color: c, label: l.clone() }).collect();
-            panels.push(Panel { title: format!("{}, t = {t}", v.label), x_label: "index k".into(), y_label: "s_k / s_1".into(), log_y: true, series, vlines, ..Panel::default() });
+            let vlines = v
+                .marks
+                .iter()
+                .zip(GAP_COLORS)
+                .map(|((p, l), c)| VLine { x: *p as f64 + 0.5, color: c, label: l.clone() })
+                .collect();
+            panels.push(Panel {
+                title: format!("{}, t = {t}", v.label),
+                x_label: "index k".into(),
+                y_label: "s_k / s_1".into(),
+                log_y: true,
+                series,
+                vlines,
+                ..Panel::default()
+            });
         }
         writeln!(summary)?;
     }
     w.flush()?;
     writeln!(summary, "| variant | N | steps | seconds | steps/s | final EMA loss | memorised fraction of 200 samples (ratio < 1/3) |\n|---|---|---|---|---|---|---|")?;
     for r in &runs {
-        writeln!(summary, "| {} | {} | {} | {:.1} | {:.0} | {:.4} | {:.2} |", r.variant, r.n, r.steps, r.seconds, r.steps_per_sec, r.final_loss_ema, r.memorized_fraction)?;
+        writeln!(
+            summary,
+            "| {} | {} | {} | {:.1} | {:.0} | {:.4} | {:.2} |",
+            r.variant, r.n, r.steps, r.seconds, r.steps_per_sec, r.final_loss_ema, r.memorized_fraction
+        )?;
     }
     dir.write_json("runs.json", &runs)?;
-    save_panels(&dir.path("spectra"), &format!("{name}: trained networks, {steps} steps, improved NB at x0 = 0"), &panels, times.len())?;
+    save_panels(
+        &dir.path("spectra"),
+        &format!("{name}: trained networks, {steps} steps, improved NB at x0 = 0"),
+        &panels,
+        times.len(),
+    )?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }
-
