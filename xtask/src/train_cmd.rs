@@ -42,6 +42,19 @@ pub struct TrainArgs {
     /// Steps between metric rows.
     #[arg(long, default_value_t = 100)]
     pub log_every: u64,
+    /// Train on the first N points of a seeded permutation of the file (nested subsets:
+    /// the points of a smaller N are among those of a larger one); all points when absent.
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Seed of the permutation behind --n.
+    #[arg(long, default_value_t = 1)]
+    pub subset_seed: u64,
+    /// Smallest noise level sigma (t = sigma^2) of the training distribution.
+    #[arg(long, default_value_t = 0.01)]
+    pub sigma_min: f64,
+    /// Largest noise level sigma.
+    #[arg(long, default_value_t = 50.0)]
+    pub sigma_max: f64,
 }
 
 fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
@@ -56,15 +69,27 @@ fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
 }
 
 pub fn run(a: &TrainArgs) -> Result<()> {
-    let data = read_data(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let all = read_data(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let data = match a.n {
+        Some(n) => geomem_data::NestedSubsets::new(all.nrows(), a.subset_seed).subset(all.as_ref(), n)?,
+        None => all,
+    };
     let cfg = TrainConfig::new(ResidualMlpConfig::new(data.ncols()).with_hidden(a.hidden))
         .with_steps(a.steps)
         .with_seed(a.seed)
         .with_batch_size(a.batch_size)
         .with_lr(a.lr)
         .with_ema_decay(a.ema_decay)
+        .with_sigma_min(a.sigma_min)
+        .with_sigma_max(a.sigma_max)
         .with_checkpoint_every(a.checkpoint_every)
         .with_log_every(a.log_every);
+    cfg.check()?;
+    // A run directory's config.json (possibly edited by hand) must be a valid configuration.
+    let stored = a.run_dir.join("config.json");
+    if stored.exists() {
+        TrainConfig::read(&stored).with_context(|| format!("run directory {}", a.run_dir.display()))?;
+    }
     println!(
         "training on {} points of dimension {} ({} backend), run directory {}",
         data.nrows(),
