@@ -31,7 +31,7 @@ fn fails(data: &Path, run_dir: &Path, args: &[&str]) -> String {
 
 fn write_npy(path: &Path, header: &str, body: &[u8]) {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

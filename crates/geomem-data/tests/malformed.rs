@@ -6,7 +6,7 @@ use proptest::prelude::*;
 /// A `.npy` file (version 1.0) with the given header dict and body.
 fn npy(dict: &str, body: &[u8]) -> Vec<u8> {
     let mut h = dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

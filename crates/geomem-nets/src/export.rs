@@ -44,8 +44,11 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
     }
 }
 
+/// Parameters by name: shape and values (row-major `f32`).
+pub type NamedParameters = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// The named parameters of `model`, in PyTorch layout.
-pub fn named_parameters<B: Backend>(model: &ResidualMlp<B>) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+pub fn named_parameters<B: Backend>(model: &ResidualMlp<B>) -> Result<NamedParameters> {
     let mut c = Collect { path: Vec::new(), tensors: BTreeMap::new(), error: None };
     model.visit(&mut c);
     match c.error {

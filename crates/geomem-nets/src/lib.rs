@@ -23,7 +23,7 @@ pub use checkpoint::{
     save as save_checkpoint, FILE as CHECKPOINT_FILE,
 };
 pub use error::{NetsError, Result};
-pub use export::{named_parameters, save_safetensors};
+pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::TrainedScore;
 pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};

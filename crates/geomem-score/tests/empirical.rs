@@ -85,10 +85,10 @@ fn log_density_matches_reference() {
     let x = gaussian_rows(5, &[1.0, 1.0], 9);
     for &t in &[1e-3, 0.3, 10.0] {
         let ld = f.log_density(x.as_ref(), t).unwrap();
-        for i in 0..5 {
+        for (i, &ldi) in ld.iter().enumerate() {
             let xi: Vec<f64> = x.row(i).iter().copied().collect();
             let reference = log_density(&y, &xi, t) - (2.0 * std::f64::consts::PI * t).ln() - 30f64.ln();
-            assert!((ld[i] - reference).abs() < 1e-9 * (1.0 + reference.abs()), "t={t}");
+            assert!((ldi - reference).abs() < 1e-9 * (1.0 + reference.abs()), "t={t}");
         }
     }
     let f1 = EmpiricalScore::new(gaussian_rows(7, &[1.0], 1)).unwrap();

@@ -131,7 +131,7 @@ pub fn run(
             let secs = start.elapsed().as_secs_f64();
             crate::train_cmd::loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
             save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
-            let field = TrainedScore::<Train>::new(state.ema, device.clone());
+            let field = TrainedScore::<Train>::new(state.ema, backend::device());
             for (ti, &t) in times.iter().enumerate() {
                 let s = normalize(&smoothed_jacobian_spectrum(
                     &field,
