@@ -112,7 +112,12 @@ impl ResidualMlpConfig {
     pub fn check(&self) -> crate::error::Result<()> {
         param("model.d", self.d, self.d >= 1, "must be >= 1")?;
         param("model.hidden", self.hidden, self.hidden >= 1, "must be >= 1")?;
-        param("model.emb_dim", self.emb_dim, self.emb_dim >= 2 && self.emb_dim.is_multiple_of(2), "must be even and >= 2")?;
+        param(
+            "model.emb_dim",
+            self.emb_dim,
+            self.emb_dim >= 2 && self.emb_dim.is_multiple_of(2),
+            "must be even and >= 2",
+        )?;
         param(
             "model.sigma_data",
             self.sigma_data,

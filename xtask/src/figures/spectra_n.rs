@@ -38,35 +38,19 @@ struct Config<'a> {
     scale: Scale,
 }
 
-pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path) -> Result<String> {
-    let dir = FigureDir::new(root, name)?;
-    let sizes: Vec<usize> = if scale.full {
-        vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000]
-    } else {
-        vec![100, 300, 1000, 3000, 10_000]
-    };
-    let times = [0.005, 0.02, 0.08, 0.3];
-    let reps = match source {
-        Source::ClosedForm => 1,
-        _ if scale.full => 30,
-        _ => 5,
-    };
+/// Normalised spectra at x0 = 0: `acc[time][size]` holds one spectrum per realisation.
+fn compute(
+    setup: &Setup,
+    source: Source,
+    sizes: &[usize],
+    times: &[f64],
+    reps: usize,
+    scale: Scale,
+    name: &str,
+) -> Result<Vec<Vec<Vec<Vec<f64>>>>> {
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
-    dir.write_json(
-        "config.json",
-        &Config {
-            figure: name,
-            setup,
-            source,
-            sizes: &sizes,
-            times: &times,
-            realizations: reps,
-            method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0",
-            scale,
-        },
-    )?;
     let x0 = vec![0.0; d];
     let nmax = *sizes.last().expect("sizes");
     // acc[ti][ni] = list of normalised spectra over realisations
@@ -101,7 +85,37 @@ pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path)
         }
     }
     pb.finish_and_clear();
+    Ok(acc)
+}
 
+/// Runs one spectra-vs-N figure and returns the lines of its summary.
+pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path) -> Result<String> {
+    let dir = FigureDir::new(root, name)?;
+    let sizes: Vec<usize> = if scale.full {
+        vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000]
+    } else {
+        vec![100, 300, 1000, 3000, 10_000]
+    };
+    let times = [0.005, 0.02, 0.08, 0.3];
+    let reps = match source {
+        Source::ClosedForm => 1,
+        _ if scale.full => 30,
+        _ => 5,
+    };
+    dir.write_json(
+        "config.json",
+        &Config {
+            figure: name,
+            setup,
+            source,
+            sizes: &sizes,
+            times: &times,
+            realizations: reps,
+            method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0",
+            scale,
+        },
+    )?;
+    let acc = compute(setup, source, &sizes, &times, reps, scale, name)?;
     let mut w = dir.csv("spectra.csv", &["t", "n", "index", "mean_normalized_singular_value"])?;
     let mut g = dir.csv(
         "gaps.csv",

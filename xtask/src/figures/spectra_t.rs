@@ -55,12 +55,17 @@ const TITLES: [&str; 9] = [
     "exact score (Eq. 8)",
 ];
 
-/// Runs one spectra-vs-time figure and returns the lines of its summary.
-pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<String> {
-    let dir = FigureDir::new(root, name)?;
-    let n = 1000;
-    let times = logspace(1e-3, 10.0, if scale.full { 60 } else { 30 });
-    let draws = if scale.full { 30 } else { 8 };
+type Csv = csv::Writer<std::fs::File>;
+
+/// The nine spectra of [`METHODS`] at x0 = 0 for every time, normalised: `spectra[method][time]`.
+fn compute(
+    setup: &Setup,
+    n: usize,
+    times: &[f64],
+    draws: usize,
+    scale: Scale,
+    name: &str,
+) -> Result<Vec<Vec<Vec<f64>>>> {
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
@@ -69,12 +74,10 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     let model15 = model.clone().with_condensation(CondensationMethod::LargeT);
     let nb = NormalBundleParams::default().seed(scale.seed + 1);
     let inb = SmoothedJacobianParams::improved_normal_bundle(scale.seed + 2);
-    dir.write_json("config.json", &Config { figure: name, setup, n, times: &times, normal_bundle_k: 4 * d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", random_matrix_draws: draws, point: "x0 = 0", scale })?;
-
     let x0 = vec![0.0; d];
     let mut spectra: Vec<Vec<Vec<f64>>> = vec![Vec::new(); METHODS.len()];
     let pb = bar(times.len() as u64, name);
-    for &t in &times {
+    for &t in times {
         let rm = |m: &EmpiricalJacobianModel| -> Result<Vec<f64>> {
             let draws: Vec<Vec<f64>> = (0..draws)
                 .map(|k| m.sample_spectrum(t, scale.seed * 1000 + k as u64).map(|s| normalize(&s)))
@@ -99,7 +102,11 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     }
     pb.finish_and_clear();
 
-    let mut w = dir.csv("spectra.csv", &["method", "t", "index", "normalized_singular_value"])?;
+    Ok(spectra)
+}
+
+/// `spectra.csv`: one row per (method, t, index).
+fn write_spectra(mut w: Csv, spectra: &[Vec<Vec<f64>>], times: &[f64]) -> Result<()> {
     for (m, per_t) in spectra.iter().enumerate() {
         for (ti, s) in per_t.iter().enumerate() {
             for (i, v) in s.iter().enumerate() {
@@ -114,10 +121,18 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     }
     w.flush()?;
 
-    let mut g = dir.csv(
-        "gaps.csv",
-        &["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"],
-    )?;
+    Ok(())
+}
+
+/// `gaps.csv` and the summary lines: where each marked gap is open and where it is the largest.
+fn gap_summary(
+    mut g: Csv,
+    spectra: &[Vec<Vec<f64>>],
+    times: &[f64],
+    setup: &Setup,
+    name: &str,
+    n: usize,
+) -> Result<String> {
     let mut summary = String::new();
     let pos = setup.gap_positions();
     writeln!(summary, "## {name}: spectra against t ({}, N = {n})\n", setup.label())?;
@@ -143,11 +158,11 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
         }
         let mut line = format!("- **{}**: open (jump >= 25%):", METHODS[m]);
         for (j, (p, _)) in pos.iter().enumerate() {
-            write!(line, " {p}: {};", fmt_intervals(&intervals(&times, &open[j], *p)))?;
+            write!(line, " {p}: {};", fmt_intervals(&intervals(times, &open[j], *p)))?;
         }
         write!(line, " largest:")?;
         for (p, _) in pos {
-            write!(line, " {p}: {};", fmt_intervals(&intervals(&times, &argmax, p)))?;
+            write!(line, " {p}: {};", fmt_intervals(&intervals(times, &argmax, p)))?;
         }
         let others: Vec<usize> = argmax.iter().copied().filter(|k| pos.iter().all(|(p, _)| p != k)).collect();
         if !others.is_empty() {
@@ -160,9 +175,14 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     }
     g.flush()?;
 
+    Ok(summary)
+}
+
+/// One panel per method, one line per time coloured by `ln t`.
+fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], setup: &Setup) -> Vec<Panel> {
     let tmin = times[0].ln();
     let tmax = times[times.len() - 1].ln();
-    let panels: Vec<Panel> = spectra
+    spectra
         .iter()
         .enumerate()
         .map(|(m, per_t)| Panel {
@@ -172,7 +192,7 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
             log_y: true,
             series: per_t
                 .iter()
-                .zip(&times)
+                .zip(times)
                 .map(|(s, &t)| {
                     Series::line(
                         s.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
@@ -183,7 +203,21 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
             vlines: setup.vlines(),
             ..Panel::default()
         })
-        .collect();
+        .collect()
+}
+
+/// Runs one spectra-vs-time figure and returns the lines of its summary.
+pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<String> {
+    let dir = FigureDir::new(root, name)?;
+    let n = 1000;
+    let times = logspace(1e-3, 10.0, if scale.full { 60 } else { 30 });
+    let draws = if scale.full { 30 } else { 8 };
+    dir.write_json("config.json", &Config { figure: name, setup, n, times: &times, normal_bundle_k: 4 * setup.d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", random_matrix_draws: draws, point: "x0 = 0", scale })?;
+    let spectra = compute(setup, n, &times, draws, scale, name)?;
+    write_spectra(dir.csv("spectra.csv", &["method", "t", "index", "normalized_singular_value"])?, &spectra, &times)?;
+    let header = ["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"];
+    let summary = gap_summary(dir.csv("gaps.csv", &header)?, &spectra, &times, setup, name, n)?;
+    let panels = spectra_panels(&spectra, &times, setup);
     save_panels(
         &dir.path("spectra"),
         &format!("{name}: {} , N = {n}; colour: t from 1e-3 (dark) to 10 (light)", setup.label()),

@@ -12,7 +12,7 @@ use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
 use geomem_nets::{
     memorization, sample, save_safetensors, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore,
 };
-use geomem_spectral::{normalize, OPEN_LOG_GAP};
+use geomem_spectral::normalize;
 use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use serde::Serialize;
 use std::fmt::Write;
@@ -63,6 +63,114 @@ struct RunSummary {
     memorized_fraction: f64,
 }
 
+type Csv = csv::Writer<std::fs::File>;
+
+/// Trains one net on `data` in its run directory, measures its spectra at `times` (rows of
+/// `spectra.csv`) and its memorised fraction; returns the spectra and the run summary.
+#[allow(clippy::too_many_arguments)]
+fn train_one(
+    v: &Variant,
+    n: usize,
+    data: &faer::Mat<f64>,
+    times: &[f64],
+    steps: u64,
+    scale: Scale,
+    dir: &FigureDir,
+    w: &mut Csv,
+) -> Result<(Vec<Vec<f64>>, RunSummary)> {
+    let cfg = TrainConfig::new(ResidualMlpConfig::new(v.d))
+        .with_steps(steps)
+        .with_seed(scale.seed + n as u64)
+        .with_checkpoint_every((steps / 4).max(1))
+        .with_log_every((steps / 200).max(1))
+        .with_ema_decay(if scale.full { 0.9999 } else { 0.999 });
+    let run_dir = dir.dir.join("runs").join(format!("{}_N{n}", v.label.replace(' ', "_")));
+    let pb = bar(steps, &format!("{} N={n}", v.label));
+    let start = Instant::now();
+    let mut last = None;
+    let state = train::<Train>(data.as_ref(), &cfg, Some(&run_dir), &backend::device(), &mut |r| {
+        pb.set_position(r.step);
+        pb.set_message(format!("{} N={n} loss {:.3}", v.label, r.loss_ema));
+        last = Some(*r);
+        ControlFlow::Continue(())
+    })?;
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    crate::train_cmd::loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
+    save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
+    let field = TrainedScore::<Train>::new(state.ema, backend::device());
+    let mut spectra = Vec::new();
+    for &t in times {
+        let params = SmoothedJacobianParams::improved_normal_bundle(scale.seed + 5);
+        let s = normalize(&smoothed_jacobian_spectrum(&field, &vec![0.0; v.d], t, &params)?);
+        for (i, x) in s.iter().enumerate() {
+            w.write_record([v.label.clone(), n.to_string(), format!("{t}"), (i + 1).to_string(), format!("{x:e}")])?;
+        }
+        spectra.push(s);
+    }
+    let samples = sample(&field, 200, &SamplingParams::default().steps(200).seed(scale.seed + 9))?;
+    let mem = memorization(samples.as_ref(), data.as_ref(), 1.0 / 3.0)?;
+    let run = RunSummary {
+        variant: v.label.clone(),
+        n,
+        steps,
+        seconds: secs,
+        steps_per_sec: steps as f64 / secs,
+        final_loss_ema: last.map_or(f64::NAN, |r| r.loss_ema),
+        memorized_fraction: mem.fraction_memorized,
+    };
+    Ok((spectra, run))
+}
+
+/// The heading and table head of one variant in the summary.
+fn variant_heading(v: &Variant, sizes: &[usize]) -> String {
+    let blocks = if v.blocks.len() <= 4 {
+        format!("blocks (dim, variance) {:?}", v.blocks)
+    } else {
+        let (lo, hi) = v.blocks.iter().fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x.1), b.max(x.1)));
+        format!("{} one-dimensional blocks, variances evenly spread over [{lo}, {hi}]", v.blocks.len())
+    };
+    let marks: Vec<usize> = v.marks.iter().map(|m| m.0).collect();
+    let cols = sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | ");
+    format!(
+        "### {} (d = {}, {blocks})\n\nOpen marked gaps (jump >= 25%) at x0 = 0; marks {marks:?}:\n\n| t | {cols} |\n|---|{}\n",
+        v.label,
+        v.d,
+        "---|".repeat(sizes.len())
+    )
+}
+
+/// The summary row (open marked gaps per N) and the panel of one variant at one time.
+fn time_row(v: &Variant, t: f64, per_n: &[Vec<f64>], sizes: &[usize]) -> Result<(String, Panel)> {
+    let mut row = format!("| {t} |");
+    let mut series = Vec::new();
+    for (ni, (s, &n)) in per_n.iter().zip(sizes).enumerate() {
+        let g = geomem_spectral::marked_gaps(s, &v.marks.iter().map(|m| m.0).collect::<Vec<_>>())?;
+        let open: Vec<String> =
+            g.open(&v.marks.iter().map(|m| m.0).collect::<Vec<_>>()).iter().map(|p| p.to_string()).collect();
+        write!(row, " {} |", if open.is_empty() { "none".into() } else { open.join(", ") })?;
+        let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
+        let pts = s.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect();
+        series.push(Series::line(pts, viridis(0.9 * u)).labeled(format!("N = {n}")));
+    }
+    let vlines = v
+        .marks
+        .iter()
+        .zip(GAP_COLORS)
+        .map(|((p, l), c)| VLine { x: *p as f64 + 0.5, color: c, label: l.clone() })
+        .collect();
+    let panel = Panel {
+        title: format!("{}, t = {t}", v.label),
+        x_label: "index k".into(),
+        y_label: "s_k / s_1".into(),
+        log_y: true,
+        series,
+        vlines,
+        ..Panel::default()
+    };
+    Ok((row, panel))
+}
+
 /// Trains one net per (variant, N) and measures spectra at `times`.
 pub fn run(
     name: &str,
@@ -74,125 +182,33 @@ pub fn run(
     root: &Path,
 ) -> Result<String> {
     let dir = FigureDir::new(root, name)?;
-    let device = backend::device();
     let mut summary = format!(
         "## {name}: trained networks ({} steps per net{}, backend {})\n\n",
         steps,
         if scale.full { "" } else { "; quick setting, NOT the paper's 2 000 000 steps" },
         backend::name()
     );
-    let mut panels = Vec::new();
-    let mut runs = Vec::new();
+    let (mut panels, mut runs) = (Vec::new(), Vec::new());
     let mut w = dir.csv("spectra.csv", &["variant", "n", "t", "index", "normalized_singular_value"])?;
     for (vi, v) in variants.iter().enumerate() {
-        let lm = v.manifold()?;
         let nmax = *sizes.iter().max().expect("sizes");
-        let pool = lm.sample(nmax, scale.seed + 17 * vi as u64);
+        let pool = v.manifold()?.sample(nmax, scale.seed + 17 * vi as u64);
         let subsets = NestedSubsets::new(nmax, scale.seed + 1);
+        summary.push_str(&variant_heading(v, sizes));
         // spectra[t][n]
         let mut spectra: Vec<Vec<Vec<f64>>> = vec![Vec::new(); times.len()];
-        let blocks = if v.blocks.len() <= 4 {
-            format!("blocks (dim, variance) {:?}", v.blocks)
-        } else {
-            let (lo, hi) = v.blocks.iter().fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x.1), b.max(x.1)));
-            format!("{} one-dimensional blocks, variances evenly spread over [{lo}, {hi}]", v.blocks.len())
-        };
-        writeln!(summary, "### {} (d = {}, {blocks})\n", v.label, v.d)?;
-        writeln!(
-            summary,
-            "Open marked gaps (jump >= 25%) at x0 = 0; marks {:?}:\n",
-            v.marks.iter().map(|m| m.0).collect::<Vec<_>>()
-        )?;
-        writeln!(
-            summary,
-            "| t | {} |\n|---|{}",
-            sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(sizes.len())
-        )?;
         for &n in sizes {
             let data = subsets.subset(pool.as_ref(), n)?;
-            let cfg = TrainConfig::new(ResidualMlpConfig::new(v.d))
-                .with_steps(steps)
-                .with_seed(scale.seed + n as u64)
-                .with_checkpoint_every((steps / 4).max(1))
-                .with_log_every((steps / 200).max(1))
-                .with_ema_decay(if scale.full { 0.9999 } else { 0.999 });
-            let run_dir = dir.dir.join("runs").join(format!("{}_N{n}", v.label.replace(' ', "_")));
-            let pb = bar(steps, &format!("{} N={n}", v.label));
-            let start = Instant::now();
-            let mut last = None;
-            let state = train::<Train>(data.as_ref(), &cfg, Some(&run_dir), &device, &mut |r| {
-                pb.set_position(r.step);
-                pb.set_message(format!("{} N={n} loss {:.3}", v.label, r.loss_ema));
-                last = Some(*r);
-                ControlFlow::Continue(())
-            })?;
-            pb.finish_and_clear();
-            let secs = start.elapsed().as_secs_f64();
-            crate::train_cmd::loss_plot(&run_dir, &format!("{} N = {n}", v.label))?;
-            save_safetensors(&state.ema, &run_dir.join("ema.safetensors"))?;
-            let field = TrainedScore::<Train>::new(state.ema, backend::device());
-            for (ti, &t) in times.iter().enumerate() {
-                let s = normalize(&smoothed_jacobian_spectrum(
-                    &field,
-                    &vec![0.0; v.d],
-                    t,
-                    &SmoothedJacobianParams::improved_normal_bundle(scale.seed + 5),
-                )?);
-                for (i, x) in s.iter().enumerate() {
-                    w.write_record([
-                        v.label.clone(),
-                        n.to_string(),
-                        format!("{t}"),
-                        (i + 1).to_string(),
-                        format!("{x:e}"),
-                    ])?;
-                }
+            let (per_t, run) = train_one(v, n, &data, times, steps, scale, &dir, &mut w)?;
+            for (ti, s) in per_t.into_iter().enumerate() {
                 spectra[ti].push(s);
             }
-            let samples = sample(&field, 200, &SamplingParams::default().steps(200).seed(scale.seed + 9))?;
-            let mem = memorization(samples.as_ref(), data.as_ref(), 1.0 / 3.0)?;
-            runs.push(RunSummary {
-                variant: v.label.clone(),
-                n,
-                steps,
-                seconds: secs,
-                steps_per_sec: steps as f64 / secs,
-                final_loss_ema: last.map_or(f64::NAN, |r| r.loss_ema),
-                memorized_fraction: mem.fraction_memorized,
-            });
+            runs.push(run);
         }
         for (ti, &t) in times.iter().enumerate() {
-            let mut row = format!("| {t} |");
-            let mut series = Vec::new();
-            for (ni, &n) in sizes.iter().enumerate() {
-                let s = &spectra[ti][ni];
-                let g = geomem_spectral::Spectrum::new(s.clone())?.gaps(geomem_spectral::GapScale::Log);
-                let open: Vec<String> =
-                    v.marks.iter().filter(|(p, _)| g[p - 1] >= OPEN_LOG_GAP).map(|(p, _)| p.to_string()).collect();
-                write!(row, " {} |", if open.is_empty() { "none".into() } else { open.join(", ") })?;
-                let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
-                series.push(
-                    Series::line(s.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect(), viridis(0.9 * u))
-                        .labeled(format!("N = {n}")),
-                );
-            }
+            let (row, panel) = time_row(v, t, &spectra[ti], sizes)?;
             writeln!(summary, "{row}")?;
-            let vlines = v
-                .marks
-                .iter()
-                .zip(GAP_COLORS)
-                .map(|((p, l), c)| VLine { x: *p as f64 + 0.5, color: c, label: l.clone() })
-                .collect();
-            panels.push(Panel {
-                title: format!("{}, t = {t}", v.label),
-                x_label: "index k".into(),
-                y_label: "s_k / s_1".into(),
-                log_y: true,
-                series,
-                vlines,
-                ..Panel::default()
-            });
+            panels.push(panel);
         }
         writeln!(summary)?;
     }
