@@ -69,14 +69,16 @@ impl<B: AutodiffBackend> TrainedScore<B> {
         g.into_data().to_vec().map_err(backend_err)
     }
 
-    /// Rows `u_kᵀ ∇s(x)` (`k × d`) for the rows `u_k` of `u`, at one point, in chunks.
-    fn score_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+    /// Rows `u_kᵀ ∇s(x_{k / per_point})` (`k × d`) for the rows `u_k` of `u`: each row of
+    /// `x` serves `per_point` consecutive cotangents, all in chunked backward passes.
+    fn score_vjp(&self, x: MatRef<'_, f64>, per_point: usize, t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
         let (d, k, sigma) = (self.model.d, u.nrows(), t.sqrt());
         let mut out = Mat::zeros(k, d);
         for start in (0..k).step_by(CHUNK) {
             let len = CHUNK.min(k - start);
-            let xs: Vec<f32> = (0..len).flat_map(|_| x.iter().map(|&v| v as f32)).collect();
-            let us: Vec<f32> = (start..start + len).flat_map(|i| (0..d).map(move |j| u[(i, j)] as f32)).collect();
+            let rows = start..start + len;
+            let xs: Vec<f32> = rows.clone().flat_map(|r| (0..d).map(move |j| x[(r / per_point, j)] as f32)).collect();
+            let us: Vec<f32> = rows.flat_map(|r| (0..d).map(move |j| u[(r, j)] as f32)).collect();
             let g = self.vjp_rows(xs, us, len, sigma as f32)?;
             for r in 0..len {
                 for j in 0..d {
@@ -85,6 +87,12 @@ impl<B: AutodiffBackend> TrainedScore<B> {
             }
         }
         Ok(out)
+    }
+
+    /// The autodiff Jacobian of the score at one point (row `i` is `∂s_i/∂x`).
+    fn jacobian_at(&self, x: &[f64], t: f64) -> Result<Mat<f64>> {
+        let d = self.model.d;
+        self.score_vjp(MatRef::from_row_major_slice(x, 1, d), d, t, Mat::<f64>::identity(d, d).as_ref())
     }
 }
 
@@ -117,33 +125,37 @@ impl<B: AutodiffBackend> ScoreField for TrainedScore<B> {
     /// The exact Jacobian of the network's score by reverse mode: `d` vector-Jacobian
     /// products with `e_1 … e_d` in one backward pass (row `i` is `∂s_i/∂x`).
     fn eval_jacobian(&self, x: &[f64], t: f64) -> Result<Option<Mat<f64>>> {
-        let d = self.model.d;
-        self.score_vjp(x, t, Mat::<f64>::identity(d, d).as_ref()).map(Some)
+        self.jacobian_at(x, t).map(Some)
     }
 
     /// `J v_i` from the autodiff Jacobian (`V Jᵀ`): exact, one backward pass of `d` rows.
     fn eval_jvp(&self, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
-        let j = self.score_vjp(x, t, Mat::<f64>::identity(self.model.d, self.model.d).as_ref())?;
-        Ok(v * j.transpose())
+        Ok(v * self.jacobian_at(x, t)?.transpose())
     }
 
     /// Exact trace (the diagonal of the autodiff Jacobian) when `d <= exact_below`;
     /// Hutchinson's `(1/K) Σ_k z_kᵀ (z_kᵀ ∇s)ᵀ` with the probes of
     /// [`geomem_score::rademacher_probes`] (stream `seed + i` for point `i`) above.
     fn eval_divergence(&self, x: MatRef<'_, f64>, t: f64, p: &DivergenceParams) -> Result<Vec<f64>> {
-        let d = self.model.d;
-        (0..x.nrows())
+        let (d, n) = (self.model.d, x.nrows());
+        let exact = d <= p.exact_below;
+        let r = if exact { d } else { p.probes };
+        // Cotangents of every point stacked: all points share the backward passes.
+        let probes: Vec<Mat<f64>> = (0..n)
+            .map(|i| if exact { Mat::identity(d, d) } else { rademacher_probes(r, d, p.seed.wrapping_add(i as u64)) })
+            .collect();
+        let u = Mat::from_fn(n * r, d, |row, j| probes[row / r][(row % r, j)]);
+        let g = self.score_vjp(x, r, t, u.as_ref())?;
+        let quad = |row: usize| (0..d).map(|j| u[(row, j)] * g[(row, j)]).sum::<f64>();
+        Ok((0..n)
             .map(|i| {
-                let xi: Vec<f64> = x.row(i).iter().copied().collect();
-                let u = if d <= p.exact_below {
-                    Mat::<f64>::identity(d, d)
+                let total: f64 = (i * r..(i + 1) * r).map(quad).sum();
+                if exact {
+                    total
                 } else {
-                    rademacher_probes(p.probes, d, p.seed.wrapping_add(i as u64))
-                };
-                let g = self.score_vjp(&xi, t, u.as_ref())?;
-                let total: f64 = (0..u.nrows()).map(|k| (0..d).map(|j| u[(k, j)] * g[(k, j)]).sum::<f64>()).sum();
-                Ok(if d <= p.exact_below { total } else { total / u.nrows() as f64 })
+                    total / r as f64
+                }
             })
-            .collect()
+            .collect())
     }
 }

@@ -230,6 +230,15 @@ fn autodiff_derivatives_agree_with_finite_differences() {
         let p = DivergenceParams::default().exact_below(0).probes(2000).seed(1);
         let est = f.divergence(&x, t, &p).unwrap();
         assert!((est - tr).abs() < 0.1 * scale * d as f64, "Hutchinson {est} vs {tr}");
+        // A batch shares its backward passes and gives each point its own value.
+        let y = [-0.1, 0.2, 0.0, 0.3, 0.1];
+        let xy = Mat::from_fn(2, d, |i, k| if i == 0 { y[k] } else { x[k] });
+        for q in [DivergenceParams::default(), p] {
+            let both = f.divergence_batch(xy.as_ref(), t, &q).unwrap();
+            let alone = f.divergence(&y, t, &q).unwrap();
+            assert!((both[0] - alone).abs() <= 1e-5 * scale * d as f64, "batched point 0 {} vs {alone}", both[0]);
+            assert!((both[1] - f.divergence(&x, t, &q.seed(q.seed + 1)).unwrap()).abs() <= 1e-5 * scale * d as f64);
+        }
     }
 }
 

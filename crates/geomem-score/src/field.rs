@@ -228,7 +228,6 @@ pub trait ScoreFieldExt: ScoreField {
     /// # Errors
     /// As [`ScoreFieldExt::score_batch_into`].
     fn score(&self, x: &[f64], t: f64) -> Result<Vec<f64>> {
-        self.check_point(x, t)?;
         let s = self.score_batch(MatRef::from_row_major_slice(x, 1, x.len()), t)?;
         Ok((0..x.len()).map(|j| s[(0, j)]).collect())
     }
@@ -277,7 +276,6 @@ pub trait ScoreFieldExt: ScoreField {
     /// # Errors
     /// As [`ScoreFieldExt::divergence_batch`].
     fn divergence(&self, x: &[f64], t: f64, p: &DivergenceParams) -> Result<f64> {
-        self.check_point(x, t)?;
         Ok(self.divergence_batch(MatRef::from_row_major_slice(x, 1, x.len()), t, p)?[0])
     }
 }

@@ -184,16 +184,11 @@ impl DdpmSchedule {
         // -ln ᾱ_k increases with k; t = expm1(-ln ᾱ) ⇔ -ln ᾱ = ln1p(t).
         let target = t.ln_1p();
         let pos = self.log_alpha_bar.partition_point(|&l| -l < target);
-        let cands = [pos.saturating_sub(1), pos.min(self.steps() - 1)];
-        let k = cands
-            .into_iter()
-            .min_by(|&a, &b| {
-                let ea = (self.ve_time(a).unwrap_or(f64::NAN).ln() - t.ln()).abs();
-                let eb = (self.ve_time(b).unwrap_or(f64::NAN).ln() - t.ln()).abs();
-                ea.total_cmp(&eb)
-            })
-            .unwrap_or(0);
-        Ok((k, self.ve_time(k)?))
+        let (a, b) = (pos.saturating_sub(1), pos.min(self.steps() - 1));
+        let t_of = |k: usize| (-self.log_alpha_bar[k]).exp_m1();
+        let log_err = |k: usize| (t_of(k).ln() - t.ln()).abs();
+        let k = if log_err(b) < log_err(a) { b } else { a };
+        Ok((k, t_of(k)))
     }
     /// Scale factor `1/√ᾱ_k` that maps a VP state to the VE state at `t_k`
     /// (`x_ve = x_vp / √ᾱ_k`) and a VE score to the VP score (`s_vp = s_ve / √ᾱ_k`).

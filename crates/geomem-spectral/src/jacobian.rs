@@ -120,7 +120,6 @@ pub fn smoothed_jacobian_with<F: ScoreField + ?Sized>(
     t: f64,
     params: &SmoothedJacobianParams,
 ) -> Result<Mat<f64>> {
-    field.check_point(x, t)?;
     let basis = OrthonormalBasis::from_directions(params.directions, field.dim());
     smoothed_jacobian_in_basis(field, x, t, params.scheme, params.step, &basis)
 }
@@ -140,11 +139,8 @@ pub fn smoothed_jacobian_in_basis<F: ScoreField + ?Sized>(
     step: Step,
     basis: &OrthonormalBasis,
 ) -> Result<Mat<f64>> {
-    field.check_point(x, t)?;
+    check_basis(field, x, t, basis)?;
     let d = field.dim();
-    if basis.dim() != d {
-        return Err(ScoreError::DimensionMismatch { expected: d, got: basis.dim() }.into());
-    }
     let h = step.size(t, field.precision(), scheme)?;
     let (q, k) = (basis.as_mat(), basis.len());
     let central = scheme == Scheme::Central;
@@ -165,6 +161,15 @@ pub fn smoothed_jacobian_in_basis<F: ScoreField + ?Sized>(
     } else {
         Mat::from_fn(d, k, |i, j| (s[(j, i)] - s[(k, i)]) / h)
     })
+}
+
+/// Checks `x` and `t` for `field` and that `basis` lives in its dimension.
+fn check_basis<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, basis: &OrthonormalBasis) -> Result<()> {
+    field.check_point(x, t)?;
+    if basis.dim() != field.dim() {
+        return Err(ScoreError::DimensionMismatch { expected: field.dim(), got: basis.dim() }.into());
+    }
+    Ok(())
 }
 
 /// Sorted singular values of [`smoothed_jacobian_with`].
@@ -208,14 +213,12 @@ pub fn pointwise_jacobian<F: ScoreField + ?Sized>(
     t: f64,
     basis: &OrthonormalBasis,
 ) -> Result<Mat<f64>> {
-    field.check_point(x, t)?;
-    if basis.dim() != field.dim() {
-        return Err(ScoreError::DimensionMismatch { expected: field.dim(), got: basis.dim() }.into());
-    }
-    if let Some(j) = field.jacobian(x, t)? {
+    check_basis(field, x, t, basis)?;
+    if let Some(j) = field.eval_jacobian(x, t)? {
         return Ok(j * basis.as_mat());
     }
-    let jv = field.jvp(x, t, basis.as_mat().transpose())?; // k × d, rows J q_j
+    // The basis is finite and of dimension d (checked when it was built and above).
+    let jv = field.eval_jvp(x, t, basis.as_mat().transpose())?; // k × d, rows J q_j
     Ok(jv.transpose().to_owned())
 }
 

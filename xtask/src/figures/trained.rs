@@ -144,10 +144,10 @@ fn variant_heading(v: &Variant, sizes: &[usize]) -> String {
 fn time_row(v: &Variant, t: f64, per_n: &[Vec<f64>], sizes: &[usize]) -> Result<(String, Panel)> {
     let mut row = format!("| {t} |");
     let mut series = Vec::new();
+    let marks: Vec<usize> = v.marks.iter().map(|m| m.0).collect();
     for (ni, (s, &n)) in per_n.iter().zip(sizes).enumerate() {
-        let g = geomem_spectral::marked_gaps(s, &v.marks.iter().map(|m| m.0).collect::<Vec<_>>())?;
         let open: Vec<String> =
-            g.open(&v.marks.iter().map(|m| m.0).collect::<Vec<_>>()).iter().map(|p| p.to_string()).collect();
+            geomem_spectral::marked_gaps(s, &marks)?.open(&marks).iter().map(|p| p.to_string()).collect();
         write!(row, " {} |", if open.is_empty() { "none".into() } else { open.join(", ") })?;
         let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
         let pts = s.iter().enumerate().map(|(i, &x)| ((i + 1) as f64, x)).collect();
