@@ -11,7 +11,9 @@
 use crate::error::{io, NetsError, Result};
 use crate::model::ResidualMlp;
 use crate::train::{TrainConfig, TrainState};
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::Adam;
 use burn::optim::{AdamConfig, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -49,12 +51,24 @@ fn rec_err(e: impl std::fmt::Display) -> NetsError {
 /// # Errors
 /// [`NetsError::Record`] when a record cannot be encoded.
 pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> Result<Vec<u8>> {
+    let config = serde_json::to_value(cfg).map_err(rec_err)?;
+    encode_parts(state.step, config, &state.model, &state.ema, &state.optim)
+}
+
+/// Encodes any trained module (weights, EMA weights, Adam state) with its step and
+/// configuration (the layout of the module doc).
+pub(crate) fn encode_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
+    step: u64,
+    config: serde_json::Value,
+    model: &M,
+    ema: &M::InnerModule,
+    optim: &OptimizerAdaptor<Adam, M, B>,
+) -> Result<Vec<u8>> {
     let rec = Rec::default();
-    let meta = serde_json::to_vec(&Meta { step: state.step, config: serde_json::to_value(cfg).map_err(rec_err)? })
-        .map_err(rec_err)?;
-    let model = Recorder::<B>::record(&rec, state.model.clone().into_record(), ()).map_err(rec_err)?;
-    let ema = Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ()).map_err(rec_err)?;
-    let optim = Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(rec_err)?;
+    let meta = serde_json::to_vec(&Meta { step, config }).map_err(rec_err)?;
+    let model = Recorder::<B>::record(&rec, model.clone().into_record(), ()).map_err(rec_err)?;
+    let ema = Recorder::<B::InnerBackend>::record(&rec, ema.clone().into_record(), ()).map_err(rec_err)?;
+    let optim = Recorder::<B>::record(&rec, optim.to_record(), ()).map_err(rec_err)?;
     let mut out = Vec::with_capacity(64 + meta.len() + model.len() + ema.len() + optim.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -72,11 +86,15 @@ pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> R
 /// # Errors
 /// [`NetsError::Io`], [`NetsError::Record`].
 pub fn save<B: AutodiffBackend>(path: &Path, state: &TrainState<B>, cfg: &TrainConfig) -> Result<()> {
-    let bytes = encode(state, cfg)?;
+    write_atomic(path, &encode(state, cfg)?)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("bin.tmp");
     {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io(path))?;
@@ -89,7 +107,7 @@ pub fn save<B: AutodiffBackend>(path: &Path, state: &TrainState<B>, cfg: &TrainC
 }
 
 /// Splits and verifies checkpoint bytes: returns (step, config JSON, model, EMA, optimizer).
-fn sections<'a>(path: &Path, b: &'a [u8]) -> Result<(u64, serde_json::Value, [&'a [u8]; 3])> {
+pub(crate) fn sections<'a>(path: &Path, b: &'a [u8]) -> Result<(u64, serde_json::Value, [&'a [u8]; 3])> {
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     if b.len() < 12 + 8 || &b[..8] != MAGIC {
         return Err(bad("not a geomem checkpoint (bad magic or too short)".into()));
@@ -138,25 +156,38 @@ pub fn decode<B: AutodiffBackend>(
     if !stored.same_run(cfg) {
         return Err(bad("the checkpoint belongs to a run with other settings".into()));
     }
-    let rec = Rec::default();
     let model: ResidualMlp<B> = cfg.model.init(device)?;
+    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
+    let (model, ema, optim) = load_parts(path, [m, e, o], model, ema, device)?;
+    Ok(TrainState { model, ema, optim, step })
+}
+
+/// Loads the three records of a checkpoint into skeletons of the right shapes.
+pub(crate) fn load_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
+    path: &Path,
+    [m, e, o]: [&[u8]; 3],
+    model: M,
+    ema: M::InnerModule,
+    device: &B::Device,
+) -> Result<(M, M::InnerModule, OptimizerAdaptor<Adam, M, B>)> {
+    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+    let rec = Rec::default();
     let model = load_checked(
         model,
         Recorder::<B>::load(&rec, m.to_vec(), device).map_err(|e| bad(format!("model record: {e}")))?,
         "model",
     )
     .map_err(bad)?;
-    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
     let ema = load_checked(
         ema,
         Recorder::<B::InnerBackend>::load(&rec, e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?,
         "EMA",
     )
     .map_err(bad)?;
-    let optim = AdamConfig::new().init::<B, ResidualMlp<B>>();
+    let optim = AdamConfig::new().init::<B, M>();
     let optim = optim
         .load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
-    Ok(TrainState { model, ema, optim, step })
+    Ok((model, ema, optim))
 }
 
 /// Shapes of every float parameter, in visiting order.
@@ -168,7 +199,7 @@ impl<B: Backend> burn::module::ModuleVisitor<B> for Shapes {
     }
 }
 
-fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
+pub(crate) fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
     let mut s = Shapes(Vec::new());
     m.visit(&mut s);
     s.0
@@ -177,11 +208,11 @@ fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
 /// Loads `record` into `skeleton` and checks that every parameter kept its shape (burn
 /// takes a record's tensors as they come, so a record of another network would only fail
 /// later, inside a forward pass).
-fn load_checked<B: Backend>(
-    skeleton: ResidualMlp<B>,
-    record: <ResidualMlp<B> as Module<B>>::Record,
+fn load_checked<B: Backend, M: Module<B>>(
+    skeleton: M,
+    record: M::Record,
     what: &str,
-) -> std::result::Result<ResidualMlp<B>, String> {
+) -> std::result::Result<M, String> {
     let want = shapes::<B, _>(&skeleton);
     let loaded = skeleton.load_record(record);
     let got = shapes::<B, _>(&loaded);

@@ -16,6 +16,7 @@ mod field;
 mod host;
 mod model;
 mod sampling;
+mod stacked;
 mod train;
 
 pub use checkpoint::{
@@ -28,4 +29,7 @@ pub use field::TrainedScore;
 pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
 pub use sampling::{memorization, sample, Memorization, Sampler, SamplingParams};
+pub use stacked::{
+    check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
+};
 pub use train::{train, LogRow, TrainConfig, TrainState};

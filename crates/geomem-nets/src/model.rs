@@ -29,6 +29,18 @@ pub(crate) fn fourier_embedding(emb_dim: usize, sigma: f64) -> impl Iterator<Ite
     (0..k).map(move |j| (f(j) * ls).sin() as f32).chain((0..k).map(move |j| (f(j) * ls).cos() as f32))
 }
 
+/// Input scales `c_in = 1/√(σ_data² + σ²)` (one per noise level) and embeddings
+/// (`emb_dim` per noise level, row-major), computed on the host in `f64`.
+pub(crate) fn host_conditioning(emb_dim: usize, sigma_data: f64, sigma: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let sd2 = sigma_data.powi(2);
+    let mut emb = Vec::with_capacity(sigma.len() * emb_dim);
+    for &s in sigma {
+        emb.extend(fourier_embedding(emb_dim, f64::from(s)));
+    }
+    let cin = sigma.iter().map(|&s| (1.0 / (sd2 + f64::from(s).powi(2)).sqrt()) as f32).collect();
+    (cin, emb)
+}
+
 /// Settings of [`ResidualMlp`].
 #[derive(Config, Debug, PartialEq)]
 pub struct ResidualMlpConfig {
@@ -184,12 +196,7 @@ impl<B: Backend> ResidualMlp<B> {
     /// (`n × emb_dim`), from the noise levels `sigma`.
     pub fn conditioning(&self, sigma: &[f32], device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let n = sigma.len();
-        let sd2 = self.sigma_data().powi(2);
-        let mut emb = Vec::with_capacity(n * self.emb_dim);
-        for &s in sigma {
-            emb.extend(fourier_embedding(self.emb_dim, f64::from(s)));
-        }
-        let cin: Vec<f32> = sigma.iter().map(|&s| (1.0 / (sd2 + (s as f64).powi(2)).sqrt()) as f32).collect();
+        let (cin, emb) = host_conditioning(self.emb_dim, self.sigma_data(), sigma);
         (
             Tensor::from_data(TensorData::new(cin, [n, 1]), device),
             Tensor::from_data(TensorData::new(emb, [n, self.emb_dim]), device),

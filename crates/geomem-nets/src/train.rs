@@ -142,7 +142,7 @@ pub struct LogRow {
     pub steps_per_sec: f64,
 }
 
-fn mix(seed: u64, step: u64) -> u64 {
+pub(crate) fn mix(seed: u64, step: u64) -> u64 {
     // splitmix64 of (seed, step): independent streams per step.
     let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -150,8 +150,8 @@ fn mix(seed: u64, step: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-struct Flatten<B: Backend> {
-    out: Vec<Tensor<B, 1>>,
+pub(crate) struct Flatten<B: Backend> {
+    pub(crate) out: Vec<Tensor<B, 1>>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Flatten<B> {
@@ -162,9 +162,9 @@ impl<B: Backend> ModuleVisitor<B> for Flatten<B> {
     }
 }
 
-struct EmaMapper<B: Backend> {
-    src: std::vec::IntoIter<Tensor<B, 1>>,
-    decay: f64,
+pub(crate) struct EmaMapper<B: Backend> {
+    pub(crate) src: std::vec::IntoIter<Tensor<B, 1>>,
+    pub(crate) decay: f64,
 }
 
 impl<B: Backend> ModuleMapper<B> for EmaMapper<B> {
@@ -175,6 +175,34 @@ impl<B: Backend> ModuleMapper<B> for EmaMapper<B> {
             let dims = e.dims();
             e.mul_scalar(decay) + src.reshape(dims).mul_scalar(1.0 - decay)
         })
+    }
+}
+
+/// The random draws of one training step: noise levels (`b`), noisy inputs and noises
+/// (`b × d`, row-major). A function of `(cfg.seed, step)` only.
+pub(crate) struct Draw {
+    pub(crate) sigma: Vec<f32>,
+    pub(crate) xt: Vec<f32>,
+    pub(crate) eps: Vec<f32>,
+}
+
+impl Draw {
+    pub(crate) fn new(data: &HostData, cfg: &TrainConfig, step: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(mix(cfg.seed, step));
+        let (b, d) = (cfg.batch_size, data.d);
+        let (lmin, lmax) = (cfg.sigma_min.ln(), cfg.sigma_max.ln());
+        let sigma: Vec<f32> = (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect();
+        let mut xt = Vec::with_capacity(b * d);
+        let mut eps = Vec::with_capacity(b * d);
+        for s in &sigma {
+            let i = rng.random_range(0..data.n);
+            for j in 0..d {
+                let e: f32 = StandardNormal.sample(&mut rng);
+                eps.push(e);
+                xt.push(data.values[i * d + j] + s * e);
+            }
+        }
+        Self { sigma, xt, eps }
     }
 }
 
@@ -227,20 +255,8 @@ impl<B: AutodiffBackend> TrainState<B> {
         cfg: &TrainConfig,
         device: &B::Device,
     ) -> Tensor<B::InnerBackend, 1> {
-        let mut rng = StdRng::seed_from_u64(mix(cfg.seed, self.step));
         let (b, d) = (cfg.batch_size, data.d);
-        let (lmin, lmax) = (cfg.sigma_min.ln(), cfg.sigma_max.ln());
-        let sigma: Vec<f32> = (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect();
-        let mut xt = Vec::with_capacity(b * d);
-        let mut eps = Vec::with_capacity(b * d);
-        for s in &sigma {
-            let i = rng.random_range(0..data.n);
-            for j in 0..d {
-                let e: f32 = StandardNormal.sample(&mut rng);
-                eps.push(e);
-                xt.push(data.values[i * d + j] + s * e);
-            }
-        }
+        let Draw { sigma, xt, eps } = Draw::new(data, cfg, self.step);
         let (cin, emb) = self.model.conditioning(&sigma, device);
         let xt = Tensor::<B, 2>::from_data(TensorData::new(xt, [b, d]), device);
         let eps = Tensor::<B, 2>::from_data(TensorData::new(eps, [b, d]), device);
@@ -298,7 +314,7 @@ pub fn train<B: AutodiffBackend>(
         None => TrainState::new(cfg, device)?,
     };
     let mut metrics = match run_dir {
-        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step)?),
+        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step, "step,loss,loss_ema,steps_per_sec")?),
         None => None,
     };
     let mut log = LogState { loss_ema: None, last: Instant::now(), last_step: state.step, last_finite: state.step };
@@ -367,7 +383,7 @@ impl LogState {
 }
 
 /// Whether every weight of `model` is finite (one read-back per checkpoint).
-fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
+pub(crate) fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
     let mut flat = Flatten { out: Vec::new() };
     model.visit(&mut flat);
     if flat.out.is_empty() {
@@ -379,9 +395,10 @@ fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
 
 /// Opens `metrics.csv` for appending, dropping rows past `step` (written after the
 /// checkpoint a resumed run starts from).
-fn open_metrics(
+pub(crate) fn open_metrics(
     path: &Path,
     step: u64,
+    head: &str,
 ) -> crate::error::Result<(std::io::BufWriter<std::fs::File>, std::path::PathBuf)> {
     let keep: Vec<String> = match std::fs::read_to_string(path) {
         Ok(s) => s
@@ -394,7 +411,7 @@ fn open_metrics(
     };
     let f = std::fs::File::create(path).map_err(crate::error::io(path))?;
     let mut w = std::io::BufWriter::new(f);
-    writeln!(w, "step,loss,loss_ema,steps_per_sec").map_err(crate::error::io(path))?;
+    writeln!(w, "{head}").map_err(crate::error::io(path))?;
     for l in keep {
         writeln!(w, "{l}").map_err(crate::error::io(path))?;
     }
