@@ -8,6 +8,7 @@ mod backend;
 mod figures;
 mod out;
 mod plot;
+mod sweep;
 mod train_cmd;
 
 use anyhow::Result;
@@ -28,6 +29,17 @@ struct Cli {
 enum Cmd {
     /// Train the paper's score network on a dataset file (resumes an existing run directory).
     Train(train_cmd::TrainArgs),
+    /// Run a trained-network sweep from a TOML spec (see experiments/): train and measure the
+    /// jobs this shard owns (complete ones are skipped), then aggregate what exists.
+    Run(RunArgs),
+    /// Make the figures of a sweep from whatever job results exist (after sharded runs).
+    Aggregate {
+        /// The sweep's spec file.
+        spec: PathBuf,
+        /// Results folder.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// Regenerate the paper's figures (all by default).
     Reproduce {
         /// Figures to run; all when none is given.
@@ -43,6 +55,40 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The sweep's spec file (TOML).
+    spec: PathBuf,
+    /// Results folder (the sweep writes `<out>/<name>/`).
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Run only the jobs of shard `i/n` (job index mod n == i), or `auto` (SLURM array task
+    /// id, or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with GEOMEM_SHARDS).
+    #[arg(long)]
+    shard: Option<sweep::Shard>,
+    /// Worker threads, one job each (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+/// Runs a sweep spec: the jobs of this shard, then (unsharded) the aggregate.
+fn run_sweep(
+    spec: &sweep::Spec,
+    out: &std::path::Path,
+    shard: Option<sweep::Shard>,
+    workers: Option<usize>,
+) -> Result<String> {
+    let dir = out::FigureDir::new(out, &spec.name)?;
+    dir.write_text("spec.toml", &toml::to_string(spec)?)?;
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    sweep::run_jobs(spec, &dir.dir, shard, workers)?;
+    if shard.is_some() {
+        return Ok(format!("{}: shard done; run `cargo xtask aggregate` once every shard has finished\n", spec.name));
+    }
+    let header = format!("## {}: trained networks (backend {}, {} workers)", spec.name, backend::name(), workers);
+    sweep::report::aggregate(spec, &dir, &header)
 }
 
 /// The figures `reproduce` knows (numbers of seed 001).
@@ -66,68 +112,50 @@ enum Figure {
     Fig8,
     /// Extra: measured participation ratio against the REM prediction (Eq. 36).
     Neff,
-    /// Fig. 5: networks trained on d = 30, 2 + 5, N = 250, 500, 1000 and a large N.
+    /// Fig. 5: networks trained on d = 30, 2 + 5, sizes from memorizing to generalizing.
     Fig5,
     /// Fig. 16: networks trained on d = 30, 5 + 10, same sizes.
     Fig16,
-    /// Fig. 15: networks on d = 100, m = 40: variance order (1 vs 0.01, swapped, uniform).
+    /// Fig. 15: networks on d = 100, m = 40: the order of the variances (1 vs 0.01, swapped).
     Fig15,
 }
 
-/// Steps per network: the paper trains 2 000 000; the quick default is sized so that the
-/// three trained-network figures together take about 15 minutes on 2 CPU cores.
+/// The shipped sweep specs (`experiments/`, embedded so that `reproduce` runs anywhere).
+fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
+    let text = match (f, full) {
+        (Figure::Fig5, false) => include_str!("../../experiments/fig5.toml"),
+        (Figure::Fig16, false) => include_str!("../../experiments/fig16.toml"),
+        (Figure::Fig15, false) => include_str!("../../experiments/fig15.toml"),
+        (Figure::Fig5, true) => include_str!("../../experiments/full/fig5.toml"),
+        (Figure::Fig16, true) => include_str!("../../experiments/full/fig16.toml"),
+        (Figure::Fig15, true) => include_str!("../../experiments/full/fig15.toml"),
+        _ => anyhow::bail!("{f:?} is not a trained-network sweep"),
+    };
+    let spec: sweep::Spec = toml::from_str(text)?;
+    spec.check()?;
+    Ok(spec)
+}
+
+/// A trained-network figure: its shipped spec with the base seed of the command line.
 fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<String> {
-    use figures::trained::{run, Variant};
-    let sizes = [250, 500, 1000, 10_000];
-    match f {
-        Figure::Fig5 => run(
-            "fig5",
-            &[Variant::two_blocks("2+5", 30, (2, 1.0), (5, 0.3))],
-            &sizes,
-            &[1.0, 0.1, 0.01, 1e-5],
-            if scale.full { 2_000_000 } else { 25_000 },
-            scale,
-            out,
-        ),
-        Figure::Fig16 => run(
-            "fig16",
-            &[Variant::two_blocks("5+10", 30, (5, 1.0), (10, 0.3))],
-            &sizes,
-            &[1.0, 0.1, 0.01, 1e-5],
-            if scale.full { 2_000_000 } else { 25_000 },
-            scale,
-            out,
-        ),
-        _ => {
-            let uniform: Vec<(usize, f64)> = (0..40).map(|k| (1, 0.025 * (k as f64 + 0.5))).collect();
-            let mut u = Variant {
-                label: "uniform".into(),
-                d: 100,
-                blocks: uniform,
-                marks: vec![(60, "manifold d-m = 60".into())],
-            };
-            u.blocks.sort_by(|a, b| b.1.total_cmp(&a.1));
-            run(
-                "fig15",
-                &[
-                    Variant::two_blocks("1 vs 0.01", 100, (10, 1.0), (30, 0.01)),
-                    Variant::two_blocks("0.01 vs 1", 100, (10, 0.01), (30, 1.0)),
-                    u,
-                ],
-                &[200, 1000, 5000],
-                &[0.6, 0.4, 0.2],
-                if scale.full { 2_000_000 } else { 8_000 },
-                scale,
-                out,
-            )
-        }
-    }
+    let mut spec = shipped_spec(f, scale.full)?;
+    spec.base_seed = scale.seed;
+    run_sweep(&spec, out, None, None)
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Train(a) => train_cmd::run(&a)?,
+        Cmd::Run(a) => {
+            let spec = sweep::Spec::read(&a.spec)?;
+            print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
+        }
+        Cmd::Aggregate { spec, out } => {
+            let spec = sweep::Spec::read(&spec)?;
+            let dir = out::FigureDir::new(&out, &spec.name)?;
+            print!("{}", sweep::report::aggregate(&spec, &dir, &format!("## {}: trained networks", spec.name))?);
+        }
         Cmd::Reproduce { figures, full, out, seed } => {
             let figs = if figures.is_empty() { Figure::value_variants().to_vec() } else { figures };
             println!("backend for trained networks: {}", backend::name());

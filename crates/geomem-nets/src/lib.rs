@@ -11,6 +11,7 @@
 
 mod checkpoint;
 mod error;
+mod eval;
 mod export;
 mod field;
 mod host;
@@ -24,6 +25,7 @@ pub use checkpoint::{
     save as save_checkpoint, FILE as CHECKPOINT_FILE,
 };
 pub use error::{NetsError, Result};
+pub use eval::{dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::TrainedScore;
 pub use host::HostMlp;

@@ -9,6 +9,7 @@
 //! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
 //! | [`pointwise_jacobian`] | the field's own Jacobian, or its JVPs, along a basis | — |
 //! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
+//! | [`block_stiffness`], [`block_weights_in_top`], [`stiffening`] | which variance block a field loses, from its Jacobian | seed 001 Fig. 15 |
 //! | [`marked_gaps`], [`intervals_where`], [`OPEN_LOG_GAP`] | gap analysis of sweeps (the figures' conventions) | — |
 //!
 //! ```
@@ -28,6 +29,7 @@ mod gaps;
 mod jacobian;
 mod normal_bundle;
 mod spectrum;
+mod subspaces;
 
 pub use dimension::SecondDerivativeRule;
 pub use directions::{Directions, OrthonormalBasis};
@@ -42,3 +44,6 @@ pub use jacobian::{
 };
 pub use normal_bundle::{normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant};
 pub use spectrum::{GapScale, Spectrum};
+pub use subspaces::{
+    block_stiffness, block_weights_in_top, isotropic_tangent_weight, log_spectrum_distance, stiffening,
+};

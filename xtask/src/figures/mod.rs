@@ -5,4 +5,3 @@ pub mod fig8;
 pub mod neff;
 pub mod spectra_n;
 pub mod spectra_t;
-pub mod trained;

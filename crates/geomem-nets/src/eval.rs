@@ -1,0 +1,66 @@
+//! The denoising loss of a network on a fixed set of draws, for comparing training points
+//! with held-out points (the train/held-out gap that memorization opens).
+
+use crate::error::{param, Result};
+use crate::model::ResidualMlp;
+use crate::train::HostData;
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use faer::MatRef;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+/// Draws of [`dsm_loss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossDraws {
+    /// Number of draws `K`; draw `k` uses data point `k mod N`.
+    pub draws: usize,
+    /// Smallest noise level (`ln σ` uniform between the two).
+    pub sigma_min: f64,
+    /// Largest noise level.
+    pub sigma_max: f64,
+    /// Seed of `σ` and `ε` (the same for every dataset, so two sets see the same noises).
+    pub seed: u64,
+}
+
+/// Mean DSM loss `(1/K) Σ_k ‖ε̂(x_k + σ_k ε_k, σ_k) - ε_k‖² / d` of `model` on `data`
+/// (`N × d`), the training objective of [`crate::train`] on fixed draws.
+///
+/// # Errors
+/// [`crate::NetsError::Data`] for empty, mis-shaped or non-finite data;
+/// [`crate::NetsError::InvalidParameter`] for `draws = 0` or a bad noise range.
+pub fn dsm_loss<B: Backend>(
+    model: &ResidualMlp<B>,
+    data: MatRef<'_, f64>,
+    p: &LossDraws,
+    device: &B::Device,
+) -> Result<f64> {
+    param("draws", p.draws, p.draws >= 1, "must be >= 1")?;
+    let ok = p.sigma_min > 0.0 && p.sigma_max > p.sigma_min && p.sigma_max.is_finite();
+    param("sigma range", format!("[{}, {}]", p.sigma_min, p.sigma_max), ok, "0 < sigma_min < sigma_max < inf")?;
+    let host = HostData::new(data, model.d)?;
+    let (d, (lmin, lmax)) = (host.d, (p.sigma_min.ln(), p.sigma_max.ln()));
+    let mut rng = StdRng::seed_from_u64(p.seed);
+    let mut total = 0.0;
+    for start in (0..p.draws).step_by(4096) {
+        let b = 4096.min(p.draws - start);
+        let sigma: Vec<f32> = (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect();
+        let (mut xt, mut eps) = (Vec::with_capacity(b * d), Vec::with_capacity(b * d));
+        for (k, s) in sigma.iter().enumerate() {
+            let i = (start + k) % host.n;
+            for j in 0..d {
+                let e: f32 = StandardNormal.sample(&mut rng);
+                eps.push(e);
+                xt.push(host.values[i * d + j] + s * e);
+            }
+        }
+        let (cin, emb) = model.conditioning(&sigma, device);
+        let xt = Tensor::<B, 2>::from_data(TensorData::new(xt, [b, d]), device);
+        let eps = Tensor::<B, 2>::from_data(TensorData::new(eps, [b, d]), device);
+        let diff = model.forward(xt, cin, emb) - eps;
+        let sum: f32 = (diff.clone() * diff).sum().into_scalar().elem();
+        total += f64::from(sum);
+    }
+    Ok(total / (p.draws * d) as f64)
+}

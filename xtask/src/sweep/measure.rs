@@ -1,0 +1,134 @@
+//! What a sweep measures on one net at one snapshot: memorized samples, the train/held-out
+//! loss gap, and Jacobian spectra at x0 = 0, a training point and a held-out point, beside
+//! the exact score's and the empirical score of the net's own training set.
+
+use super::{Job, JobData, Spec, Variant};
+use crate::backend::{self, Inner, Train};
+use anyhow::Result;
+use faer::Mat;
+use geomem_nets::{dsm_loss, memorization, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
+use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
+use geomem_spectral::{
+    block_stiffness, block_weights_in_top, log_spectrum_distance, pointwise_jacobian, singular_values,
+    smoothed_jacobian_spectrum, OrthonormalBasis, SmoothedJacobianParams,
+};
+use serde::{Deserialize, Serialize};
+
+/// Spectra and block analysis of the three fields at one point and time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointResult {
+    /// `origin`, `train` (the first training point) or `heldout` (a fresh manifold point).
+    pub point: String,
+    pub t: f64,
+    /// Singular values of the net's Jacobian (exact, by automatic differentiation).
+    pub net: Vec<f64>,
+    /// The improved Normal Bundle spectrum of the net (random orthonormal perturbations of
+    /// size √t, one-sided differences).
+    pub net_nb: Vec<f64>,
+    pub exact: Vec<f64>,
+    pub empirical: Vec<f64>,
+    /// RMS distance of the net's log spectrum to the exact and to the empirical one.
+    pub dist_exact: f64,
+    pub dist_empirical: f64,
+    /// RMS gain per block (the variant's blocks, then the normal block): net, exact, empirical.
+    pub stiffness: [Vec<f64>; 3],
+    /// Per marked count k (`Variant::marks`): weight of each block in the net's k stiffest
+    /// right singular vectors; then the same for the empirical score.
+    pub weights: Vec<Vec<f64>>,
+    pub weights_empirical: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub step: u64,
+    pub memorized_fraction: f64,
+    pub train_loss: f64,
+    pub heldout_loss: f64,
+    pub points: Vec<PointResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobResult {
+    pub job: Job,
+    pub id: String,
+    pub seconds: f64,
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// Measures the EMA net `ema` of job `j` after `step` steps.
+pub fn snapshot(
+    spec: &Spec,
+    v: &Variant,
+    j: &Job,
+    data: &JobData,
+    ema: ResidualMlp<Inner>,
+    step: u64,
+) -> Result<Snapshot> {
+    let dev = backend::device();
+    let draws = LossDraws { draws: 8192, sigma_min: 0.01, sigma_max: 50.0, seed: spec.base_seed + 99 };
+    let train_loss = dsm_loss(&ema, data.train.as_ref(), &draws, &dev)?;
+    let heldout_loss = dsm_loss(&ema, data.heldout.as_ref(), &draws, &dev)?;
+    let net = TrainedScore::<Train>::new(ema, dev);
+    let params = SamplingParams::default().steps(spec.sample_steps).seed(spec.base_seed + 9 + j.seed);
+    let samples = sample(&net, spec.samples, &params)?;
+    let memorized_fraction = memorization(samples.as_ref(), data.train.as_ref(), 1.0 / 3.0)?.fraction_memorized;
+    let fields = Fields {
+        net: &net,
+        exact: GaussianScore::from_variances(&v.manifold()?.principal_variances())?,
+        empirical: EmpiricalScore::new(data.train.clone())?,
+        identity: OrthonormalBasis::new(Mat::identity(v.d, v.d))?,
+    };
+    let at: [(&str, Vec<f64>); 3] = [
+        ("origin", vec![0.0; v.d]),
+        ("train", data.train.row(0).iter().copied().collect()),
+        ("heldout", data.heldout.row(0).iter().copied().collect()),
+    ];
+    let mut points = Vec::new();
+    for (name, x) in &at {
+        for &t in &spec.times {
+            points.push(fields.point(v, name, x, t, spec.base_seed + 5)?);
+        }
+    }
+    Ok(Snapshot { step, memorized_fraction, train_loss, heldout_loss, points })
+}
+
+struct Fields<'a> {
+    net: &'a TrainedScore<Train>,
+    exact: GaussianScore,
+    empirical: EmpiricalScore,
+    identity: OrthonormalBasis,
+}
+
+impl Fields<'_> {
+    fn jacobian<F: ScoreField>(&self, f: &F, x: &[f64], t: f64) -> Result<Mat<f64>> {
+        Ok(pointwise_jacobian(f, x, t, &self.identity)?)
+    }
+
+    fn point(&self, v: &Variant, name: &str, x: &[f64], t: f64, seed: u64) -> Result<PointResult> {
+        let jn = self.jacobian(self.net, x, t)?;
+        let je = self.jacobian(&self.exact, x, t)?;
+        let jm = self.jacobian(&self.empirical, x, t)?;
+        let (net, exact, empirical) =
+            (singular_values(jn.as_ref())?, singular_values(je.as_ref())?, singular_values(jm.as_ref())?);
+        let nb = smoothed_jacobian_spectrum(self.net, x, t, &SmoothedJacobianParams::improved_normal_bundle(seed))?;
+        let basis = Mat::<f64>::identity(v.d, v.d);
+        let ranges = v.ranges();
+        let stiff = |j: &Mat<f64>| block_stiffness(j.as_ref(), basis.as_ref(), &ranges);
+        let weights = |j: &Mat<f64>| -> Result<Vec<Vec<f64>>> {
+            v.marks().iter().map(|&k| Ok(block_weights_in_top(j.as_ref(), basis.as_ref(), &ranges, k)?)).collect()
+        };
+        Ok(PointResult {
+            point: name.into(),
+            t,
+            dist_exact: log_spectrum_distance(&net, &exact)?,
+            dist_empirical: log_spectrum_distance(&net, &empirical)?,
+            stiffness: [stiff(&jn)?, stiff(&je)?, stiff(&jm)?],
+            weights: weights(&jn)?,
+            weights_empirical: weights(&jm)?,
+            net,
+            net_nb: nb,
+            exact,
+            empirical,
+        })
+    }
+}

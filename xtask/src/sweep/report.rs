@@ -1,0 +1,334 @@
+//! `aggregate`: joins whatever job results exist into CSVs, plots and a summary.
+
+use super::measure::{JobResult, PointResult, Snapshot};
+use super::{result_path, Spec, Variant};
+use crate::out::FigureDir;
+use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
+use anyhow::Result;
+use geomem_spectral::{isotropic_tangent_weight, marked_gaps, normalize, stiffening};
+use std::fmt::Write;
+
+/// Results present on disk, in job order (missing jobs are skipped and counted).
+pub fn load(spec: &Spec, dir: &FigureDir) -> Result<(Vec<JobResult>, usize)> {
+    let mut out = Vec::new();
+    let mut missing = 0;
+    for j in spec.jobs() {
+        match std::fs::read_to_string(result_path(spec, &dir.dir, &j)) {
+            Ok(t) => out.push(serde_json::from_str(&t)?),
+            Err(_) => missing += 1,
+        }
+    }
+    Ok((out, missing))
+}
+
+fn fmt_list(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ")
+}
+
+/// Per-block stiffening of the net and of the empirical score (0 = exact, 1 = normal `1/t`).
+fn stiffenings(p: &PointResult, blocks: usize) -> (Vec<f64>, Vec<f64>) {
+    let [net, exact, emp] = &p.stiffness;
+    let f = |s: &[f64]| (0..blocks).map(|b| stiffening(s[b], exact[b], 1.0 / p.t)).collect();
+    (f(net), f(emp))
+}
+
+fn write_csvs(spec: &Spec, dir: &FigureDir, res: &[JobResult]) -> Result<()> {
+    let mut runs = dir.csv(
+        "runs.csv",
+        &["variant", "n", "seed", "step", "memorized_fraction", "train_loss", "heldout_loss", "loss_gap", "seconds"],
+    )?;
+    let mut spectra =
+        dir.csv("spectra.csv", &["variant", "n", "seed", "step", "point", "t", "field", "index", "value"])?;
+    let mut blocks = dir.csv(
+        "blocks.csv",
+        &[
+            "variant",
+            "n",
+            "seed",
+            "step",
+            "point",
+            "t",
+            "block",
+            "stiff_net",
+            "stiff_exact",
+            "stiff_empirical",
+            "stiffening_net",
+            "stiffening_empirical",
+        ],
+    )?;
+    let mut weights = dir.csv(
+        "weights.csv",
+        &["variant", "n", "seed", "step", "point", "t", "k", "block", "weight_net", "weight_empirical", "isotropic"],
+    )?;
+    for r in res {
+        let v = &spec.variants[r.job.variant];
+        let key = [v.label.clone(), r.job.n.to_string(), r.job.seed.to_string()];
+        for s in &r.snapshots {
+            let gap = s.heldout_loss - s.train_loss;
+            let row = [
+                s.step.to_string(),
+                s.memorized_fraction.to_string(),
+                s.train_loss.to_string(),
+                s.heldout_loss.to_string(),
+                gap.to_string(),
+                r.seconds.to_string(),
+            ];
+            runs.write_record(key.iter().chain(&row))?;
+            for p in &s.points {
+                let at = [s.step.to_string(), p.point.clone(), p.t.to_string()];
+                for (field, vals) in
+                    [("net", &p.net), ("net_nb", &p.net_nb), ("exact", &p.exact), ("empirical", &p.empirical)]
+                {
+                    for (i, x) in vals.iter().enumerate() {
+                        let rest = [field.to_string(), (i + 1).to_string(), format!("{x:e}")];
+                        spectra.write_record(key.iter().chain(&at).chain(&rest))?;
+                    }
+                }
+                let (sn, se) = stiffenings(p, v.blocks.len() + 1);
+                for b in 0..=v.blocks.len() {
+                    let rest = [
+                        b.to_string(),
+                        p.stiffness[0][b].to_string(),
+                        p.stiffness[1][b].to_string(),
+                        p.stiffness[2][b].to_string(),
+                        sn[b].to_string(),
+                        se[b].to_string(),
+                    ];
+                    blocks.write_record(key.iter().chain(&at).chain(&rest))?;
+                }
+                for (ki, &k) in v.marks().iter().enumerate() {
+                    let iso = isotropic_tangent_weight(v.d, v.m(), k);
+                    for b in 0..=v.blocks.len() {
+                        let rest = [
+                            k.to_string(),
+                            b.to_string(),
+                            p.weights[ki][b].to_string(),
+                            p.weights_empirical[ki][b].to_string(),
+                            iso.to_string(),
+                        ];
+                        weights.write_record(key.iter().chain(&at).chain(&rest))?;
+                    }
+                }
+            }
+        }
+    }
+    runs.flush()?;
+    spectra.flush()?;
+    blocks.flush()?;
+    weights.flush()?;
+    Ok(())
+}
+
+fn point<'a>(s: &'a Snapshot, name: &str, t: f64) -> Option<&'a PointResult> {
+    s.points.iter().find(|p| p.point == name && p.t == t)
+}
+
+/// `ln(s_k / s_{k+1})` of a sorted spectrum at the count `k` (the size of a marked gap).
+fn log_gap(s: &[f64], k: usize) -> f64 {
+    if k == 0 || k >= s.len() {
+        return f64::NAN;
+    }
+    (s[k - 1] / s[k]).ln()
+}
+
+/// Open marked gaps of a spectrum, as text.
+fn open_gaps(v: &Variant, s: &[f64]) -> Result<String> {
+    let marks = v.marks();
+    let open: Vec<String> = marked_gaps(s, &marks)?.open(&marks).iter().map(|p| p.to_string()).collect();
+    Ok(if open.is_empty() { "none".into() } else { open.join(", ") })
+}
+
+/// The final-step table of one variant.
+fn variant_table(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Result<String> {
+    let mut out = format!(
+        "### {} (d = {}, blocks (dim, variance) {:?}; marks {:?}; t = {t}, after {} steps)\n\n",
+        v.label,
+        v.d,
+        v.blocks,
+        v.marks(),
+        spec.total()
+    );
+    out.push_str("| N | seed | memorized | train loss | held-out loss | gap | open marks at 0 | log gap at d-m at 0: net / exact | d(net, exact) / d(net, emp) at 0 | at train pt | at held-out pt | stiffening net at 0 (blocks) | stiffening emp at 0 | stiffening net at train pt | emp at train pt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in res {
+        let s = r.snapshots.last().expect("a result has snapshots");
+        let (o, tr, h) = (point(s, "origin", t), point(s, "train", t), point(s, "heldout", t));
+        let (Some(o), Some(tr), Some(h)) = (o, tr, h) else { continue };
+        let (sn0, se0) = stiffenings(o, v.blocks.len());
+        let (snt, set) = stiffenings(tr, v.blocks.len());
+        writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.4} | {:.4} | {:.4} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} |",
+            r.job.n, r.job.seed, s.memorized_fraction, s.train_loss, s.heldout_loss, s.heldout_loss - s.train_loss,
+            open_gaps(v, &normalize(&o.net))?, log_gap(&o.net, v.d - v.m()), log_gap(&o.exact, v.d - v.m()), o.dist_exact, o.dist_empirical, tr.dist_exact, tr.dist_empirical,
+            h.dist_exact, h.dist_empirical, fmt_list(&sn0), fmt_list(&se0), fmt_list(&snt), fmt_list(&set)
+        )?;
+    }
+    Ok(out)
+}
+
+/// Per job: the first snapshot at which the samples are mostly memorized, and the first at
+/// which the net's spectrum at a training point is nearer the empirical than the exact one.
+fn onset_table(v: &Variant, res: &[&JobResult], t: f64) -> Result<String> {
+    let mut out = format!("Onsets for {} at t = {t} (first measured step; `-` = not within the run):\n\n| N | seed | memorized >= 0.5 | spectrum at train pt nearer empirical | spectrum at 0 nearer empirical | log gap at d-m = {} at 0 below half the exact score's |\n|---|---|---|---|---|---|\n", v.label, v.d - v.m());
+    let first = |r: &JobResult, f: &dyn Fn(&Snapshot) -> bool| {
+        r.snapshots.iter().find(|s| f(s)).map_or("-".to_string(), |s| s.step.to_string())
+    };
+    let k = v.d - v.m();
+    for r in res {
+        let near =
+            |name: &'static str| move |s: &Snapshot| point(s, name, t).is_some_and(|p| p.dist_empirical < p.dist_exact);
+        let gap = |s: &Snapshot| point(s, "origin", t).is_some_and(|p| log_gap(&p.net, k) < 0.5 * log_gap(&p.exact, k));
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.job.n,
+            r.job.seed,
+            first(r, &|s| s.memorized_fraction >= 0.5),
+            first(r, &near("train")),
+            first(r, &near("origin")),
+            first(r, &gap)
+        )?;
+    }
+    Ok(out)
+}
+
+fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Vec<Panel> {
+    let final_pts = |f: &dyn Fn(&Snapshot) -> f64| -> Vec<(f64, f64)> {
+        res.iter().map(|r| (r.job.n as f64, f(r.snapshots.last().expect("snapshots")))).collect()
+    };
+    let dist = |name: &'static str, emp: bool| {
+        move |s: &Snapshot| point(s, name, t).map_or(f64::NAN, |p| if emp { p.dist_empirical } else { p.dist_exact })
+    };
+    let by_n = |f: &dyn Fn(&Snapshot) -> f64| -> Vec<Series> {
+        res.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let u = i as f64 / (res.len().max(2) - 1) as f64;
+                Series::line(r.snapshots.iter().map(|s| (s.step as f64, f(s))).collect(), viridis(0.9 * u))
+                    .labeled(format!("N = {}", r.job.n))
+            })
+            .collect()
+    };
+    let panel = |title: String, x: &str, y: &str, log_x: bool, series: Vec<Series>| Panel {
+        title,
+        x_label: x.into(),
+        y_label: y.into(),
+        log_x,
+        series,
+        ..Panel::default()
+    };
+    let gap = |s: &Snapshot| s.heldout_loss - s.train_loss;
+    vec![
+        panel(
+            format!("{}: after {} steps", v.label, spec.total()),
+            "N",
+            "fraction / loss gap",
+            true,
+            vec![
+                Series::line(final_pts(&|s| s.memorized_fraction), GAP_COLORS[2]).labeled("memorized fraction"),
+                Series::line(final_pts(&gap), GAP_COLORS[0]).labeled("held-out - train loss"),
+            ],
+        ),
+        panel(
+            format!("{}: memorized fraction", v.label),
+            "training steps",
+            "fraction",
+            true,
+            by_n(&|s| s.memorized_fraction),
+        ),
+        panel(format!("{}: held-out - train DSM loss", v.label), "training steps", "loss gap", true, by_n(&gap)),
+        panel(
+            format!("{}: log-spectrum distance at a training point, t = {t}", v.label),
+            "N",
+            "RMS log distance",
+            true,
+            vec![
+                Series::line(final_pts(&dist("train", false)), GAP_COLORS[0]).labeled("to exact score"),
+                Series::line(final_pts(&dist("train", true)), GAP_COLORS[2]).labeled("to empirical score"),
+                Series::line(final_pts(&dist("origin", false)), GAP_COLORS[0]).dashed().labeled("to exact, x0 = 0"),
+                Series::line(final_pts(&dist("origin", true)), GAP_COLORS[2]).dashed().labeled("to empirical, x0 = 0"),
+            ],
+        ),
+    ]
+}
+
+fn spectra_panels(v: &Variant, res: &[&JobResult], t: f64) -> Vec<Panel> {
+    ["origin", "train", "heldout"]
+        .iter()
+        .map(|&name| {
+            let mut series: Vec<Series> = res
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let p = point(r.snapshots.last()?, name, t)?;
+                    let u = i as f64 / (res.len().max(2) - 1) as f64;
+                    let pts = normalize(&p.net).iter().enumerate().map(|(k, &x)| ((k + 1) as f64, x)).collect();
+                    Some(Series::line(pts, viridis(0.9 * u)).labeled(format!("net N = {}", r.job.n)))
+                })
+                .collect();
+            if let Some(p) = res.first().and_then(|r| point(r.snapshots.last()?, name, t)) {
+                let pts = normalize(&p.exact).iter().enumerate().map(|(k, &x)| ((k + 1) as f64, x)).collect();
+                series.push(Series::line(pts, GAP_COLORS[0]).dashed().labeled("exact score"));
+            }
+            let vlines = v
+                .marks()
+                .iter()
+                .zip(GAP_COLORS)
+                .map(|(&k, c)| VLine { x: k as f64 + 0.5, color: c, label: format!("{k}") })
+                .collect();
+            Panel {
+                title: format!("{} at {name}, t = {t}", v.label),
+                x_label: "index k".into(),
+                y_label: "s_k / s_1".into(),
+                log_y: true,
+                series,
+                vlines,
+                ..Panel::default()
+            }
+        })
+        .collect()
+}
+
+/// Writes CSVs, plots and `summary.md` from the results present; returns the summary.
+pub fn aggregate(spec: &Spec, dir: &FigureDir, header: &str) -> Result<String> {
+    let (res, missing) = load(spec, dir)?;
+    write_csvs(spec, dir, &res)?;
+    let t = spec.times.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut summary = format!(
+        "{header}\n\n{} of {} jobs present{}.\n\n",
+        res.len(),
+        res.len() + missing,
+        if missing > 0 { " (the others have not run: aggregate again when they have)" } else { "" }
+    );
+    let (mut trans, mut spectra) = (Vec::new(), Vec::new());
+    for (vi, v) in spec.variants.iter().enumerate() {
+        let mine: Vec<&JobResult> = res.iter().filter(|r| r.job.variant == vi).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for &tt in &spec.times {
+            summary.push_str(&variant_table(spec, v, &mine, tt)?);
+            summary.push('\n');
+            summary.push_str(&onset_table(v, &mine, tt)?);
+            summary.push('\n');
+        }
+        trans.extend(transition_panels(spec, v, &mine, t));
+        spectra.extend(spectra_panels(v, &mine, t));
+    }
+    if !trans.is_empty() {
+        save_panels(
+            &dir.path("transition"),
+            &format!("{}: memorization against N and training steps", spec.name),
+            &trans,
+            4,
+        )?;
+        save_panels(
+            &dir.path("spectra"),
+            &format!("{}: trained-net Jacobian spectra (autodiff), t = {t}", spec.name),
+            &spectra,
+            3,
+        )?;
+    }
+    dir.write_text("summary.md", &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,102 @@
+//! A sweep split into shards, run in any order, gives the results of one unsharded run; a
+//! finished job is not run again; `aggregate` joins the shards.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SPEC: &str = r#"
+name = "tiny"
+sizes = [3, 6]
+seeds = 2
+snapshots = [20, 40]
+lr = 3e-3
+times = [0.1]
+samples = 4
+sample_steps = 5
+heldout = 3
+
+[[variants]]
+label = "1+2"
+d = 6
+blocks = [[1, 1.0], [2, 0.3]]
+"#;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("geomem-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn xtask(args: &[&str], out: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).arg("--out").arg(out).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Every job's snapshots (the measured numbers, without the wall time).
+fn results(out: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut v: Vec<_> = std::fs::read_dir(out.join("tiny/jobs"))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let j: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("result.json")).unwrap()).unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), j["snapshots"].clone())
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn shards_in_any_order_equal_one_run() {
+    let root = tmp("shards");
+    let spec = root.join("tiny.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let s = spec.to_str().unwrap();
+    let (one, split) = (root.join("one"), root.join("split"));
+    xtask(&["run", s, "--workers", "2"], &one);
+    xtask(&["run", s, "--shard", "1/2", "--workers", "1"], &split);
+    assert_eq!(results(&split).len(), 2, "shard 1/2 runs half of the 4 jobs");
+    xtask(&["run", s, "--shard", "0/2", "--workers", "1"], &split);
+    xtask(&["aggregate", s], &split);
+    let (a, b) = (results(&one), results(&split));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+    // The aggregate tables agree too (runs.csv without its wall-time column).
+    let strip = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("tiny/runs.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(strip(&one), strip(&split));
+    // A finished job is skipped: running again leaves its result untouched.
+    let r = split.join("tiny/jobs/1_2_N3_s0/result.json");
+    let before = std::fs::metadata(&r).unwrap().modified().unwrap();
+    xtask(&["run", s, "--shard", "0/2"], &split);
+    assert_eq!(std::fs::metadata(&r).unwrap().modified().unwrap(), before);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn bad_specs_and_shards_fail_cleanly() {
+    let root = tmp("bad");
+    let spec = root.join("bad.toml");
+    std::fs::write(&spec, SPEC.replace("snapshots = [20, 40]", "snapshots = [40, 20]")).unwrap();
+    for args in [vec!["run", spec.to_str().unwrap()], vec!["run", "missing.toml"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).arg("--out").arg(&root).output().unwrap();
+        assert!(!o.status.success() && o.status.code() != Some(101), "{args:?}");
+    }
+    std::fs::write(&spec, SPEC).unwrap();
+    for shard in ["2/2", "x", "auto"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["run", spec.to_str().unwrap(), "--shard", shard])
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .output()
+            .unwrap();
+        assert!(!o.status.success() && o.status.code() != Some(101), "--shard {shard}");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
