@@ -217,38 +217,25 @@ fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Ve
         series,
         ..Panel::default()
     };
-    let gap = |s: &Snapshot| s.heldout_loss - s.train_loss;
+    let ratio = |s: &Snapshot| s.heldout_loss / s.train_loss;
+    let mem = |s: &Snapshot| s.memorized_fraction;
+    let log_y = |mut p: Panel| {
+        p.log_y = true;
+        p
+    };
     vec![
-        panel(
-            format!("{}: after {} steps", v.label, spec.total()),
-            "N",
-            "fraction / loss gap",
-            true,
-            vec![
-                Series::line(final_pts(&|s| s.memorized_fraction), GAP_COLORS[2]).labeled("memorized fraction"),
-                Series::line(final_pts(&gap), GAP_COLORS[0]).labeled("held-out - train loss"),
-            ],
-        ),
-        panel(
-            format!("{}: memorized fraction", v.label),
-            "training steps",
-            "fraction",
-            true,
-            by_n(&|s| s.memorized_fraction),
-        ),
-        panel(format!("{}: held-out - train DSM loss", v.label), "training steps", "loss gap", true, by_n(&gap)),
-        panel(
-            format!("{}: log-spectrum distance at a training point, t = {t}", v.label),
-            "N",
-            "RMS log distance",
-            true,
-            vec![
-                Series::line(final_pts(&dist("train", false)), GAP_COLORS[0]).labeled("to exact score"),
-                Series::line(final_pts(&dist("train", true)), GAP_COLORS[2]).labeled("to empirical score"),
-                Series::line(final_pts(&dist("origin", false)), GAP_COLORS[0]).dashed().labeled("to exact, x0 = 0"),
-                Series::line(final_pts(&dist("origin", true)), GAP_COLORS[2]).dashed().labeled("to empirical, x0 = 0"),
-            ],
-        ),
+        panel(format!("{}: memorized fraction, {} steps", v.label, spec.total()), "N", "fraction", true,
+              vec![Series::line(final_pts(&mem), GAP_COLORS[2]).labeled("memorized (ratio < 1/3)")]),
+        log_y(panel(format!("{}: held-out / train DSM loss", v.label), "N", "loss ratio", true,
+              vec![Series::line(final_pts(&ratio), GAP_COLORS[0]).labeled(format!("after {} steps", spec.total()))])),
+        panel(format!("{}: memorized fraction", v.label), "training steps", "fraction", true, by_n(&mem)),
+        log_y(panel(format!("{}: held-out / train DSM loss", v.label), "training steps", "loss ratio", true, by_n(&ratio))),
+        panel(format!("{}: log-spectrum distance, t = {t}", v.label), "N", "RMS log distance", true, vec![
+            Series::line(final_pts(&dist("train", false)), GAP_COLORS[0]).labeled("to exact, training pt"),
+            Series::line(final_pts(&dist("train", true)), GAP_COLORS[2]).labeled("to empirical, training pt"),
+            Series::line(final_pts(&dist("origin", false)), GAP_COLORS[0]).dashed().labeled("to exact, x0 = 0"),
+            Series::line(final_pts(&dist("origin", true)), GAP_COLORS[2]).dashed().labeled("to empirical, x0 = 0"),
+        ]),
     ]
 }
 
