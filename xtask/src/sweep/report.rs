@@ -224,18 +224,40 @@ fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Ve
         p
     };
     vec![
-        panel(format!("{}: memorized fraction, {} steps", v.label, spec.total()), "N", "fraction", true,
-              vec![Series::line(final_pts(&mem), GAP_COLORS[2]).labeled("memorized (ratio < 1/3)")]),
-        log_y(panel(format!("{}: held-out / train DSM loss", v.label), "N", "loss ratio", true,
-              vec![Series::line(final_pts(&ratio), GAP_COLORS[0]).labeled(format!("after {} steps", spec.total()))])),
+        panel(
+            format!("{}: memorized fraction, {} steps", v.label, spec.total()),
+            "N",
+            "fraction",
+            true,
+            vec![Series::line(final_pts(&mem), GAP_COLORS[2]).labeled("memorized (ratio < 1/3)")],
+        ),
+        log_y(panel(
+            format!("{}: held-out / train DSM loss", v.label),
+            "N",
+            "loss ratio",
+            true,
+            vec![Series::line(final_pts(&ratio), GAP_COLORS[0]).labeled(format!("after {} steps", spec.total()))],
+        )),
         panel(format!("{}: memorized fraction", v.label), "training steps", "fraction", true, by_n(&mem)),
-        log_y(panel(format!("{}: held-out / train DSM loss", v.label), "training steps", "loss ratio", true, by_n(&ratio))),
-        panel(format!("{}: log-spectrum distance, t = {t}", v.label), "N", "RMS log distance", true, vec![
-            Series::line(final_pts(&dist("train", false)), GAP_COLORS[0]).labeled("to exact, training pt"),
-            Series::line(final_pts(&dist("train", true)), GAP_COLORS[2]).labeled("to empirical, training pt"),
-            Series::line(final_pts(&dist("origin", false)), GAP_COLORS[0]).dashed().labeled("to exact, x0 = 0"),
-            Series::line(final_pts(&dist("origin", true)), GAP_COLORS[2]).dashed().labeled("to empirical, x0 = 0"),
-        ]),
+        log_y(panel(
+            format!("{}: held-out / train DSM loss", v.label),
+            "training steps",
+            "loss ratio",
+            true,
+            by_n(&ratio),
+        )),
+        panel(
+            format!("{}: log-spectrum distance, t = {t}", v.label),
+            "N",
+            "RMS log distance",
+            true,
+            vec![
+                Series::line(final_pts(&dist("train", false)), GAP_COLORS[0]).labeled("to exact, training pt"),
+                Series::line(final_pts(&dist("train", true)), GAP_COLORS[2]).labeled("to empirical, training pt"),
+                Series::line(final_pts(&dist("origin", false)), GAP_COLORS[0]).dashed().labeled("to exact, x0 = 0"),
+                Series::line(final_pts(&dist("origin", true)), GAP_COLORS[2]).dashed().labeled("to empirical, x0 = 0"),
+            ],
+        ),
     ]
 }
 
