@@ -162,6 +162,9 @@ pub fn decode<B: AutodiffBackend>(
     Ok(TrainState { model, ema, optim, step })
 }
 
+/// Weights, EMA weights and Adam state of a module.
+pub(crate) type Parts<B, M> = (M, <M as AutodiffModule<B>>::InnerModule, OptimizerAdaptor<Adam, M, B>);
+
 /// Loads the three records of a checkpoint into skeletons of the right shapes.
 pub(crate) fn load_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
     path: &Path,
@@ -169,7 +172,7 @@ pub(crate) fn load_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: M,
     ema: M::InnerModule,
     device: &B::Device,
-) -> Result<(M, M::InnerModule, OptimizerAdaptor<Adam, M, B>)> {
+) -> Result<Parts<B, M>> {
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let rec = Rec::default();
     let model = load_checked(

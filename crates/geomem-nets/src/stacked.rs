@@ -109,7 +109,7 @@ impl<B: Backend> StackedMlp<B> {
             }
         }
         let layer = |f: &dyn Fn(&ResidualMlp<B>) -> &Linear<B>| {
-            StackedLinear::stack(&nets.iter().map(|n| f(n)).collect::<Vec<_>>())
+            StackedLinear::stack(&nets.iter().map(f).collect::<Vec<_>>())
         };
         let blocks = (0..first.blocks.len())
             .map(|k| Ok(StackedBlock { l1: layer(&|n| &n.blocks[k].l1)?, l2: layer(&|n| &n.blocks[k].l2)? }))
@@ -225,7 +225,8 @@ impl<B: AutodiffBackend> StackedTrainState<B> {
             let (ci, em) = host_conditioning(e, self.model.sigma_data_micro as f64 * 1e-6, &draw.sigma);
             // x c_in on the host: the same f32 product the unstacked network forms.
             xt.extend(draw.xt.chunks(d).zip(&ci).flat_map(|(row, c)| row.iter().map(move |v| v * c)));
-            (eps.extend(draw.eps), emb.extend(em));
+            eps.extend(draw.eps);
+            emb.extend(em);
         }
         let t = |v: Vec<f32>, w: usize| Tensor::<B, 3>::from_data(TensorData::new(v, [m, b, w]), device);
         let pred = self.model.forward_scaled(t(xt, d), t(emb, e));

@@ -165,9 +165,9 @@ mod tests {
         assert!(log_spectrum_distance(&[f64::NAN], &[1.0]).is_err());
         let j = Mat::<f64>::zeros(3, 3);
         let q = Mat::<f64>::identity(3, 3);
-        assert!(block_stiffness(j.as_ref(), q.as_ref(), &[0..4]).is_err());
-        assert!(block_stiffness(j.as_ref(), Mat::<f64>::identity(2, 2).as_ref(), &[0..1]).is_err());
-        assert!(block_weights_in_top(j.as_ref(), q.as_ref(), &[0..1], 0).is_err());
+        assert!(block_stiffness(j.as_ref(), q.as_ref(), &[0..4, 0..1]).is_err());
+        assert!(block_stiffness(j.as_ref(), Mat::<f64>::identity(2, 2).as_ref(), &[0..1, 1..2]).is_err());
+        assert!(block_weights_in_top(j.as_ref(), q.as_ref(), &[0..1, 1..2], 0).is_err());
         assert!(stiffening(1.0, 2.0, 2.0).is_nan());
     }
 }
