@@ -108,9 +108,8 @@ impl<B: Backend> StackedMlp<B> {
                 return Err(NetsError::Data("stacked networks must share one configuration".into()));
             }
         }
-        let layer = |f: &dyn Fn(&ResidualMlp<B>) -> &Linear<B>| {
-            StackedLinear::stack(&nets.iter().map(f).collect::<Vec<_>>())
-        };
+        let layer =
+            |f: &dyn Fn(&ResidualMlp<B>) -> &Linear<B>| StackedLinear::stack(&nets.iter().map(f).collect::<Vec<_>>());
         let blocks = (0..first.blocks.len())
             .map(|k| Ok(StackedBlock { l1: layer(&|n| &n.blocks[k].l1)?, l2: layer(&|n| &n.blocks[k].l2)? }))
             .collect::<Result<Vec<_>>>()?;
