@@ -28,7 +28,16 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn xtask(args: &[&str], out: &Path) {
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).arg("--out").arg(out).output().unwrap();
+    xtask_env(args, out, &[]);
+}
+
+fn xtask_env(args: &[&str], out: &Path, env: &[(&str, &str)]) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args(args).arg("--out").arg(out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -55,8 +64,11 @@ fn shards_in_any_order_equal_one_run() {
     let s = spec.to_str().unwrap();
     let (one, split) = (root.join("one"), root.join("split"));
     xtask(&["run", s, "--workers", "2"], &one);
-    xtask(&["run", s, "--shard", "1/2", "--workers", "1"], &split);
-    assert_eq!(results(&split).len(), 2, "shard 1/2 runs half of the 4 jobs");
+    // Shard 1 of 2 as the second task of a SLURM array 4-5 (`--shard auto`), then shard 0.
+    let slurm = [("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "4"), ("SLURM_ARRAY_TASK_COUNT", "2")];
+    xtask_env(&["run", s, "--shard", "auto", "--workers", "1"], &split, &slurm);
+    let names: Vec<String> = results(&split).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, ["1_2_N3_s1", "1_2_N6_s1"], "shard 1/2 runs jobs 1 and 3 of 4");
     xtask(&["run", s, "--shard", "0/2", "--workers", "1"], &split);
     xtask(&["aggregate", s], &split);
     let (a, b) = (results(&one), results(&split));

@@ -3,13 +3,12 @@
 
 use crate::error::{param, Result};
 use crate::model::ResidualMlp;
-use crate::train::HostData;
+use crate::train::{log_uniform_sigmas, noisy_rows, HostData};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use faer::MatRef;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
+use rand::SeedableRng;
 
 /// Draws of [`dsm_loss`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,21 +39,13 @@ pub fn dsm_loss<B: Backend>(
     let ok = p.sigma_min > 0.0 && p.sigma_max > p.sigma_min && p.sigma_max.is_finite();
     param("sigma range", format!("[{}, {}]", p.sigma_min, p.sigma_max), ok, "0 < sigma_min < sigma_max < inf")?;
     let host = HostData::new(data, model.d)?;
-    let (d, (lmin, lmax)) = (host.d, (p.sigma_min.ln(), p.sigma_max.ln()));
+    let d = host.d;
     let mut rng = StdRng::seed_from_u64(p.seed);
     let mut total = 0.0;
     for start in (0..p.draws).step_by(4096) {
         let b = 4096.min(p.draws - start);
-        let sigma: Vec<f32> = (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect();
-        let (mut xt, mut eps) = (Vec::with_capacity(b * d), Vec::with_capacity(b * d));
-        for (k, s) in sigma.iter().enumerate() {
-            let i = (start + k) % host.n;
-            for j in 0..d {
-                let e: f32 = StandardNormal.sample(&mut rng);
-                eps.push(e);
-                xt.push(host.values[i * d + j] + s * e);
-            }
-        }
+        let sigma = log_uniform_sigmas(&mut rng, b, p.sigma_min, p.sigma_max);
+        let (xt, eps) = noisy_rows(&mut rng, &host, &sigma, |_, k| (start + k) % host.n);
         let (cin, emb) = model.conditioning(&sigma, device);
         let xt = Tensor::<B, 2>::from_data(TensorData::new(xt, [b, d]), device);
         let eps = Tensor::<B, 2>::from_data(TensorData::new(eps, [b, d]), device);

@@ -189,21 +189,37 @@ pub(crate) struct Draw {
 impl Draw {
     pub(crate) fn new(data: &HostData, cfg: &TrainConfig, step: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(mix(cfg.seed, step));
-        let (b, d) = (cfg.batch_size, data.d);
-        let (lmin, lmax) = (cfg.sigma_min.ln(), cfg.sigma_max.ln());
-        let sigma: Vec<f32> = (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect();
-        let mut xt = Vec::with_capacity(b * d);
-        let mut eps = Vec::with_capacity(b * d);
-        for s in &sigma {
-            let i = rng.random_range(0..data.n);
-            for j in 0..d {
-                let e: f32 = StandardNormal.sample(&mut rng);
-                eps.push(e);
-                xt.push(data.values[i * d + j] + s * e);
-            }
-        }
+        let sigma = log_uniform_sigmas(&mut rng, cfg.batch_size, cfg.sigma_min, cfg.sigma_max);
+        let (xt, eps) = noisy_rows(&mut rng, data, &sigma, |rng, _| rng.random_range(0..data.n));
         Self { sigma, xt, eps }
     }
+}
+
+/// `b` noise levels with `ln σ` uniform on `[ln σ_min, ln σ_max]`.
+pub(crate) fn log_uniform_sigmas(rng: &mut StdRng, b: usize, sigma_min: f64, sigma_max: f64) -> Vec<f32> {
+    let (lmin, lmax) = (sigma_min.ln(), sigma_max.ln());
+    (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect()
+}
+
+/// Noisy inputs `x_i + σ_k ε_k` and noises `ε_k` (row-major, one row per `σ_k`), the data
+/// row of draw `k` given by `row(rng, k)` (drawn before its noise).
+pub(crate) fn noisy_rows(
+    rng: &mut StdRng,
+    data: &HostData,
+    sigma: &[f32],
+    mut row: impl FnMut(&mut StdRng, usize) -> usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let d = data.d;
+    let (mut xt, mut eps) = (Vec::with_capacity(sigma.len() * d), Vec::with_capacity(sigma.len() * d));
+    for (k, s) in sigma.iter().enumerate() {
+        let i = row(rng, k);
+        for j in 0..d {
+            let e: f32 = StandardNormal.sample(rng);
+            eps.push(e);
+            xt.push(data.values[i * d + j] + s * e);
+        }
+    }
+    (xt, eps)
 }
 
 /// The training data as a row-major `f32` buffer, checked.

@@ -49,9 +49,25 @@ fn stacked_nets_equal_nets_trained_alone() {
     let sets = [data(3, 5, 1), data(7, 5, 2), data(20, 5, 3)];
     let cfgs = [cfg(11, 40), cfg(12, 40), cfg(13, 40)];
     let refs: Vec<_> = sets.iter().map(|m| m.as_ref()).collect();
-    let stacked = train_stacked::<B>(&refs, &cfgs, None, &dev, &mut |_| ControlFlow::Continue(())).unwrap();
+    let mut stacked_losses = Vec::new();
+    let stacked = train_stacked::<B>(&refs, &cfgs, None, &dev, &mut |r| {
+        stacked_losses.push(r.losses.clone());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(stacked_losses.len(), 8, "one row per log_every = 5 steps");
     for m in 0..3 {
-        let alone = train::<B>(sets[m].as_ref(), &cfgs[m], None, &dev, &mut |_| ControlFlow::Continue(())).unwrap();
+        let mut losses = Vec::new();
+        let alone = train::<B>(sets[m].as_ref(), &cfgs[m], None, &dev, &mut |r| {
+            losses.push(r.loss);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        // The logged batch losses agree too (Adam would hide a wrongly scaled loss in the
+        // weights; the loss values show it).
+        for (row, l) in stacked_losses.iter().zip(&losses) {
+            assert!((row[m] - l).abs() < 1e-4 * l.abs().max(1.0), "net {m}: loss {} vs {l}", row[m]);
+        }
         let (a, s) = (values(&alone.model), values(&stacked.model.net(m).unwrap()));
         assert!(max_rel_diff(&a, &s) < 1e-4, "net {m}: weights differ by {}", max_rel_diff(&a, &s));
         let (a, s) = (values(&alone.ema), values(&stacked.ema_net(m).unwrap()));

@@ -50,28 +50,29 @@ pub fn block_stiffness(j: MatRef<'_, f64>, basis: MatRef<'_, f64>, ranges: &[Ran
 }
 
 /// Weight `‖Q_Bᵀ V_k‖²_F / dim B` of each block in the span of the `k` right singular vectors
-/// of `j` with the largest singular values.
+/// of `j` with the largest singular values, for every `k` of `ks` (one SVD for all):
+/// `out[i][b]` is block `b`'s weight for `ks[i]`.
 ///
 /// # Errors
-/// As [`block_stiffness`]; [`SpectralError::InvalidParameter`] for `k = 0` or `k > d`;
+/// As [`block_stiffness`]; [`SpectralError::InvalidParameter`] for a `k = 0` or `k > d`;
 /// [`SpectralError::SvdNoConvergence`].
 pub fn block_weights_in_top(
     j: MatRef<'_, f64>,
     basis: MatRef<'_, f64>,
     ranges: &[Range<usize>],
-    k: usize,
-) -> Result<Vec<f64>> {
+    ks: &[usize],
+) -> Result<Vec<Vec<f64>>> {
     check_blocks(j, basis, ranges)?;
-    param("k", k, k >= 1 && k <= j.nrows(), "must lie in 1..=d")?;
+    for &k in ks {
+        param("k", k, k >= 1 && k <= j.nrows(), "must lie in 1..=d")?;
+    }
     let svd = j.svd().map_err(|_| SpectralError::SvdNoConvergence)?;
-    // faer sorts singular values in decreasing order.
-    let v = svd.V().subcols(0, k);
-    Ok(ranges
+    // faer sorts singular values in decreasing order; Q_Bᵀ V once, then prefix sums of
+    // squared columns give every k.
+    let qtv: Vec<_> = ranges.iter().map(|r| basis.subcols(r.start, r.len()).transpose() * svd.V()).collect();
+    Ok(ks
         .iter()
-        .map(|r| {
-            let qtv = basis.subcols(r.start, r.len()).transpose() * v;
-            qtv.squared_norm_l2() / r.len() as f64
-        })
+        .map(|&k| ranges.iter().zip(&qtv).map(|(r, m)| m.subcols(0, k).squared_norm_l2() / r.len() as f64).collect())
         .collect())
 }
 
@@ -135,9 +136,10 @@ mod tests {
             assert!((got - want).abs() < 1e-10 * want, "{got} vs {want}");
         }
         // The 3 stiffest directions are the normal block; the 6 stiffest add the 0.3 block.
-        let w = block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, 3).unwrap();
+        let both = block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, &[3, 6]).unwrap();
+        let w = &both[0];
         assert!((w[2] - 1.0).abs() < 1e-10 && w[0] < 1e-10 && w[1] < 1e-10, "{w:?}");
-        let w = block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, 6).unwrap();
+        let w = &both[1];
         assert!((w[1] - 1.0).abs() < 1e-10 && w[0] < 1e-10, "{w:?}");
         assert!((stiffening(s[1], 1.0 / 0.31, 1.0 / 0.01)).abs() < 1e-12);
         assert!((stiffening(s[2], 1.0 / 0.31, 1.0 / 0.01) - 1.0).abs() < 1e-12);
@@ -150,7 +152,7 @@ mod tests {
         let q = rotation(d, 1);
         let j = Mat::from_fn(d, d, |i, k| if i == k { -1.0 } else { 0.0 });
         let ranges = [0..2, 2..6];
-        let w = block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, 3).unwrap();
+        let w = &block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, &[3]).unwrap()[0];
         assert!((w[0] * 2.0 + w[1] * 4.0 - 3.0).abs() < 1e-10, "{w:?}");
         assert_eq!(isotropic_tangent_weight(30, 7, 25), 2.0 / 7.0);
         assert_eq!(isotropic_tangent_weight(30, 7, 20), 0.0);
@@ -167,7 +169,8 @@ mod tests {
         let q = Mat::<f64>::identity(3, 3);
         assert!(block_stiffness(j.as_ref(), q.as_ref(), &[0..4, 0..1]).is_err());
         assert!(block_stiffness(j.as_ref(), Mat::<f64>::identity(2, 2).as_ref(), &[0..1, 1..2]).is_err());
-        assert!(block_weights_in_top(j.as_ref(), q.as_ref(), &[0..1, 1..2], 0).is_err());
+        assert!(block_weights_in_top(j.as_ref(), q.as_ref(), &[0..1, 1..2], &[2, 0]).is_err());
+        assert!(block_weights_in_top(j.as_ref(), q.as_ref(), &[0..1, 1..2], &[4]).is_err());
         assert!(stiffening(1.0, 2.0, 2.0).is_nan());
     }
 }

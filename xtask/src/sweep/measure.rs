@@ -111,12 +111,9 @@ impl Fields<'_> {
         let (net, exact, empirical) =
             (singular_values(jn.as_ref())?, singular_values(je.as_ref())?, singular_values(jm.as_ref())?);
         let nb = smoothed_jacobian_spectrum(self.net, x, t, &SmoothedJacobianParams::improved_normal_bundle(seed))?;
-        let basis = Mat::<f64>::identity(v.d, v.d);
-        let ranges = v.ranges();
-        let stiff = |j: &Mat<f64>| block_stiffness(j.as_ref(), basis.as_ref(), &ranges);
-        let weights = |j: &Mat<f64>| -> Result<Vec<Vec<f64>>> {
-            v.marks().iter().map(|&k| Ok(block_weights_in_top(j.as_ref(), basis.as_ref(), &ranges, k)?)).collect()
-        };
+        let (basis, ranges, marks) = (self.identity.as_mat(), v.ranges(), v.marks());
+        let stiff = |j: &Mat<f64>| block_stiffness(j.as_ref(), basis, &ranges);
+        let weights = |j: &Mat<f64>| block_weights_in_top(j.as_ref(), basis, &ranges, &marks);
         Ok(PointResult {
             point: name.into(),
             t,

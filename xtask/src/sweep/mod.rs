@@ -89,18 +89,10 @@ impl Variant {
         r.push(self.m()..self.d);
         r
     }
-    /// Counts of stiff directions when the normal space, then each block from the lowest
-    /// variance up, is stiff: `d - m`, `d - m + m_low`, … (the figures' marked gaps).
+    /// The marked gap positions (`LinearManifold::gap_positions`: `d - m`, then
+    /// `d - m + m_low`, …). Empty for a variant that `Spec::check` would refuse.
     pub fn marks(&self) -> Vec<usize> {
-        let mut b = self.blocks.clone();
-        b.sort_by(|x, y| x.1.total_cmp(&y.1));
-        let mut acc = self.d - self.m();
-        let mut out = vec![acc];
-        for x in b.iter().take(b.len().saturating_sub(1)) {
-            acc += x.0;
-            out.push(acc);
-        }
-        out
+        self.manifold().map(|m| m.gap_positions()).unwrap_or_default()
     }
 }
 

@@ -84,15 +84,17 @@ fn write_csvs(spec: &Spec, dir: &FigureDir, res: &[JobResult]) -> Result<()> {
                         spectra.write_record(key.iter().chain(&at).chain(&rest))?;
                     }
                 }
-                let (sn, se) = stiffenings(p, v.blocks.len() + 1);
+                // Stiffening is defined for the tangent blocks (the normal block is the reference).
+                let (sn, se) = stiffenings(p, v.blocks.len());
+                let cell = |x: &[f64], b: usize| x.get(b).map_or(String::new(), |v| v.to_string());
                 for b in 0..=v.blocks.len() {
                     let rest = [
                         b.to_string(),
                         p.stiffness[0][b].to_string(),
                         p.stiffness[1][b].to_string(),
                         p.stiffness[2][b].to_string(),
-                        sn[b].to_string(),
-                        se[b].to_string(),
+                        cell(&sn, b),
+                        cell(&se, b),
                     ];
                     blocks.write_record(key.iter().chain(&at).chain(&rest))?;
                 }
