@@ -30,7 +30,7 @@ pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::TrainedScore;
 pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
-pub use sampling::{memorization, sample, Memorization, Sampler, SamplingParams};
+pub use sampling::{sample, Sampler, SamplingParams};
 pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
 };

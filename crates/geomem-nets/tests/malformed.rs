@@ -176,18 +176,6 @@ fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
 }
 
 #[test]
-fn non_finite_samples_are_not_memorised() {
-    let train_pts = data(10, 3);
-    let mut s = Mat::<f64>::zeros(2, 3);
-    s[(1, 2)] = f64::NAN;
-    assert!(matches!(memorization(s.as_ref(), train_pts.as_ref(), 1.0 / 3.0), Err(NetsError::Data(_))));
-    s[(1, 2)] = f64::INFINITY;
-    assert!(matches!(memorization(s.as_ref(), train_pts.as_ref(), 1.0 / 3.0), Err(NetsError::Data(_))));
-    s[(1, 2)] = 0.0;
-    assert!(memorization(s.as_ref(), train_pts.as_ref(), 1.0 / 3.0).is_ok());
-}
-
-#[test]
 fn trained_field_refuses_bad_points_and_times() {
     let c = cfg(3, 10);
     let f = TrainedScore::<B>::new(go(&data(20, 3), &c, None).unwrap().ema, dev());

@@ -280,14 +280,3 @@ fn samplers_reproduce_a_gaussian() {
     assert!(sample(&g, 1, &SamplingParams::default().steps(0)).is_err());
 }
 
-#[test]
-fn memorization_measure() {
-    let train_pts = gaussian_data(&[1.0, 1.0, 1.0], 50, 7);
-    let copies = Mat::from_fn(50, 3, |i, j| train_pts[(i, j)] + 1e-4);
-    let m = memorization(copies.as_ref(), train_pts.as_ref(), 1.0 / 3.0).unwrap();
-    assert_eq!(m.fraction_memorized, 1.0);
-    let fresh = gaussian_data(&[1.0, 1.0, 1.0], 500, 8);
-    let f = memorization(fresh.as_ref(), train_pts.as_ref(), 1.0 / 3.0).unwrap();
-    assert!(f.fraction_memorized < 0.2, "{}", f.fraction_memorized);
-    assert!(memorization(fresh.as_ref(), train_pts.subrows(0, 1), 0.3).is_err());
-}

@@ -6,7 +6,8 @@ use super::{Job, JobData, Spec, Variant};
 use crate::backend::{self, Inner, Train};
 use anyhow::Result;
 use faer::Mat;
-use geomem_nets::{dsm_loss, memorization, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
+use geomem_lid::memorization;
+use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
     block_stiffness, block_weights_in_top, log_spectrum_distance, pointwise_jacobian, singular_values,

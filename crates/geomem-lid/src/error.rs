@@ -1,0 +1,72 @@
+//! The error type of `geomem-lid`.
+use geomem_score::ScoreError;
+use geomem_spectral::SpectralError;
+
+/// Errors raised by the LID estimators.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LidError {
+    /// An error of the score field being probed.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    /// An error of a spectral estimator (the Normal Bundle dimension).
+    #[error(transparent)]
+    Spectral(#[from] SpectralError),
+    /// A parameter outside its allowed range.
+    #[error("invalid parameter {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Parameter name.
+        name: &'static str,
+        /// Its value, printed.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// Points that cannot be used: empty, of the wrong width, or with a NaN or infinite
+    /// coordinate.
+    #[error("invalid {what}: {reason}")]
+    Data {
+        /// Which input.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Result alias of `geomem-lid`.
+pub type Result<T> = std::result::Result<T, LidError>;
+
+pub(crate) fn param(name: &'static str, value: impl ToString, ok: bool, reason: &'static str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(LidError::InvalidParameter { name, value: value.to_string(), reason })
+    }
+}
+
+/// Checks a point set: at least `min_rows` rows, `d >= 1` columns, every entry finite.
+pub(crate) fn check_points(what: &'static str, x: faer::MatRef<'_, f64>, min_rows: usize) -> Result<()> {
+    if x.nrows() < min_rows {
+        return Err(LidError::Data { what, reason: format!("{} rows, at least {min_rows} needed", x.nrows()) });
+    }
+    if x.ncols() == 0 {
+        return Err(LidError::Data { what, reason: "no columns".into() });
+    }
+    for j in 0..x.ncols() {
+        for i in 0..x.nrows() {
+            if !x[(i, j)].is_finite() {
+                return Err(LidError::Data { what, reason: format!("row {i} has a non-finite coordinate {j}") });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that two point sets have the same width.
+pub(crate) fn check_width(what: &'static str, d: usize, expected: usize) -> Result<()> {
+    if d == expected {
+        Ok(())
+    } else {
+        Err(LidError::Data { what, reason: format!("{d} columns, the reference has {expected}") })
+    }
+}

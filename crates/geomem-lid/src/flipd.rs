@@ -1,0 +1,194 @@
+//! FLIPD (Kamkari, Ross, Hosseinzadeh, Cresswell and Loaiza-Ganem 2024): the local intrinsic
+//! dimension a diffusion model assigns to a point, from the rate at which its noised density
+//! changes.
+//!
+//! For the variance-exploding process `x_t = x_0 + √t ε` the Fokker–Planck equation gives
+//! `∂_t log p_t = ½(tr ∇s + |s|²)`, and `log p_t(x) ≈ const + (m - d)/2 · ln t` near a
+//! manifold of dimension `m`, so
+//!
+//! ```text
+//! FLIPD(x, t0) = d + t0 · (tr ∇s(x, t0) + |s(x, t0)|²)                     (VE form)
+//! ```
+//!
+//! For a DDPM noise predictor at step `k` (`x_k = √ᾱ_k x_0 + σ_k ε`, `σ_k² = 1 - ᾱ_k`,
+//! `s = -ε̂/σ_k`) the same quantity is
+//!
+//! ```text
+//! FLIPD(x, k) = d - σ_k tr ∇ε̂(√ᾱ_k x, k) + |ε̂(√ᾱ_k x, k)|²                 (VP form)
+//! ```
+//!
+//! which equals the VE form of the adapted field at `t_k = (1 - ᾱ_k)/ᾱ_k` (`tests/flipd.rs`
+//! checks both against each other). The trace is exact below a dimension threshold and
+//! Hutchinson's seeded estimate above ([`DivergenceParams`]).
+//!
+//! Closed forms used by the tests: on a Gaussian linear manifold with variances `λ_i`,
+//! `FLIPD = d - Σ_i t/(λ_i + t) + t Σ_i x_i²/(λ_i + t)²`, which tends to `m` at points of the
+//! manifold as `t → 0`; on the empirical score of points `y_μ` with posterior weights `w_μ`,
+//! `FLIPD = Σ_μ w_μ |x - y_μ|² / t`, which tends to 0 at a training point.
+
+use crate::error::{check_points, param, Result};
+use faer::{Mat, MatRef};
+use geomem_score::{
+    rademacher_probes, DdpmSchedule, DivergenceParams, ScoreError, ScoreField, ScoreFieldExt, VpEpsModel, VpTime,
+};
+
+/// FLIPD settings: the time `t0` and how the trace is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Flipd {
+    /// The VE time at which the score is read.
+    pub t0: f64,
+    /// Exact trace threshold, Hutchinson probes, seed.
+    pub divergence: DivergenceParams,
+}
+
+impl Flipd {
+    /// At time `t0` with the default trace settings (exact up to `d = 1024`).
+    ///
+    /// # Errors
+    /// [`crate::LidError::InvalidParameter`] unless `t0` is finite and `> 0`.
+    pub fn new(t0: f64) -> Result<Self> {
+        param("t0", t0, t0.is_finite() && t0 > 0.0, "must be finite and > 0")?;
+        Ok(Self { t0, divergence: DivergenceParams::default() })
+    }
+
+    /// With other trace settings.
+    pub fn divergence(mut self, p: DivergenceParams) -> Self {
+        self.divergence = p;
+        self
+    }
+
+    /// FLIPD of every row of `x` under `field` (VE form).
+    ///
+    /// # Errors
+    /// The field's validation ([`ScoreError`] for a wrong width, NaN) and its own errors.
+    pub fn estimate<F: ScoreField + ?Sized>(&self, field: &F, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
+        let s = field.score_batch(x, self.t0)?;
+        let div = field.divergence_batch(x, self.t0, &self.divergence)?;
+        let d = field.dim() as f64;
+        Ok((0..x.nrows())
+            .map(|i| {
+                let s2: f64 = s.row(i).iter().map(|v| v * v).sum();
+                d + self.t0 * (div[i] + s2)
+            })
+            .collect())
+    }
+}
+
+/// FLIPD of every row of `x` at each time of `ts`: an `n × ts.len()` matrix (the FLIPD
+/// curve of each point, whose knee [`knee`] picks a `t0`).
+///
+/// # Errors
+/// As [`Flipd::estimate`]; [`crate::LidError::InvalidParameter`] for a time that is not
+/// finite and positive.
+pub fn flipd_curve<F: ScoreField + ?Sized>(
+    field: &F,
+    x: MatRef<'_, f64>,
+    ts: &[f64],
+    divergence: DivergenceParams,
+) -> Result<Mat<f64>> {
+    let mut out = Mat::zeros(x.nrows(), ts.len());
+    for (c, &t) in ts.iter().enumerate() {
+        let v = Flipd::new(t)?.divergence(divergence).estimate(field, x)?;
+        for (i, vi) in v.into_iter().enumerate() {
+            out[(i, c)] = vi;
+        }
+    }
+    Ok(out)
+}
+
+/// The knee of a curve `(ln t_i, y_i)` by the Kneedle rule (Satopää et al. 2011): with both
+/// coordinates scaled to `[0, 1]`, the point farthest from the chord between the first and
+/// last point. `None` for fewer than three points, a non-finite value or a flat curve.
+pub fn knee(ts: &[f64], y: &[f64]) -> Option<usize> {
+    let n = ts.len();
+    if n < 3 || y.len() != n || ts.iter().chain(y).any(|v| !v.is_finite()) || ts.iter().any(|&t| t <= 0.0) {
+        return None;
+    }
+    let x: Vec<f64> = ts.iter().map(|t| t.ln()).collect();
+    let (xmin, xmax) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (ymin, ymax) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if xmax <= xmin || ymax <= ymin {
+        return None;
+    }
+    let xs: Vec<f64> = x.iter().map(|v| (v - xmin) / (xmax - xmin)).collect();
+    let ys: Vec<f64> = y.iter().map(|v| (v - ymin) / (ymax - ymin)).collect();
+    let (x0, y0, x1, y1) = (xs[0], ys[0], xs[n - 1], ys[n - 1]);
+    let len = ((x1 - x0).powi(2) + (y1 - y0).powi(2)).sqrt();
+    let dist = |i: usize| ((y1 - y0) * xs[i] - (x1 - x0) * ys[i] + x1 * y0 - y1 * x0).abs() / len;
+    (1..n - 1).max_by(|&a, &b| dist(a).total_cmp(&dist(b)))
+}
+
+/// FLIPD of a DDPM noise predictor at step `k` (VP form).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FlipdVp {
+    /// The model's schedule.
+    pub schedule: DdpmSchedule,
+    /// The step `k` at which the noise prediction is read.
+    pub step: usize,
+    /// Exact trace threshold, Hutchinson probes, seed.
+    pub divergence: DivergenceParams,
+}
+
+impl FlipdVp {
+    /// At step `k` of `schedule`.
+    ///
+    /// # Errors
+    /// [`crate::LidError::Score`] for a step outside the schedule.
+    pub fn new(schedule: DdpmSchedule, step: usize) -> Result<Self> {
+        schedule.alpha_bar(step)?;
+        Ok(Self { schedule, step, divergence: DivergenceParams::default() })
+    }
+
+    /// With other trace settings.
+    pub fn divergence(mut self, p: DivergenceParams) -> Self {
+        self.divergence = p;
+        self
+    }
+
+    /// FLIPD of every row of `x` (clean-data coordinates) under `model`.
+    ///
+    /// # Errors
+    /// [`crate::LidError::Data`] for empty, non-finite or wrongly sized points; the model's
+    /// own errors.
+    pub fn estimate<M: VpEpsModel + ?Sized>(&self, model: &M, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
+        check_points("points", x, 1)?;
+        crate::error::check_width("points", x.ncols(), model.dim())?;
+        let ab = self.schedule.alpha_bar(self.step)?;
+        let (a, sigma) = (ab.sqrt(), (1.0 - ab).sqrt());
+        let xv = Mat::from_fn(x.nrows(), x.ncols(), |i, j| a * x[(i, j)]);
+        let time = VpTime::Step(self.step);
+        let mut eps = Mat::zeros(x.nrows(), x.ncols());
+        model.eps_into(xv.as_ref(), time, eps.as_mut())?;
+        let h = model.precision().epsilon().cbrt() * sigma;
+        let d = x.ncols();
+        (0..x.nrows())
+            .map(|i| {
+                let tr = eps_divergence(model, xv.row(i).iter().copied().collect(), time, h, &self.divergence)?;
+                let e2: f64 = eps.row(i).iter().map(|v| v * v).sum();
+                Ok(d as f64 - sigma * tr + e2)
+            })
+            .collect()
+    }
+}
+
+/// `tr ∇ε̂` at one point by central differences of step `h`: along `e_1..e_d` when
+/// `d <= exact_below`, along seeded Rademacher probes (Hutchinson) above; all `2K`
+/// evaluations in one call.
+fn eps_divergence<M: VpEpsModel + ?Sized>(
+    model: &M,
+    x: Vec<f64>,
+    time: VpTime,
+    h: f64,
+    p: &DivergenceParams,
+) -> std::result::Result<f64, ScoreError> {
+    let d = x.len();
+    let dirs = if d <= p.exact_below { Mat::identity(d, d) } else { rademacher_probes(p.probes, d, p.seed) };
+    let k = dirs.nrows();
+    let pts = Mat::from_fn(2 * k, d, |r, j| x[j] + if r < k { h } else { -h } * dirs[(r % k, j)]);
+    let mut out = Mat::zeros(2 * k, d);
+    model.eps_into(pts.as_ref(), time, out.as_mut())?;
+    let sum: f64 = (0..k).map(|r| (0..d).map(|j| dirs[(r, j)] * (out[(r, j)] - out[(r + k, j)])).sum::<f64>()).sum();
+    Ok(sum / (2.0 * h) / if d <= p.exact_below { 1.0 } else { k as f64 })
+}

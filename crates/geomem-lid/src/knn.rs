@@ -1,0 +1,261 @@
+//! Exact k nearest neighbours by batched GEMM.
+//!
+//! Squared distances `|q|² + |r|² - 2 q·r` of a panel of queries against every reference
+//! point come from one single-precision matrix product (twice the speed of double); each
+//! query keeps its `k + max(k, 8)` best candidates, and their distances are then recomputed
+//! exactly in double precision as `√Σ(q - r)²`. The single-precision pass only has to be
+//! right about *which* points are candidates: the error of an `f32` dot product of length `d`
+//! is at most `γ·|q|·|r|` with `γ ≈ (d + 2)·2⁻²⁴` whatever the summation order, so a query
+//! whose excluded points all lie more than `2γ|q|·max|r|` beyond its `k`-th candidate is
+//! certified; any other query (many near-equal distances, duplicates) is recomputed exactly
+//! against the whole reference. The result equals a brute-force double-precision search
+//! (`tests/knn.rs`), with ties broken by the smaller index.
+//!
+//! On one data set (`knn_self`) each panel is multiplied only by the points up to its end,
+//! and the transposed block updates the earlier points: half the products of a full search.
+
+use crate::error::{check_points, check_width, param, Result};
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
+
+/// Queries per matrix product.
+const PANEL: usize = 512;
+/// Rows of earlier panels updated together from one transposed block.
+const CHUNK: usize = 64;
+
+/// The `k` nearest reference points of every query, nearest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    k: usize,
+    distances: Vec<f64>,
+    indices: Vec<usize>,
+}
+
+impl Neighbours {
+    /// The number of neighbours per query.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// The number of queries.
+    pub fn len(&self) -> usize {
+        self.indices.len() / self.k
+    }
+    /// Whether there are no queries.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+    /// Euclidean distances of query `i` to its neighbours, ascending.
+    pub fn distances(&self, i: usize) -> &[f64] {
+        &self.distances[i * self.k..(i + 1) * self.k]
+    }
+    /// Reference indices of the neighbours of query `i`, nearest first.
+    pub fn indices(&self, i: usize) -> &[usize] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// The `k` nearest points of `reference` to every row of `queries`.
+///
+/// # Errors
+/// [`crate::LidError::Data`] for empty or non-finite inputs or different widths;
+/// [`crate::LidError::InvalidParameter`] unless `1 <= k <= reference.nrows()`.
+pub fn knn(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
+    check_points("reference points", reference, 1)?;
+    check_points("query points", queries, 1)?;
+    check_width("query points", queries.ncols(), reference.ncols())?;
+    param("k", k, k >= 1 && k <= reference.nrows(), "must lie in 1 ..= number of reference points")?;
+    Ok(search(queries, reference, k, false))
+}
+
+/// The `k` nearest other points of every row of `data`: point `i` is not its own neighbour
+/// (a duplicate of it at another index is, at distance 0).
+///
+/// # Errors
+/// [`crate::LidError::Data`] for empty or non-finite data;
+/// [`crate::LidError::InvalidParameter`] unless `1 <= k < data.nrows()`.
+pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
+    check_points("data points", data, 2)?;
+    param("k", k, k >= 1 && k < data.nrows(), "must lie in 1 .. number of points")?;
+    Ok(search(data, data, k, true))
+}
+
+/// The `keep` smallest approximate squared distances seen so far, with a bound below which
+/// every dropped or rejected candidate lies.
+struct Top {
+    keep: usize,
+    items: Vec<(f64, usize)>,
+    floor: f64,
+}
+
+impl Top {
+    fn new(keep: usize) -> Self {
+        Self { keep, items: Vec::with_capacity(2 * keep), floor: f64::INFINITY }
+    }
+
+    #[inline]
+    fn push(&mut self, a: f64, j: usize) {
+        if a < self.floor {
+            self.items.push((a, j));
+            if self.items.len() == 2 * self.keep {
+                self.shrink();
+            }
+        }
+    }
+
+    fn shrink(&mut self) {
+        self.items.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
+        // Everything from position `keep` on is >= the new floor and is dropped.
+        self.floor = self.items[self.keep].0;
+        self.items.truncate(self.keep);
+    }
+
+    /// The candidates sorted ascending, and the bound below which nothing was left out.
+    fn finish(mut self) -> (Vec<(f64, usize)>, f64) {
+        self.items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if self.items.len() > self.keep {
+            self.floor = self.floor.min(self.items[self.keep].0);
+            self.items.truncate(self.keep);
+        }
+        (self.items, self.floor)
+    }
+}
+
+struct Prepared {
+    q32: Mat<f32>,
+    r32: Mat<f32>,
+    qn: Vec<f64>,
+    rn: Vec<f64>,
+    /// Bound on the error of one approximate squared distance, per query.
+    err: Vec<f64>,
+}
+
+fn squared_norms(x: MatRef<'_, f64>) -> Vec<f64> {
+    (0..x.nrows()).map(|i| x.row(i).iter().map(|v| v * v).sum()).collect()
+}
+
+fn max_abs(x: MatRef<'_, f64>) -> f64 {
+    (0..x.ncols()).flat_map(|j| x.col(j).iter().map(|v| v.abs()).collect::<Vec<_>>()).fold(0.0, f64::max)
+}
+
+/// Single-precision copies scaled by a power of two (exact) so that no entry exceeds 1:
+/// no data, however large or small its units, overflows `f32`.
+fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> Prepared {
+    let m = max_abs(q).max(max_abs(r));
+    let scale = if m > 0.0 { 2f64.powi(-(m.log2().ceil() as i32)) } else { 1.0 };
+    let to32 = |x: MatRef<'_, f64>| Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| (x[(i, j)] * scale) as f32);
+    let (q32, r32) = (to32(q), to32(r));
+    let s2 = scale * scale;
+    let (qn, rn): (Vec<f64>, Vec<f64>) =
+        (squared_norms(q).iter().map(|v| v * s2).collect(), squared_norms(r).iter().map(|v| v * s2).collect());
+    let d = q.ncols() as f64;
+    // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
+    let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
+    let rmax = rn.iter().copied().fold(0.0, f64::max);
+    let err = qn.iter().map(|&a| 2.0 * gamma * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
+    Prepared { q32, r32, qn, rn, err }
+}
+
+fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
+    let p = prepare(q, r);
+    let keep = (k + k.max(8)).min(r.nrows() - usize::from(same));
+    let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(keep)).collect();
+    for i0 in (0..q.nrows()).step_by(PANEL) {
+        let b = PANEL.min(q.nrows() - i0);
+        // Against every reference point, or (one data set) the points up to the panel's end.
+        let end = if same { i0 + b } else { r.nrows() };
+        let mut gt = Mat::<f32>::zeros(end, b);
+        let (lhs, rhs) = (p.r32.subrows(0, end), p.q32.subrows(i0, b).transpose());
+        faer::linalg::matmul::matmul(gt.as_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::rayon(0));
+        update_panel(&mut tops[i0..i0 + b], &gt, &p, i0, same);
+        if same && i0 > 0 {
+            update_earlier(&mut tops[..i0], &gt, &p, i0);
+        }
+    }
+    let rows: Vec<(Vec<f64>, Vec<usize>)> =
+        tops.into_par_iter().enumerate().map(|(i, top)| refine(q, r, i, top, k, p.err[i], same)).collect();
+    let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
+    out.indices.reserve(q.nrows() * k);
+    for (d, ix) in rows {
+        out.distances.extend(d);
+        out.indices.extend(ix);
+    }
+    out
+}
+
+/// Rows of the panel: query `i0 + c` against reference points `0 .. gt.nrows()`.
+fn update_panel(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize, same: bool) {
+    tops.par_iter_mut().enumerate().for_each(|(c, top)| {
+        let i = i0 + c;
+        let col = gt.col(c);
+        for (j, &g) in col.iter().enumerate() {
+            if !(same && j == i) {
+                top.push(p.qn[i] + p.rn[j] - 2.0 * f64::from(g), j);
+            }
+        }
+    });
+}
+
+/// Earlier points `j < i0` against the panel's points, from the same block transposed.
+fn update_earlier(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize) {
+    tops.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, chunk)| {
+        let j0 = ci * CHUNK;
+        for c in 0..gt.ncols() {
+            let col = gt.col(c);
+            for (o, top) in chunk.iter_mut().enumerate() {
+                let j = j0 + o;
+                top.push(p.qn[j] + p.rn[i0 + c] - 2.0 * f64::from(col[j]), i0 + c);
+            }
+        }
+    });
+}
+
+fn exact_sq(q: MatRef<'_, f64>, i: usize, r: MatRef<'_, f64>, j: usize) -> f64 {
+    (0..q.ncols())
+        .map(|l| {
+            let v = q[(i, l)] - r[(j, l)];
+            v * v
+        })
+        .sum()
+}
+
+/// Exact distances of query `i`'s candidates; the whole reference when the candidates are
+/// not certified to contain the `k` nearest.
+fn refine(
+    q: MatRef<'_, f64>,
+    r: MatRef<'_, f64>,
+    i: usize,
+    top: Top,
+    k: usize,
+    err: f64,
+    same: bool,
+) -> (Vec<f64>, Vec<usize>) {
+    let (cands, floor) = top.finish();
+    let certified = floor > cands[k - 1].0 + 2.0 * err;
+    let pool: Vec<usize> = if certified {
+        cands.iter().map(|c| c.1).collect()
+    } else {
+        (0..r.nrows()).filter(|&j| !(same && j == i)).collect()
+    };
+    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(q, i, r, j), j)).collect();
+    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    exact.truncate(k);
+    exact.into_iter().map(|(d2, j)| (d2.sqrt(), j)).unzip()
+}
+
+/// Brute force in double precision: the reference the tests compare [`knn`] with.
+#[doc(hidden)]
+pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
+    let mut out = Neighbours { k, distances: Vec::new(), indices: Vec::new() };
+    for i in 0..queries.nrows() {
+        let mut all: Vec<(f64, usize)> = (0..reference.nrows())
+            .filter(|&j| !(same && j == i))
+            .map(|j| (exact_sq(queries, i, reference, j), j))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(d2, j) in &all[..k] {
+            out.distances.push(d2.sqrt());
+            out.indices.push(j);
+        }
+    }
+    out
+}
