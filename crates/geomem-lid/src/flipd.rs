@@ -97,26 +97,27 @@ pub fn flipd_curve<F: ScoreField + ?Sized>(
     Ok(out)
 }
 
-/// The knee of a curve `(ln t_i, y_i)` by the Kneedle rule (Satopää et al. 2011): with both
-/// coordinates scaled to `[0, 1]`, the point farthest from the chord between the first and
-/// last point. `None` for fewer than three points, a non-finite value or a flat curve.
+/// The knee of a curve `(ln t_i, y_i)`: where it leaves its small-`t` plateau. By the
+/// Kneedle rule (Satopää et al. 2011): with both coordinates scaled to `[0, 1]`, the point
+/// farthest from the chord between the first and last point on the plateau's side (above
+/// the chord for a curve that falls, below for one that rises). `None` for fewer than three
+/// points, a non-finite value, a flat curve or no point on that side.
 pub fn knee(ts: &[f64], y: &[f64]) -> Option<usize> {
     let n = ts.len();
     if n < 3 || y.len() != n || ts.iter().chain(y).any(|v| !v.is_finite()) || ts.iter().any(|&t| t <= 0.0) {
         return None;
     }
     let x: Vec<f64> = ts.iter().map(|t| t.ln()).collect();
-    let (xmin, xmax) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (ymin, ymax) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    if xmax <= xmin || ymax <= ymin {
-        return None;
-    }
-    let xs: Vec<f64> = x.iter().map(|v| (v - xmin) / (xmax - xmin)).collect();
-    let ys: Vec<f64> = y.iter().map(|v| (v - ymin) / (ymax - ymin)).collect();
-    let (x0, y0, x1, y1) = (xs[0], ys[0], xs[n - 1], ys[n - 1]);
-    let len = ((x1 - x0).powi(2) + (y1 - y0).powi(2)).sqrt();
-    let dist = |i: usize| ((y1 - y0) * xs[i] - (x1 - x0) * ys[i] + x1 * y0 - y1 * x0).abs() / len;
-    (1..n - 1).max_by(|&a, &b| dist(a).total_cmp(&dist(b)))
+    let scaled = |v: &[f64]| {
+        let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &u| (a.min(u), b.max(u)));
+        (hi > lo).then(|| v.iter().map(|u| (u - lo) / (hi - lo)).collect::<Vec<f64>>())
+    };
+    let (xs, ys) = (scaled(&x)?, scaled(y)?);
+    let side = if ys[n - 1] <= ys[0] { 1.0 } else { -1.0 };
+    let slope = (ys[n - 1] - ys[0]) / (xs[n - 1] - xs[0]);
+    let height = |i: usize| side * (ys[i] - ys[0] - slope * (xs[i] - xs[0]));
+    let best = (1..n - 1).max_by(|&a, &b| height(a).total_cmp(&height(b)))?;
+    (height(best) > 0.0).then_some(best)
 }
 
 /// FLIPD of a DDPM noise predictor at step `k` (VP form).

@@ -127,10 +127,12 @@ struct Prepared {
     rn: Vec<f64>,
     /// Bound on the error of one approximate squared distance, per query.
     err: Vec<f64>,
+    /// The power of two the data were multiplied by.
+    scale: f64,
 }
 
-fn squared_norms(x: MatRef<'_, f64>) -> Vec<f64> {
-    (0..x.nrows()).map(|i| x.row(i).iter().map(|v| v * v).sum()).collect()
+fn squared_norms(x: MatRef<'_, f64>, scale: f64) -> Vec<f64> {
+    (0..x.nrows()).map(|i| x.row(i).iter().map(|v| (v * scale) * (v * scale)).sum()).collect()
 }
 
 fn max_abs(x: MatRef<'_, f64>) -> f64 {
@@ -144,15 +146,13 @@ fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> Prepared {
     let scale = if m > 0.0 { 2f64.powi(-(m.log2().ceil() as i32)) } else { 1.0 };
     let to32 = |x: MatRef<'_, f64>| Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| (x[(i, j)] * scale) as f32);
     let (q32, r32) = (to32(q), to32(r));
-    let s2 = scale * scale;
-    let (qn, rn): (Vec<f64>, Vec<f64>) =
-        (squared_norms(q).iter().map(|v| v * s2).collect(), squared_norms(r).iter().map(|v| v * s2).collect());
+    let (qn, rn) = (squared_norms(q, scale), squared_norms(r, scale));
     let d = q.ncols() as f64;
     // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
     let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
     let rmax = rn.iter().copied().fold(0.0, f64::max);
     let err = qn.iter().map(|&a| 2.0 * gamma * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
-    Prepared { q32, r32, qn, rn, err }
+    Prepared { q32, r32, qn, rn, err, scale }
 }
 
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
@@ -172,7 +172,7 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
         }
     }
     let rows: Vec<(Vec<f64>, Vec<usize>)> =
-        tops.into_par_iter().enumerate().map(|(i, top)| refine(q, r, i, top, k, p.err[i], same)).collect();
+        tops.into_par_iter().enumerate().map(|(i, top)| refine(q, r, i, top, k, (p.err[i], p.scale), same)).collect();
     let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
     out.indices.reserve(q.nrows() * k);
     for (d, ix) in rows {
@@ -209,10 +209,11 @@ fn update_earlier(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize) {
     });
 }
 
-fn exact_sq(q: MatRef<'_, f64>, i: usize, r: MatRef<'_, f64>, j: usize) -> f64 {
+/// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow).
+fn exact_sq(q: MatRef<'_, f64>, i: usize, r: MatRef<'_, f64>, j: usize, scale: f64) -> f64 {
     (0..q.ncols())
         .map(|l| {
-            let v = q[(i, l)] - r[(j, l)];
+            let v = (q[(i, l)] - r[(j, l)]) * scale;
             v * v
         })
         .sum()
@@ -226,36 +227,45 @@ fn refine(
     i: usize,
     top: Top,
     k: usize,
-    err: f64,
+    (err, scale): (f64, f64),
     same: bool,
 ) -> (Vec<f64>, Vec<usize>) {
     let (cands, floor) = top.finish();
-    let certified = floor > cands[k - 1].0 + 2.0 * err;
+    let certified = cands.len() >= k && floor > cands[k - 1].0 + 2.0 * err;
     let pool: Vec<usize> = if certified {
         cands.iter().map(|c| c.1).collect()
     } else {
         (0..r.nrows()).filter(|&j| !(same && j == i)).collect()
     };
-    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(q, i, r, j), j)).collect();
-    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    exact.truncate(k);
-    exact.into_iter().map(|(d2, j)| (d2.sqrt(), j)).unzip()
+    sorted_exact(q, i, r, pool, k, scale)
 }
 
-/// Brute force in double precision: the reference the tests compare [`knn`] with.
+/// The `k` nearest of `pool` to query `i` by exact distances, ties by index.
+fn sorted_exact(
+    q: MatRef<'_, f64>,
+    i: usize,
+    r: MatRef<'_, f64>,
+    pool: Vec<usize>,
+    k: usize,
+    scale: f64,
+) -> (Vec<f64>, Vec<usize>) {
+    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(q, i, r, j, scale), j)).collect();
+    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    exact.truncate(k);
+    exact.into_iter().map(|(d2, j)| (d2.sqrt() / scale, j)).unzip()
+}
+
+/// Brute force in double precision (distances as in [`knn`], in units scaled by a power of
+/// two): the reference the tests compare [`knn`] with.
 #[doc(hidden)]
 pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
+    let scale = prepare(queries, reference).scale;
     let mut out = Neighbours { k, distances: Vec::new(), indices: Vec::new() };
     for i in 0..queries.nrows() {
-        let mut all: Vec<(f64, usize)> = (0..reference.nrows())
-            .filter(|&j| !(same && j == i))
-            .map(|j| (exact_sq(queries, i, reference, j), j))
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(d2, j) in &all[..k] {
-            out.distances.push(d2.sqrt());
-            out.indices.push(j);
-        }
+        let pool = (0..reference.nrows()).filter(|&j| !(same && j == i)).collect();
+        let (d, ix) = sorted_exact(queries, i, reference, pool, k, scale);
+        out.distances.extend(d);
+        out.indices.extend(ix);
     }
     out
 }

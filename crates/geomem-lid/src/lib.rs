@@ -9,7 +9,8 @@
 //! ```
 //! use geomem_lid::{Combine, Flipd, Mle, TwoNn};
 //! # use faer::Mat;
-//! # let data = Mat::from_fn(200, 5, |i, j| if j < 2 { ((i * (j + 3)) as f64 * 0.37).sin() } else { 0.0 });
+//! # let frac = |i: usize, a: f64| (i as f64 * a).rem_euclid(1.0);
+//! # let data = Mat::from_fn(200, 5, |i, j| [frac(i, 0.618034), frac(i, 0.414214), 0.0, 0.0, 0.0][j]);
 //! # let field = geomem_score::GaussianScore::from_variances(&[1.0, 1.0, 0.0, 0.0, 0.0]).unwrap();
 //! let mle = Mle::default().pointwise(data.as_ref()).unwrap(); // k = 20, one value per point
 //! let twonn = TwoNn::default().global(data.as_ref()).unwrap().dimension;

@@ -96,6 +96,13 @@ impl TwoNn {
                 reason: format!("{keep} ratios left after dropping {duplicates} duplicates and discarding"),
             });
         }
+        if keep == n_all && self.method == TwoNnMethod::Linear {
+            return Err(LidError::InvalidParameter {
+                name: "discard_fraction",
+                value: format!("{}", self.discard_fraction),
+                reason: "keeping every ratio puts F = 1 on the last one (-ln 0) in the linear fit; discard some or use the mle method",
+            });
+        }
         mu.sort_unstable_by(f64::total_cmp);
         mu.truncate(keep);
         let x: Vec<f64> = mu.iter().map(|m| m.ln()).collect();

@@ -7,7 +7,7 @@
 //! * probability-flow ODE (Euler): `x_{i+1} = x_i + ½ (t_i - t_{i+1}) s(x_i, t_i)`.
 
 use crate::error::{param, Result};
-use faer::{Mat, MatRef};
+use faer::Mat;
 use geomem_score::{ScoreField, ScoreFieldExt};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

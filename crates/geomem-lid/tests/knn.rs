@@ -1,0 +1,105 @@
+//! The GEMM search equals brute force in double precision, with duplicates, ties, huge and
+//! tiny units; errors for bad input.
+use faer::Mat;
+use geomem_lid::knn::knn_brute_force;
+use geomem_lid::{knn, knn_self, LidError};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn gaussian(n: usize, d: usize, scale: f64, seed: u64) -> Mat<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Mat::from_fn(n, d, |_, _| {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        scale * z
+    })
+}
+
+fn same(a: &geomem_lid::Neighbours, b: &geomem_lid::Neighbours) {
+    assert_eq!(a.len(), b.len());
+    for i in 0..a.len() {
+        for (x, y) in a.distances(i).iter().zip(b.distances(i)) {
+            assert!((x - y).abs() <= 1e-12 * y.max(1e-300), "row {i}: {x} vs {y}");
+        }
+        // Indices agree except between exactly tied distances.
+        for (c, (x, y)) in a.indices(i).iter().zip(b.indices(i)).enumerate() {
+            if x != y {
+                assert_eq!(a.distances(i)[c], b.distances(i)[c], "row {i}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
+fn several_panels_and_transposed_blocks() {
+    // 1300 points: three panels, so the transposed update of earlier panels runs.
+    let x = gaussian(1300, 7, 1.0, 1);
+    same(&knn_self(x.as_ref(), 5).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 5, true));
+    let q = gaussian(600, 7, 1.0, 2);
+    same(&knn(q.as_ref(), x.as_ref(), 3).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 3, false));
+}
+
+#[test]
+fn duplicates_and_near_ties_fall_back_to_exact() {
+    // 40 copies of one point and a lattice of equal distances.
+    let mut x = gaussian(300, 4, 1.0, 3);
+    for i in 0..40 {
+        for j in 0..4 {
+            x[(i, j)] = x[(0, j)];
+        }
+    }
+    for i in 40..100 {
+        for j in 0..4 {
+            x[(i, j)] = ((i * (j + 1)) % 5) as f64;
+        }
+    }
+    let nb = knn_self(x.as_ref(), 10).unwrap();
+    same(&nb, &knn_brute_force(x.as_ref(), x.as_ref(), 10, true));
+    assert_eq!(nb.distances(0)[..10], [0.0; 10], "39 duplicates at distance 0");
+    assert!(!nb.indices(0).contains(&0), "a point is not its own neighbour");
+}
+
+#[test]
+fn units_do_not_matter() {
+    for scale in [1e-150, 1e-20, 1e30, 1e200] {
+        let x = gaussian(200, 5, scale, 4);
+        same(&knn_self(x.as_ref(), 4).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 4, true));
+    }
+}
+
+#[test]
+fn high_dimension_equals_brute_force() {
+    let x = gaussian(700, 784, 1.0, 5);
+    same(&knn_self(x.as_ref(), 20).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 20, true));
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let x = gaussian(10, 3, 1.0, 6);
+    assert!(matches!(knn_self(x.as_ref(), 10), Err(LidError::InvalidParameter { .. })));
+    assert!(matches!(knn_self(x.as_ref(), 0), Err(LidError::InvalidParameter { .. })));
+    assert!(matches!(knn(x.as_ref(), x.as_ref(), 11), Err(LidError::InvalidParameter { .. })));
+    assert!(matches!(knn(gaussian(2, 4, 1.0, 7).as_ref(), x.as_ref(), 1), Err(LidError::Data { .. })));
+    assert!(matches!(knn_self(Mat::<f64>::zeros(0, 3).as_ref(), 1), Err(LidError::Data { .. })));
+    let mut bad = x.clone();
+    bad[(3, 1)] = f64::NAN;
+    assert!(matches!(knn_self(bad.as_ref(), 2), Err(LidError::Data { .. })));
+    bad[(3, 1)] = f64::INFINITY;
+    assert!(matches!(knn(bad.as_ref(), x.as_ref(), 2), Err(LidError::Data { .. })));
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 48, rng_seed: RngSeed::Fixed(11), ..Config::default() })]
+    #[test]
+    fn equals_brute_force(n in 3usize..80, d in 1usize..12, k in 1usize..6, seed in 0u64..1000, coarse in any::<bool>()) {
+        let k = k.min(n - 1);
+        let mut x = gaussian(n, d, 1.0, seed);
+        if coarse {
+            // Coordinates on a coarse grid: many exactly tied distances and duplicates.
+            for j in 0..d { for i in 0..n { x[(i, j)] = x[(i, j)].round(); } }
+        }
+        same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+    }
+}
