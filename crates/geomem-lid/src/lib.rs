@@ -9,13 +9,13 @@
 //! ```
 //! use geomem_lid::{Combine, Flipd, Mle, TwoNn};
 //! # use faer::Mat;
-//! # let frac = |i: usize, a: f64| (i as f64 * a).rem_euclid(1.0);
-//! # let data = Mat::from_fn(200, 5, |i, j| [frac(i, 0.618034), frac(i, 0.414214), 0.0, 0.0, 0.0][j]);
+//! # let noise = |i: usize, a: f64| ((i as f64 * a).sin() * 43758.5453).rem_euclid(1.0);
+//! # let data = Mat::from_fn(400, 5, |i, j| [noise(i, 12.9898), noise(i, 78.233), 0.0, 0.0, 0.0][j]);
 //! # let field = geomem_score::GaussianScore::from_variances(&[1.0, 1.0, 0.0, 0.0, 0.0]).unwrap();
 //! let mle = Mle::default().pointwise(data.as_ref()).unwrap(); // k = 20, one value per point
 //! let twonn = TwoNn::default().global(data.as_ref()).unwrap().dimension;
 //! let flipd = Flipd::new(1e-4).unwrap().estimate(&field, data.as_ref()).unwrap();
-//! # assert_eq!(mle.len(), 200);
+//! # assert_eq!(mle.len(), 400);
 //! # assert!((Combine::Harmonic.apply(&mle) - 2.0).abs() < 0.5, "{}", Combine::Harmonic.apply(&mle));
 //! # assert!((twonn - 2.0).abs() < 0.5, "{twonn}");
 //! # assert!(flipd.iter().all(|v| (v - 2.0).abs() < 0.01));
