@@ -6,6 +6,7 @@
 
 mod backend;
 mod figures;
+mod lid_cmd;
 mod out;
 mod plot;
 mod sweep;
@@ -40,6 +41,8 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Local intrinsic dimension of points: MLE / TwoNN from data, FLIPD / NB from a trained net.
+    Lid(lid_cmd::LidArgs),
     /// Regenerate the paper's figures (all by default).
     Reproduce {
         /// Figures to run; all when none is given.
@@ -118,6 +121,8 @@ enum Figure {
     Fig16,
     /// Fig. 15: networks on d = 100, m = 40: the order of the variances (1 vs 0.01, swapped).
     Fig15,
+    /// Seed 004, Fig. 3: a net on 100 von Mises points with one isolated; FLIPD of its samples.
+    VonMises,
 }
 
 /// The shipped sweep specs (`experiments/`, embedded so that `reproduce` runs anywhere).
@@ -147,6 +152,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Train(a) => train_cmd::run(&a)?,
+        Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::Run(a) => {
             let spec = sweep::Spec::read(&a.spec)?;
             print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
@@ -187,6 +193,7 @@ fn main() -> Result<()> {
                     Figure::Fig8 => figures::fig8::run(scale, &out)?,
                     Figure::Neff => figures::neff::run(scale, &out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,
+                    Figure::VonMises => figures::von_mises::run(scale, &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());
                 all.push_str(&s);

@@ -57,7 +57,7 @@ pub struct TrainArgs {
     pub sigma_max: f64,
 }
 
-fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
+pub fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
     let name = path.to_string_lossy();
     if name.ends_with(".npy") {
         Ok(geomem_data::read_npy(path)?)

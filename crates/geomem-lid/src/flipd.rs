@@ -32,6 +32,9 @@ use geomem_score::{
     rademacher_probes, DdpmSchedule, DivergenceParams, ScoreError, ScoreField, ScoreFieldExt, VpEpsModel, VpTime,
 };
 
+/// Rows per call of the field in [`Flipd::estimate`].
+pub const FLIPD_BATCH: usize = 64;
+
 /// FLIPD settings: the time `t0` and how the trace is computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -62,16 +65,25 @@ impl Flipd {
     ///
     /// # Errors
     /// The field's validation ([`ScoreError`] for a wrong width, NaN) and its own errors.
+    ///
+    /// Points go to the field in batches of [`FLIPD_BATCH`] rows, so that a field whose
+    /// divergence holds a Jacobian per point (a trained net by autodiff) never holds all of
+    /// them at once.
     pub fn estimate<F: ScoreField + ?Sized>(&self, field: &F, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
-        let s = field.score_batch(x, self.t0)?;
-        let div = field.divergence_batch(x, self.t0, &self.divergence)?;
         let d = field.dim() as f64;
-        Ok((0..x.nrows())
-            .map(|i| {
+        let mut out = Vec::with_capacity(x.nrows());
+        for i0 in (0..x.nrows()).step_by(FLIPD_BATCH) {
+            let xb = x.subrows(i0, FLIPD_BATCH.min(x.nrows() - i0));
+            let s = field.score_batch(xb, self.t0)?;
+            // Point i keeps the probe stream seed + i of an unbatched call.
+            let p = self.divergence.seed(self.divergence.seed.wrapping_add(i0 as u64));
+            let div = field.divergence_batch(xb, self.t0, &p)?;
+            out.extend((0..xb.nrows()).map(|i| {
                 let s2: f64 = s.row(i).iter().map(|v| v * v).sum();
                 d + self.t0 * (div[i] + s2)
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 }
 

@@ -171,8 +171,14 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
             update_earlier(&mut tops[..i0], &gt, &p, i0);
         }
     }
-    let rows: Vec<(Vec<f64>, Vec<usize>)> =
-        tops.into_par_iter().enumerate().map(|(i, top)| refine(q, r, i, top, k, (p.err[i], p.scale), same)).collect();
+    let qt = q.transpose().to_owned();
+    let rt_own = (!same).then(|| r.transpose().to_owned());
+    let rt = rt_own.as_ref().map_or(qt.as_ref(), |m| m.as_ref());
+    let rows: Vec<(Vec<f64>, Vec<usize>)> = tops
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, top)| refine(qt.as_ref(), rt, i, top, k, (p.err[i], p.scale), same))
+        .collect();
     let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
     out.indices.reserve(q.nrows() * k);
     for (d, ix) in rows {
@@ -209,21 +215,30 @@ fn update_earlier(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize) {
     });
 }
 
-/// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow).
-fn exact_sq(q: MatRef<'_, f64>, i: usize, r: MatRef<'_, f64>, j: usize, scale: f64) -> f64 {
-    (0..q.ncols())
-        .map(|l| {
-            let v = (q[(i, l)] - r[(j, l)]) * scale;
-            v * v
-        })
-        .sum()
+/// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow), from
+/// the transposed copies (a point is a contiguous column).
+fn exact_sq(qt: MatRef<'_, f64>, i: usize, rt: MatRef<'_, f64>, j: usize, scale: f64) -> f64 {
+    let (a, b) =
+        (qt.col(i).try_as_col_major().expect("owned column"), rt.col(j).try_as_col_major().expect("owned column"));
+    // Eight independent partial sums, so the loop vectorises.
+    let (a, b) = (a.as_slice(), b.as_slice());
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| ((x - y) * scale).powi(2)).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let v = (x[l] - y[l]) * scale;
+            acc[l] += v * v;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Exact distances of query `i`'s candidates; the whole reference when the candidates are
 /// not certified to contain the `k` nearest.
 fn refine(
-    q: MatRef<'_, f64>,
-    r: MatRef<'_, f64>,
+    qt: MatRef<'_, f64>,
+    rt: MatRef<'_, f64>,
     i: usize,
     top: Top,
     k: usize,
@@ -235,21 +250,22 @@ fn refine(
     let pool: Vec<usize> = if certified {
         cands.iter().map(|c| c.1).collect()
     } else {
-        (0..r.nrows()).filter(|&j| !(same && j == i)).collect()
+        (0..rt.ncols()).filter(|&j| !(same && j == i)).collect()
     };
-    sorted_exact(q, i, r, pool, k, scale)
+    sorted_exact(qt, i, rt, pool, k, scale)
 }
 
-/// The `k` nearest of `pool` to query `i` by exact distances, ties by index.
+/// The `k` nearest of `pool` to query `i` by exact distances, ties by index (points are
+/// the columns of `qt` and `rt`).
 fn sorted_exact(
-    q: MatRef<'_, f64>,
+    qt: MatRef<'_, f64>,
     i: usize,
-    r: MatRef<'_, f64>,
+    rt: MatRef<'_, f64>,
     pool: Vec<usize>,
     k: usize,
     scale: f64,
 ) -> (Vec<f64>, Vec<usize>) {
-    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(q, i, r, j, scale), j)).collect();
+    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(qt, i, rt, j, scale), j)).collect();
     exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     exact.truncate(k);
     exact.into_iter().map(|(d2, j)| (d2.sqrt() / scale, j)).unzip()
@@ -260,10 +276,11 @@ fn sorted_exact(
 #[doc(hidden)]
 pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
     let scale = prepare(queries, reference).scale;
+    let (qt, rt) = (queries.transpose().to_owned(), reference.transpose().to_owned());
     let mut out = Neighbours { k, distances: Vec::new(), indices: Vec::new() };
     for i in 0..queries.nrows() {
         let pool = (0..reference.nrows()).filter(|&j| !(same && j == i)).collect();
-        let (d, ix) = sorted_exact(queries, i, reference, pool, k, scale);
+        let (d, ix) = sorted_exact(qt.as_ref(), i, rt.as_ref(), pool, k, scale);
         out.distances.extend(d);
         out.indices.extend(ix);
     }

@@ -112,9 +112,7 @@ impl TwoNn {
                 let sxy: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
                 sxy / x.iter().map(|a| a * a).sum::<f64>()
             }
-            TwoNnMethod::Mle => {
-                (keep as f64 - 1.0) / (x.iter().sum::<f64>() + (n_all - keep) as f64 * x[keep - 1])
-            }
+            TwoNnMethod::Mle => (keep as f64 - 1.0) / (x.iter().sum::<f64>() + (n_all - keep) as f64 * x[keep - 1]),
         };
         Ok(TwoNnFit { dimension, x, y, duplicates })
     }
@@ -147,17 +145,28 @@ impl TwoNn {
     ///
     /// # Errors
     /// As [`knn`], and [`LidError::InvalidParameter`] for `n_neighbors < 3`.
-    pub fn pointwise_at(&self, queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, n_neighbors: usize) -> Result<Vec<f64>> {
+    pub fn pointwise_at(
+        &self,
+        queries: MatRef<'_, f64>,
+        reference: MatRef<'_, f64>,
+        n_neighbors: usize,
+    ) -> Result<Vec<f64>> {
         self.check()?;
         param("n_neighbors", n_neighbors, n_neighbors >= 3, "a neighbourhood needs at least 3 points")?;
         Ok(self.on_neighbourhoods(reference, &knn(queries, reference, n_neighbors)?))
     }
 
     fn on_neighbourhoods(&self, data: MatRef<'_, f64>, nb: &Neighbours) -> Vec<f64> {
+        // Points as contiguous columns, so gathering a neighbourhood reads memory in order.
+        let dt = data.transpose().to_owned();
         (0..nb.len())
             .into_par_iter()
             .map(|i| {
-                let hood = Mat::from_fn(nb.k(), data.ncols(), |a, j| data[(nb.indices(i)[a], j)]);
+                let mut hood = Mat::zeros(data.ncols(), nb.k());
+                for (a, &p) in nb.indices(i).iter().enumerate() {
+                    hood.col_mut(a).copy_from(dt.col(p));
+                }
+                let hood = hood.transpose();
                 let (r1, r2) = two_nearest(hood.as_ref());
                 self.from_distances(&r1, &r2).map_or(f64::NAN, |f| f.dimension)
             })

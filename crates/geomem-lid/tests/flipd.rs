@@ -59,10 +59,8 @@ fn empirical_score_closed_form_and_zero_at_training_points() {
         for (i, vi) in v.iter().enumerate() {
             let row: Vec<f64> = x.row(i).iter().copied().collect();
             let w = f.posterior(&row, t).unwrap().weights;
-            let want: f64 = (0..30)
-                .map(|mu| w[mu] * (0..6).map(|j| (row[j] - y[(mu, j)]).powi(2)).sum::<f64>())
-                .sum::<f64>()
-                / t;
+            let want: f64 =
+                (0..30).map(|mu| w[mu] * (0..6).map(|j| (row[j] - y[(mu, j)]).powi(2)).sum::<f64>()).sum::<f64>() / t;
             assert!((vi - want).abs() < 1e-9 * want.max(1.0), "t = {t}: {vi} vs {want}");
         }
     }

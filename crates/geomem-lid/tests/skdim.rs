@@ -23,7 +23,13 @@ fn close(a: f64, b: f64) {
 fn mle_equals_scikit_dimension() {
     let x = data();
     let pw = Mle::default().pointwise(x.as_ref()).unwrap();
-    for (a, b) in pw.iter().zip([2.5779394869508603, 2.625892873941461, 1.7715519404416733, 2.5710620139056104, 2.717839601770331]) {
+    for (a, b) in pw.iter().zip([
+        2.5779394869508603,
+        2.625892873941461,
+        1.7715519404416733,
+        2.5710620139056104,
+        2.717839601770331,
+    ]) {
         close(*a, b);
     }
     close(Combine::Harmonic.apply(&pw), 2.3458009251660656);
@@ -42,7 +48,13 @@ fn twonn_equals_scikit_dimension() {
     let mle = TwoNn::new(0.1, TwoNnMethod::Mle).unwrap();
     close(mle.global(x.as_ref()).unwrap().dimension, 3.473262690767448);
     let pw = TwoNn::default().pointwise(x.as_ref(), 100).unwrap();
-    for (a, b) in pw.iter().zip([2.979047345912418, 3.3345118958014353, 3.4573979281698173, 3.1901686557075766, 3.1069106122713968]) {
+    for (a, b) in pw.iter().zip([
+        2.979047345912418,
+        3.3345118958014353,
+        3.4573979281698173,
+        3.1901686557075766,
+        3.1069106122713968,
+    ]) {
         close(*a, b);
     }
 }

@@ -279,4 +279,3 @@ fn samplers_reproduce_a_gaussian() {
     }
     assert!(sample(&g, 1, &SamplingParams::default().steps(0)).is_err());
 }
-

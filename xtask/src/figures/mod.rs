@@ -1,7 +1,8 @@
-//! The figures of seed 001 that need no trained network.
+//! The figures of seed 001 that need no trained network, and seed 004's von Mises figure.
 pub mod common;
 pub mod fig3;
 pub mod fig8;
 pub mod neff;
 pub mod spectra_n;
 pub mod spectra_t;
+pub mod von_mises;
