@@ -123,6 +123,8 @@ enum Figure {
     Fig15,
     /// Seed 004, Fig. 3: a net on 100 von Mises points with one isolated; FLIPD of its samples.
     VonMises,
+    /// Seed 004: memorization detection by FLIPD (AUROC against N) on the embedded 8×8 digits.
+    DetectionDigits,
 }
 
 /// The shipped sweep specs (`experiments/`, embedded so that `reproduce` runs anywhere).
@@ -194,6 +196,7 @@ fn main() -> Result<()> {
                     Figure::Neff => figures::neff::run(scale, &out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,
                     Figure::VonMises => figures::von_mises::run(scale, &out)?,
+                    Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());
                 all.push_str(&s);

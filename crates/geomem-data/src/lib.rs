@@ -18,6 +18,7 @@
 //! assert_eq!(lm.gap_positions(), vec![23, 28]);
 //! ```
 
+mod digits;
 mod error;
 mod hidden;
 mod io;
@@ -27,6 +28,7 @@ mod random;
 mod subsets;
 mod von_mises;
 
+pub use digits::{digits, Digits};
 pub use error::{DataError, Result};
 pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
 pub use io::{parse_csv, parse_npy, read_csv, read_npy, write_csv, write_npy};

@@ -186,3 +186,24 @@ fn csv_round_trip_with_header() {
     write_csv(&p, m.as_ref(), Some(&["x", "y"])).unwrap();
     assert_eq!(read_csv(&p).unwrap(), m);
 }
+
+#[test]
+fn embedded_digits() {
+    let d = geomem_data::digits().unwrap();
+    assert_eq!((d.images.nrows(), d.images.ncols(), d.labels.len()), (1797, 64, 1797));
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for j in 0..64 {
+        for i in 0..1797 {
+            lo = lo.min(d.images[(i, j)]);
+            hi = hi.max(d.images[(i, j)]);
+        }
+    }
+    assert_eq!((lo, hi), (-1.0, 1.0));
+    // Every class is present, about 180 each (sklearn's load_digits counts: 178..=183).
+    for c in 0..10u8 {
+        let n = d.labels.iter().filter(|&&l| l == c).count();
+        assert!((170..=190).contains(&n), "class {c}: {n}");
+    }
+    // Pixel (0, 0) is blank in every image of this set.
+    assert!((0..1797).all(|i| d.images[(i, 0)] == -1.0));
+}

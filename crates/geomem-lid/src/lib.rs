@@ -53,7 +53,7 @@ pub mod twonn;
 pub use error::{LidError, Result};
 pub use flipd::{flipd_curve, knee, Flipd, FlipdVp};
 pub use knn::{knn, knn_self, Neighbours};
-pub use memorization::{auroc, classify, memorization, MemKind, Memorization};
+pub use memorization::{auroc, classify, detect, memorization, Detection, MemKind, Memorization};
 pub use mle::{median, Combine, Mle};
 pub use pointwise::{DataEstimator, DataLid, FlipdLid, Neighbourhood, NormalBundleLid, PointwiseLid, Summary};
 pub use twonn::{TwoNn, TwoNnFit, TwoNnMethod};

@@ -129,3 +129,77 @@ pub fn classify(memorized: &[bool], model_lid: &[f64], data_lid: &[f64], margin:
         })
         .collect())
 }
+
+/// Memorization detection by a model's LID at one `t0` (seed 004, Sec. 3).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Detection {
+    /// The FLIPD time.
+    pub t0: f64,
+    /// FLIPD of the model at every sample.
+    pub flipd: Vec<f64>,
+    /// AUROC of `-FLIPD` for memorized against novel samples (low LID flags memorization);
+    /// `None` when one class is empty.
+    pub auroc: Option<f64>,
+    /// Median FLIPD of the memorized samples (NaN if none).
+    pub median_memorized: f64,
+    /// Median FLIPD of the novel samples (NaN if none).
+    pub median_novel: f64,
+    /// The kind of every sample, when the data's LID was given.
+    pub kinds: Option<Vec<MemKind>>,
+}
+
+impl Detection {
+    /// The number of samples of a kind (0 without kinds).
+    pub fn count(&self, kind: MemKind) -> usize {
+        self.kinds.as_ref().map_or(0, |k| k.iter().filter(|&&c| c == kind).count())
+    }
+}
+
+/// FLIPD of `field` at every sample for each `t0`, against the nearest-neighbour labels of
+/// `mem`: the AUROC, the medians per class and, given the data's LID at every training point
+/// (`data_lid[j]` for training point `j`), the OD-/DD-Mem kinds with `margin` ([`classify`]).
+///
+/// # Errors
+/// As [`crate::Flipd::estimate`]; [`LidError::Data`] when `mem` and `samples` differ in
+/// length or `data_lid` is shorter than a nearest index.
+pub fn detect<F: geomem_score::ScoreField + ?Sized>(
+    field: &F,
+    samples: MatRef<'_, f64>,
+    mem: &Memorization,
+    data_lid: Option<&[f64]>,
+    t0s: &[f64],
+    margin: f64,
+) -> Result<Vec<Detection>> {
+    let labels = mem.labels();
+    if labels.len() != samples.nrows() {
+        return Err(LidError::Data { what: "memorization", reason: "one label per sample".into() });
+    }
+    let at_nearest =
+        match data_lid {
+            Some(dl) => {
+                Some(mem.nearest.iter().map(|&j| dl.get(j).copied()).collect::<Option<Vec<f64>>>().ok_or_else(
+                    || LidError::Data { what: "data LID", reason: "shorter than the training set".into() },
+                )?)
+            }
+            None => None,
+        };
+    let class_median = |v: &[f64], want: bool| {
+        crate::median(&v.iter().zip(&labels).filter(|(_, &l)| l == want).map(|(x, _)| *x).collect::<Vec<_>>())
+    };
+    t0s.iter()
+        .map(|&t0| {
+            let flipd = crate::Flipd::new(t0)?.estimate(field, samples)?;
+            let neg: Vec<f64> = flipd.iter().map(|v| -v).collect();
+            let kinds = at_nearest.as_ref().map(|dl| classify(&labels, &flipd, dl, margin)).transpose()?;
+            Ok(Detection {
+                t0,
+                auroc: auroc(&neg, &labels)?,
+                median_memorized: class_median(&flipd, true),
+                median_novel: class_median(&flipd, false),
+                kinds,
+                flipd,
+            })
+        })
+        .collect()
+}

@@ -92,3 +92,32 @@ fn summary_quantiles_and_nan() {
     assert_eq!(s.quantiles[1], 2.0);
     assert!((s.std - 2.5f64.sqrt()).abs() < 1e-12);
 }
+
+#[test]
+fn detection_separates_copies_from_fresh_points_under_the_empirical_score() {
+    // The empirical score memorizes everything: near a training point FLIPD is ~0, away from
+    // the training set (on the same plane) it is not. Control: the exact Gaussian score of
+    // the plane gives both kinds of sample FLIPD ~2, and the AUROC drops to chance.
+    use geomem_lid::detect;
+    use geomem_score::EmpiricalScore;
+    let train = normal(40, 4, 2, 21);
+    let copies = Mat::from_fn(20, 4, |i, j| train[(i, j)] + if j < 2 { 1e-3 } else { 0.0 });
+    let fresh = normal(20, 4, 2, 22);
+    let samples = Mat::from_fn(40, 4, |i, j| if i < 20 { copies[(i, j)] } else { fresh[(i - 20, j)] });
+    let mem = memorization(samples.as_ref(), train.as_ref(), 1.0 / 3.0).unwrap();
+    assert!(mem.labels()[..20].iter().all(|&l| l));
+    let novel = mem.labels()[20..].iter().filter(|&&l| !l).count();
+    assert!(novel >= 15, "{novel} of the fresh points are novel");
+    let data_lid = vec![2.0; 40];
+    let emp = EmpiricalScore::new(train.clone()).unwrap();
+    let d = detect(&emp, samples.as_ref(), &mem, Some(&data_lid), &[1e-3], 0.5).unwrap();
+    assert!(d[0].auroc.unwrap() > 0.95, "{:?}", d[0].auroc);
+    assert!(d[0].median_memorized < 0.1, "{}", d[0].median_memorized);
+    assert_eq!(d[0].count(MemKind::OdMem), 20, "copies read LID ~0 < data LID 2: overfitting-driven");
+    let exact = GaussianScore::from_variances(&[1.0, 1.0, 0.0, 0.0]).unwrap();
+    let c = detect(&exact, samples.as_ref(), &mem, None, &[1e-3], 0.5).unwrap();
+    assert!((c[0].median_memorized - 2.0).abs() < 0.1 && (c[0].median_novel - 2.0).abs() < 0.1);
+    assert!(c[0].auroc.unwrap() < 0.8, "the exact score does not separate them: {:?}", c[0].auroc);
+    assert!(c[0].kinds.is_none());
+    assert!(detect(&emp, samples.as_ref(), &mem, Some(&[2.0; 3]), &[1e-2], 0.5).is_err());
+}

@@ -1,5 +1,6 @@
 //! The figures of seed 001 that need no trained network, and seed 004's von Mises figure.
 pub mod common;
+pub mod detection_digits;
 pub mod fig3;
 pub mod fig8;
 pub mod neff;

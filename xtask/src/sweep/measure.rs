@@ -6,7 +6,7 @@ use super::{Job, JobData, Spec, Variant};
 use crate::backend::{self, Inner, Train};
 use anyhow::Result;
 use faer::Mat;
-use geomem_lid::memorization;
+use geomem_lid::{median, memorization, MemKind, Mle};
 use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
@@ -39,10 +39,30 @@ pub struct PointResult {
     pub weights_empirical: Vec<Vec<f64>>,
 }
 
+/// Memorization detection at one `t0` (seed 004): FLIPD of the net at every sample.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detection {
+    pub t0: f64,
+    /// AUROC of `-FLIPD` for memorized against novel samples (`None`: one class is empty).
+    pub auroc: Option<f64>,
+    pub flipd_median_memorized: f64,
+    pub flipd_median_novel: f64,
+    /// Memorized samples whose FLIPD lies more than 0.5 below the data's MLE LID at their
+    /// nearest training point (OD-Mem), and the others (DD-Mem); `None` below N = 3.
+    pub od_mem: Option<usize>,
+    pub dd_mem: Option<usize>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub step: u64,
     pub memorized_fraction: f64,
+    /// Median MLE LID of the training set (k = min(20, N - 1)) at the memorized samples'
+    /// nearest training points; NaN below N = 3 or without memorized samples.
+    #[serde(default)]
+    pub data_lid_memorized: f64,
+    #[serde(default)]
+    pub detection: Vec<Detection>,
     pub train_loss: f64,
     pub heldout_loss: f64,
     pub points: Vec<PointResult>,
@@ -72,7 +92,9 @@ pub fn snapshot(
     let net = TrainedScore::<Train>::new(ema, dev);
     let params = SamplingParams::default().steps(spec.sample_steps).seed(spec.base_seed + 9 + j.seed);
     let samples = sample(&net, spec.samples, &params)?;
-    let memorized_fraction = memorization(samples.as_ref(), data.train.as_ref(), 1.0 / 3.0)?.fraction_memorized;
+    let mem = memorization(samples.as_ref(), data.train.as_ref(), 1.0 / 3.0)?;
+    let memorized_fraction = mem.fraction_memorized;
+    let (data_lid_memorized, detection) = detect(spec, &net, &samples, data, &mem)?;
     let fields = Fields {
         net: &net,
         exact: GaussianScore::from_variances(&v.manifold()?.principal_variances())?,
@@ -90,7 +112,37 @@ pub fn snapshot(
             points.push(fields.point(v, name, x, t, spec.base_seed + 5)?);
         }
     }
-    Ok(Snapshot { step, memorized_fraction, train_loss, heldout_loss, points })
+    Ok(Snapshot { step, memorized_fraction, data_lid_memorized, detection, train_loss, heldout_loss, points })
+}
+
+/// FLIPD of the net at every sample against the nearest-neighbour labels
+/// (`geomem_lid::detect`), with the data's MLE LID (the training set's own, k = min(20, N - 1))
+/// at the nearest training point.
+fn detect(
+    spec: &Spec,
+    net: &TrainedScore<Train>,
+    samples: &Mat<f64>,
+    data: &JobData,
+    mem: &geomem_lid::Memorization,
+) -> Result<(f64, Vec<Detection>)> {
+    let n = data.train.nrows();
+    let data_lid = if n >= 3 { Some(Mle::new((n - 1).min(20), false)?.pointwise(data.train.as_ref())?) } else { None };
+    let found = geomem_lid::detect(net, samples.as_ref(), mem, data_lid.as_deref(), &spec.flipd_times, 0.5)?;
+    let memorized: Vec<f64> = data_lid.as_ref().map_or(Vec::new(), |dl| {
+        mem.labels().iter().zip(&mem.nearest).filter(|(l, _)| **l).map(|(_, &j)| dl[j]).collect()
+    });
+    let out = found
+        .iter()
+        .map(|d| Detection {
+            t0: d.t0,
+            auroc: d.auroc,
+            flipd_median_memorized: d.median_memorized,
+            flipd_median_novel: d.median_novel,
+            od_mem: d.kinds.as_ref().map(|_| d.count(MemKind::OdMem)),
+            dd_mem: d.kinds.as_ref().map(|_| d.count(MemKind::DdMem)),
+        })
+        .collect();
+    Ok((median(&memorized), out))
 }
 
 struct Fields<'a> {

@@ -56,6 +56,13 @@ pub struct Spec {
     pub heldout: usize,
     #[serde(default)]
     pub base_seed: u64,
+    /// Times `t0` at which FLIPD of every sample is measured (memorization detection).
+    #[serde(default = "flipd_times")]
+    pub flipd_times: Vec<f64>,
+}
+
+fn flipd_times() -> Vec<f64> {
+    vec![1e-3, 1e-2]
 }
 
 fn one() -> u64 {

@@ -3,7 +3,7 @@
 use super::measure::{JobResult, PointResult, Snapshot};
 use super::{result_path, Spec, Variant};
 use crate::out::FigureDir;
-use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
+use crate::plot::{palette, save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use geomem_spectral::{isotropic_tangent_weight, marked_gaps, normalize, stiffening};
 use std::fmt::Write;
@@ -194,6 +194,102 @@ fn onset_table(v: &Variant, res: &[&JobResult], t: f64) -> Result<String> {
     Ok(out)
 }
 
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+/// Memorization detection (seed 004) at the last snapshot: one row per job and `t0`.
+fn detection_table(v: &Variant, res: &[&JobResult]) -> Result<String> {
+    let mut out = format!("Memorization detection for {} (last snapshot; FLIPD of the net at each sample, AUROC of -FLIPD for memorized vs novel; OD-Mem: FLIPD more than 0.5 below the data's MLE LID at the nearest training point):\n\n| N | seed | memorized | t0 | AUROC | median FLIPD memorized / novel | data MLE LID at memorized | OD-Mem / DD-Mem |\n|---|---|---|---|---|---|---|---|\n", v.label);
+    for r in res {
+        let s = r.snapshots.last().expect("a result has snapshots");
+        for d in &s.detection {
+            writeln!(
+                out,
+                "| {} | {} | {:.2} | {} | {} | {:.2} / {:.2} | {:.2} | {} / {} |",
+                r.job.n,
+                r.job.seed,
+                s.memorized_fraction,
+                d.t0,
+                d.auroc.map_or("-".into(), |a| format!("{a:.3}")),
+                d.flipd_median_memorized,
+                d.flipd_median_novel,
+                s.data_lid_memorized,
+                opt(d.od_mem),
+                opt(d.dd_mem)
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+fn write_detection(dir: &FigureDir, spec: &Spec, res: &[JobResult]) -> Result<()> {
+    let mut w = dir.csv(
+        "detection.csv",
+        &[
+            "variant",
+            "n",
+            "seed",
+            "step",
+            "memorized_fraction",
+            "t0",
+            "auroc",
+            "flipd_median_memorized",
+            "flipd_median_novel",
+            "data_lid_memorized",
+            "od_mem",
+            "dd_mem",
+        ],
+    )?;
+    for r in res {
+        for s in &r.snapshots {
+            for d in &s.detection {
+                w.write_record([
+                    spec.variants[r.job.variant].label.clone(),
+                    r.job.n.to_string(),
+                    r.job.seed.to_string(),
+                    s.step.to_string(),
+                    s.memorized_fraction.to_string(),
+                    d.t0.to_string(),
+                    opt(d.auroc),
+                    d.flipd_median_memorized.to_string(),
+                    d.flipd_median_novel.to_string(),
+                    s.data_lid_memorized.to_string(),
+                    opt(d.od_mem),
+                    opt(d.dd_mem),
+                ])?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn detection_panel(spec: &Spec, v: &Variant, res: &[&JobResult]) -> Panel {
+    let mut p = Panel {
+        title: format!("{}: AUROC of -FLIPD (memorized vs novel)", v.label),
+        x_label: "N".into(),
+        y_label: "AUROC / memorized fraction".into(),
+        log_x: true,
+        ..Default::default()
+    };
+    for (i, &t0) in spec.flipd_times.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = res
+            .iter()
+            .filter_map(|r| {
+                let s = r.snapshots.last()?;
+                let a = s.detection.iter().find(|d| d.t0 == t0)?.auroc?;
+                Some((r.job.n as f64, a))
+            })
+            .collect();
+        p.series.push(Series::line(pts, palette(i)).labeled(format!("AUROC, t0 = {t0}")));
+    }
+    let mem: Vec<(f64, f64)> =
+        res.iter().filter_map(|r| Some((r.job.n as f64, r.snapshots.last()?.memorized_fraction))).collect();
+    p.series.push(Series::line(mem, palette(5)).dashed().labeled("memorized fraction"));
+    p
+}
+
 fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Vec<Panel> {
     let final_pts = |f: &dyn Fn(&Snapshot) -> f64| -> Vec<(f64, f64)> {
         res.iter().map(|r| (r.job.n as f64, f(r.snapshots.last().expect("snapshots")))).collect()
@@ -311,7 +407,8 @@ pub fn aggregate(spec: &Spec, dir: &FigureDir, header: &str) -> Result<String> {
         res.len() + missing,
         if missing > 0 { " (the others have not run: aggregate again when they have)" } else { "" }
     );
-    let (mut trans, mut spectra) = (Vec::new(), Vec::new());
+    write_detection(dir, spec, &res)?;
+    let (mut trans, mut spectra, mut detect) = (Vec::new(), Vec::new(), Vec::new());
     for (vi, v) in spec.variants.iter().enumerate() {
         let mine: Vec<&JobResult> = res.iter().filter(|r| r.job.variant == vi).collect();
         if mine.is_empty() {
@@ -323,6 +420,9 @@ pub fn aggregate(spec: &Spec, dir: &FigureDir, header: &str) -> Result<String> {
             summary.push_str(&onset_table(v, &mine, tt)?);
             summary.push('\n');
         }
+        summary.push_str(&detection_table(v, &mine)?);
+        summary.push('\n');
+        detect.push(detection_panel(spec, v, &mine));
         trans.extend(transition_panels(spec, v, &mine, t));
         spectra.extend(spectra_panels(v, &mine, t));
     }
@@ -333,6 +433,7 @@ pub fn aggregate(spec: &Spec, dir: &FigureDir, header: &str) -> Result<String> {
             &trans,
             4,
         )?;
+        save_panels(&dir.path("detection"), &format!("{}: memorization detection by FLIPD", spec.name), &detect, 2)?;
         save_panels(
             &dir.path("spectra"),
             &format!("{}: trained-net Jacobian spectra (autodiff), t = {t}", spec.name),
