@@ -65,3 +65,44 @@ fn bad_values_and_files_are_errors() {
     assert!(fails(&good, &edited, &["--steps", "2"]).contains("model.hidden"));
     assert!(fails(&dir.join("missing.npy"), &dir.join("r8"), &[]).contains("missing.npy"));
 }
+
+/// `xtask lid` on good points writes one column per estimator; bad requests fail cleanly.
+#[test]
+fn lid_command() {
+    let d = tmp("lid");
+    let mut csv = String::new();
+    for i in 0..120 {
+        let (a, b) = ((i as f64 * 0.7).sin(), (i as f64 * 1.3).cos());
+        csv.push_str(&format!("{a},{b},{},0\n", a * b));
+    }
+    let data = d.join("points.csv");
+    std::fs::write(&data, csv).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["lid", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(d.join("out"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--k", "10", "--twonn-neighbors", "30"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let table = std::fs::read_to_string(d.join("out/lid.csv")).unwrap();
+    assert_eq!(table.lines().next(), Some("mle,twonn"));
+    assert_eq!(table.lines().count(), 121);
+    assert!(d.join("out/lid.npy").exists() && d.join("out/summary.json").exists());
+    for (args, says) in [
+        (&["--estimator", "flipd"][..], "needs --run-dir"),
+        (&["--k", "1"][..], "k"),
+        (&["--k", "500"][..], "k"),
+        (&["--run-dir", "/nonexistent/run", "--estimator", "nb"][..], "run directory"),
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(!err.contains("panicked") && out.status.code() != Some(101), "{args:?} panicked: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
