@@ -39,13 +39,24 @@ pub struct PointResult {
     pub weights_empirical: Vec<Vec<f64>>,
 }
 
+/// JSON writes NaN as `null`; read it back as NaN.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
 /// Memorization detection at one `t0` (seed 004): FLIPD of the net at every sample.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detection {
     pub t0: f64,
     /// AUROC of `-FLIPD` for memorized against novel samples (`None`: one class is empty).
     pub auroc: Option<f64>,
+    #[serde(deserialize_with = "nan_from_null")]
     pub flipd_median_memorized: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     pub flipd_median_novel: f64,
     /// Memorized samples whose FLIPD lies more than 0.5 below the data's MLE LID at their
     /// nearest training point (OD-Mem), and the others (DD-Mem); `None` below N = 3.
@@ -59,7 +70,7 @@ pub struct Snapshot {
     pub memorized_fraction: f64,
     /// Median MLE LID of the training set (k = min(20, N - 1)) at the memorized samples'
     /// nearest training points; NaN below N = 3 or without memorized samples.
-    #[serde(default)]
+    #[serde(default = "nan", deserialize_with = "nan_from_null")]
     pub data_lid_memorized: f64,
     #[serde(default)]
     pub detection: Vec<Detection>,
