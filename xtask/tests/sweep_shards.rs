@@ -100,6 +100,15 @@ fn bad_specs_and_shards_fail_cleanly() {
         let o = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).arg("--out").arg(&root).output().unwrap();
         assert!(!o.status.success() && o.status.code() != Some(101), "{args:?}");
     }
+    // A misspelt key is an error, not a silently ignored setting.
+    std::fs::write(&spec, SPEC.replace("snapshots = [20, 40]", "snapshots = [20, 40]\nflipd_time = [0.01]")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", spec.to_str().unwrap()])
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("flipd_time"), "unknown key accepted");
     std::fs::write(&spec, SPEC).unwrap();
     for shard in ["2/2", "x", "auto"] {
         let o = Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -57,7 +57,7 @@ pub fn run(scale: Scale, root: &std::path::Path) -> Result<String> {
     let (sizes, steps): (Vec<usize>, u64) = if scale.full {
         (vec![8, 16, 32, 64, 128, 256, 512, 1024, 1797], 200_000)
     } else {
-        (vec![8, 32, 128, 512], 30_000)
+        (vec![8, 16, 32, 64], 30_000)
     };
     let d = digits()?;
     let data_lid = Mle::default().pointwise(d.images.as_ref())?;

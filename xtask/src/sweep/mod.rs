@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One data model: a linear manifold of variance blocks in `d` dimensions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Variant {
     pub label: String,
     pub d: usize,
@@ -31,6 +32,7 @@ pub struct Variant {
 
 /// A sweep: every variant × size × seed is one job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Spec {
     pub name: String,
     pub variants: Vec<Variant>,
