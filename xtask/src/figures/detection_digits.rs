@@ -72,7 +72,9 @@ pub fn run(scale: Scale, root: &std::path::Path) -> Result<String> {
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    while let Some(n) = { next.lock().expect("queue").next() } {
+                    loop {
+                        // Take the next size and release the queue before training on it.
+                        let Some(n) = next.lock().expect("queue").next() else { break };
                         let r = job(n, &d.images, &data_lid, steps, scale.seed)?;
                         results.lock().expect("results").push(r);
                         pb.inc(1);
