@@ -51,7 +51,11 @@ pub struct LidArgs {
     /// VE time of FLIPD and of the NB Jacobian.
     #[arg(long, default_value_t = 0.01)]
     pub t0: f64,
-    /// Hutchinson probes of FLIPD above d = 1024.
+    /// FLIPD's trace is exact (d autodiff rows per point) up to this dimension, Hutchinson's
+    /// estimate above.
+    #[arg(long, default_value_t = 1024)]
+    pub exact_below: usize,
+    /// Hutchinson probes of FLIPD above `--exact-below`.
     #[arg(long, default_value_t = 64)]
     pub probes: usize,
     /// Output folder.
@@ -88,7 +92,7 @@ fn estimators(a: &LidArgs) -> Result<Vec<Box<dyn PointwiseLid>>> {
                 let Some(dir) = &a.run_dir else { bail!("--estimator {e:?} needs --run-dir") };
                 let field = load_net(dir)?;
                 if e == Estimator::Flipd {
-                    let p = geomem_score::DivergenceParams::default().probes(a.probes);
+                    let p = geomem_score::DivergenceParams::default().exact_below(a.exact_below).probes(a.probes);
                     Box::new(FlipdLid { field, flipd: Flipd::new(a.t0)?.divergence(p) })
                 } else {
                     Box::new(NormalBundleLid { field, t: a.t0, scale: GapScale::Log, skip: 0 })

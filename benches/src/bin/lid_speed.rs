@@ -35,6 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = lm.sample(10_000, 1);
     write_npy(dir.join("points.npy"), x.as_ref())?;
     let (t_knn, _) = best_of(3, || knn_self(x.as_ref(), 20).expect("knn"));
+    if std::env::args().nth(2).as_deref() == Some("knn-only") {
+        let (t2, _) = best_of(3, || knn_self(x.as_ref(), 2).expect("knn"));
+        println!("{}", serde_json::json!({ "knn_self_k20_s": t_knn, "knn_self_k2_s": t2 }));
+        return Ok(());
+    }
     let (t_mle, mle) = best_of(3, || Mle::default().pointwise(x.as_ref()).expect("mle"));
     let (t_twonn, twonn) = best_of(3, || TwoNn::default().global(x.as_ref()).expect("twonn"));
     let (t_twonn_pw, twonn_pw) = best_of(1, || TwoNn::default().pointwise(x.as_ref(), 100).expect("twonn pw"));

@@ -188,14 +188,27 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
     out
 }
 
+/// Entries checked together before any is pushed: most blocks hold nothing below the floor.
+const RUN: usize = 16;
+
+fn col_slice(gt: &Mat<f32>, c: usize) -> &[f32] {
+    gt.col(c).try_as_col_major().expect("an owned matrix has contiguous columns").as_slice()
+}
+
 /// Rows of the panel: query `i0 + c` against reference points `0 .. gt.nrows()`.
 fn update_panel(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize, same: bool) {
     tops.par_iter_mut().enumerate().for_each(|(c, top)| {
-        let i = i0 + c;
-        let col = gt.col(c);
-        for (j, &g) in col.iter().enumerate() {
-            if !(same && j == i) {
-                top.push(p.qn[i] + p.rn[j] - 2.0 * f64::from(g), j);
+        let (i, col) = (i0 + c, col_slice(gt, c));
+        let base = p.qn[i];
+        for (b, (gc, rc)) in col.chunks(RUN).zip(p.rn[..col.len()].chunks(RUN)).enumerate() {
+            let below = gc.iter().zip(rc).fold(false, |h, (&g, &r)| h | (base + r - 2.0 * f64::from(g) < top.floor));
+            if below {
+                for (o, (&g, &r)) in gc.iter().zip(rc).enumerate() {
+                    let j = b * RUN + o;
+                    if !(same && j == i) {
+                        top.push(base + r - 2.0 * f64::from(g), j);
+                    }
+                }
             }
         }
     });
@@ -205,11 +218,18 @@ fn update_panel(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize, same: 
 fn update_earlier(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize) {
     tops.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, chunk)| {
         let j0 = ci * CHUNK;
+        let qn = &p.qn[j0..j0 + chunk.len()];
+        let mut floors: Vec<f64> = chunk.iter().map(|t| t.floor).collect();
         for c in 0..gt.ncols() {
-            let col = gt.col(c);
-            for (o, top) in chunk.iter_mut().enumerate() {
-                let j = j0 + o;
-                top.push(p.qn[j] + p.rn[i0 + c] - 2.0 * f64::from(col[j]), i0 + c);
+            let col = &col_slice(gt, c)[j0..j0 + chunk.len()];
+            let rc = p.rn[i0 + c];
+            let below =
+                col.iter().zip(qn).zip(&floors).fold(false, |h, ((&g, &q), &f)| h | (q + rc - 2.0 * f64::from(g) < f));
+            if below {
+                for (o, top) in chunk.iter_mut().enumerate() {
+                    top.push(qn[o] + rc - 2.0 * f64::from(col[o]), i0 + c);
+                    floors[o] = top.floor;
+                }
             }
         }
     });
@@ -248,7 +268,9 @@ fn refine(
     let (cands, floor) = top.finish();
     let certified = cands.len() >= k && floor > cands[k - 1].0 + 2.0 * err;
     let pool: Vec<usize> = if certified {
-        cands.iter().map(|c| c.1).collect()
+        // Only candidates that may still be among the k nearest need an exact distance.
+        let reach = cands[k - 1].0 + 2.0 * err;
+        cands.iter().take_while(|c| c.0 <= reach).map(|c| c.1).collect()
     } else {
         (0..rt.ncols()).filter(|&j| !(same && j == i)).collect()
     };
