@@ -175,33 +175,63 @@ impl FlipdVp {
         let mut eps = Mat::zeros(x.nrows(), x.ncols());
         model.eps_into(xv.as_ref(), time, eps.as_mut())?;
         let h = model.precision().epsilon().cbrt() * sigma;
-        let d = x.ncols();
-        (0..x.nrows())
+        let tr = eps_divergence(model, xv.as_ref(), time, h, &self.divergence)?;
+        let d = x.ncols() as f64;
+        Ok((0..x.nrows())
             .map(|i| {
-                let tr = eps_divergence(model, xv.row(i).iter().copied().collect(), time, h, &self.divergence)?;
                 let e2: f64 = eps.row(i).iter().map(|v| v * v).sum();
-                Ok(d as f64 - sigma * tr + e2)
+                d - sigma * tr[i] + e2
             })
-            .collect()
+            .collect())
     }
 }
 
-/// `tr ∇ε̂` at one point by central differences of step `h`: along `e_1..e_d` when
-/// `d <= exact_below`, along seeded Rademacher probes (Hutchinson) above; all `2K`
-/// evaluations in one call.
+/// Rows of perturbed points per call of the model in [`eps_divergence`].
+const DIVERGENCE_ROWS: usize = 8192;
+
+/// `tr ∇ε̂` at every row of `x` by central differences of step `h`: along `e_1..e_d` when
+/// `d <= exact_below`, along seeded Rademacher probes (Hutchinson; point `i` uses the stream
+/// `seed + i`, as the VE default does) above. The `2K` perturbations of as many points as fit
+/// in [`DIVERGENCE_ROWS`] rows go to the model in one call.
 fn eps_divergence<M: VpEpsModel + ?Sized>(
     model: &M,
-    x: Vec<f64>,
+    x: MatRef<'_, f64>,
     time: VpTime,
     h: f64,
     p: &DivergenceParams,
-) -> std::result::Result<f64, ScoreError> {
-    let d = x.len();
-    let dirs = if d <= p.exact_below { Mat::identity(d, d) } else { rademacher_probes(p.probes, d, p.seed) };
-    let k = dirs.nrows();
-    let pts = Mat::from_fn(2 * k, d, |r, j| x[j] + if r < k { h } else { -h } * dirs[(r % k, j)]);
-    let mut out = Mat::zeros(2 * k, d);
-    model.eps_into(pts.as_ref(), time, out.as_mut())?;
-    let sum: f64 = (0..k).map(|r| (0..d).map(|j| dirs[(r, j)] * (out[(r, j)] - out[(r + k, j)])).sum::<f64>()).sum();
-    Ok(sum / (2.0 * h) / if d <= p.exact_below { 1.0 } else { k as f64 })
+) -> std::result::Result<Vec<f64>, ScoreError> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let exact = d <= p.exact_below;
+    let k = if exact { d } else { p.probes };
+    let per_call = (DIVERGENCE_ROWS / (2 * k)).max(1);
+    let mut out = Vec::with_capacity(n);
+    for i0 in (0..n).step_by(per_call) {
+        let m = per_call.min(n - i0);
+        // Hutchinson probes per point; the canonical basis needs no matrix.
+        let probes: Vec<Mat<f64>> = if exact {
+            Vec::new()
+        } else {
+            (i0..i0 + m).map(|i| rademacher_probes(k, d, p.seed.wrapping_add(i as u64))).collect()
+        };
+        let dir = |b: usize, q: usize, j: usize| if exact { f64::from(u8::from(q == j)) } else { probes[b][(q, j)] };
+        // Rows 2k·b .. 2k·b + k: point i0 + b plus h·dir; the next k rows: minus h·dir.
+        let pts = Mat::from_fn(2 * k * m, d, |r, j| {
+            let (b, q) = (r / (2 * k), r % (2 * k));
+            x[(i0 + b, j)] + if q < k { h } else { -h } * dir(b, q % k, j)
+        });
+        let mut e = Mat::zeros(2 * k * m, d);
+        model.eps_into(pts.as_ref(), time, e.as_mut())?;
+        for b in 0..m {
+            let base = 2 * k * b;
+            let sum: f64 = if exact {
+                (0..d).map(|q| e[(base + q, q)] - e[(base + q + k, q)]).sum()
+            } else {
+                (0..k)
+                    .map(|q| (0..d).map(|j| dir(b, q, j) * (e[(base + q, j)] - e[(base + q + k, j)])).sum::<f64>())
+                    .sum()
+            };
+            out.push(sum / (2.0 * h) / if exact { 1.0 } else { k as f64 });
+        }
+    }
+    Ok(out)
 }

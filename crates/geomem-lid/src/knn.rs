@@ -122,7 +122,8 @@ impl Top {
 
 struct Prepared {
     q32: Mat<f32>,
-    r32: Mat<f32>,
+    /// `None` on one data set: the reference is `q32`.
+    r32: Option<Mat<f32>>,
     qn: Vec<f64>,
     rn: Vec<f64>,
     /// Bound on the error of one approximate squared distance, per query.
@@ -136,17 +137,28 @@ fn squared_norms(x: MatRef<'_, f64>, scale: f64) -> Vec<f64> {
 }
 
 fn max_abs(x: MatRef<'_, f64>) -> f64 {
-    (0..x.ncols()).flat_map(|j| x.col(j).iter().map(|v| v.abs()).collect::<Vec<_>>()).fold(0.0, f64::max)
+    (0..x.ncols()).map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max(v.abs()))).fold(0.0, f64::max)
 }
 
-/// Single-precision copies scaled by a power of two (exact) so that no entry exceeds 1:
-/// no data, however large or small its units, overflows `f32`.
-fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> Prepared {
+/// The power of two that brings the largest entry of `q` and `r` to at most 1 (exact).
+fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
     let m = max_abs(q).max(max_abs(r));
-    let scale = if m > 0.0 { 2f64.powi(-(m.log2().ceil() as i32)) } else { 1.0 };
+    if m > 0.0 {
+        2f64.powi(-(m.log2().ceil() as i32))
+    } else {
+        1.0
+    }
+}
+
+/// Single-precision copies scaled by [`unit_scale`], so that no data, however large or small
+/// its units, overflows `f32`. On one data set (`same`) the reference is the query copy.
+fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
+    let scale = unit_scale(q, r);
     let to32 = |x: MatRef<'_, f64>| Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| (x[(i, j)] * scale) as f32);
-    let (q32, r32) = (to32(q), to32(r));
-    let (qn, rn) = (squared_norms(q, scale), squared_norms(r, scale));
+    let q32 = to32(q);
+    let r32 = (!same).then(|| to32(r));
+    let qn = squared_norms(q, scale);
+    let rn = if same { qn.clone() } else { squared_norms(r, scale) };
     let d = q.ncols() as f64;
     // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
     let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
@@ -156,7 +168,8 @@ fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> Prepared {
 }
 
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
-    let p = prepare(q, r);
+    let p = prepare(q, r, same);
+    let r32 = p.r32.as_ref().unwrap_or(&p.q32);
     let keep = (k + k.max(8)).min(r.nrows() - usize::from(same));
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(keep)).collect();
     for i0 in (0..q.nrows()).step_by(PANEL) {
@@ -164,7 +177,7 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
         // Against every reference point, or (one data set) the points up to the panel's end.
         let end = if same { i0 + b } else { r.nrows() };
         let mut gt = Mat::<f32>::zeros(end, b);
-        let (lhs, rhs) = (p.r32.subrows(0, end), p.q32.subrows(i0, b).transpose());
+        let (lhs, rhs) = (r32.subrows(0, end), p.q32.subrows(i0, b).transpose());
         faer::linalg::matmul::matmul(gt.as_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::rayon(0));
         update_panel(&mut tops[i0..i0 + b], &gt, &p, i0, same);
         if same && i0 > 0 {
@@ -297,7 +310,7 @@ fn sorted_exact(
 /// two): the reference the tests compare [`knn`] with.
 #[doc(hidden)]
 pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
-    let scale = prepare(queries, reference).scale;
+    let scale = unit_scale(queries, reference);
     let (qt, rt) = (queries.transpose().to_owned(), reference.transpose().to_owned());
     let mut out = Neighbours { k, distances: Vec::new(), indices: Vec::new() };
     for i in 0..queries.nrows() {

@@ -25,6 +25,24 @@ impl Memorization {
     pub fn labels(&self) -> Vec<bool> {
         self.ratios.iter().map(|&r| r < self.threshold).collect()
     }
+
+    /// A per-training-point quantity (`per_train[j]` for training point `j`: the data's LID,
+    /// say) read at the nearest training point of every memorized sample.
+    ///
+    /// # Errors
+    /// [`LidError::Data`] when `per_train` is shorter than a nearest index.
+    pub fn at_memorized(&self, per_train: &[f64]) -> Result<Vec<f64>> {
+        self.ratios
+            .iter()
+            .zip(&self.nearest)
+            .filter(|(&r, _)| r < self.threshold)
+            .map(|(_, &j)| per_train.get(j).copied())
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| LidError::Data {
+                what: "per-training-point values",
+                reason: "shorter than the training set".into(),
+            })
+    }
 }
 
 /// The memorization measure: a sample counts as memorized when its nearest training point

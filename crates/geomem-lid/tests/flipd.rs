@@ -72,19 +72,42 @@ fn empirical_score_closed_form_and_zero_at_training_points() {
 fn hutchinson_estimates_the_exact_trace() {
     let f = EmpiricalScore::new(normal(50, 40, 4)).unwrap();
     let x = normal(3, 40, 5);
-    let exact = Flipd::new(0.5).unwrap().estimate(&f, x.as_ref()).unwrap();
-    // The empirical score's divergence has a closed form, so force the generic path through
-    // a field without one: the VP adapter of a VE-as-VP wrapper.
+    // The empirical score's divergence has a closed form; the VP adapter of its VE-as-VP
+    // wrapper has none, so the generic trace runs: by differences (exact) and by Hutchinson.
     let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000).unwrap();
     let t = sched.ve_time(200).unwrap();
+    let closed = Flipd::new(t).unwrap().estimate(&f, x.as_ref()).unwrap();
     let wrapped = VpScore::discrete(VeAsVp::new(f, VpGrid::Discrete(sched.clone())), sched);
     let ex = Flipd::new(t).unwrap().estimate(&wrapped, x.as_ref()).unwrap();
     let hp = DivergenceParams::default().exact_below(10).probes(2000).seed(7);
     let hu = Flipd::new(t).unwrap().divergence(hp).estimate(&wrapped, x.as_ref()).unwrap();
-    for (a, b) in ex.iter().zip(&hu) {
-        assert!((a - b).abs() < 0.05 * 40.0, "exact {a} vs Hutchinson {b}");
+    // t·tr∇s is about -40 here: a wrong or missing trace is far outside these tolerances.
+    for ((c, a), b) in closed.iter().zip(&ex).zip(&hu) {
+        assert!((a - c).abs() < 1e-3, "differences {a} vs closed form {c}");
+        assert!((b - c).abs() < 2.0, "Hutchinson {b} vs closed form {c}");
     }
-    assert_eq!(exact.len(), 3);
+}
+
+#[test]
+fn vp_form_batches_equal_single_points_and_hutchinson_tracks_the_exact_trace() {
+    // d = 40 above exact_below = 10 with 200 probes: 20 points per model call, so 45 points
+    // take three calls; point i keeps its probe stream seed + i whatever the batching.
+    let mut var = vec![0.0; 40];
+    var[..4].copy_from_slice(&[1.0, 0.5, 0.3, 0.2]);
+    let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000).unwrap();
+    let model = VeAsVp::new(GaussianScore::from_variances(&var).unwrap(), VpGrid::Discrete(sched.clone()));
+    let x = Mat::from_fn(45, 40, |i, j| if j < 4 { ((i * 7 + j * 3) as f64 * 0.37).sin() } else { 0.0 });
+    let hp = DivergenceParams::default().exact_below(10).probes(200).seed(3);
+    let vp = FlipdVp::new(sched.clone(), 50).unwrap().divergence(hp);
+    let all = vp.estimate(&model, x.as_ref()).unwrap();
+    let first = vp.estimate(&model, x.subrows(0, 5)).unwrap();
+    assert_eq!(&all[..5], &first[..]);
+    let t = sched.ve_time(50).unwrap();
+    for (i, v) in all.iter().enumerate() {
+        let row: Vec<f64> = x.row(i).iter().copied().collect();
+        let want = gaussian_flipd(&var, &row, t);
+        assert!((v - want).abs() < 0.1 * 40.0, "point {i}: {v} vs {want}");
+    }
 }
 
 #[test]

@@ -30,6 +30,9 @@ fn copies_are_memorized_and_fresh_points_are_not() {
     let m = memorization(copies.as_ref(), train.as_ref(), 1.0 / 3.0).unwrap();
     assert_eq!(m.fraction_memorized, 1.0);
     assert_eq!(m.nearest, (0..50).collect::<Vec<_>>());
+    let per_train: Vec<f64> = (0..50).map(|j| j as f64 * 0.5).collect();
+    assert_eq!(m.at_memorized(&per_train).unwrap(), per_train);
+    assert!(m.at_memorized(&per_train[..10]).is_err());
     let fresh = normal(500, 3, 3, 8);
     let f = memorization(fresh.as_ref(), train.as_ref(), 1.0 / 3.0).unwrap();
     assert!(f.fraction_memorized < 0.2, "{}", f.fraction_memorized);

@@ -139,9 +139,7 @@ fn detect(
     let n = data.train.nrows();
     let data_lid = if n >= 3 { Some(Mle::new((n - 1).min(20), false)?.pointwise(data.train.as_ref())?) } else { None };
     let found = geomem_lid::detect(net, samples.as_ref(), mem, data_lid.as_deref(), &spec.flipd_times, 0.5)?;
-    let memorized: Vec<f64> = data_lid.as_ref().map_or(Vec::new(), |dl| {
-        mem.labels().iter().zip(&mem.nearest).filter(|(l, _)| **l).map(|(_, &j)| dl[j]).collect()
-    });
+    let memorized = data_lid.as_deref().map(|dl| mem.at_memorized(dl)).transpose()?.unwrap_or_default();
     let out = found
         .iter()
         .map(|d| Detection {
