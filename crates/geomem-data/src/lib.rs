@@ -7,6 +7,7 @@
 //! | [`LinearManifold`] | `x = Q diag(σ) z`, blocks of (dimension, variance) | seed 001, Sec. 5, Supp. C |
 //! | [`HiddenManifold`] | `x = φ(F z)`, `F_ij ~ N(0, σ²/m)` | seed 000, Sec. 3.1 |
 //! | [`VonMisesCircle`] | angle `~ VM(μ, κ)` on a circle | seed 004 (Ross et al.) |
+//! | [`ImageSet`] | UCI digits (embedded), MNIST/Fashion-MNIST (IDX), CIFAR-10 (binary) | seed 000, Sec. 4 |
 //!
 //! ```
 //! use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
@@ -21,6 +22,7 @@
 mod digits;
 mod error;
 mod hidden;
+mod images;
 mod io;
 mod linear;
 mod npy;
@@ -31,8 +33,9 @@ mod von_mises;
 pub use digits::{digits, Digits};
 pub use error::{DataError, Result};
 pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
+pub use images::{read_cifar10, read_idx_images, read_idx_labels, read_mnist, ImageSet, Split};
 pub use io::{parse_csv, parse_npy, read_csv, read_npy, write_csv, write_npy};
 pub use linear::{Block, Embedding, LinearManifold};
 pub use random::{gaussian_matrix, haar_orthogonal};
-pub use subsets::NestedSubsets;
+pub use subsets::{NestedSplit, NestedSubsets};
 pub use von_mises::VonMisesCircle;

@@ -42,3 +42,42 @@ impl NestedSubsets {
         Ok(Mat::from_fn(n, data.ncols(), |i, j| data[(idx[i], j)]))
     }
 }
+
+/// Nested training subsets plus a held-out split, from one seeded permutation: the last
+/// `held_out` rows of the order are held out, training subsets are prefixes of the rest
+/// (the authors' protocol: every smaller training set is contained in every larger one,
+/// and no size ever sees a held-out point).
+#[derive(Debug, Clone)]
+pub struct NestedSplit {
+    order: Vec<usize>,
+    held_out: usize,
+}
+
+impl NestedSplit {
+    /// Orders `total` rows from `seed` and holds out `held_out` of them.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidParameter`] when `held_out >= total` (no training point left).
+    pub fn new(total: usize, held_out: usize, seed: u64) -> Result<Self> {
+        crate::error::param("held_out", held_out, held_out < total, "must leave at least one training point")?;
+        Ok(Self { order: NestedSubsets::new(total, seed).order, held_out })
+    }
+    /// The largest training size.
+    pub fn max_train(&self) -> usize {
+        self.order.len() - self.held_out
+    }
+    /// Row indices of the training subset of size `n` (a prefix of the order).
+    ///
+    /// # Errors
+    /// [`DataError::SubsetTooLarge`] when `n` exceeds [`NestedSplit::max_train`].
+    pub fn train(&self, n: usize) -> Result<&[usize]> {
+        if n > self.max_train() {
+            return Err(DataError::SubsetTooLarge { requested: n, available: self.max_train() });
+        }
+        Ok(&self.order[..n])
+    }
+    /// Row indices of the held-out points.
+    pub fn held_out(&self) -> &[usize] {
+        &self.order[self.max_train()..]
+    }
+}
