@@ -19,6 +19,7 @@ mod model;
 mod sampling;
 mod stacked;
 mod train;
+mod unet;
 
 pub use checkpoint::{
     decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema,
@@ -35,3 +36,4 @@ pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
 };
 pub use train::{train, LogRow, TrainConfig, TrainState};
+pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig};
