@@ -158,7 +158,7 @@ pub fn decode<B: AutodiffBackend>(
     }
     let model: ResidualMlp<B> = cfg.model.init(device)?;
     let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
-    let (model, ema, optim) = load_parts(path, [m, e, o], model, ema, device)?;
+    let (model, ema, optim) = load_parts(path, [m, e, o], model, ema, &AdamConfig::new(), device)?;
     Ok(TrainState { model, ema, optim, step })
 }
 
@@ -171,6 +171,7 @@ pub(crate) fn load_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
     [m, e, o]: [&[u8]; 3],
     model: M,
     ema: M::InnerModule,
+    adam: &AdamConfig,
     device: &B::Device,
 ) -> Result<Parts<B, M>> {
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
@@ -187,7 +188,7 @@ pub(crate) fn load_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
         "EMA",
     )
     .map_err(bad)?;
-    let optim = AdamConfig::new().init::<B, M>();
+    let optim = adam.init::<B, M>();
     let optim = optim
         .load_record(Recorder::<B>::load(&rec, o.to_vec(), device).map_err(|e| bad(format!("optimizer record: {e}")))?);
     Ok((model, ema, optim))
@@ -211,7 +212,7 @@ pub(crate) fn shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<usize>> {
 /// Loads `record` into `skeleton` and checks that every parameter kept its shape (burn
 /// takes a record's tensors as they come, so a record of another network would only fail
 /// later, inside a forward pass).
-fn load_checked<B: Backend, M: Module<B>>(
+pub(crate) fn load_checked<B: Backend, M: Module<B>>(
     skeleton: M,
     record: M::Record,
     what: &str,

@@ -10,6 +10,7 @@
 //! [`TrainedScore`], so every estimator of `geomem-spectral` runs on it unchanged.
 
 mod checkpoint;
+mod ddpm;
 mod error;
 mod eval;
 mod export;
@@ -25,6 +26,7 @@ pub use checkpoint::{
     decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema,
     save as save_checkpoint, FILE as CHECKPOINT_FILE,
 };
+pub use ddpm::{load_ddpm, load_ddpm_ema, train_ddpm, DdpmState, DdpmTrainConfig};
 pub use error::{NetsError, Result};
 pub use eval::{dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
@@ -36,4 +38,4 @@ pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
 };
 pub use train::{train, LogRow, TrainConfig, TrainState};
-pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig};
+pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig, UNetEps};

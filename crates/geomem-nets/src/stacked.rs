@@ -292,7 +292,8 @@ fn load_stacked<B: AutodiffBackend>(
         return Err(bad("the checkpoint belongs to a stacked run with other settings".into()));
     }
     let skeleton = StackedTrainState::<B>::new(cfgs, device)?;
-    let (model, ema, optim) = checkpoint::load_parts(path, parts, skeleton.model, skeleton.ema, device)?;
+    let (model, ema, optim) =
+        checkpoint::load_parts(path, parts, skeleton.model, skeleton.ema, &burn::optim::AdamConfig::new(), device)?;
     Ok(StackedTrainState { model, ema, optim, step })
 }
 

@@ -122,10 +122,10 @@ impl<B: Backend> Init<'_, B> {
         let n = dims.iter().product();
         let v: Vec<f32> =
             if scale == 0.0 { vec![0.0; n] } else { (0..n).map(|_| self.rng.random_range(-bound..=bound)).collect() };
-        Tensor::from_data(TensorData::new(v, dims), self.device)
+        Tensor::from_data(TensorData::new(v, dims), self.device).require_grad()
     }
     fn zero_bias(&self, b: Option<Param<Tensor<B, 1>>>) -> Option<Param<Tensor<B, 1>>> {
-        b.map(|p| p.map(|t| t.zeros_like()))
+        b.map(|p| p.map(|t| t.zeros_like().require_grad()))
     }
     fn linear(&mut self, i: usize, o: usize, scale: f64) -> Linear<B> {
         let mut l = LinearConfig::new(i, o).init(self.device);
@@ -431,5 +431,66 @@ impl<B: Backend> UNet<B> {
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+}
+
+/// A trained [`UNet`] as a noise predictor of the VP process at discrete steps, hence a
+/// [`geomem_score::ScoreField`] through `VpScore::discrete` (`s(x, t) = -ε̂(x/√(1+t), k)/√t`
+/// with `t = t_k`): the trait every spectral estimator reads. Images are passed as rows of
+/// `c·h·w` pixels (channel-major) and evaluated in batches of `batch` images.
+#[derive(Debug, Clone)]
+pub struct UNetEps<B: Backend> {
+    model: UNet<B>,
+    device: B::Device,
+    batch: usize,
+}
+
+impl<B: Backend> UNetEps<B> {
+    /// Wraps a network living on `device` (usually the EMA weights), evaluated in batches
+    /// of `batch` images (at least 1).
+    pub fn new(model: UNet<B>, device: B::Device, batch: usize) -> Self {
+        Self { model, device, batch: batch.max(1) }
+    }
+    /// The network.
+    pub fn model(&self) -> &UNet<B> {
+        &self.model
+    }
+}
+
+impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+    fn precision(&self) -> geomem_score::Precision {
+        geomem_score::Precision::F32
+    }
+    fn eps_into(
+        &self,
+        x: faer::MatRef<'_, f64>,
+        time: geomem_score::VpTime,
+        mut out: faer::MatMut<'_, f64>,
+    ) -> geomem_score::Result<()> {
+        let geomem_score::VpTime::Step(k) = time else {
+            return Err(geomem_score::ScoreError::InvalidParameter {
+                name: "time",
+                value: format!("{time:?}"),
+                reason: "a DDPM U-Net is evaluated at its discrete steps",
+            });
+        };
+        let (c, h, d) = (self.model.channels, self.model.image_size, self.model.dim());
+        for start in (0..x.nrows()).step_by(self.batch) {
+            let m = self.batch.min(x.nrows() - start);
+            let rows: Vec<f32> = (start..start + m).flat_map(|i| (0..d).map(move |j| x[(i, j)] as f32)).collect();
+            let xt = Tensor::<B, 4>::from_data(TensorData::new(rows, [m, c, h, h]), &self.device);
+            let y = self.model.forward(xt, self.model.embed_steps(&vec![k as f32; m], &self.device));
+            let v: Vec<f32> =
+                y.into_data().to_vec().map_err(|e| geomem_score::ScoreError::Backend(format!("{e:?}")))?;
+            for i in 0..m {
+                for j in 0..d {
+                    out[(start + i, j)] = f64::from(v[i * d + j]);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,133 @@
+//! DDPM training of the U-Net: the loss falls from 1 (the zero-initialised net predicts 0),
+//! a run stopped and resumed ends with the weights of one that never stopped, a checkpoint of
+//! another run is refused, and a trained U-Net is a ScoreField at the schedule's times only.
+use burn::backend::{Autodiff, Flex};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use faer::Mat;
+use geomem_nets::{load_ddpm_ema, train_ddpm, DdpmTrainConfig, NetsError, UNetConfig, UNetEps};
+use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
+use std::ops::ControlFlow;
+
+type B = Autodiff<Flex>;
+
+fn tiny() -> DdpmTrainConfig {
+    let model = UNetConfig::new(8, 1)
+        .with_base(16)
+        .with_mults(vec![1, 2])
+        .with_attn_resolutions(vec![4])
+        .with_res_blocks(1)
+        .with_groups(8);
+    DdpmTrainConfig::new(model)
+        .with_batch_size(16)
+        .with_lr(2e-3)
+        .with_checkpoint_every(10)
+        .with_log_every(5)
+        .with_seed(3)
+}
+
+fn images() -> Mat<f64> {
+    geomem_data::ImageSet::digits().unwrap().rows(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("geomem-ddpm-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+struct Weights(Vec<f32>);
+impl<BB: burn::tensor::backend::Backend> ModuleVisitor<BB> for Weights {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<BB, D>>) {
+        self.0.extend(p.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
+    }
+}
+
+fn weights<BB: burn::tensor::backend::Backend, M: Module<BB>>(m: &M) -> Vec<f32> {
+    let mut w = Weights(Vec::new());
+    m.visit(&mut w);
+    w.0
+}
+
+#[test]
+fn loss_falls_from_one() {
+    let cfg = tiny().with_steps(80);
+    let mut losses = Vec::new();
+    train_ddpm::<B>(images().as_ref(), &cfg, None, &Default::default(), &mut |r| {
+        losses.push(r.loss_ema);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(losses[0] > 0.6, "first logged losses near 1: {losses:?}");
+    assert!(*losses.last().unwrap() < 0.6 * losses[0], "loss falls: {losses:?}");
+}
+
+#[test]
+fn stopped_and_resumed_equals_uninterrupted() {
+    let cfg = tiny().with_steps(20);
+    let dev = Default::default();
+    let (a, b) = (tmp("a"), tmp("b"));
+    let full = train_ddpm::<B>(images().as_ref(), &cfg, Some(&a), &dev, &mut |_| ControlFlow::Continue(())).unwrap();
+    let stop = train_ddpm::<B>(images().as_ref(), &cfg, Some(&b), &dev, &mut |r| {
+        if r.step == 10 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(stop.step, 10);
+    let resumed = train_ddpm::<B>(images().as_ref(), &cfg, Some(&b), &dev, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(resumed.step, 20);
+    assert!(weights(&full.model) == weights(&resumed.model), "weights equal after resuming");
+    assert!(weights(&full.ema) == weights(&resumed.ema), "EMA equal after resuming");
+    let (ema, saved) = load_ddpm_ema::<Flex>(&b.join("checkpoint.bin"), &dev).unwrap();
+    assert_eq!(saved, cfg);
+    assert!(weights(&ema) == weights(&full.ema), "the checkpoint's EMA is the run's");
+    // Another run's settings are refused, not silently restarted.
+    let other = cfg.clone().with_lr(1e-3);
+    let err = train_ddpm::<B>(images().as_ref(), &other, Some(&b), &dev, &mut |_| ControlFlow::Continue(()));
+    assert!(matches!(err, Err(NetsError::CorruptCheckpoint { .. })));
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let dev = Default::default();
+    let mut go = |m: Mat<f64>, cfg: DdpmTrainConfig| {
+        train_ddpm::<B>(m.as_ref(), &cfg, None, &dev, &mut |_| ControlFlow::Continue(())).err()
+    };
+    assert!(matches!(go(Mat::zeros(0, 64), tiny()), Some(NetsError::Data(_))));
+    assert!(matches!(go(Mat::zeros(3, 63), tiny()), Some(NetsError::Data(_))));
+    let mut m = images();
+    m[(2, 5)] = f64::NAN;
+    assert!(matches!(go(m, tiny()), Some(NetsError::Data(_))));
+    assert!(matches!(go(images(), tiny().with_beta_max(2.0)), Some(NetsError::InvalidParameter { .. })));
+    assert!(matches!(go(images(), tiny().with_clip_grad(-1.0)), Some(NetsError::InvalidParameter { .. })));
+}
+
+#[test]
+fn trained_unet_is_a_score_field_on_its_grid() {
+    let cfg = tiny().with_steps(10);
+    let dev = Default::default();
+    let state = train_ddpm::<B>(images().as_ref(), &cfg, None, &dev, &mut |_| ControlFlow::Continue(())).unwrap();
+    let eps = UNetEps::<Flex>::new(state.ema.clone(), dev, 3);
+    let x = images();
+    let k = 5;
+    let mut direct = Mat::zeros(8, 64);
+    eps.eps_into(x.as_ref(), VpTime::Step(k), direct.as_mut()).unwrap();
+    assert!(direct.norm_l2() > 0.0, "trained, the net no longer predicts 0");
+    assert!(eps.eps_into(x.as_ref(), VpTime::Continuous(0.5), direct.as_mut()).is_err());
+    let sched = cfg.schedule().unwrap();
+    let field = VpScore::discrete(eps, sched.clone());
+    let t = sched.ve_time(k).unwrap();
+    let scale = sched.vp_to_ve_scale(k).unwrap();
+    // s(x, t) = -ε̂(x/√(1+t), k)/√t: evaluate at x = √(1+t) x_vp.
+    let xs = Mat::from_fn(8, 64, |i, j| x[(i, j)] * scale);
+    let s = field.score_batch(xs.as_ref(), t).unwrap();
+    for i in 0..8 {
+        for j in 0..64 {
+            assert!((s[(i, j)] + direct[(i, j)] / t.sqrt()).abs() < 1e-4 * (1.0 + s[(i, j)].abs()), "({i},{j})");
+        }
+    }
+    assert!(field.score_batch(xs.as_ref(), t * 1.001).is_err(), "off the schedule's grid");
+}
