@@ -84,3 +84,67 @@ impl SecondDerivativeRule {
         }))
     }
 }
+
+/// The dimensions that the authors' notebook (`image_experiments/plot_svds_data.ipynb`,
+/// `estimate_manifold_dim`) reads from the spectra of all points of one training size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PooledDimensions {
+    /// The one median of `|D|` pooled over every point (after the first `d̄` values).
+    pub median: f64,
+    /// `d - (i + 1 + d̄)` for every spike `i` of every point, points in order.
+    pub spikes: Vec<usize>,
+    /// For each point, how many spikes it contributed.
+    pub per_point: Vec<usize>,
+}
+
+impl PooledDimensions {
+    /// Mean of the spike dimensions (`None` without spikes: the notebook then returns `d`).
+    pub fn mean(&self) -> Option<f64> {
+        (!self.spikes.is_empty()).then(|| self.spikes.iter().sum::<usize>() as f64 / self.spikes.len() as f64)
+    }
+    /// Population standard deviation of the spike dimensions (`None` without spikes).
+    pub fn std(&self) -> Option<f64> {
+        let m = self.mean()?;
+        let v = self.spikes.iter().map(|&s| (s as f64 - m).powi(2)).sum::<f64>() / self.spikes.len() as f64;
+        Some(v.sqrt())
+    }
+}
+
+impl SecondDerivativeRule {
+    /// Algorithm 3 as the authors' notebook computes it: drop the first `d̄` values of every
+    /// spectrum, take `|second differences|`, one median `m` over all of them pooled, and
+    /// every index `i` (not only the first) with `|D_i| > c·m`, reported as `d - (i + 1 + d̄)`.
+    /// At a clean cliff the two spikes on either side give `m + 1` and `m` where the paper's
+    /// form ([`SecondDerivativeRule::dimension`]) gives `m`.
+    ///
+    /// # Errors
+    /// [`SpectralError::SpectrumTooShort`] for spectra shorter than `d̄ + 3` or of unequal
+    /// lengths; [`SpectralError::InvalidParameter`] for no spectra.
+    pub fn pooled(&self, spectra: &[Vec<f64>]) -> Result<PooledDimensions> {
+        param("spectra", spectra.len(), !spectra.is_empty(), "need at least one spectrum")?;
+        let d = spectra[0].len();
+        if d < self.discard + 3 || spectra.iter().any(|s| s.len() != d) {
+            return Err(SpectralError::SpectrumTooShort {
+                len: d,
+                reason: "Algorithm 3 needs d̄ + 3 values in every spectrum, all of one length",
+            });
+        }
+        let diffs: Vec<Vec<f64>> = spectra.iter().map(|s| Self::second_derivative(&s[self.discard..])).collect();
+        let mut all: Vec<f64> = diffs.iter().flatten().copied().collect();
+        all.sort_by(f64::total_cmp);
+        let n = all.len();
+        let median = if n % 2 == 1 { all[n / 2] } else { 0.5 * (all[n / 2 - 1] + all[n / 2]) };
+        let (mut spikes, mut per_point) = (Vec::new(), Vec::with_capacity(spectra.len()));
+        for dd in &diffs {
+            let before = spikes.len();
+            spikes.extend(
+                dd.iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v > self.threshold * median)
+                    .map(|(i, _)| d - (i + 1 + self.discard)),
+            );
+            per_point.push(spikes.len() - before);
+        }
+        Ok(PooledDimensions { median, spikes, per_point })
+    }
+}

@@ -31,7 +31,7 @@ mod normal_bundle;
 mod spectrum;
 mod subspaces;
 
-pub use dimension::SecondDerivativeRule;
+pub use dimension::{PooledDimensions, SecondDerivativeRule};
 pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};
 pub use gaps::{
@@ -42,7 +42,9 @@ pub use jacobian::{
     smoothed_jacobian_spectrum, smoothed_jacobian_spectrum_in_basis, smoothed_jacobian_with, Scheme,
     SmoothedJacobianParams, Step,
 };
-pub use normal_bundle::{normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant};
+pub use normal_bundle::{
+    normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant, Perturbation,
+};
 pub use spectrum::{GapScale, Spectrum};
 pub use subspaces::{
     block_stiffness, block_weights_in_top, isotropic_tangent_weight, log_spectrum_distance, stiffening,
