@@ -57,6 +57,10 @@ enum Cmd {
         /// Base seed of every random draw.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Image set of `image-dimension`: `mnist:DIR`, `fashion:DIR` (IDX files, raw or
+        /// gzip) or `cifar10:DIR` (binary batches); the embedded 8×8 digits when absent.
+        #[arg(long)]
+        image_data: Option<String>,
     },
 }
 
@@ -125,6 +129,8 @@ enum Figure {
     VonMises,
     /// Seed 004: memorization detection by FLIPD (AUROC against N) on the embedded 8×8 digits.
     DetectionDigits,
+    /// Seed 000 Fig. 2 / seed 001 Fig. 6-7: a DDPM U-Net's image dimension against N.
+    ImageDimension,
 }
 
 /// The shipped sweep specs (`experiments/`, embedded so that `reproduce` runs anywhere).
@@ -164,7 +170,7 @@ fn main() -> Result<()> {
             let dir = out::FigureDir::new(&out, &spec.name)?;
             print!("{}", sweep::report::aggregate(&spec, &dir, &format!("## {}: trained networks", spec.name))?);
         }
-        Cmd::Reproduce { figures, full, out, seed } => {
+        Cmd::Reproduce { figures, full, out, seed, image_data } => {
             let figs = if figures.is_empty() { Figure::value_variants().to_vec() } else { figures };
             println!("backend for trained networks: {}", backend::name());
             let scale = Scale { full, seed };
@@ -197,6 +203,7 @@ fn main() -> Result<()> {
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,
                     Figure::VonMises => figures::von_mises::run(scale, &out)?,
                     Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,
+                    Figure::ImageDimension => figures::image_dimension::run(scale, image_data.as_deref(), &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());
                 all.push_str(&s);

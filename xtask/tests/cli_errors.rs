@@ -106,3 +106,24 @@ fn lid_command() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn image_data_errors_are_clear() {
+    let run = |spec: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["reproduce", "image-dimension", "--out"])
+            .arg(tmp("imgdim"))
+            .args(["--image-data", spec])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{spec} must fail");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(run("svhn:/tmp").contains("unknown image data 'svhn'"));
+    assert!(run("mnist").contains("KIND:DIR"));
+    let empty = tmp("imgdim-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = run(&format!("mnist:{}", empty.display()));
+    assert!(e.contains("train-images-idx3-ubyte"), "{e}");
+    assert!(run(&format!("cifar10:{}", empty.display())).contains("data_batch_1.bin"));
+}

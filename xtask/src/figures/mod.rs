@@ -3,6 +3,7 @@ pub mod common;
 pub mod detection_digits;
 pub mod fig3;
 pub mod fig8;
+pub mod image_dimension;
 pub mod neff;
 pub mod spectra_n;
 pub mod spectra_t;

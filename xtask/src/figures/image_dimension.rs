@@ -1,0 +1,281 @@
+//! The latent dimension of an image diffusion model against its training-set size (seed 000
+//! Fig. 2; seed 001 Fig. 6, 7): a DDPM U-Net trained on nested subsets, the authors' image
+//! estimator at training and held-out images, Algorithm 3 in the paper's and the notebook's
+//! forms.
+//!
+//! Data in: the embedded UCI 8×8 digits by default (not the paper's data), or MNIST /
+//! Fashion-MNIST / CIFAR-10 from a local directory (`--image-data mnist:DIR`). Training sets
+//! are prefixes of one seeded permutation, a held-out split beside them (`NestedSplit`).
+//! Analysis: `geomem_spectral::{normal_bundle_spectrum, SecondDerivativeRule}` on the trained
+//! net through `VpScore`, and on the empirical score of the same training set (the
+//! memorizing limit) as a reference.
+
+use super::common::Scale;
+use crate::backend::{self, Inner, Train};
+use crate::out::FigureDir;
+use crate::plot::{palette, save_panels, viridis, Panel, Series};
+use anyhow::{bail, Context, Result};
+use faer::Mat;
+use geomem_data::{read_cifar10, read_mnist, ImageSet, NestedSplit, Split};
+use geomem_nets::{train_ddpm, DdpmTrainConfig, UNetConfig, UNetEps};
+use geomem_score::{EmpiricalScore, ScoreField, VpScore};
+use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation, SecondDerivativeRule};
+use std::fmt::Write;
+use std::ops::ControlFlow;
+
+/// Everything one figure run needs, derived from the data set and the scale.
+struct Plan {
+    set: ImageSet,
+    unet: UNetConfig,
+    sizes: Vec<usize>,
+    held_out: usize,
+    steps: u64,
+    batch: usize,
+    lr: f64,
+    points: usize,
+    step_k: usize,
+    rule: SecondDerivativeRule,
+}
+
+fn plan(scale: Scale, image_data: Option<&str>) -> Result<Plan> {
+    let config = |s: &str| -> Result<UNetConfig> { Ok(serde_json::from_str(s)?) };
+    let Some(spec) = image_data else {
+        let set = ImageSet::digits()?;
+        let (sizes, steps, points) = if scale.full {
+            (vec![2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1700], 100_000, 50)
+        } else {
+            (vec![2, 16, 128, 1700], 1500, 6)
+        };
+        let unet = config(if scale.full {
+            include_str!("../../../experiments/unet/digits.json")
+        } else {
+            include_str!("../../../experiments/unet/smoke.json")
+        })?;
+        let batch = if scale.full { 128 } else { 64 };
+        let lr = if scale.full { 1e-4 } else { 1e-3 };
+        let rule = SecondDerivativeRule::new(8, 10.0)?;
+        return Ok(Plan { set, unet, sizes, held_out: 97, steps, batch, lr, points, step_k: 0, rule });
+    };
+    let (kind, dir) = spec.split_once(':').context("--image-data takes KIND:DIR, KIND = mnist | fashion | cifar10")?;
+    let (set, unet, lo, hi, k, rule) = match kind {
+        "mnist" | "fashion" => (
+            read_mnist(dir, Split::Train)?,
+            config(include_str!("../../../experiments/unet/mnist.json"))?,
+            4000,
+            32000,
+            0,
+            SecondDerivativeRule::new(100, 15.0)?,
+        ),
+        "cifar10" => (
+            read_cifar10(dir, Split::Train)?,
+            config(include_str!("../../../experiments/unet/cifar10.json"))?,
+            2000,
+            16000,
+            15,
+            SecondDerivativeRule::new(1000, 10.0)?,
+        ),
+        other => bail!("unknown image data '{other}' (mnist, fashion, cifar10)"),
+    };
+    // Seed 000: 30 sizes between the two transition points, 5 outside each.
+    let mut sizes: Vec<usize> = (0..30).map(|i| lo + (hi - lo) * i / 29).collect();
+    sizes.extend((1..=5).map(|i| lo * i / 6));
+    sizes.extend((1..=5).map(|i| hi + (set.len() - 1000 - hi) * i / 5));
+    sizes.sort_unstable();
+    sizes.dedup();
+    let (steps, points) = if scale.full { (if kind == "cifar10" { 500_000 } else { 400_000 }, 100) } else { (2000, 4) };
+    if !scale.full {
+        sizes = vec![lo / 4, lo, hi];
+    }
+    Ok(Plan { set, unet, sizes, held_out: 1000, steps, batch: 128, lr: 1e-4, points, step_k: k, rule })
+}
+
+/// Spectra of one size: the net's at training and held-out images, and the empirical score's.
+struct SizeOut {
+    n: usize,
+    loss: f64,
+    /// (which points, perturbation, spectra)
+    spectra: Vec<(&'static str, &'static str, Vec<Vec<f64>>)>,
+}
+
+fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundleParams) -> Result<Vec<Vec<f64>>> {
+    (0..pts.nrows())
+        .map(|i| {
+            let x: Vec<f64> = (0..pts.ncols()).map(|j| pts[(i, j)]).collect();
+            Ok(normal_bundle_spectrum(f, &x, t, &p.seed(i as u64))?)
+        })
+        .collect()
+}
+
+fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeOut> {
+    let train_set = pl.set.rows(split.train(n)?)?;
+    let cfg = DdpmTrainConfig::new(pl.unet.clone())
+        .with_steps(pl.steps)
+        .with_batch_size(pl.batch)
+        .with_lr(pl.lr)
+        .with_seed(seed + n as u64)
+        .with_checkpoint_every(0)
+        .with_log_every(pl.steps.min(100));
+    let mut loss = f64::NAN;
+    let state = train_ddpm::<Train>(train_set.as_ref(), &cfg, None, &backend::device(), &mut |r| {
+        loss = r.loss_ema;
+        ControlFlow::Continue(())
+    })?;
+    let sched = cfg.schedule()?;
+    let t = sched.ve_time(pl.step_k)?;
+    let net = VpScore::discrete(UNetEps::<Inner>::new(state.ema, backend::device(), 512), sched);
+    let m = pl.points.min(n);
+    let at_train = pl.set.rows(&split.train(n)?[..m])?;
+    let at_held = pl.set.rows(&split.held_out()[..pl.points])?;
+    let authors = Perturbation::PerChannelOrthogonal { channels: pl.set.channels, size: pl.set.height };
+    let base = NormalBundleParams::default();
+    let emp = EmpiricalScore::new(train_set)?;
+    let mut spectra = Vec::new();
+    for (name, pert) in [("per-channel orthogonal", authors), ("gaussian", Perturbation::Gaussian)] {
+        let p = base.perturbation(pert);
+        spectra.push(("train", name, spectra_at(&net, &at_train, t, &p)?));
+        spectra.push(("held-out", name, spectra_at(&net, &at_held, t, &p)?));
+    }
+    let p = base.perturbation(authors);
+    spectra.push(("train, empirical score", "per-channel orthogonal", spectra_at(&emp, &at_train, t, &p)?));
+    spectra.push(("held-out, empirical score", "per-channel orthogonal", spectra_at(&emp, &at_held, t, &p)?));
+    Ok(SizeOut { n, loss, spectra })
+}
+
+pub fn run(scale: Scale, image_data: Option<&str>, root: &std::path::Path) -> Result<String> {
+    let out = FigureDir::new(root, "image_dimension")?;
+    let pl = plan(scale, image_data)?;
+    let split = NestedSplit::new(pl.set.len(), pl.held_out, scale.seed)?;
+    out.write_json(
+        "config.json",
+        &serde_json::json!({
+            "data": pl.set.source, "images": pl.set.len(), "held_out": pl.held_out, "sizes": pl.sizes,
+            "unet": pl.unet, "parameters": pl.unet.parameter_count().map(|c| c as u64), "steps": pl.steps,
+            "batch": pl.batch, "lr": pl.lr, "points_per_set": pl.points, "step_k": pl.step_k,
+            "K": "4d, central differences", "rule": pl.rule, "seed": scale.seed, "backend": backend::name(),
+        }),
+    )?;
+    let pb = crate::out::bar(pl.sizes.len() as u64, "image dimension: U-Nets");
+    // burn's CPU backend runs these convolutions on one core: two nets train side by side.
+    // Largest sizes first, so the longest spectra do not start last.
+    let next = std::sync::Mutex::new(pl.sizes.iter().rev().copied().collect::<Vec<_>>().into_iter());
+    let res = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let Some(n) = next.lock().expect("queue").next() else { break };
+                        let r = one_size(&pl, &split, n, scale.seed)?;
+                        res.lock().expect("results").push(r);
+                        pb.inc(1);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    let mut res = res.into_inner().expect("results");
+    res.sort_by_key(|r| r.n);
+    report(&out, &pl, &res)
+}
+
+/// `(mean, std, spikes)` of the notebook form, and the paper form's mean over points.
+fn dims(rule: &SecondDerivativeRule, spectra: &[Vec<f64>]) -> Result<(f64, f64, usize, f64)> {
+    let pooled = rule.pooled(spectra)?;
+    let d = spectra[0].len() as f64;
+    let paper: Vec<f64> =
+        spectra.iter().map(|s| Ok(rule.dimension(s)?.map_or(d, |v| v as f64))).collect::<Result<_>>()?;
+    Ok((
+        pooled.mean().unwrap_or(d),
+        pooled.std().unwrap_or(0.0),
+        pooled.spikes.len(),
+        paper.iter().sum::<f64>() / paper.len() as f64,
+    ))
+}
+
+fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
+    let d = pl.set.dim();
+    let mut w = out.csv(
+        "dimension.csv",
+        &["n", "points", "perturbation", "notebook_mean", "notebook_std", "spikes", "paper_mean", "final_loss"],
+    )?;
+    let mut sp = out.csv("spectra.csv", &["n", "points", "perturbation", "index", "mean_normalised"])?;
+    let mut md = format!(
+        "## image_dimension\n\n{} ({} images, d = {d}), DDPM U-Net {} parameters, {} steps per size, step k = {}, K = 4d; Algorithm 3 d̄ = {}, c = {}.{}\n\n| N | points | perturbation | dimension (notebook, mean ± std over spikes) | spikes | dimension (paper form, mean over points) |\n|---|---|---|---|---|---|\n",
+        pl.set.source,
+        pl.set.len(),
+        pl.unet.parameter_count().unwrap_or(0),
+        pl.steps,
+        pl.step_k,
+        pl.rule.discard,
+        pl.rule.threshold,
+        if pl.set.source == "uci-digits" { " Embedded 8×8 digits: not the paper's data." } else { "" },
+    );
+    let mut curves: std::collections::BTreeMap<String, Vec<(f64, f64, f64)>> = Default::default();
+    for r in res {
+        for (points, pert, spectra) in &r.spectra {
+            let (mean, std, spikes, paper) = dims(&pl.rule, spectra)?;
+            w.write_record([
+                r.n.to_string(),
+                points.to_string(),
+                pert.to_string(),
+                mean.to_string(),
+                std.to_string(),
+                spikes.to_string(),
+                paper.to_string(),
+                r.loss.to_string(),
+            ])?;
+            writeln!(md, "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} |", r.n)?;
+            curves.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, mean, std));
+            for i in 0..d {
+                let v = spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64;
+                sp.write_record([r.n.to_string(), points.to_string(), pert.to_string(), i.to_string(), v.to_string()])?;
+            }
+        }
+    }
+    w.flush()?;
+    sp.flush()?;
+    out.write_text("summary.md", &md)?;
+    let mut dim = Panel {
+        title: "dimension (notebook form) against N".into(),
+        x_label: "N (training images)".into(),
+        y_label: "dimension".into(),
+        log_x: true,
+        ..Default::default()
+    };
+    for (i, (name, pts)) in curves.iter().enumerate() {
+        let c = palette(i);
+        dim.series.push(Series::line(pts.iter().map(|p| (p.0, p.1)).collect(), c).labeled(name.clone()));
+        dim.series.push(Series::line(pts.iter().map(|p| (p.0, p.1 + p.2)).collect(), c).dashed());
+        dim.series.push(Series::line(pts.iter().map(|p| (p.0, (p.1 - p.2).max(0.0))).collect(), c).dashed());
+    }
+    let mut panels = vec![dim];
+    for which in ["train", "held-out"] {
+        let mut p = Panel {
+            title: format!("net spectra at {which} images (authors' perturbations)"),
+            x_label: "index".into(),
+            y_label: "s_i / s_1".into(),
+            log_y: true,
+            ..Default::default()
+        };
+        for (j, r) in res.iter().enumerate() {
+            let Some((_, _, spectra)) = r.spectra.iter().find(|s| s.0 == which && s.1 == "per-channel orthogonal")
+            else {
+                continue;
+            };
+            let mean: Vec<(f64, f64)> = (0..d)
+                .map(|i| ((i + 1) as f64, spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64))
+                .collect();
+            let u = j as f64 / (res.len().max(2) - 1) as f64;
+            p.series.push(Series::line(mean, viridis(u)).labeled(format!("N = {}", r.n)));
+        }
+        panels.push(p);
+    }
+    save_panels(&out.path("image_dimension"), &format!("Latent dimension against N: {}", pl.set.source), &panels, 3)?;
+    Ok(md)
+}
