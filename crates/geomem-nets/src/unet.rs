@@ -108,6 +108,9 @@ pub struct UNet<B: Backend> {
     image_size: usize,
 }
 
+/// A residual block's (input width, output width, attention after it).
+type Block = (usize, usize, bool);
+
 /// Host-seeded DDPM initialisation: `U(±√(3 s / fan_avg))`, biases zero.
 struct Init<'a, B: Backend> {
     rng: StdRng,
@@ -213,7 +216,7 @@ impl UNetConfig {
 
     /// The (input, output) widths of every residual block, down then middle then up, and
     /// whether attention follows it (the channel bookkeeping of the DDPM code).
-    fn plan(&self) -> (Vec<(usize, usize, bool)>, Vec<(usize, usize, bool)>) {
+    fn plan(&self) -> (Vec<Block>, Vec<Block>) {
         let (nf, levels) = (self.base, self.mults.len());
         let attn = |l: usize| self.attn_resolutions.contains(&self.resolution(l));
         let (mut down, mut up, mut hs, mut ch) = (Vec::new(), Vec::new(), vec![nf], nf);

@@ -93,7 +93,7 @@ fn stopped_and_resumed_equals_uninterrupted() {
 #[test]
 fn bad_inputs_are_errors() {
     let dev = Default::default();
-    let mut go = |m: Mat<f64>, cfg: DdpmTrainConfig| {
+    let go = |m: Mat<f64>, cfg: DdpmTrainConfig| {
         train_ddpm::<B>(m.as_ref(), &cfg, None, &dev, &mut |_| ControlFlow::Continue(())).err()
     };
     assert!(matches!(go(Mat::zeros(0, 64), tiny()), Some(NetsError::Data(_))));
