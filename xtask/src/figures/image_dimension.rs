@@ -93,6 +93,8 @@ fn plan(scale: Scale, image_data: Option<&str>) -> Result<Plan> {
 struct SizeOut {
     n: usize,
     loss: f64,
+    /// The VE time of the step the spectra are taken at.
+    t: f64,
     /// (which points, perturbation, spectra)
     spectra: Vec<(&'static str, &'static str, Vec<Vec<f64>>)>,
 }
@@ -138,7 +140,7 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeO
     let p = base.perturbation(authors);
     spectra.push(("train, empirical score", "per-channel orthogonal", spectra_at(&emp, &at_train, t, &p)?));
     spectra.push(("held-out, empirical score", "per-channel orthogonal", spectra_at(&emp, &at_held, t, &p)?));
-    Ok(SizeOut { n, loss, spectra })
+    Ok(SizeOut { n, loss, t, spectra })
 }
 
 pub fn run(scale: Scale, image_data: Option<&str>, root: &std::path::Path) -> Result<String> {
@@ -202,11 +204,11 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
     let d = pl.set.dim();
     let mut w = out.csv(
         "dimension.csv",
-        &["n", "points", "perturbation", "notebook_mean", "notebook_std", "spikes", "paper_mean", "final_loss"],
+        &["n", "points", "perturbation", "notebook_mean", "notebook_std", "spikes", "paper_mean", "median_sv_t", "final_loss"],
     )?;
     let mut sp = out.csv("spectra.csv", &["n", "points", "perturbation", "index", "mean_normalised"])?;
     let mut md = format!(
-        "## image_dimension\n\n{} ({} images, d = {d}), DDPM U-Net {} parameters, {} steps per size, step k = {}, K = 4d; Algorithm 3 d̄ = {}, c = {}.{}\n\n| N | points | perturbation | dimension (notebook, mean ± std over spikes) | spikes | dimension (paper form, mean over points) |\n|---|---|---|---|---|---|\n",
+        "## image_dimension\n\n{} ({} images, d = {d}), DDPM U-Net {} parameters, {} steps per size, step k = {}, K = 4d; Algorithm 3 d̄ = {}, c = {}.{}\n\n| N | points | perturbation | dimension (notebook, mean ± std over spikes) | spikes | dimension (paper form, mean over points) | median singular value × t |\n|---|---|---|---|---|---|---|\n",
         pl.set.source,
         pl.set.len(),
         pl.unet.parameter_count().unwrap_or(0),
@@ -220,6 +222,9 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
     for r in res {
         for (points, pert, spectra) in &r.spectra {
             let (mean, std, spikes, paper) = dims(&pl.rule, spectra)?;
+            // Absolute stiffness: a memorizing field has every value near 1/t (s·t ≈ 1), a
+            // flat spectrum that Algorithm 3 cannot tell from a flat soft one.
+            let stiff = spectra.iter().map(|s| s[s.len() / 2] * r.t).sum::<f64>() / spectra.len() as f64;
             w.write_record([
                 r.n.to_string(),
                 points.to_string(),
@@ -228,9 +233,10 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
                 std.to_string(),
                 spikes.to_string(),
                 paper.to_string(),
+                stiff.to_string(),
                 r.loss.to_string(),
             ])?;
-            writeln!(md, "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} |", r.n)?;
+            writeln!(md, "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} | {stiff:.3} |", r.n)?;
             curves.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, mean, std));
             for i in 0..d {
                 let v = spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64;
