@@ -67,3 +67,35 @@ pub fn gap_stats(values: &[f64], setup: &Setup) -> anyhow::Result<(usize, [f64; 
     let at = |j: usize| g.at_marks[j].unwrap_or(f64::NAN);
     Ok((g.largest_at, [at(0), at(1), at(2)]))
 }
+
+/// Runs `job` on every item with two worker threads (burn's CPU backend trains one net per
+/// core), taking items in order and releasing the queue before each job; `done` is called
+/// after each. Results come back in completion order.
+pub fn on_two_workers<T: Send, R: Send>(
+    items: Vec<T>,
+    job: impl Fn(T) -> anyhow::Result<R> + Sync,
+    done: impl Fn() + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let next = std::sync::Mutex::new(items.into_iter());
+    let out = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let Some(item) = next.lock().expect("queue").next() else { break };
+                        let r = job(item)?;
+                        out.lock().expect("results").push(r);
+                        done();
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(out.into_inner().expect("results"))
+}

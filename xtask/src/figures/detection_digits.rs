@@ -18,7 +18,6 @@ use geomem_lid::{detect, median, memorization, Detection, MemKind, Mle};
 use geomem_nets::{sample, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
 use std::fmt::Write;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 
 const T0S: [f64; 2] = [1e-3, 1e-2];
 
@@ -66,30 +65,12 @@ pub fn run(scale: Scale, root: &std::path::Path) -> Result<String> {
         &serde_json::json!({ "sizes": sizes, "steps": steps, "lr": 3e-3, "ema": 0.999, "samples": 200, "t0": T0S, "data_lid": "MLE k = 20 within all 1797 digits", "margin": 0.5, "seed": scale.seed }),
     )?;
     let pb = crate::out::bar(sizes.len() as u64, "digits detection: nets");
-    let results = Mutex::new(Vec::new());
-    let next = Mutex::new(sizes.clone().into_iter());
-    std::thread::scope(|s| -> Result<()> {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        // Take the next size and release the queue before training on it.
-                        let Some(n) = next.lock().expect("queue").next() else { break };
-                        let r = job(n, &d.images, &data_lid, steps, scale.seed)?;
-                        results.lock().expect("results").push(r);
-                        pb.inc(1);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
-        }
-        Ok(())
-    })?;
+    let mut res = super::common::on_two_workers(
+        sizes.clone(),
+        |n| job(n, &d.images, &data_lid, steps, scale.seed),
+        || pb.inc(1),
+    )?;
     pb.finish_and_clear();
-    let mut res = results.into_inner().expect("results");
     res.sort_by_key(|r| r.n);
     report(&out, &res, &data_lid)
 }

@@ -157,31 +157,11 @@ pub fn run(scale: Scale, image_data: Option<&str>, root: &std::path::Path) -> Re
         }),
     )?;
     let pb = crate::out::bar(pl.sizes.len() as u64, "image dimension: U-Nets");
-    // burn's CPU backend runs these convolutions on one core: two nets train side by side.
-    // Largest sizes first, so the longest spectra do not start last.
-    let next = std::sync::Mutex::new(pl.sizes.iter().rev().copied().collect::<Vec<_>>().into_iter());
-    let res = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| -> Result<()> {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let Some(n) = next.lock().expect("queue").next() else { break };
-                        let r = one_size(&pl, &split, n, scale.seed)?;
-                        res.lock().expect("results").push(r);
-                        pb.inc(1);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
-        }
-        Ok(())
-    })?;
+    // burn's CPU backend runs these convolutions on one core: two nets train side by side,
+    // largest sizes first so that the longest spectra do not start last.
+    let sizes: Vec<usize> = pl.sizes.iter().rev().copied().collect();
+    let mut res = super::common::on_two_workers(sizes, |n| one_size(&pl, &split, n, scale.seed), || pb.inc(1))?;
     pb.finish_and_clear();
-    let mut res = res.into_inner().expect("results");
     res.sort_by_key(|r| r.n);
     report(&out, &pl, &res)
 }
@@ -204,7 +184,17 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
     let d = pl.set.dim();
     let mut w = out.csv(
         "dimension.csv",
-        &["n", "points", "perturbation", "notebook_mean", "notebook_std", "spikes", "paper_mean", "median_sv_t", "final_loss"],
+        &[
+            "n",
+            "points",
+            "perturbation",
+            "notebook_mean",
+            "notebook_std",
+            "spikes",
+            "paper_mean",
+            "median_sv_t",
+            "final_loss",
+        ],
     )?;
     let mut sp = out.csv("spectra.csv", &["n", "points", "perturbation", "index", "mean_normalised"])?;
     let mut md = format!(
@@ -236,7 +226,11 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
                 stiff.to_string(),
                 r.loss.to_string(),
             ])?;
-            writeln!(md, "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} | {stiff:.3} |", r.n)?;
+            writeln!(
+                md,
+                "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} | {stiff:.3} |",
+                r.n
+            )?;
             curves.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, mean, std));
             for i in 0..d {
                 let v = spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64;
