@@ -93,8 +93,9 @@ fn maybe_gunzip(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
 }
 
 /// An IDX array of unsigned bytes (`magic = 00 00 08 ndims`, big-endian `u32` dimensions)
-/// with the number of dimensions `ndims` expected; returns the dimensions and the body.
-fn parse_idx(bytes: &[u8], ndims: usize, path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+/// with the number of dimensions `ndims` expected; returns the dimensions and the body (a
+/// view of `bytes`, not a copy).
+fn parse_idx<'a>(bytes: &'a [u8], ndims: usize, path: &Path) -> Result<(Vec<usize>, &'a [u8])> {
     let head = 4 + 4 * ndims;
     if bytes.len() < 4 {
         return Err(fmt_err(path, format!("{} bytes, shorter than the IDX magic number", bytes.len())));
@@ -122,7 +123,7 @@ fn parse_idx(bytes: &[u8], ndims: usize, path: &Path) -> Result<(Vec<usize>, Vec
     if need == 0 {
         return Err(DataError::EmptyDataset);
     }
-    Ok((dims, bytes[head..].to_vec()))
+    Ok((dims, &bytes[head..]))
 }
 
 /// Reads MNIST-format images (IDX, `magic 0x00000803`, `n × h × w` bytes), raw or gzip,
@@ -147,7 +148,7 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Mat<f64>, usize, usize
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
     let bytes = maybe_gunzip(read_file(path)?, path)?;
-    Ok(parse_idx(&bytes, 1, path)?.1)
+    Ok(parse_idx(&bytes, 1, path)?.1.to_vec())
 }
 
 /// Which part of a dataset to read.

@@ -17,10 +17,10 @@
 
 use crate::checkpoint;
 use crate::error::{param, NetsError};
-use crate::train::{mix, open_metrics, weights_finite, EmaMapper, Flatten, LogRow};
+use crate::train::{mix, open_metrics, weights_finite, EmaMapper, Flatten, HostData, LogRow};
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -121,7 +121,6 @@ impl DdpmTrainConfig {
     }
 
     fn same_run(&self, o: &Self) -> bool {
-        let Self { steps: _, checkpoint_every: _, log_every: _, .. } = self;
         (
             &self.model,
             self.batch_size,
@@ -180,15 +179,6 @@ impl Draw {
     }
 }
 
-/// Ids of every float parameter, in visiting order.
-struct Ids(Vec<ParamId>);
-
-impl<B: Backend> ModuleVisitor<B> for Ids {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-        self.0.push(p.id);
-    }
-}
-
 /// Scales every gradient by `min(1, max_norm / (‖g‖ + 10⁻⁶))`, `‖g‖` the norm of all
 /// gradients together (PyTorch's `clip_grad_norm_`), without reading it back.
 fn clip_global<B: AutodiffBackend>(model: &UNet<B>, grads: &mut GradientsParams, max_norm: f64) {
@@ -211,8 +201,6 @@ fn clip_global<B: AutodiffBackend>(model: &UNet<B>, grads: &mut GradientsParams,
     model.visit(&mut acc);
     let Some(total) = acc.total else { return };
     let coef = (total.sqrt().add_scalar(1e-6).recip().mul_scalar(max_norm)).clamp_max(1.0);
-    let mut ids = Ids(Vec::new());
-    model.visit(&mut ids);
     struct Scale<'a, IB: Backend> {
         grads: &'a mut GradientsParams,
         coef: Tensor<IB, 1>,
@@ -271,27 +259,6 @@ impl<B: AutodiffBackend> DdpmState<B> {
         self.step += 1;
         loss.inner()
     }
-}
-
-/// Images as a checked row-major `f32` buffer.
-fn host_images(data: MatRef<'_, f64>, d: usize) -> crate::error::Result<Vec<f32>> {
-    if data.nrows() == 0 {
-        return Err(NetsError::Data("no training images".into()));
-    }
-    if data.ncols() != d {
-        return Err(NetsError::Data(format!("images have {} pixels, the U-Net expects {d}", data.ncols())));
-    }
-    let mut v = Vec::with_capacity(data.nrows() * d);
-    for i in 0..data.nrows() {
-        for j in 0..d {
-            let x = data[(i, j)];
-            if !x.is_finite() {
-                return Err(NetsError::Data(format!("non-finite pixel at row {i}, column {j}")));
-            }
-            v.push(x as f32);
-        }
-    }
-    Ok(v)
 }
 
 fn save<B: AutodiffBackend>(dir: &Path, s: &DdpmState<B>, cfg: &DdpmTrainConfig) -> crate::error::Result<()> {
@@ -356,7 +323,7 @@ pub fn train_ddpm<B: AutodiffBackend>(
 ) -> crate::error::Result<DdpmState<B>> {
     cfg.check()?;
     let d = cfg.model.channels * cfg.model.image_size * cfg.model.image_size;
-    let data = host_images(images, d)?;
+    let host = HostData::new(images, d)?;
     let sched = cfg.schedule()?;
     let ab: Vec<f64> = (0..cfg.timesteps)
         .map(|k| sched.alpha_bar(k))
@@ -382,7 +349,7 @@ pub fn train_ddpm<B: AutodiffBackend>(
     };
     let (mut loss_ema, mut last, mut last_step) = (None::<f64>, Instant::now(), state.step);
     while state.step < cfg.steps {
-        let loss = state.step(&data, images.nrows(), &ab, cfg, device);
+        let loss = state.step(&host.values, host.n, &ab, cfg, device);
         let s = state.step;
         let log_now = s % cfg.log_every == 0 || s == cfg.steps;
         let ck_now = run_dir.is_some() && cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0;

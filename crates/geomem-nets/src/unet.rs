@@ -521,3 +521,52 @@ impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    type B = Flex;
+
+    fn input(dims: [usize; 4], phase: f32) -> Tensor<B, 4> {
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37 + phase).sin() * (1.0 + (i % 7) as f32)).collect();
+        Tensor::from_data(TensorData::new(v, dims), &Default::default())
+    }
+
+    fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn group_norm_on_2d_views_equals_burns_group_norm() {
+        let dev = Default::default();
+        let mut n = GroupNormConfig::new(4, 8).with_epsilon(1e-6).init::<B>(&dev);
+        let g: Tensor<B, 1> =
+            Tensor::from_data(TensorData::new((0..8).map(|i| 0.5 + i as f32 * 0.3).collect::<Vec<_>>(), [8]), &dev);
+        let b: Tensor<B, 1> =
+            Tensor::from_data(TensorData::new((0..8).map(|i| i as f32 * -0.2).collect::<Vec<_>>(), [8]), &dev);
+        n.gamma = n.gamma.map(|p| p.map(|_| g));
+        n.beta = n.beta.map(|p| p.map(|_| b));
+        let x = input([3, 8, 5, 4], 0.1);
+        assert!(max_diff(group_norm(&n, x.clone()), n.forward(x)) < 1e-5);
+    }
+
+    #[test]
+    fn attention_equals_the_pixel_major_formula() {
+        let dev = Default::default();
+        let mut ini = Init::<B> { rng: StdRng::seed_from_u64(2), device: &dev, groups: 4, dropout: 0.0 };
+        let mut a = ini.attn(8);
+        a.out = ini.conv1x1(8, 8, 1.0); // non-zero, so the attention path shows
+        let x = input([2, 8, 3, 3], 0.7);
+        let [b, c, h, w] = x.dims();
+        // Reference: pixels as rows, a = softmax(Q Kᵀ/√c) over keys, out = a V.
+        let t = group_norm(&a.norm, x.clone());
+        let rows = |m: &Conv2d<B>| m.forward(t.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
+        let (q, k, v) = (rows(&a.q), rows(&a.k), rows(&a.v));
+        let att = softmax(q.matmul(k.swap_dims(1, 2)).mul_scalar(1.0 / (c as f64).sqrt()), 2);
+        let y = att.matmul(v).swap_dims(1, 2).reshape([b, c, h, w]);
+        let want = x.clone() + a.out.forward(y);
+        assert!(max_diff(a.forward(x), want) < 1e-5);
+    }
+}

@@ -76,16 +76,19 @@ fn plan(scale: Scale, image_data: Option<&str>) -> Result<Plan> {
         ),
         other => bail!("unknown image data '{other}' (mnist, fashion, cifar10)"),
     };
-    // Seed 000: 30 sizes between the two transition points, 5 outside each.
-    let mut sizes: Vec<usize> = (0..30).map(|i| lo + (hi - lo) * i / 29).collect();
-    sizes.extend((1..=5).map(|i| lo * i / 6));
-    sizes.extend((1..=5).map(|i| hi + (set.len() - 1000 - hi) * i / 5));
-    sizes.sort_unstable();
-    sizes.dedup();
     let (steps, points) = if scale.full { (if kind == "cifar10" { 500_000 } else { 400_000 }, 100) } else { (2000, 4) };
-    if !scale.full {
-        sizes = vec![lo / 4, lo, hi];
-    }
+    let sizes = if scale.full {
+        // Seed 000: 30 sizes between the two transition points, 5 outside each.
+        let top = set.len().saturating_sub(1000).max(hi);
+        let mut v: Vec<usize> = (0..30).map(|i| lo + (hi - lo) * i / 29).collect();
+        v.extend((1..=5).map(|i| lo * i / 6));
+        v.extend((1..=5).map(|i| hi + (top - hi) * i / 5));
+        v.sort_unstable();
+        v.dedup();
+        v
+    } else {
+        vec![lo / 4, lo, hi]
+    };
     Ok(Plan { set, unet, sizes, held_out: 1000, steps, batch: 128, lr: 1e-4, points, step_k: k, rule })
 }
 
@@ -109,7 +112,8 @@ fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundlePara
 }
 
 fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeOut> {
-    let train_set = pl.set.rows(split.train(n)?)?;
+    let idx = split.train(n)?;
+    let train_set = pl.set.rows(idx)?;
     let cfg = DdpmTrainConfig::new(pl.unet.clone())
         .with_steps(pl.steps)
         .with_batch_size(pl.batch)
@@ -125,9 +129,9 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeO
     let sched = cfg.schedule()?;
     let t = sched.ve_time(pl.step_k)?;
     let net = VpScore::discrete(UNetEps::<Inner>::new(state.ema, backend::device(), 512), sched);
-    let m = pl.points.min(n);
-    let at_train = pl.set.rows(&split.train(n)?[..m])?;
-    let at_held = pl.set.rows(&split.held_out()[..pl.points])?;
+    let at_train = pl.set.rows(&idx[..pl.points.min(n)])?;
+    let held = split.held_out();
+    let at_held = pl.set.rows(&held[..pl.points.min(held.len())])?;
     let authors = Perturbation::PerChannelOrthogonal { channels: pl.set.channels, size: pl.set.height };
     let base = NormalBundleParams::default();
     let emp = EmpiricalScore::new(train_set)?;
@@ -209,6 +213,7 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         if pl.set.source == "uci-digits" { " Embedded 8×8 digits: not the paper's data." } else { "" },
     );
     let mut curves: std::collections::BTreeMap<String, Vec<(f64, f64, f64)>> = Default::default();
+    let mut stiffness: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for r in res {
         for (points, pert, spectra) in &r.spectra {
             let (mean, std, spikes, paper) = dims(&pl.rule, spectra)?;
@@ -232,6 +237,7 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
                 r.n
             )?;
             curves.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, mean, std));
+            stiffness.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, stiff));
             for i in 0..d {
                 let v = spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64;
                 sp.write_record([r.n.to_string(), points.to_string(), pert.to_string(), i.to_string(), v.to_string()])?;
@@ -254,7 +260,18 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         dim.series.push(Series::line(pts.iter().map(|p| (p.0, p.1 + p.2)).collect(), c).dashed());
         dim.series.push(Series::line(pts.iter().map(|p| (p.0, (p.1 - p.2).max(0.0))).collect(), c).dashed());
     }
-    let mut panels = vec![dim];
+    let mut stiff_panel = Panel {
+        title: "median singular value × t (1: stiff in every direction)".into(),
+        x_label: "N (training images)".into(),
+        y_label: "s_median · t".into(),
+        log_x: true,
+        log_y: true,
+        ..Default::default()
+    };
+    for (i, (name, pts)) in stiffness.into_iter().enumerate() {
+        stiff_panel.series.push(Series::line(pts, palette(i)).labeled(name));
+    }
+    let mut panels = vec![dim, stiff_panel];
     for which in ["train", "held-out"] {
         let mut p = Panel {
             title: format!("net spectra at {which} images (authors' perturbations)"),
@@ -276,6 +293,6 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         }
         panels.push(p);
     }
-    save_panels(&out.path("image_dimension"), &format!("Latent dimension against N: {}", pl.set.source), &panels, 3)?;
+    save_panels(&out.path("image_dimension"), &format!("Latent dimension against N: {}", pl.set.source), &panels, 2)?;
     Ok(md)
 }
