@@ -63,9 +63,14 @@ impl LinearManifold {
             Embedding::Aligned => Mat::identity(d, d),
             Embedding::RandomRotation { seed } => haar_orthogonal(d, seed),
         };
+        Ok(Self::with_basis(blocks, basis))
+    }
+
+    /// Blocks (already checked) on the first columns of an orthogonal `basis`.
+    fn with_basis(blocks: &[Block], basis: Mat<f64>) -> Self {
         let sd: Vec<f64> = blocks.iter().flat_map(|b| std::iter::repeat_n(b.variance.sqrt(), b.dim)).collect();
-        let factor = Mat::from_fn(d, m, |i, k| basis[(i, k)] * sd[k]);
-        Ok(Self { d, blocks: blocks.to_vec(), basis, factor })
+        let factor = Mat::from_fn(basis.nrows(), sd.len(), |i, k| basis[(i, k)] * sd[k]);
+        Self { d: basis.nrows(), blocks: blocks.to_vec(), basis, factor }
     }
 
     /// Ambient dimension `d`.
@@ -113,5 +118,105 @@ impl LinearManifold {
     pub fn sample(&self, n: usize, seed: u64) -> Mat<f64> {
         let z = gaussian_matrix(n, self.m(), seed);
         z.as_ref() * self.factor.transpose()
+    }
+}
+
+/// A linear manifold with isotropic noise off it, optionally normalised onto a sphere: the
+/// data of the authors' synthetic code (`synthetic_score_common.py` of
+/// `beatriceachilli/losing-dimensions`: standard deviations 1 and 0.3 on two blocks, 0.01
+/// on the remaining axes, every sample divided by its norm), which the printed papers do not
+/// describe.
+///
+/// Sampling draws `x = F z + ε`, `ε ~ N(0, off_variance)` on the `d - m` normal axes of the
+/// basis only (the manifold axes get no noise, as in the authors' code), then rescales every
+/// row to norm `radius` when a radius is set.
+#[derive(Debug, Clone)]
+pub struct NoisyLinear {
+    manifold: LinearManifold,
+    off_variance: f64,
+    radius: Option<f64>,
+}
+
+impl NoisyLinear {
+    /// `manifold` plus variance `off_variance` on its normal axes, rows rescaled to norm
+    /// `radius` when `Some`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidVariance`] for a negative or non-finite `off_variance`,
+    /// [`DataError::InvalidParameter`] for a radius that is not finite and `> 0`.
+    pub fn new(manifold: LinearManifold, off_variance: f64, radius: Option<f64>) -> Result<Self> {
+        if !(off_variance.is_finite() && off_variance >= 0.0) {
+            return Err(DataError::InvalidVariance { index: manifold.blocks().len(), value: off_variance });
+        }
+        if let Some(r) = radius {
+            param("radius", r, r.is_finite() && r > 0.0, "must be finite and > 0")?;
+        }
+        Ok(Self { manifold, off_variance, radius })
+    }
+
+    /// The authors' variant: `d` axes, `m1` of standard deviation 1 and `m2` of 0.3
+    /// (variances 1 and 0.09), 0.01 on the rest (variance 1e-4), aligned with the coordinate
+    /// axes, every sample on the unit sphere.
+    ///
+    /// # Errors
+    /// As [`LinearManifold::new`].
+    pub fn authors(d: usize, m1: usize, m2: usize) -> Result<Self> {
+        let blocks = [Block { dim: m1, variance: 1.0 }, Block { dim: m2, variance: 0.09 }];
+        Self::new(LinearManifold::new(d, &blocks, Embedding::Aligned)?, 1e-4, Some(1.0))
+    }
+
+    /// The same data with every manifold variance replaced by their dimension-weighted mean
+    /// (same total variance, same `m`, noise and sphere): the isotropic control.
+    ///
+    /// # Errors
+    /// None in practice (the blocks were checked); kept for symmetry with [`Self::new`].
+    pub fn isotropic_control(&self) -> Result<Self> {
+        let lm = &self.manifold;
+        let mean = lm.principal_variances().iter().take(lm.m()).sum::<f64>() / lm.m().max(1) as f64;
+        let blocks: Vec<Block> = lm.blocks().iter().map(|b| Block { dim: b.dim, variance: mean }).collect();
+        Self::new(LinearManifold::with_basis(&blocks, lm.basis.clone()), self.off_variance, self.radius)
+    }
+
+    /// The manifold before noise and normalisation.
+    pub fn manifold(&self) -> &LinearManifold {
+        &self.manifold
+    }
+    /// Variance on the normal axes.
+    pub fn off_variance(&self) -> f64 {
+        self.off_variance
+    }
+    /// Radius of the sphere, if the samples are normalised.
+    pub fn radius(&self) -> Option<f64> {
+        self.radius
+    }
+    /// Variances along the `d` basis axes before normalisation: the manifold's, then
+    /// `off_variance` (the `scales²` the authors' theory panel uses).
+    pub fn principal_variances(&self) -> Vec<f64> {
+        let mut v = self.manifold.principal_variances();
+        for x in v.iter_mut().skip(self.manifold.m()) {
+            *x = self.off_variance;
+        }
+        v
+    }
+    /// `n` samples as rows (`n × d`), from `seed`.
+    pub fn sample(&self, n: usize, seed: u64) -> Mat<f64> {
+        let (d, m) = (self.manifold.d(), self.manifold.m());
+        let mut x = self.manifold.sample(n, seed);
+        if self.off_variance > 0.0 && d > m {
+            let e = gaussian_matrix(n, d - m, seed ^ 0x6e6f_6973_65);
+            let normal = self.manifold.basis.subcols(m, d - m);
+            x += (e * normal.transpose()) * self.off_variance.sqrt();
+        }
+        if let Some(r) = self.radius {
+            for i in 0..n {
+                let norm = x.row(i).norm_l2();
+                if norm > 0.0 {
+                    for j in 0..d {
+                        x[(i, j)] *= r / norm;
+                    }
+                }
+            }
+        }
+        x
     }
 }

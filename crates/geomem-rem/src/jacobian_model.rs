@@ -49,7 +49,10 @@ pub enum ClosedForm {
 /// How `t_c(x)` is computed inside `φ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CondensationMethod {
-    /// Root of `α + ζ(1) - ζ'(1) = 0` (Supp. C, as the paper's figures use).
+    /// Root of `α + ζ(1) - ζ'(1) = 0`, the condensation condition of Supp. C. The printed
+    /// figures do not say which `t_c` they use; the authors' notebook uses neither this nor
+    /// [`Self::LargeT`] as such but Eq. 15 per direction with the `r₄` term switched off for
+    /// sphere data ([`crate::NotebookTheory`]).
     Exact,
     /// The large-`t` closed form, Eq. 15.
     LargeT,
@@ -107,6 +110,48 @@ impl EmpiricalJacobianModel {
             CondensationMethod::Exact => rem.condensation_time(),
             CondensationMethod::LargeT => rem.condensation_time_large_t(),
         })
+    }
+
+    /// The times where each `φ` of [`Self::big_phi`] leaves its floor: `t_c(0)` first, then,
+    /// for every distinct variance `σ_j²`, the root of `t = t_c(√t e_j)` (bisection in `ln t`
+    /// on `[1e-12, 1e6]`; a direction with no root in that range is left out). Sorted,
+    /// duplicates removed. A `t`-grid that steps over these misses where gaps open
+    /// ([`refine_around`]).
+    ///
+    /// # Errors
+    /// As [`PositionalRem::with_n`].
+    pub fn onset_times(&self) -> Result<Vec<f64>> {
+        let d = self.d();
+        let mut out = vec![self.condensation_time(&vec![0.0; d])?];
+        let mut seen: Vec<f64> = Vec::new();
+        for j in 0..d {
+            let v = self.sigma2[j];
+            if seen.contains(&v) {
+                continue;
+            }
+            seen.push(v);
+            let h = |lt: f64| -> Result<f64> {
+                let mut x = vec![0.0; d];
+                x[j] = (0.5 * lt).exp();
+                Ok(lt - self.condensation_time(&x)?.ln())
+            };
+            let (mut lo, mut hi) = (1e-12f64.ln(), 1e6f64.ln());
+            if h(lo)? > 0.0 || h(hi)? < 0.0 {
+                continue;
+            }
+            for _ in 0..100 {
+                let mid = 0.5 * (lo + hi);
+                if h(mid)? < 0.0 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            out.push((0.5 * (lo + hi)).exp());
+        }
+        out.sort_by(f64::total_cmp);
+        out.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+        Ok(out)
     }
 
     /// `φ(t, x) = 1/(t N_eff(t, x))`.
@@ -207,4 +252,27 @@ impl EmpiricalJacobianModel {
         out.sort_by(|a, b| b.total_cmp(a));
         Ok(out)
     }
+}
+
+/// `grid` plus `points` log-spaced times on `[c (1 - rel), c (1 + rel)]` around every centre
+/// `c` (centres that are not finite and positive are skipped), sorted, with values closer
+/// than a relative `1e-9` merged.
+///
+/// # Errors
+/// [`crate::RemError::InvalidParameter`] unless `0 < rel < 1`;
+/// [`crate::RemError::InvalidTime`] for a grid value that is not finite and positive.
+pub fn refine_around(grid: &[f64], centres: &[f64], rel: f64, points: usize) -> Result<Vec<f64>> {
+    param("rel", rel, rel > 0.0 && rel < 1.0, "must lie in (0, 1)")?;
+    for &t in grid {
+        check_time(t)?;
+    }
+    let mut out = grid.to_vec();
+    for &c in centres.iter().filter(|c| c.is_finite() && **c > 0.0) {
+        let (a, b) = ((c * (1.0 - rel)).ln(), (c * (1.0 + rel)).ln());
+        let steps = points.max(2) - 1;
+        out.extend((0..points).map(|i| (a + (b - a) * i as f64 / steps as f64).exp()));
+    }
+    out.sort_by(f64::total_cmp);
+    out.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+    Ok(out)
 }

@@ -9,6 +9,8 @@
 //! | [`r2`], [`r4`], [`omega2`] | `(1/d)Σσ²`, `(1/d)Σσ⁴`, `(1/d)Σx²σ²` | Eq. 31-33 |
 //! | [`participation_ratio`], [`n_eff`] | `E[Y] = 1 - t/t_c`, `N_eff = min(N, t_c/(t_c - t))` | Eq. 16, 35-37 |
 //! | [`EmpiricalJacobianModel`] | random-matrix Jacobian and its closed-form singular values | Eq. 18/41, 19/43 |
+//! | [`NotebookTheory`] | the theory panel as the authors' notebook computes it | their code, not printed |
+//! | [`EmpiricalJacobianModel::onset_times`], [`refine_around`] | where each `φ` switches on; a `t`-grid refined there | Eq. 18 |
 //! | [`exact_spectrum`] | `1/(t + σ_k²)` | Eq. 8 |
 //!
 //! ```
@@ -22,9 +24,11 @@
 mod condensation;
 mod error;
 mod jacobian_model;
+mod notebook;
 mod participation;
 
 pub use condensation::{omega2, r2, r4, PositionalRem};
 pub use error::{RemError, Result};
-pub use jacobian_model::{exact_spectrum, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
+pub use jacobian_model::{exact_spectrum, refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
+pub use notebook::{drop_top_normalized, NotebookTheory};
 pub use participation::{n_eff, participation_ratio};

@@ -51,6 +51,12 @@ pub enum Perturbation {
     /// Consecutive blocks of `d` directions, each block the columns of an independent Haar
     /// orthonormal basis scaled by `√d` (`|n|² = d` exactly; orthogonal within a block).
     OrthonormalBlocks,
+    /// The authors' synthetic code (`analyze_spectrum.py`, `compute_singular_values_orthg`):
+    /// the same Haar orthonormal blocks at unit length (`|n| = 1`, so the perturbation has
+    /// size `√t`, not `√(d t)`; `r² = 1/d`). With [`NormalBundleVariant::Scores`] and
+    /// `K = d` the matrix is theirs, `s(x0 + √t n_i)/√t`; they drop its largest singular
+    /// value (the mean score, a rank-one part) before normalising.
+    UnitOrthonormal,
     /// The authors' image code (`run_svd.py`, `get_ortho_noise`): each direction is an
     /// image whose every channel is an independent Haar orthogonal `h × h` matrix
     /// (`|n|² = c·h`, not `d = c·h²`; directions are not mutually orthogonal; `r² = 1/h`).
@@ -87,9 +93,10 @@ impl Perturbation {
         let mut rng = StdRng::seed_from_u64(seed);
         match self {
             Perturbation::Gaussian => Ok((Mat::from_fn(k, d, |_, _| -> f64 { StandardNormal.sample(&mut rng) }), 1.0)),
-            Perturbation::OrthonormalBlocks => {
+            Perturbation::OrthonormalBlocks | Perturbation::UnitOrthonormal => {
                 let mut out = Mat::zeros(k, d);
-                let scale = (d as f64).sqrt();
+                let unit = self == Perturbation::UnitOrthonormal;
+                let scale = if unit { 1.0 } else { (d as f64).sqrt() };
                 for start in (0..k).step_by(d.max(1)) {
                     let q = haar(d, &mut rng);
                     for i in start..(start + d).min(k) {
@@ -98,7 +105,7 @@ impl Perturbation {
                         }
                     }
                 }
-                Ok((out, 1.0))
+                Ok((out, if unit { 1.0 / (d.max(1) as f64).sqrt() } else { 1.0 }))
             }
             Perturbation::PerChannelOrthogonal { channels, size } => {
                 let ok = channels.checked_mul(size).and_then(|v| v.checked_mul(size)) == Some(d) && size >= 1;
