@@ -119,6 +119,9 @@ enum Figure {
     Fig8,
     /// Extra: measured participation ratio against the REM prediction (Eq. 36).
     Neff,
+    /// Where the gap at d - m2 comes from: closed forms (printed, derived, the authors'
+    /// notebook), the empirical score on linear and sphere data, signed spectra, controls.
+    GreenGap,
     /// Fig. 5: networks trained on d = 30, 2 + 5, sizes from memorizing to generalizing.
     Fig5,
     /// Fig. 16: networks trained on d = 30, 5 + 10, same sizes.
@@ -200,6 +203,7 @@ fn main() -> Result<()> {
                     }
                     Figure::Fig8 => figures::fig8::run(scale, &out)?,
                     Figure::Neff => figures::neff::run(scale, &out)?,
+                    Figure::GreenGap => figures::green_gap::run(scale, &out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,
                     Figure::VonMises => figures::von_mises::run(scale, &out)?,
                     Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,

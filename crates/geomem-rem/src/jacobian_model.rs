@@ -255,7 +255,7 @@ impl EmpiricalJacobianModel {
 }
 
 /// `grid` plus `points` log-spaced times on `[c (1 - rel), c (1 + rel)]` around every centre
-/// `c` (centres that are not finite and positive are skipped), sorted, with values closer
+/// `c` (`c` itself when `points = 1`; centres that are not finite and positive are skipped), sorted, with values closer
 /// than a relative `1e-9` merged.
 ///
 /// # Errors
@@ -268,6 +268,10 @@ pub fn refine_around(grid: &[f64], centres: &[f64], rel: f64, points: usize) -> 
     }
     let mut out = grid.to_vec();
     for &c in centres.iter().filter(|c| c.is_finite() && **c > 0.0) {
+        if points == 1 {
+            out.push(c);
+            continue;
+        }
         let (a, b) = ((c * (1.0 - rel)).ln(), (c * (1.0 + rel)).ln());
         let steps = points.max(2) - 1;
         out.extend((0..points).map(|i| (a + (b - a) * i as f64 / steps as f64).exp()));

@@ -3,6 +3,8 @@ pub mod common;
 pub mod detection_digits;
 pub mod fig3;
 pub mod fig8;
+pub mod green_gap;
+pub mod green_theory;
 pub mod image_dimension;
 pub mod neff;
 pub mod spectra_n;
