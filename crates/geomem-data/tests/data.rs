@@ -207,3 +207,28 @@ fn embedded_digits() {
     // Pixel (0, 0) is blank in every image of this set.
     assert!((0..1797).all(|i| d.images[(i, 0)] == -1.0));
 }
+
+#[test]
+fn authors_sphere_data_match_their_definition() {
+    let a = NoisyLinear::authors(30, 2, 5).unwrap();
+    assert_eq!(a.principal_variances()[..8], [1.0, 1.0, 0.09, 0.09, 0.09, 0.09, 0.09, 1e-4]);
+    let x = a.sample(4000, 3);
+    assert_eq!(x, a.sample(4000, 3));
+    for i in 0..x.nrows() {
+        assert!((x.row(i).norm_l2() - 1.0).abs() < 1e-12);
+    }
+    // Before normalisation: per-axis variances 1, 0.09, 1e-4 (within 5 standard errors).
+    let raw = NoisyLinear::new(a.manifold().clone(), 1e-4, None).unwrap().sample(4000, 3);
+    for (j, v) in [(0, 1.0), (3, 0.09), (20, 1e-4)] {
+        let var = raw.col(j).iter().map(|u| u * u).sum::<f64>() / 4000.0;
+        assert!((var / v - 1.0).abs() < 5.0 * (2.0f64 / 4000.0).sqrt(), "axis {j}: {var} vs {v}");
+    }
+    // The control keeps m, the total variance, the noise and the sphere.
+    let c = a.isotropic_control().unwrap();
+    let (pv, cv) = (a.principal_variances(), c.principal_variances());
+    assert!((pv.iter().sum::<f64>() - cv.iter().sum::<f64>()).abs() < 1e-12);
+    assert!(cv[..7].iter().all(|v| (v - 2.45 / 7.0).abs() < 1e-12));
+    assert_eq!((c.off_variance(), c.radius(), c.manifold().m()), (1e-4, Some(1.0), 7));
+    assert!(NoisyLinear::new(a.manifold().clone(), -1.0, None).is_err());
+    assert!(NoisyLinear::new(a.manifold().clone(), 0.0, Some(0.0)).is_err());
+}

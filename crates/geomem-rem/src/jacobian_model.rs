@@ -254,8 +254,8 @@ impl EmpiricalJacobianModel {
     }
 }
 
-/// `grid` plus `points` log-spaced times on `[c (1 - rel), c (1 + rel)]` around every centre
-/// `c` (`c` itself when `points = 1`; centres that are not finite and positive are skipped), sorted, with values closer
+/// `grid` plus every centre `c` and `points` log-spaced times on `[c (1 - rel), c (1 + rel)]`
+/// around it (centres that are not finite and positive are skipped), sorted, with values closer
 /// than a relative `1e-9` merged.
 ///
 /// # Errors
@@ -268,8 +268,8 @@ pub fn refine_around(grid: &[f64], centres: &[f64], rel: f64, points: usize) -> 
     }
     let mut out = grid.to_vec();
     for &c in centres.iter().filter(|c| c.is_finite() && **c > 0.0) {
-        if points == 1 {
-            out.push(c);
+        out.push(c);
+        if points <= 1 {
             continue;
         }
         let (a, b) = ((c * (1.0 - rel)).ln(), (c * (1.0 + rel)).ln());

@@ -194,3 +194,81 @@ fn extreme_values_are_finite() {
         assert!(model.closed_form_spectrum(t, ClosedForm::Derived).unwrap().iter().all(|v| v.is_finite()));
     }
 }
+
+#[test]
+fn notebook_form_equals_its_formula_by_hand() {
+    // d = 3: variances 1, 0.09, 0; N = 100; linear data (r4 on).
+    let s = [1.0, 0.09, 0.0];
+    let (n, t) = (100.0f64, 0.05);
+    let nb = NotebookTheory::new(&s, n, false).unwrap();
+    let l = 2.0 * n.ln();
+    let g = (1.0 + 0.0081) / 2.0;
+    let tc0 = (g / l).sqrt();
+    let phi = |tc: f64| (1.0 / t - 1.0 / tc).max(0.0);
+    let f: f64 = s.iter().map(|v| v / (t * t * (t + v))).sum();
+    let got = nb.values(t).unwrap();
+    for (j, v) in s.iter().enumerate() {
+        let tcj = ((g + t * v) / l).sqrt();
+        let want = ((t + v).powi(-2) + (f * (phi(tc0) + phi(tcj))).powi(2)).sqrt();
+        assert!((got[j] - want).abs() < 1e-12 * want, "direction {j}: {} vs {want}", got[j]);
+    }
+    // Every onset t solves t = t_c,j(t) and phi switches on there.
+    for (j, t0) in nb.onset_times().into_iter().enumerate() {
+        let tc = nb.condensation_times(t0).unwrap()[j];
+        assert!((tc / t0 - 1.0).abs() < 1e-12);
+        assert!(nb.big_phi(t0 * 0.99).unwrap()[j] > nb.big_phi(t0 * 1.01).unwrap()[j]);
+    }
+}
+
+#[test]
+fn notebook_sphere_form_loses_the_high_variance_block_first_and_its_control_does_not() {
+    // The authors' panel: std 1 (2 axes), 0.3 (5), 1e-6 (23); N = 1000; sphere (r4 off).
+    let s = blocks(30, 2, 1.0, 5, 0.09);
+    let s: Vec<f64> = s.iter().map(|v| if *v == 0.0 { 1e-12 } else { *v }).collect();
+    let nb = NotebookTheory::new(&s, 1000.0, true).unwrap();
+    assert_eq!(nb.condensation_time_centre(), 0.0);
+    let l = 2.0 * 1000f64.ln();
+    assert!((nb.onset_times()[0] - 1.0 / l).abs() < 1e-12 && (nb.onset_times()[2] - 0.09 / l).abs() < 1e-12);
+    // Between the two onsets the two high-variance values exceed the normal ones: gap at 25.
+    let gap25 = |m: &NotebookTheory, t: f64| {
+        let v = m.spectrum(t).unwrap();
+        (v[24] / v[25]).ln()
+    };
+    assert!(gap25(&nb, 0.03) > 1.0, "{}", gap25(&nb, 0.03));
+    let mean = (2.0 + 5.0 * 0.09) / 7.0;
+    let iso: Vec<f64> = s.iter().enumerate().map(|(i, v)| if i < 7 { mean } else { *v }).collect();
+    let control = NotebookTheory::new(&iso, 1000.0, true).unwrap();
+    assert!(gap25(&control, 0.03) < 1e-9);
+    assert!(drop_top_normalized(&nb.spectrum(0.03).unwrap(), 7)[0] == 1.0);
+    assert!(drop_top_normalized(&[1.0, 2.0], 2).is_empty());
+}
+
+#[test]
+fn onset_times_solve_their_equation_and_refine_around_hits_them() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    for method in [CondensationMethod::Exact, CondensationMethod::LargeT] {
+        let m = EmpiricalJacobianModel::new(&s, 1000.0).unwrap().with_condensation(method);
+        let on = m.onset_times().unwrap();
+        assert!(on.len() >= 2, "{on:?}");
+        let tc0 = m.condensation_time(&[0.0; 30]).unwrap();
+        assert!(on.iter().any(|t| (t / tc0 - 1.0).abs() < 1e-12));
+        for &t in &on {
+            // Either t_c(0) or t = t_c(√t e_j) for one of the distinct variances.
+            let hit = [0usize, 2, 7].iter().any(|&j| {
+                let mut x = vec![0.0; 30];
+                x[j] = t.sqrt();
+                (m.condensation_time(&x).unwrap() / t - 1.0).abs() < 1e-9
+            });
+            assert!(hit || (t / tc0 - 1.0).abs() < 1e-12, "{t}");
+        }
+        let grid = refine_around(&[1e-3, 1.0], &on, 0.1, 5).unwrap();
+        for &t in &on {
+            assert!(grid.iter().any(|g| (g / t - 1.0).abs() < 1e-9), "centre {t} on the grid");
+        }
+        assert!(grid.windows(2).all(|w| w[0] < w[1]));
+    }
+    assert!(refine_around(&[1.0], &[0.5], 1.5, 3).is_err());
+    assert!(refine_around(&[-1.0], &[0.5], 0.1, 3).is_err());
+    assert!(NotebookTheory::new(&[1.0], 1.0, true).is_err());
+    assert!(NotebookTheory::new(&[1.0], 10.0, true).unwrap().values(0.0).is_err());
+}

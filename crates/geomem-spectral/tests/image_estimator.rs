@@ -100,3 +100,23 @@ fn pooled_notebook_rule_reports_both_sides_of_the_cliff() {
     assert!(rule.pooled(&[]).is_err());
     assert!(rule.pooled(&[vec![1.0; 40], vec![1.0; 39]]).is_err());
 }
+
+#[test]
+fn authors_synthetic_procedure_gives_the_jacobian_at_the_centre() {
+    // s(x) = -x/(σ² + t) is linear: scores at √t n_i (rows of an orthogonal matrix) divided
+    // by √t have exactly the singular values 1/(σ² + t). A wrong step or scale fails this.
+    let var: Vec<f64> = [vec![1.0; 2], vec![0.3; 5], vec![0.0; 23]].concat();
+    let field = GaussianScore::from_variances(&var).unwrap();
+    let t = 0.02;
+    let p = NormalBundleParams::default()
+        .k(30)
+        .variant(geomem_spectral::NormalBundleVariant::Scores)
+        .perturbation(Perturbation::UnitOrthonormal)
+        .seed(4);
+    let got = normal_bundle_spectrum(&field, &[0.0; 30], t, &p).unwrap();
+    let mut want: Vec<f64> = var.iter().map(|v| 1.0 / (v + t)).collect();
+    want.sort_by(|a, b| b.total_cmp(a));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g / w - 1.0).abs() < 1e-9, "{g} vs {w}");
+    }
+}

@@ -210,7 +210,14 @@ fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], setup: &Setup) -> Ve
 pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<String> {
     let dir = FigureDir::new(root, name)?;
     let n = 1000;
-    let times = logspace(1e-3, 10.0, if scale.full { 60 } else { 30 });
+    // Refined within ±10 % of every onset of φ (exact and Eq. 15 t_c): a coarse grid steps
+    // over gaps that open only there (Eq. 19 printed with Eq. 15's t_c opens 25 within a few
+    // per cent of t_c(0)).
+    let sigma2 = setup.manifold().principal_variances();
+    let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
+    let mut onsets = model.onset_times()?;
+    onsets.extend(model.with_condensation(CondensationMethod::LargeT).onset_times()?);
+    let times = geomem_rem::refine_around(&logspace(1e-3, 10.0, if scale.full { 60 } else { 30 }), &onsets, 0.1, 9)?;
     let draws = if scale.full { 30 } else { 8 };
     dir.write_json("config.json", &Config { figure: name, setup, n, times: &times, normal_bundle_k: 4 * setup.d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", random_matrix_draws: draws, point: "x0 = 0", scale })?;
     let spectra = compute(setup, n, &times, draws, scale, name)?;
