@@ -203,7 +203,7 @@ impl NoisyLinear {
         let (d, m) = (self.manifold.d(), self.manifold.m());
         let mut x = self.manifold.sample(n, seed);
         if self.off_variance > 0.0 && d > m {
-            let e = gaussian_matrix(n, d - m, seed ^ 0x6e6f_6973_65);
+            let e = gaussian_matrix(n, d - m, seed ^ 0x006e_6f69_7365);
             let normal = self.manifold.basis.subcols(m, d - m);
             x += (e * normal.transpose()) * self.off_variance.sqrt();
         }

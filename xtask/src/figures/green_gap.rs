@@ -99,6 +99,9 @@ fn mean_vec(vs: &[Vec<f64>]) -> Vec<f64> {
     (0..vs[0].len()).map(|i| mean(vs.iter().map(|v| v[i]))).collect()
 }
 
+/// Per point: marked gaps, largest-gap hits, repulsive counts, block weights, N_eff.
+type PointRow = ([f64; 3], [f64; 3], [f64; 3], [f64; 4], f64);
+
 /// The analytic Jacobian at every point: singular values, signs, block weights, N_eff.
 fn analytic(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3]) -> Result<Cell> {
     let basis = OrthonormalBasis::from_directions(geomem_spectral::Directions::Canonical, D);
@@ -117,9 +120,7 @@ fn analytic(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3]) -> Resu
         spectra.push(normalize(&s));
         signed.push(ev.iter().map(|v| v * t).collect());
     }
-    let col3 = |f: &dyn Fn(&([f64; 3], [f64; 3], [f64; 3], [f64; 4], f64)) -> [f64; 3]| {
-        [0, 1, 2].map(|k| mean(rows.iter().map(|r| f(r)[k])))
-    };
+    let col3 = |f: &dyn Fn(&PointRow) -> [f64; 3]| [0, 1, 2].map(|k| mean(rows.iter().map(|r| f(r)[k])));
     Ok(Cell {
         gaps: col3(&|r| r.0),
         largest: col3(&|r| r.1),

@@ -11,12 +11,15 @@ use geomem_spectral::{intervals_where, marked_gaps, normalize, OPEN_LOG_GAP};
 /// The marked positions at `x0 = 0` for 2 + 5 in d = 30: d - m, d - m2 (green), d - m1.
 pub const MARKS: [usize; 3] = [23, 25, 28];
 
+/// Binds a form to variances.
+type Bind = Box<dyn Fn(&[f64]) -> Result<Evaluator>>;
+
 /// One closed form: its name and how to evaluate it for given variances.
 pub struct Form {
     pub name: &'static str,
     /// Variances of the 2 + 5 data the form is evaluated on.
     pub sigma2: Vec<f64>,
-    eval: Box<dyn Fn(&[f64]) -> Result<Evaluator>>,
+    eval: Bind,
 }
 
 /// A form bound to variances: its spectrum at `t` and the times where its `φ` switch on.
@@ -35,7 +38,7 @@ pub fn isotropic(sigma2: &[f64]) -> Vec<f64> {
     blocks(mean, mean, sigma2[7])
 }
 
-fn eq18(form: ClosedForm, method: CondensationMethod, n: f64) -> Box<dyn Fn(&[f64]) -> Result<Evaluator>> {
+fn eq18(form: ClosedForm, method: CondensationMethod, n: f64) -> Bind {
     Box::new(move |s: &[f64]| {
         let m = EmpiricalJacobianModel::new(s, n)?.with_condensation(method);
         let onsets = m.onset_times()?;
@@ -43,7 +46,7 @@ fn eq18(form: ClosedForm, method: CondensationMethod, n: f64) -> Box<dyn Fn(&[f6
     })
 }
 
-fn notebook(n: f64, sphere: bool) -> Box<dyn Fn(&[f64]) -> Result<Evaluator>> {
+fn notebook(n: f64, sphere: bool) -> Bind {
     Box::new(move |s: &[f64]| {
         let m = NotebookTheory::new(s, n, sphere)?;
         let onsets = m.onset_times();
