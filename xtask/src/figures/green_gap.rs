@@ -506,42 +506,15 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         }
     }
     pb.finish_and_clear();
-    let head = [
-        "data",
-        "control",
-        "n",
-        "point",
-        "procedure",
-        "t",
-        "mark_manifold",
-        "mark_green",
-        "mark_red",
-        "log_gap_manifold",
-        "log_gap_green",
-        "log_gap_red",
-        "largest_manifold",
-        "largest_green",
-        "largest_red",
-        "repulsive_above_manifold",
-        "repulsive_above_green",
-        "repulsive_above_red",
-        "w_high_top_green",
-        "w_low_top_green",
-        "w_high_top_red",
-        "w_low_top_red",
-        "n_eff",
-    ];
-    let shead = [
-        "data",
-        "control",
-        "n",
-        "point",
-        "procedure",
-        "t",
-        "index",
-        "normalized_singular_value",
-        "signed_eigenvalue_times_t",
-    ];
+    const ID: [&str; 6] = ["data", "control", "n", "point", "procedure", "t"];
+    let marks = ["manifold", "green", "red"];
+    let mut head: Vec<String> = ID.iter().map(|s| s.to_string()).collect();
+    for prefix in ["mark", "log_gap", "largest", "repulsive_above"] {
+        head.extend(marks.iter().map(|m| format!("{prefix}_{m}")));
+    }
+    head.extend(["w_high_top_green", "w_low_top_green", "w_high_top_red", "w_low_top_red", "n_eff"].map(String::from));
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let shead = [&ID[..], &["index", "normalized_singular_value", "signed_eigenvalue_times_t"]].concat();
     write_measured(dir.csv("measured.csv", &head)?, dir.csv("spectra.csv", &shead)?, &all, &times)?;
     save_panels(
         &dir.path("theory"),
