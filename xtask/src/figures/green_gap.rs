@@ -82,7 +82,7 @@ struct Cell {
     /// Mean number of repulsive directions above each mark (analytic only).
     repulsive_above: [f64; 3],
     /// Mean weight of the high and low block among the stiff directions above the green and
-    /// the red mark: [high@green, low@green, high@red, low@red] (analytic only).
+    /// the red mark: `[high@green, low@green, high@red, low@red]` (analytic only).
     weights: [f64; 4],
     n_eff: f64,
     spectrum: Vec<f64>,
