@@ -272,3 +272,22 @@ fn onset_times_solve_their_equation_and_refine_around_hits_them() {
     assert!(NotebookTheory::new(&[1.0], 1.0, true).is_err());
     assert!(NotebookTheory::new(&[1.0], 10.0, true).unwrap().values(0.0).is_err());
 }
+
+#[test]
+fn exact_tc_along_the_two_blocks_differs_by_under_one_percent_at_fig9_settings() {
+    // THEORY §3: at t = 0.02 the exact t_c(√t e_j) is 0.02455 (variance 1) and 0.02470
+    // (variance 0.3) at N = 1000, 0.6 % apart: too little to select a block.
+    // At N = 1e4: 0.01195 and 0.01203.
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    for (n, want) in [(1000.0, [0.02455, 0.02470]), (10_000.0, [0.01195, 0.01203])] {
+        let m = EmpiricalJacobianModel::new(&s, n).unwrap();
+        let at = |j: usize| {
+            let mut x = vec![0.0; 30];
+            x[j] = 0.02f64.sqrt();
+            m.condensation_time(&x).unwrap()
+        };
+        let (high, low) = (at(0), at(2));
+        assert!((high - want[0]).abs() < 5e-5 && (low - want[1]).abs() < 5e-5, "{high} {low}");
+        assert!((low / high - 1.0).abs() < 0.01);
+    }
+}

@@ -65,7 +65,7 @@ impl Point {
 
 /// Marked positions (d - m, green d - m2, red d - m1). On the sphere, away from its centre,
 /// the radial direction is normal: it leaves the high-variance block at a typical point
-/// (module docs of `docs/THEORY.md` §8), so d - (m - 1), d - m2, d - (m1 - 1).
+/// (`docs/THEORY.md` §8), so d - (m - 1), d - m2, d - (m1 - 1).
 fn marks(sphere: bool, p: Point) -> [usize; 3] {
     if sphere && p != Point::Centre {
         [24, 25, 29]
@@ -185,7 +185,7 @@ fn points<'a>(
     let row = |m: &Mat<f64>, i: usize| m.row(i).iter().copied().collect::<Vec<f64>>();
     match p {
         Point::Centre => fields.iter().map(|f| (f, vec![0.0; D])).collect(),
-        Point::Train => (0..count).map(|i| (&fields[0], row(&fields[0].data().to_owned(), i))).collect(),
+        Point::Train => (0..count).map(|i| (&fields[0], fields[0].data().row(i).iter().copied().collect())).collect(),
         Point::HeldOut => {
             let h = v.data.sample(count, seed ^ 0x68656c64);
             (0..count).map(|i| (&fields[0], row(&h, i))).collect()
