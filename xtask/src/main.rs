@@ -128,6 +128,9 @@ enum Figure {
     Fig16,
     /// Fig. 15: networks on d = 100, m = 40: the order of the variances (1 vs 0.01, swapped).
     Fig15,
+    /// The trained-network row of green-gap: nets on linear and sphere data beside isotropic
+    /// controls, signed spectra, block weights, the authors' procedure.
+    GreenNets,
     /// Seed 004, Fig. 3: a net on 100 von Mises points with one isolated; FLIPD of its samples.
     VonMises,
     /// Seed 004: memorization detection by FLIPD (AUROC against N) on the embedded 8×8 digits.
@@ -145,6 +148,8 @@ fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
         (Figure::Fig5, true) => include_str!("../../experiments/full/fig5.toml"),
         (Figure::Fig16, true) => include_str!("../../experiments/full/fig16.toml"),
         (Figure::Fig15, true) => include_str!("../../experiments/full/fig15.toml"),
+        (Figure::GreenNets, false) => include_str!("../../experiments/green_nets.toml"),
+        (Figure::GreenNets, true) => include_str!("../../experiments/full/green_nets.toml"),
         _ => anyhow::bail!("{f:?} is not a trained-network sweep"),
     };
     let spec: sweep::Spec = toml::from_str(text)?;
@@ -156,7 +161,11 @@ fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
 fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<String> {
     let mut spec = shipped_spec(f, scale.full)?;
     spec.base_seed = scale.seed;
-    run_sweep(&spec, out, None, None)
+    let report = run_sweep(&spec, out, None, None)?;
+    if f == Figure::GreenNets {
+        return Ok(report + "\n" + &figures::green_nets::run(&spec, scale, out)?);
+    }
+    Ok(report)
 }
 
 fn main() -> Result<()> {
@@ -204,7 +213,7 @@ fn main() -> Result<()> {
                     Figure::Fig8 => figures::fig8::run(scale, &out)?,
                     Figure::Neff => figures::neff::run(scale, &out)?,
                     Figure::GreenGap => figures::green_gap::run(scale, &out)?,
-                    Figure::Fig5 | Figure::Fig16 | Figure::Fig15 => trained_figure(f, scale, &out)?,
+                    Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => trained_figure(f, scale, &out)?,
                     Figure::VonMises => figures::von_mises::run(scale, &out)?,
                     Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,
                     Figure::ImageDimension => figures::image_dimension::run(scale, image_data.as_deref(), &out)?,

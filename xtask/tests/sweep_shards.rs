@@ -121,3 +121,42 @@ fn bad_specs_and_shards_fail_cleanly() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A variant of the authors' data (noise off the manifold, samples on the unit sphere) runs
+/// and records signed spectra: the empirical score's Jacobian is symmetric, so its |signed
+/// eigenvalues| are its singular values; the authors' procedure returns `d` values.
+#[test]
+fn sphere_variant_records_signed_spectra() {
+    let root = tmp("sphere");
+    let spec = root.join("tiny.toml");
+    let text = SPEC.replace("seeds = 2", "seeds = 1").replace("sizes = [3, 6]", "sizes = [6]").replace(
+        "blocks = [[1, 1.0], [2, 0.3]]",
+        "blocks = [[1, 1.0], [2, 0.09]]\noff_variance = 1e-4\nsphere = true\nmarks = [3, 4, 5]",
+    );
+    std::fs::write(&spec, &text).unwrap();
+    xtask(&["run", spec.to_str().unwrap(), "--workers", "1"], &root);
+    let (_, snaps) = results(&root).pop().unwrap();
+    let points = snaps.as_array().unwrap().last().unwrap()["points"].as_array().unwrap().clone();
+    assert_eq!(points.len(), 3);
+    let vec = |p: &serde_json::Value, k: &str| -> Vec<f64> {
+        p[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    for p in &points {
+        let (sv, signed) = (vec(p, "empirical"), vec(p, "empirical_signed"));
+        assert_eq!((sv.len(), signed.len(), vec(p, "net_signed").len(), vec(p, "net_authors").len()), (6, 6, 6, 6));
+        for (a, b) in sv.iter().zip(&signed) {
+            assert!((a - b.abs()).abs() <= 1e-8 * a.max(1.0), "{sv:?} vs {signed:?}");
+        }
+        assert_eq!(p["weights"].as_array().unwrap().len(), 3, "one weight row per mark");
+    }
+    // Marks outside 1..d are refused.
+    std::fs::write(&spec, text.replace("marks = [3, 4, 5]", "marks = [6]")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", spec.to_str().unwrap()])
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("marks"), "mark 6 of d = 6 accepted");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -11,11 +11,11 @@ use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold, NoisyLinear};
-use geomem_score::EmpiricalScore;
+use geomem_score::{EmpiricalScore, ScoreField};
 use geomem_spectral::{
-    block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_spectrum, normalize,
-    pointwise_jacobian, sign_split, signed_spectrum, NormalBundleParams, NormalBundleVariant, OrthonormalBasis,
-    Perturbation, OPEN_LOG_GAP,
+    block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize,
+    pointwise_jacobian, sign_split, signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant,
+    OrthonormalBasis, Perturbation, OPEN_LOG_GAP,
 };
 use std::fmt::Write;
 use std::path::Path;
@@ -47,14 +47,14 @@ fn variants() -> Result<Vec<Variant>> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Point {
+pub(super) enum Point {
     Centre,
     Train,
     HeldOut,
 }
 
 impl Point {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Point::Centre => "centre",
             Point::Train => "train",
@@ -66,7 +66,7 @@ impl Point {
 /// Marked positions (d - m, green d - m2, red d - m1). On the sphere, away from its centre,
 /// the radial direction is normal: it leaves the high-variance block at a typical point
 /// (`docs/THEORY.md` §8), so d - (m - 1), d - m2, d - (m1 - 1).
-fn marks(sphere: bool, p: Point) -> [usize; 3] {
+pub(super) fn marks(sphere: bool, p: Point) -> [usize; 3] {
     if sphere && p != Point::Centre {
         [24, 25, 29]
     } else {
@@ -75,19 +75,22 @@ fn marks(sphere: bool, p: Point) -> [usize; 3] {
 }
 
 /// What one (variant, N, point kind, procedure, t) measures, averaged over the points.
-struct Cell {
-    gaps: [f64; 3],
+pub(super) struct Cell {
+    pub(super) gaps: [f64; 3],
     /// How often each mark is the largest log gap (fraction of points).
-    largest: [f64; 3],
+    pub(super) largest: [f64; 3],
     /// Mean number of repulsive directions above each mark (analytic only).
-    repulsive_above: [f64; 3],
+    pub(super) repulsive_above: [f64; 3],
     /// Mean weight of the high and low block among the stiff directions above the green and
     /// the red mark: `[high@green, low@green, high@red, low@red]` (analytic only).
-    weights: [f64; 4],
-    n_eff: f64,
-    spectrum: Vec<f64>,
+    pub(super) weights: [f64; 4],
+    pub(super) n_eff: f64,
+    /// Authors' procedure: share of its largest singular value due to the mean score
+    /// (`√K |mean column| / s_1`; NaN for the analytic Jacobian).
+    pub(super) mean_share: f64,
+    pub(super) spectrum: Vec<f64>,
     /// Signed eigenvalues times t, by decreasing |λ| (analytic only).
-    signed: Vec<f64>,
+    pub(super) signed: Vec<f64>,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -102,8 +105,21 @@ fn mean_vec(vs: &[Vec<f64>]) -> Vec<f64> {
 /// Per point: marked gaps, largest-gap hits, repulsive counts, block weights, N_eff.
 type PointRow = ([f64; 3], [f64; 3], [f64; 3], [f64; 4], f64);
 
+/// N_eff of a field at a point and time (NaN where the field has no posterior weights).
+pub(super) type NEff<'a, F> = &'a dyn Fn(&F, &[f64], f64) -> Result<f64>;
+
+/// N_eff of the empirical score's posterior weights.
+pub(super) fn empirical_n_eff(f: &EmpiricalScore, x: &[f64], t: f64) -> Result<f64> {
+    Ok(f.posterior(x, t)?.n_eff)
+}
+
 /// The analytic Jacobian at every point: singular values, signs, block weights, N_eff.
-fn analytic(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3]) -> Result<Cell> {
+pub(super) fn analytic<F: ScoreField>(
+    pts: &[(&F, Vec<f64>)],
+    t: f64,
+    mk: [usize; 3],
+    n_eff: NEff<'_, F>,
+) -> Result<Cell> {
     let basis = OrthonormalBasis::from_directions(geomem_spectral::Directions::Canonical, D);
     let ranges = [0..2, 2..7];
     let (mut spectra, mut signed, mut rows) = (Vec::new(), Vec::new(), Vec::new());
@@ -116,7 +132,7 @@ fn analytic(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3]) -> Resu
         let rep = [0, 1, 2].map(|k| sign_split(&ev, mk[k]).map(|x| x.repulsive_above as f64).unwrap_or(f64::NAN));
         let gaps = [0, 1, 2].map(|k| g.at_marks[k].unwrap_or(f64::NAN));
         let largest = [0, 1, 2].map(|k| f64::from(u8::from(g.largest_at == mk[k])));
-        rows.push((gaps, largest, rep, [w[0][0], w[0][1], w[1][0], w[1][1]], field.posterior(x, t)?.n_eff));
+        rows.push((gaps, largest, rep, [w[0][0], w[0][1], w[1][0], w[1][1]], n_eff(field, x, t)?));
         spectra.push(normalize(&s));
         signed.push(ev.iter().map(|v| v * t).collect());
     }
@@ -127,14 +143,39 @@ fn analytic(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3]) -> Resu
         repulsive_above: col3(&|r| r.2),
         weights: [0, 1, 2, 3].map(|k| mean(rows.iter().map(|r| r.3[k]))),
         n_eff: mean(rows.iter().map(|r| r.4)),
+        mean_share: f64::NAN,
         spectrum: mean_vec(&spectra),
         signed: mean_vec(&signed),
     })
 }
 
+/// The procedures of every measured family: the analytic Jacobian; the authors' synthetic
+/// procedure with all `d` singular values; and the same with the largest dropped, as the
+/// authors' `analyze_spectrum.py` does by default (`drop_first=True`), marks read on the
+/// remaining `d - 1` values by their own index.
+pub(super) const PROCEDURES: [&str; 3] = ["analytic", "authors", "authors_drop1"];
+
+/// One cell of `procedure` (one of [`PROCEDURES`]).
+pub(super) fn cell<F: ScoreField>(
+    procedure: &str,
+    pts: &[(&F, Vec<f64>)],
+    t: f64,
+    mk: [usize; 3],
+    n_eff: NEff<'_, F>,
+    seed: u64,
+) -> Result<Cell> {
+    match procedure {
+        "analytic" => analytic(pts, t, mk, n_eff),
+        "authors" => authors(pts, t, mk, seed, false),
+        _ => authors(pts, t, mk, seed, true),
+    }
+}
+
 /// The authors' synthetic procedure at every point: scores at `x + √t n_i` for the rows of
-/// one Haar orthogonal matrix, divided by `√t` (NB Alg. 1, `K = d`, unit directions).
-fn authors(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3], seed: u64) -> Result<Cell> {
+/// one Haar orthogonal matrix, divided by `√t` (NB Alg. 1, `K = d`, unit directions),
+/// optionally without the largest singular value. `mean_share` records `√K |mean column| / s_1`,
+/// the share of the top value that the mean score (a rank-one part) accounts for.
+fn authors<F: ScoreField>(pts: &[(&F, Vec<f64>)], t: f64, mk: [usize; 3], seed: u64, drop: bool) -> Result<Cell> {
     let (mut spectra, mut rows) = (Vec::new(), Vec::new());
     for (i, (field, x)) in pts.iter().enumerate() {
         let p = NormalBundleParams::default()
@@ -142,11 +183,16 @@ fn authors(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3], seed: u6
             .variant(NormalBundleVariant::Scores)
             .perturbation(Perturbation::UnitOrthonormal)
             .seed(seed + i as u64);
-        let s = normal_bundle_spectrum(*field, x, t, &p)?;
+        let m = normal_bundle_matrix(*field, x, t, &p)?;
+        let all = singular_values(m.as_ref())?;
+        let mean_col = (0..m.nrows()).map(|r| (m.row(r).iter().sum::<f64>() / m.ncols() as f64).powi(2)).sum::<f64>();
+        let share = (mean_col * m.ncols() as f64).sqrt() / all[0];
+        let s = if drop { all[1..].to_vec() } else { all };
         let g = marked_gaps(&s, &mk)?;
         rows.push((
             [0, 1, 2].map(|k| g.at_marks[k].unwrap_or(f64::NAN)),
             [0, 1, 2].map(|k| f64::from(u8::from(g.largest_at == mk[k]))),
+            share,
         ));
         spectra.push(normalize(&s));
     }
@@ -156,20 +202,23 @@ fn authors(pts: &[(&EmpiricalScore, Vec<f64>)], t: f64, mk: [usize; 3], seed: u6
         repulsive_above: [f64::NAN; 3],
         weights: [f64::NAN; 4],
         n_eff: f64::NAN,
+        mean_share: mean(rows.iter().map(|r| r.2)),
         spectrum: mean_vec(&spectra),
         signed: Vec::new(),
     })
 }
 
-/// One measured curve family: (variant, N, point kind, procedure) over the times.
-struct Measured {
-    variant: &'static str,
-    control: bool,
-    n: usize,
-    point: Point,
-    procedure: &'static str,
-    marks: [usize; 3],
-    cells: Vec<Cell>,
+/// One measured curve family: (variant, N, point kind, field, procedure) over the times.
+pub(super) struct Measured {
+    pub(super) variant: &'static str,
+    pub(super) control: bool,
+    pub(super) n: usize,
+    pub(super) point: Point,
+    /// `empirical` or `net` (a trained network).
+    pub(super) field: &'static str,
+    pub(super) procedure: &'static str,
+    pub(super) marks: [usize; 3],
+    pub(super) cells: Vec<Cell>,
 }
 
 /// The (field, point) pairs of a point kind: the centre of `count` independent training
@@ -202,15 +251,13 @@ fn measure(v: &Variant, n: usize, times: &[f64], scale: Scale) -> Result<Vec<Mea
     for p in [Point::Centre, Point::Train, Point::HeldOut] {
         let pts = points(v, &fields, p, count, scale.seed + 1);
         let mk = marks(v.sphere, p);
-        for procedure in ["analytic", "authors"] {
+        for procedure in PROCEDURES {
             let cells = times
                 .iter()
-                .map(|&t| match procedure {
-                    "analytic" => analytic(&pts, t, mk),
-                    _ => authors(&pts, t, mk, scale.seed + 7),
-                })
+                .map(|&t| cell(procedure, &pts, t, mk, &empirical_n_eff, scale.seed + 7))
                 .collect::<Result<Vec<_>>>()?;
-            out.push(Measured { variant: v.name, control: v.control, n, point: p, procedure, marks: mk, cells });
+            let field = "empirical";
+            out.push(Measured { variant: v.name, control: v.control, n, point: p, field, procedure, marks: mk, cells });
         }
     }
     Ok(out)
@@ -231,6 +278,7 @@ fn write_measured(mut w: Csv, mut s: Csv, all: &[Measured], times: &[f64]) -> Re
                 m.control.to_string(),
                 m.n.to_string(),
                 m.point.name().into(),
+                m.field.into(),
                 m.procedure.into(),
                 format!("{t:e}"),
             ];
@@ -240,6 +288,7 @@ fn write_measured(mut w: Csv, mut s: Csv, all: &[Measured], times: &[f64]) -> Re
                 c.gaps.iter().chain(&c.largest).chain(&c.repulsive_above).chain(&c.weights).map(|v| format!("{v:.4}")),
             );
             row.push(format!("{:.4}", c.n_eff));
+            row.push(format!("{:.4}", c.mean_share));
             w.write_record(&row)?;
             for (i, v) in c.spectrum.iter().enumerate() {
                 let signed = c.signed.get(i).map_or(String::new(), |x| format!("{x:e}"));
@@ -304,7 +353,7 @@ fn fmt3(v: [f64; 3]) -> String {
 /// The table row of one measured family: where each mark opens, and at the t where the
 /// green gap is largest, its size, signs and block weights beside the control's.
 fn measured_row(m: &Measured, ctrl: &Measured, times: &[f64]) -> Result<String> {
-    let mut s = format!("| {} | {} | {} | {} |", m.variant, m.n, m.point.name(), m.procedure);
+    let mut s = format!("| {} | {} | {} | {} | {} |", m.variant, m.n, m.point.name(), m.field, m.procedure);
     for j in 0..3 {
         let iv = open_intervals(times, m.cells.iter().map(|c| c.gaps[j]), m.marks[j]);
         let ic = open_intervals(times, ctrl.cells.iter().map(|c| c.gaps[j]), m.marks[j]);
@@ -332,13 +381,19 @@ fn measured_row(m: &Measured, ctrl: &Measured, times: &[f64]) -> Result<String> 
     Ok(s)
 }
 
-fn measured_summary(all: &[Measured], times: &[f64]) -> Result<String> {
-    let mut s = String::from("### Empirical score (marks: centre and linear data 23/25/28; sphere points 24/25/29)\n\nColumns: t-intervals where each marked gap is open, with the isotropic control's in brackets; the t where the green gap (25) is largest, its log gap against the control's at that t; repulsive directions above the three marks (analytic Jacobian); block weights high/low among the stiff directions above the green and above the red mark, against the control's (1 = inside); mean N_eff; all at the t of the green column.\n\n| data | N | point | procedure | d-m open | green open | red open | green largest at t: gap vs control | repulsive above marks | weights high/low above green vs control | above red vs control | N_eff |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+/// The table of measured families against their controls, under `title`.
+pub(super) fn measured_summary(title: &str, all: &[Measured], times: &[f64]) -> Result<String> {
+    let mut s = format!("### {title} (marks: centre and linear data 23/25/28; sphere points 24/25/29)\n\nColumns: t-intervals where each marked gap is open, with the isotropic control's in brackets; the t where the green gap (25) is largest, its log gap against the control's at that t; repulsive directions above the three marks (analytic Jacobian); block weights high/low among the stiff directions above the green and above the red mark, against the control's (1 = inside); mean N_eff (empirical score only); all at the t of the green column.\n\n| data | N | point | field | procedure | d-m open | green open | red open | green largest at t: gap vs control | repulsive above marks | weights high/low above green vs control | above red vs control | N_eff |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for m in all.iter().filter(|m| !m.control) {
         let ctrl = all
             .iter()
             .find(|c| {
-                c.control && c.variant == m.variant && c.n == m.n && c.point == m.point && c.procedure == m.procedure
+                c.control
+                    && c.variant == m.variant
+                    && c.n == m.n
+                    && c.point == m.point
+                    && c.field == m.field
+                    && c.procedure == m.procedure
             })
             .ok_or_else(|| anyhow::anyhow!("no control for {}", m.variant))?;
         s.push_str(&measured_row(m, ctrl, times)?);
@@ -384,7 +439,7 @@ fn claims(all: &[Measured], times: &[f64], sizes: &[usize]) -> Result<String> {
     }
     for &n in sizes {
         let i = at(0.05);
-        for proc_ in ["analytic", "authors"] {
+        for proc_ in PROCEDURES {
             let (Some(m), Some(c)) = (
                 find(all, "sphere", false, n, Point::Centre, proc_),
                 find(all, "sphere", true, n, Point::Centre, proc_),
@@ -436,9 +491,10 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
         .collect()
 }
 
-fn measured_panels(all: &[Measured], times: &[f64], n: usize) -> Vec<Panel> {
+/// Spectra and signed eigenvalues of every analytic family of `field` at size `n`.
+pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: &str) -> Vec<Panel> {
     let mut panels = Vec::new();
-    for m in all.iter().filter(|m| m.n == n && m.procedure == "analytic") {
+    for m in all.iter().filter(|m| m.n == n && m.procedure == "analytic" && m.field == field) {
         let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name());
         let spectra: Vec<Vec<f64>> = m.cells.iter().map(|c| c.spectrum.clone()).collect();
         let signed: Vec<Vec<f64>> = m.cells.iter().map(|c| c.signed.clone()).collect();
@@ -477,6 +533,24 @@ fn theory_panels(runs: &[TheoryRun]) -> Vec<Panel> {
         .collect()
 }
 
+/// `measured.csv` (marked gaps, signs, block weights, N_eff per family and t) and
+/// `spectra.csv` (mean normalised singular values and signed eigenvalues).
+pub(super) fn write_measured_files(dir: &FigureDir, all: &[Measured], times: &[f64]) -> Result<()> {
+    const ID: [&str; 7] = ["data", "control", "n", "point", "field", "procedure", "t"];
+    let marks = ["manifold", "green", "red"];
+    let mut head: Vec<String> = ID.iter().map(|s| s.to_string()).collect();
+    for prefix in ["mark", "log_gap", "largest", "repulsive_above"] {
+        head.extend(marks.iter().map(|m| format!("{prefix}_{m}")));
+    }
+    head.extend(
+        ["w_high_top_green", "w_low_top_green", "w_high_top_red", "w_low_top_red", "n_eff", "mean_score_share_of_s1"]
+            .map(String::from),
+    );
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let shead = [&ID[..], &["index", "normalized_singular_value", "signed_eigenvalue_times_t"]].concat();
+    write_measured(dir.csv("measured.csv", &head)?, dir.csv("spectra.csv", &shead)?, all, times)
+}
+
 /// Runs the figure; returns its summary.
 pub fn run(scale: Scale, root: &Path) -> Result<String> {
     let dir = FigureDir::new(root, "green-gap")?;
@@ -506,16 +580,7 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         }
     }
     pb.finish_and_clear();
-    const ID: [&str; 6] = ["data", "control", "n", "point", "procedure", "t"];
-    let marks = ["manifold", "green", "red"];
-    let mut head: Vec<String> = ID.iter().map(|s| s.to_string()).collect();
-    for prefix in ["mark", "log_gap", "largest", "repulsive_above"] {
-        head.extend(marks.iter().map(|m| format!("{prefix}_{m}")));
-    }
-    head.extend(["w_high_top_green", "w_low_top_green", "w_high_top_red", "w_low_top_red", "n_eff"].map(String::from));
-    let head: Vec<&str> = head.iter().map(String::as_str).collect();
-    let shead = [&ID[..], &["index", "normalized_singular_value", "signed_eigenvalue_times_t"]].concat();
-    write_measured(dir.csv("measured.csv", &head)?, dir.csv("spectra.csv", &shead)?, &all, &times)?;
+    write_measured_files(&dir, &all, &times)?;
     save_panels(
         &dir.path("theory"),
         "green gap: closed forms, N = 1000, x0 = 0 (colour: t, dark = small)",
@@ -528,13 +593,13 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
             "green gap: empirical score, N = {}, analytic Jacobian (colour: t from 1e-3 dark to 1 light)",
             sizes[0]
         ),
-        &measured_panels(&all, &times, sizes[0]),
+        &measured_panels(&all, &times, sizes[0], "empirical"),
         4,
     )?;
     let summary = format!(
         "## green-gap: where the gap at d - m2 comes from\n\n{}\n{}{}",
         theory_summary(&runs)?,
-        measured_summary(&all, &times)?,
+        measured_summary("Empirical score", &all, &times)?,
         claims(&all, &times, &sizes)?
     );
     dir.write_text("summary.md", &summary)?;

@@ -4,6 +4,7 @@ pub mod detection_digits;
 pub mod fig3;
 pub mod fig8;
 pub mod green_gap;
+pub mod green_nets;
 pub mod green_theory;
 pub mod image_dimension;
 pub mod neff;

@@ -10,8 +10,9 @@ use geomem_lid::{median, memorization, MemKind, Mle};
 use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
-    block_stiffness, block_weights_in_top, log_spectrum_distance, pointwise_jacobian, singular_values,
-    smoothed_jacobian_spectrum, OrthonormalBasis, SmoothedJacobianParams,
+    block_stiffness, block_weights_in_top, log_spectrum_distance, normal_bundle_spectrum, pointwise_jacobian,
+    signed_spectrum, singular_values, smoothed_jacobian_spectrum, NormalBundleParams, NormalBundleVariant,
+    OrthonormalBasis, Perturbation, SmoothedJacobianParams,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,18 @@ pub struct PointResult {
     /// The improved Normal Bundle spectrum of the net (random orthonormal perturbations of
     /// size √t, one-sided differences).
     pub net_nb: Vec<f64>,
+    /// The authors' synthetic procedure on the net: scores at `x + √t n_i` for the `d` rows
+    /// of one Haar orthogonal matrix, divided by `√t` (Normal Bundle, `K = d`).
+    #[serde(default)]
+    pub net_authors: Vec<f64>,
+    /// Eigenvalues of the symmetric part of the net's Jacobian and of the empirical score's,
+    /// by decreasing |λ| (`geomem_spectral::signed_spectrum`; λ > 0 is repulsive).
+    #[serde(default)]
+    pub net_signed: Vec<f64>,
+    #[serde(default)]
+    pub empirical_signed: Vec<f64>,
+    /// The Gaussian score of the data's per-axis variances: the exact score, except for
+    /// data on the sphere, where it is only the Gaussian of the same axes.
     pub exact: Vec<f64>,
     pub empirical: Vec<f64>,
     /// RMS distance of the net's log spectrum to the exact and to the empirical one.
@@ -108,7 +121,7 @@ pub fn snapshot(
     let (data_lid_memorized, detection) = detect(spec, &net, &samples, data, &mem)?;
     let fields = Fields {
         net: &net,
-        exact: GaussianScore::from_variances(&v.manifold()?.principal_variances())?,
+        exact: GaussianScore::from_variances(&v.data()?.principal_variances())?,
         empirical: EmpiricalScore::new(data.train.clone())?,
         identity: OrthonormalBasis::new(Mat::identity(v.d, v.d))?,
     };
@@ -173,6 +186,12 @@ impl Fields<'_> {
         let (net, exact, empirical) =
             (singular_values(jn.as_ref())?, singular_values(je.as_ref())?, singular_values(jm.as_ref())?);
         let nb = smoothed_jacobian_spectrum(self.net, x, t, &SmoothedJacobianParams::improved_normal_bundle(seed))?;
+        let authors = NormalBundleParams::default()
+            .k(v.d)
+            .variant(NormalBundleVariant::Scores)
+            .perturbation(Perturbation::UnitOrthonormal)
+            .seed(seed + 1);
+        let net_authors = normal_bundle_spectrum(self.net, x, t, &authors)?;
         let (basis, ranges, marks) = (self.identity.as_mat(), v.ranges(), v.marks());
         let stiff = |j: &Mat<f64>| block_stiffness(j.as_ref(), basis, &ranges);
         let weights = |j: &Mat<f64>| block_weights_in_top(j.as_ref(), basis, &ranges, &marks);
@@ -186,6 +205,9 @@ impl Fields<'_> {
             weights_empirical: weights(&jm)?,
             net,
             net_nb: nb,
+            net_authors,
+            net_signed: signed_spectrum(jn.as_ref())?,
+            empirical_signed: signed_spectrum(jm.as_ref())?,
             exact,
             empirical,
         })

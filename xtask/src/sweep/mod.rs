@@ -13,14 +13,16 @@ pub mod report;
 
 use crate::backend::{self, Train};
 use anyhow::{bail, Context, Result};
-use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets};
+use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets, NoisyLinear};
 use geomem_nets::{train, ResidualMlpConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// One data model: a linear manifold of variance blocks in `d` dimensions.
+/// One data model: a linear manifold of variance blocks in `d` dimensions, optionally with
+/// noise off the manifold and normalised onto the unit sphere (the authors' data,
+/// `geomem_data::NoisyLinear`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
@@ -28,6 +30,16 @@ pub struct Variant {
     pub d: usize,
     /// (dimension, variance) per block, in the order of the basis columns.
     pub blocks: Vec<(usize, f64)>,
+    /// Variance on the normal axes (default 0: points on the manifold).
+    #[serde(default)]
+    pub off_variance: f64,
+    /// Rescale every sample to the unit sphere (default false).
+    #[serde(default)]
+    pub sphere: bool,
+    /// Marked gap counts at which block weights are measured (default
+    /// `LinearManifold::gap_positions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marks: Option<Vec<usize>>,
 }
 
 /// A sweep: every variant × size × seed is one job.
@@ -88,6 +100,10 @@ impl Variant {
         let b: Vec<Block> = self.blocks.iter().map(|&(dim, variance)| Block { dim, variance }).collect();
         Ok(LinearManifold::new(self.d, &b, Embedding::Aligned)?)
     }
+    /// The data model: the manifold plus its noise and sphere.
+    pub fn data(&self) -> Result<NoisyLinear> {
+        Ok(NoisyLinear::new(self.manifold()?, self.off_variance, self.sphere.then_some(1.0))?)
+    }
     pub fn m(&self) -> usize {
         self.blocks.iter().map(|b| b.0).sum()
     }
@@ -98,10 +114,13 @@ impl Variant {
         r.push(self.m()..self.d);
         r
     }
-    /// The marked gap positions (`LinearManifold::gap_positions`: `d - m`, then
-    /// `d - m + m_low`, …). Empty for a variant that `Spec::check` would refuse.
+    /// The marked gap positions: the variant's own, else `LinearManifold::gap_positions`
+    /// (`d - m`, then `d - m + m_low`, …). Empty for a variant that `Spec::check` would refuse.
     pub fn marks(&self) -> Vec<usize> {
-        self.manifold().map(|m| m.gap_positions()).unwrap_or_default()
+        match &self.marks {
+            Some(m) => m.clone(),
+            None => self.manifold().map(|m| m.gap_positions()).unwrap_or_default(),
+        }
     }
 }
 
@@ -133,7 +152,10 @@ impl Spec {
             bail!("{}: sizes, seeds, samples (>= 2) and heldout must be positive", self.name);
         }
         for v in &self.variants {
-            v.manifold().with_context(|| format!("variant {}", v.label))?;
+            v.data().with_context(|| format!("variant {}", v.label))?;
+            if v.marks.as_ref().is_some_and(|m| m.is_empty() || m.iter().any(|&k| k == 0 || k >= v.d)) {
+                bail!("{}: variant {}: marks must be non-empty and lie in 1..d", self.name, v.label);
+            }
         }
         Ok(())
     }
@@ -160,7 +182,7 @@ impl Spec {
     }
 
     /// Training settings of a job (its own network seed).
-    fn train_config(&self, v: &Variant, j: &Job) -> TrainConfig {
+    pub fn train_config(&self, v: &Variant, j: &Job) -> TrainConfig {
         TrainConfig::new(ResidualMlpConfig::new(v.d))
             .with_lr(self.lr)
             .with_ema_decay(self.ema_decay)
@@ -221,7 +243,7 @@ pub struct JobData {
 pub fn job_data(spec: &Spec, j: &Job) -> Result<JobData> {
     let v = &spec.variants[j.variant];
     let nmax = *spec.sizes.iter().max().expect("checked");
-    let pool = v.manifold()?.sample(nmax + spec.heldout, spec.base_seed + 17 * j.variant as u64);
+    let pool = v.data()?.sample(nmax + spec.heldout, spec.base_seed + 17 * j.variant as u64);
     let train = NestedSubsets::new(nmax, spec.base_seed + 1 + j.seed).subset(pool.as_ref().subrows(0, nmax), j.n)?;
     let heldout = pool.as_ref().subrows(nmax, spec.heldout).to_owned();
     Ok(JobData { train, heldout })

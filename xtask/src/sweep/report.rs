@@ -76,9 +76,15 @@ fn write_csvs(spec: &Spec, dir: &FigureDir, res: &[JobResult]) -> Result<()> {
             runs.write_record(key.iter().chain(&row))?;
             for p in &s.points {
                 let at = [s.step.to_string(), p.point.clone(), p.t.to_string()];
-                for (field, vals) in
-                    [("net", &p.net), ("net_nb", &p.net_nb), ("exact", &p.exact), ("empirical", &p.empirical)]
-                {
+                for (field, vals) in [
+                    ("net", &p.net),
+                    ("net_nb", &p.net_nb),
+                    ("net_authors", &p.net_authors),
+                    ("exact", &p.exact),
+                    ("empirical", &p.empirical),
+                    ("net_signed", &p.net_signed),
+                    ("empirical_signed", &p.empirical_signed),
+                ] {
                     for (i, x) in vals.iter().enumerate() {
                         let rest = [field.to_string(), (i + 1).to_string(), format!("{x:e}")];
                         spectra.write_record(key.iter().chain(&at).chain(&rest))?;
@@ -133,6 +139,16 @@ fn log_gap(s: &[f64], k: usize) -> f64 {
     (s[k - 1] / s[k]).ln()
 }
 
+/// Repulsive directions (λ > 0 of the symmetrised Jacobian) of the net and of the empirical
+/// score at a point, as `net / emp`; `–` for results written before signs were measured.
+fn repulsive(p: &PointResult) -> String {
+    let pos = |s: &[f64]| s.iter().filter(|x| **x > 0.0).count();
+    if p.net_signed.is_empty() {
+        return "–".into();
+    }
+    format!("{} / {}", pos(&p.net_signed), pos(&p.empirical_signed))
+}
+
 /// Open marked gaps of a spectrum, as text.
 fn open_gaps(v: &Variant, s: &[f64]) -> Result<String> {
     let marks = v.marks();
@@ -150,7 +166,7 @@ fn variant_table(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Result
         v.marks(),
         spec.total()
     );
-    out.push_str("| N | seed | memorized | train loss | held-out loss | gap | open marks at 0 | log gap at d-m at 0: net / exact | d(net, exact) / d(net, emp) at 0 | at train pt | at held-out pt | stiffening net at 0 (blocks) | stiffening emp at 0 | stiffening net at train pt | emp at train pt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| N | seed | memorized | train loss | held-out loss | gap | open marks at 0 | log gap at d-m at 0: net / exact | d(net, exact) / d(net, emp) at 0 | at train pt | at held-out pt | stiffening net at 0 (blocks) | stiffening emp at 0 | stiffening net at train pt | emp at train pt | repulsive net / emp at 0, train pt, held-out pt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in res {
         let s = r.snapshots.last().expect("a result has snapshots");
         let (o, tr, h) = (point(s, "origin", t), point(s, "train", t), point(s, "heldout", t));
@@ -159,10 +175,11 @@ fn variant_table(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Result
         let (snt, set) = stiffenings(tr, v.blocks.len());
         writeln!(
             out,
-            "| {} | {} | {:.2} | {:.4} | {:.4} | {:.4} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {:.4} | {:.4} | {:.4} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} | {} |",
             r.job.n, r.job.seed, s.memorized_fraction, s.train_loss, s.heldout_loss, s.heldout_loss - s.train_loss,
             open_gaps(v, &normalize(&o.net))?, log_gap(&o.net, v.d - v.m()), log_gap(&o.exact, v.d - v.m()), o.dist_exact, o.dist_empirical, tr.dist_exact, tr.dist_empirical,
-            h.dist_exact, h.dist_empirical, fmt_list(&sn0), fmt_list(&se0), fmt_list(&snt), fmt_list(&set)
+            h.dist_exact, h.dist_empirical, fmt_list(&sn0), fmt_list(&se0), fmt_list(&snt), fmt_list(&set),
+            [o, tr, h].map(repulsive).join(", ")
         )?;
     }
     Ok(out)

@@ -1,0 +1,253 @@
+//! `green-nets`: the trained-network row of the green-gap table. The toy network of the
+//! memorization sweeps (`experiments/green_nets.toml`) trained on the paper's linear data and
+//! on the authors' sphere data, each beside its isotropic control; every final net measured
+//! like the empirical score in [`super::green_gap`] (centre, training and held-out points,
+//! autodiff Jacobian with signed eigenvalues and block weights, and the authors' procedure),
+//! beside the empirical score of the net's own training set.
+
+use super::common::Scale;
+use super::green_gap::{
+    cell, empirical_n_eff, marks, measured_panels, measured_summary, write_measured_files, Cell, Measured, Point,
+    PROCEDURES,
+};
+use crate::backend::{self, Inner, Train};
+use crate::out::{bar, logspace, FigureDir};
+use crate::plot::save_panels;
+use crate::sweep::{self, Spec, Variant};
+use anyhow::Result;
+use geomem_nets::{load_ema, TrainedScore, CHECKPOINT_FILE};
+use geomem_score::{EmpiricalScore, ScoreField};
+use std::fmt::Write;
+
+/// Points of each kind per net (training and held-out; the centre is one point).
+const POINTS: usize = 5;
+
+/// Whether a variant is an isotropic control: every manifold variance equal.
+fn is_control(v: &Variant) -> bool {
+    v.blocks.windows(2).all(|w| w[0].1 == w[1].1)
+}
+
+fn data_name(v: &Variant) -> &'static str {
+    if v.sphere {
+        "sphere"
+    } else {
+        "linear"
+    }
+}
+
+/// The (field, point) pairs of one point kind for one field.
+fn pairs<'a, F>(f: &'a F, p: Point, data: &sweep::JobData, d: usize) -> Vec<(&'a F, Vec<f64>)> {
+    let rows = |m: &faer::Mat<f64>| -> Vec<Vec<f64>> {
+        (0..POINTS.min(m.nrows())).map(|i| m.row(i).iter().copied().collect()).collect()
+    };
+    let xs = match p {
+        Point::Centre => vec![vec![0.0; d]],
+        Point::Train => rows(&data.train),
+        Point::HeldOut => rows(&data.heldout),
+    };
+    xs.into_iter().map(|x| (f, x)).collect()
+}
+
+/// One trained job: its variant, size, data, and the seed of the authors' procedure.
+struct JobView<'a> {
+    v: &'a Variant,
+    n: usize,
+    data: &'a sweep::JobData,
+    seed: u64,
+}
+
+/// Every (point kind, procedure) family of one field over the times.
+fn families<F: ScoreField>(
+    f: &F,
+    field: &'static str,
+    job: &JobView<'_>,
+    times: &[f64],
+    n_eff: super::green_gap::NEff<'_, F>,
+) -> Result<Vec<Measured>> {
+    let (v, n, seed) = (job.v, job.n, job.seed);
+    let mut out = Vec::new();
+    for p in [Point::Centre, Point::Train, Point::HeldOut] {
+        let pts = pairs(f, p, job.data, v.d);
+        let mk = marks(v.sphere, p);
+        for procedure in PROCEDURES {
+            let cells =
+                times.iter().map(|&t| cell(procedure, &pts, t, mk, n_eff, seed)).collect::<Result<Vec<Cell>>>()?;
+            let (variant, control) = (data_name(v), is_control(v));
+            out.push(Measured { variant, control, n, point: p, field, procedure, marks: mk, cells });
+        }
+    }
+    Ok(out)
+}
+
+/// Measures the final EMA net of every job of `spec` (trained under `dir`) and the empirical
+/// score of its training set.
+fn measure_all(spec: &Spec, dir: &FigureDir, times: &[f64]) -> Result<Vec<Measured>> {
+    let jobs = spec.jobs();
+    let pb = bar(jobs.len() as u64, "green-nets: measuring");
+    let mut all = Vec::new();
+    for j in &jobs {
+        let v = &spec.variants[j.variant];
+        let data = sweep::job_data(spec, j)?;
+        let path = sweep::job_dir(spec, &dir.dir, j).join(CHECKPOINT_FILE);
+        let ema = load_ema::<Inner>(&path, &spec.train_config(v, j), &backend::device())?;
+        let net = TrainedScore::<Train>::new(ema, backend::device());
+        let emp = EmpiricalScore::new(data.train.clone())?;
+        let job = JobView { v, n: j.n, data: &data, seed: spec.base_seed + 7 };
+        all.extend(families(&net, "net", &job, times, &|_, _, _| Ok(f64::NAN))?);
+        all.extend(families(&emp, "empirical", &job, times, &empirical_n_eff)?);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(all)
+}
+
+/// Memorized fraction and held-out/train loss ratio of every net at its last step.
+fn memorization_table(spec: &Spec, dir: &FigureDir) -> Result<String> {
+    let mut s = String::from("| data | control | N | memorized | held-out / train DSM loss |\n|---|---|---|---|---|\n");
+    for j in spec.jobs() {
+        let v = &spec.variants[j.variant];
+        let text = std::fs::read_to_string(sweep::result_path(spec, &dir.dir, &j))?;
+        let r: sweep::measure::JobResult = serde_json::from_str(&text)?;
+        let last = r.snapshots.last().ok_or_else(|| anyhow::anyhow!("{}: no snapshot", r.id))?;
+        writeln!(
+            s,
+            "| {} | {} | {} | {:.2} | {:.2} |",
+            data_name(v),
+            is_control(v),
+            j.n,
+            last.memorized_fraction,
+            last.heldout_loss / last.train_loss
+        )?;
+    }
+    Ok(s)
+}
+
+/// Times of the centre-support table.
+const SUPPORT_TIMES: [f64; 6] = [1e-3, 1e-2, 0.05, 0.1, 0.3, 1.0];
+
+/// How typical the centre is for the inputs the net was trained on at noise level t: the
+/// share of noised data `x = y + √t z` whose density `p_t(x)` lies below `p_t(0)` (`p_t`
+/// estimated by the Gaussian mixture of 2 000 reference points, `EmpiricalScore::log_density`;
+/// 2 000 other points noised). Near 1 the centre is a high-density point of `p_t` (the linear
+/// data's mode); near 0 the DSM loss put almost no weight there and the net's Jacobian is
+/// extrapolation.
+fn centre_quantile(v: &Variant, t: f64, seed: u64) -> Result<f64> {
+    const M: usize = 2000;
+    let data = v.data()?;
+    let density = EmpiricalScore::new(data.sample(M, seed))?;
+    let mut x = data.sample(M, seed + 1);
+    x += geomem_data::gaussian_matrix(M, v.d, seed ^ 0x6365_6e74) * t.sqrt();
+    let at_x = density.log_density(x.as_ref(), t)?;
+    let at_0 = density.log_density(faer::Mat::<f64>::zeros(1, v.d).as_ref(), t)?[0];
+    Ok(at_x.iter().filter(|&&l| l < at_0).count() as f64 / M as f64)
+}
+
+fn support_table(spec: &Spec) -> Result<String> {
+    let mut s = String::from(
+        "Density quantile of the centre among the noised training inputs (share of x = y + √t z with p_t(x) < p_t(0); ~0: the DSM loss puts no weight near the centre and a net's Jacobian there is extrapolation):\n\n| data | control |",
+    );
+    for t in SUPPORT_TIMES {
+        write!(s, " t = {t} |")?;
+    }
+    s.push_str(&format!("\n|---|---|{}\n", "---|".repeat(SUPPORT_TIMES.len())));
+    for v in &spec.variants {
+        write!(s, "| {} | {} |", data_name(v), is_control(v))?;
+        for t in SUPPORT_TIMES {
+            write!(s, " {:.3} |", centre_quantile(v, t, spec.base_seed + 31)?)?;
+        }
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+/// The times of the compact table: small t (where the sphere's centre is a density hole) and
+/// t = 0.05 (inside the empirical score's green window at the sphere's centre).
+const CLAIM_TIMES: [f64; 2] = [1e-3, 0.05];
+
+fn family<'a>(all: &'a [Measured], m: &Measured, control: bool, field: &str, procedure: &str) -> Option<&'a Measured> {
+    all.iter().find(|c| {
+        c.variant == m.variant
+            && c.n == m.n
+            && c.point == m.point
+            && c.control == control
+            && c.field == field
+            && c.procedure == procedure
+    })
+}
+
+/// One line per (data, N, point, t): the green gap of the net (autodiff Jacobian and the
+/// authors' procedure) against its isotropic control and against the empirical score of its
+/// own training set, the repulsive directions above the green mark and the high-variance
+/// block's weight among the directions above it.
+fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
+    let mut s = String::from("| data | N | point | t | gap at 25, net: analytic vs control | authors' procedure, all d values, vs control | authors' procedure, top value dropped, vs control | mean-score share of the authors' top value | empirical score of the net's set vs its control | repulsive above 25: net / control | high-block weight above 25: net vs control (isotropic 0.29) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for m in all.iter().filter(|m| m.field == "net" && m.procedure == "analytic" && !m.control) {
+        let (Some(mc), Some(a), Some(ac), Some(a1), Some(a1c), Some(e), Some(ec)) = (
+            family(all, m, true, "net", "analytic"),
+            family(all, m, false, "net", "authors"),
+            family(all, m, true, "net", "authors"),
+            family(all, m, false, "net", "authors_drop1"),
+            family(all, m, true, "net", "authors_drop1"),
+            family(all, m, false, "empirical", "analytic"),
+            family(all, m, true, "empirical", "analytic"),
+        ) else {
+            continue;
+        };
+        for t in CLAIM_TIMES {
+            let i = (0..times.len()).min_by(|&a, &b| (times[a] / t).ln().abs().total_cmp(&(times[b] / t).ln().abs()));
+            let Some(i) = i else { continue };
+            let g = |x: &Measured| x.cells[i].gaps[1];
+            writeln!(
+                s,
+                "| {} | {} | {} | {:.3} | {:.2} vs {:.2} | {:.2} vs {:.2} | {:.2} vs {:.2} | {:.2} | {:.2} vs {:.2} | {:.1} / {:.1} | {:.2} vs {:.2} |",
+                m.variant,
+                m.n,
+                m.point.name(),
+                times[i],
+                g(m),
+                g(mc),
+                g(a),
+                g(ac),
+                g(a1),
+                g(a1c),
+                a.cells[i].mean_share,
+                g(e),
+                g(ec),
+                m.cells[i].repulsive_above[1],
+                mc.cells[i].repulsive_above[1],
+                m.cells[i].weights[0],
+                mc.cells[i].weights[0]
+            )?;
+        }
+    }
+    Ok(s)
+}
+
+/// Runs the analysis on a sweep already trained under `root/<spec.name>`; returns its summary.
+pub fn run(spec: &Spec, scale: Scale, root: &std::path::Path) -> Result<String> {
+    let dir = FigureDir::new(root, &spec.name)?;
+    let times =
+        geomem_rem::refine_around(&logspace(1e-3, 1.0, if scale.full { 49 } else { 25 }), &[0.02, 0.05], 0.01, 1)?;
+    let all = measure_all(spec, &dir, &times)?;
+    let green = FigureDir::new(&dir.dir, "green")?;
+    green.write_json("config.json", &serde_json::json!({"spec": spec, "times": times, "points_per_kind": POINTS}))?;
+    write_measured_files(&green, &all, &times)?;
+    for &n in &[spec.sizes[0], *spec.sizes.last().expect("checked")] {
+        save_panels(
+            &green.path(&format!("nets_N{n}")),
+            &format!("trained nets, N = {n}, autodiff Jacobian (colour: t from 1e-3 dark to 1 light)"),
+            &measured_panels(&all, &times, n, "net"),
+            4,
+        )?;
+    }
+    // The whole table (nets and the empirical score of their training sets) goes to a file;
+    // the summary keeps the nets' rows.
+    let title = "Trained nets and the empirical score of their own training sets";
+    green.write_text("table.md", &measured_summary(title, &all, &times)?)?;
+    Ok(format!(
+        "## green-nets: trained networks on linear and sphere data beside isotropic controls\n\n{}\n{}\n### The green gap (25) of the nets beside their controls (marks on the sphere away from its centre: 24/25/29)\n\n{}\n(Intervals in t, all marks, both procedures, and the empirical score of every net's training set: `green/table.md`.)\n",
+        memorization_table(spec, &dir)?,
+        support_table(spec)?,
+        claims(&all, &times)?
+    ))
+}
