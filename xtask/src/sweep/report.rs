@@ -166,6 +166,9 @@ fn variant_table(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Result
         v.marks(),
         spec.total()
     );
+    if v.sphere {
+        out.push_str("Data on the unit sphere: \"exact\" is the Gaussian score of the same per-axis variances, not the data's score.\n\n");
+    }
     out.push_str("| N | seed | memorized | train loss | held-out loss | gap | open marks at 0 | log gap at d-m at 0: net / exact | d(net, exact) / d(net, emp) at 0 | at train pt | at held-out pt | stiffening net at 0 (blocks) | stiffening emp at 0 | stiffening net at train pt | emp at train pt | repulsive net / emp at 0, train pt, held-out pt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in res {
         let s = r.snapshots.last().expect("a result has snapshots");
