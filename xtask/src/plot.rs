@@ -161,6 +161,8 @@ where
         .y_desc(p.y_label.as_str())
         .x_label_formatter(&fx)
         .y_label_formatter(&fy)
+        // Six x ticks at most: wider log-axis labels ran into one another in narrow panels.
+        .x_labels(6)
         .light_line_style(WHITE.mix(0.0))
         .label_style(("sans-serif", 13))
         .draw()
