@@ -121,33 +121,33 @@ impl EmpiricalJacobianModel {
     /// # Errors
     /// As [`PositionalRem::with_n`].
     pub fn onset_times(&self) -> Result<Vec<f64>> {
-        let d = self.d();
-        let mut out = vec![self.condensation_time(&vec![0.0; d])?];
-        let mut seen: Vec<f64> = Vec::new();
-        for j in 0..d {
+        self.onset_times_at(&vec![0.0; self.d()])
+    }
+
+    /// [`Self::onset_times`] at the position `x`: `t_c(x)` and, for every distinct pair
+    /// `(σ_j², x_j)` (every direction of zero variance shares one), a root of
+    /// `t = t_c(x + √t e_j)`.
+    ///
+    /// # Errors
+    /// As [`PositionalRem::with_n`].
+    pub fn onset_times_at(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let mut out = vec![self.condensation_time(x)?];
+        let mut seen: Vec<(f64, f64)> = Vec::new();
+        for j in 0..self.d() {
             let v = self.sigma2[j];
-            if seen.contains(&v) {
+            let key = (v, if v == 0.0 { 0.0 } else { x[j] });
+            if seen.contains(&key) {
                 continue;
             }
-            seen.push(v);
+            seen.push(key);
             let h = |lt: f64| -> Result<f64> {
-                let mut x = vec![0.0; d];
-                x[j] = (0.5 * lt).exp();
-                Ok(lt - self.condensation_time(&x)?.ln())
+                let mut y = x.to_vec();
+                y[j] += (0.5 * lt).exp();
+                Ok(lt - self.condensation_time(&y)?.ln())
             };
-            let (mut lo, mut hi) = (1e-12f64.ln(), 1e6f64.ln());
-            if h(lo)? > 0.0 || h(hi)? < 0.0 {
-                continue;
+            if let Some(t) = log_bisect(h)? {
+                out.push(t);
             }
-            for _ in 0..100 {
-                let mid = 0.5 * (lo + hi);
-                if h(mid)? < 0.0 {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            out.push((0.5 * (lo + hi)).exp());
         }
         out.sort_by(f64::total_cmp);
         out.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
@@ -168,15 +168,26 @@ impl EmpiricalJacobianModel {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn big_phi(&self, t: f64) -> Result<Vec<f64>> {
+        self.big_phi_at(t, &vec![0.0; self.d()])
+    }
+
+    /// `Φ_j(x) = φ(t, x) + φ(t, x + √t e_j)`: the variance factor of the forward difference
+    /// `√β (s(x + e_j/√β) - s(x))` at a position `x` (seed 000, Eq. 34-36, which sets the
+    /// model "on x, a point belonging to the manifold"; seed 001 Eq. 40-41 is `x = 0`).
+    /// `x` is in the eigenbasis of the data covariance, like `sigma2`, and is treated as
+    /// independent of the training set (a held-out point, not a training point).
+    ///
+    /// # Errors
+    /// [`crate::RemError::InvalidTime`]; as [`PositionalRem::with_n`] for `x`.
+    pub fn big_phi_at(&self, t: f64, x: &[f64]) -> Result<Vec<f64>> {
         check_time(t)?;
-        let d = self.d();
-        let p0 = self.phi(t, &vec![0.0; d])?;
-        let mut x = vec![0.0; d];
-        (0..d)
+        let p0 = self.phi(t, x)?;
+        let mut y = x.to_vec();
+        (0..self.d())
             .map(|j| {
-                x[j] = t.sqrt();
-                let p = self.phi(t, &x);
-                x[j] = 0.0;
+                y[j] += t.sqrt();
+                let p = self.phi(t, &y);
+                y[j] = x[j];
                 p.map(|p| p0 + p)
             })
             .collect()
@@ -188,7 +199,16 @@ impl EmpiricalJacobianModel {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn moments(&self, t: f64) -> Result<(Mat<f64>, Mat<f64>)> {
-        let phi = self.big_phi(t)?;
+        self.moments_at(t, &vec![0.0; self.d()])
+    }
+
+    /// [`Self::moments`] at `x`: the mean of the score, `-(Λ + t)⁻¹ x` (Eq. 39), is linear
+    /// in `x`, so the mean Jacobian does not move; only `Φ_j` becomes [`Self::big_phi_at`].
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn moments_at(&self, t: f64, x: &[f64]) -> Result<(Mat<f64>, Mat<f64>)> {
+        let phi = self.big_phi_at(t, x)?;
         let d = self.d();
         let mean = Mat::from_fn(d, d, |i, j| if i == j { -1.0 / (t + self.sigma2[i]) } else { 0.0 });
         let var = Mat::from_fn(d, d, |i, j| self.sigma2[i] / (t * (t + self.sigma2[i])) * phi[j]);
@@ -200,7 +220,15 @@ impl EmpiricalJacobianModel {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn sample(&self, t: f64, seed: u64) -> Result<Mat<f64>> {
-        let (mean, var) = self.moments(t)?;
+        self.sample_at(t, &vec![0.0; self.d()], seed)
+    }
+
+    /// One draw of the random Jacobian at `x` ([`Self::moments_at`]), seeded.
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn sample_at(&self, t: f64, x: &[f64], seed: u64) -> Result<Mat<f64>> {
+        let (mean, var) = self.moments_at(t, x)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let d = self.d();
         let mut j = Mat::zeros(d, d);
@@ -232,14 +260,36 @@ impl EmpiricalJacobianModel {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn closed_form_spectrum(&self, t: f64, form: ClosedForm) -> Result<Vec<f64>> {
-        let phi = self.big_phi(t)?;
+        self.closed_form_spectrum_at(t, &vec![0.0; self.d()], form)
+    }
+
+    /// [`Self::closed_form_spectrum`] at the position `x` (seed 000 Eq. 37 with
+    /// [`Self::big_phi_at`]), sorted decreasing.
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn closed_form_spectrum_at(&self, t: f64, x: &[f64], form: ClosedForm) -> Result<Vec<f64>> {
+        let mut out = self.closed_form_values_at(t, x, form)?;
+        out.sort_by(|a, b| b.total_cmp(a));
+        Ok(out)
+    }
+
+    /// The closed-form value of each direction at `x`, in the order of `sigma2` (not
+    /// sorted), so a caller can tell which block a value belongs to: in this model the
+    /// columns are independent and `JᵀJ` is treated as diagonal, so value `i` belongs to the
+    /// coordinate axis `e_i`.
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn closed_form_values_at(&self, t: f64, x: &[f64], form: ClosedForm) -> Result<Vec<f64>> {
+        let phi = self.big_phi_at(t, x)?;
         let s = &self.sigma2;
         let sum: f64 = match form {
             ClosedForm::Derived => s.iter().map(|&v| v / (t * (t + v))).sum(),
             ClosedForm::Eq19AsPrinted => s.iter().map(|&v| v / (t * t * (t + v) * (t + v))).sum(),
             ClosedForm::Eq43AsPrinted => s.iter().map(|&v| v * v / (t * t * (t + v) * (t + v))).sum(),
         };
-        let mut out: Vec<f64> = (0..self.d())
+        Ok((0..self.d())
             .map(|i| {
                 let a = 1.0 / (t + s[i]);
                 let b = match form {
@@ -248,10 +298,26 @@ impl EmpiricalJacobianModel {
                 };
                 (a * a + b).sqrt()
             })
-            .collect();
-        out.sort_by(|a, b| b.total_cmp(a));
-        Ok(out)
+            .collect())
     }
+}
+
+/// A root of `h(ln t) = 0` by bisection in `ln t` on `[1e-12, 1e6]`, `h` increasing through
+/// it; `None` when `h` does not change sign from below to above on that range.
+pub(crate) fn log_bisect(h: impl Fn(f64) -> Result<f64>) -> Result<Option<f64>> {
+    let (mut lo, mut hi) = (1e-12f64.ln(), 1e6f64.ln());
+    if h(lo)? > 0.0 || h(hi)? < 0.0 {
+        return Ok(None);
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if h(mid)? < 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some((0.5 * (lo + hi)).exp()))
 }
 
 /// `grid` plus every centre `c` and `points` log-spaced times on `[c (1 - rel), c (1 + rel)]`

@@ -21,7 +21,8 @@
 //! drops the largest few (7 for d = 30, 2 + 5) and divides by the largest remaining one
 //! ([`drop_top_normalized`]).
 
-use crate::error::{check_time, check_variances, param, Result};
+use crate::error::{check_time, check_variances, param, RemError, Result};
+use crate::jacobian_model::log_bisect;
 
 /// The authors' closed-form spectrum (module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,14 +62,44 @@ impl NotebookTheory {
         (self.g() / self.l()).sqrt()
     }
 
+    /// `Σ_i σ_i² x_i²` (`d ω²(x)` of Eq. 15), after checking `x`.
+    fn weight(&self, x: &[f64]) -> Result<f64> {
+        if x.len() != self.sigma2.len() {
+            return Err(RemError::DimensionMismatch { expected: self.sigma2.len(), got: x.len() });
+        }
+        if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+            return Err(RemError::InvalidParameter { name: "x", value: v.to_string(), reason: "must be finite" });
+        }
+        Ok(self.sigma2.iter().zip(x).map(|(s, v)| s * v * v).sum())
+    }
+
+    /// `t_c,0(x) = √((G + Σ σ_i² x_i²)/L)`: Eq. 15 at `x`, the notebook's `t_c,0` moved off
+    /// the centre (an extension: the notebook evaluates only `x = 0`).
+    ///
+    /// # Errors
+    /// [`crate::RemError::DimensionMismatch`], [`crate::RemError::InvalidParameter`] for a
+    /// non-finite `x`.
+    pub fn condensation_time_at(&self, x: &[f64]) -> Result<f64> {
+        Ok(((self.g() + self.weight(x)?) / self.l()).sqrt())
+    }
+
     /// `t_c,j(t)` for every direction `j`.
     ///
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn condensation_times(&self, t: f64) -> Result<Vec<f64>> {
+        self.condensation_times_at(t, &vec![0.0; self.sigma2.len()])
+    }
+
+    /// `t_c,j(t, x) = √((G + Σ_i σ_i² (x + √t e_j)_i²)/L)`: Eq. 15 at `x + √t e_j`.
+    ///
+    /// # Errors
+    /// [`crate::RemError::InvalidTime`]; as [`Self::condensation_time_at`] for `x`.
+    pub fn condensation_times_at(&self, t: f64, x: &[f64]) -> Result<Vec<f64>> {
         check_time(t)?;
-        let (g, l) = (self.g(), self.l());
-        Ok(self.sigma2.iter().map(|s| ((g + t * s) / l).sqrt()).collect())
+        let (g, l, w) = (self.g(), self.l(), self.weight(x)?);
+        let r = t.sqrt();
+        Ok(self.sigma2.iter().zip(x).map(|(s, xj)| ((g + w + s * (2.0 * r * xj + t)) / l).sqrt()).collect())
     }
 
     /// The `t` below which `φ_j > 0`, i.e. the root of `t = t_c,j(t)`:
@@ -78,14 +109,43 @@ impl NotebookTheory {
         self.sigma2.iter().map(|s| (s + (s * s + 4.0 * l * g).sqrt()) / (2.0 * l)).collect()
     }
 
+    /// The onsets at `x`: `t_c,0(x)` and, per direction, a root of `t = t_c,j(t, x)`
+    /// (bisection in `ln t` on `[1e-12, 1e6]`; a direction without one is left out), sorted,
+    /// duplicates removed.
+    ///
+    /// # Errors
+    /// As [`Self::condensation_time_at`].
+    pub fn onset_times_at(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let mut out = vec![self.condensation_time_at(x)?];
+        for j in 0..self.sigma2.len() {
+            let h = |lt: f64| -> Result<f64> { Ok(lt - self.condensation_times_at(lt.exp(), x)?[j].ln()) };
+            if let Some(t) = log_bisect(h)? {
+                out.push(t);
+            }
+        }
+        out.retain(|t| *t > 0.0);
+        out.sort_by(f64::total_cmp);
+        out.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+        Ok(out)
+    }
+
     /// `Φ_j = φ_0 + φ_j` for every direction.
     ///
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn big_phi(&self, t: f64) -> Result<Vec<f64>> {
+        self.big_phi_at(t, &vec![0.0; self.sigma2.len()])
+    }
+
+    /// `Φ_j(x) = φ(t_c,0(x)) + φ(t_c,j(t, x))`.
+    ///
+    /// # Errors
+    /// [`crate::RemError::InvalidTime`]; as [`Self::condensation_time_at`] for `x`.
+    pub fn big_phi_at(&self, t: f64, x: &[f64]) -> Result<Vec<f64>> {
         let phi = |tc: f64| if tc > 0.0 { (1.0 / t - 1.0 / tc).max(0.0) } else { 0.0 };
-        let p0 = phi(self.condensation_time_centre());
-        Ok(self.condensation_times(t)?.into_iter().map(|tc| p0 + phi(tc)).collect())
+        let tcj = self.condensation_times_at(t, x)?;
+        let p0 = phi(self.condensation_time_at(x)?);
+        Ok(tcj.into_iter().map(|tc| p0 + phi(tc)).collect())
     }
 
     /// `F(t) = Σ_k σ_k² / (t² (t + σ_k²))`.
@@ -103,8 +163,16 @@ impl NotebookTheory {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn values(&self, t: f64) -> Result<Vec<f64>> {
+        self.values_at(t, &vec![0.0; self.sigma2.len()])
+    }
+
+    /// [`Self::values`] at `x`, with [`Self::big_phi_at`].
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn values_at(&self, t: f64, x: &[f64]) -> Result<Vec<f64>> {
         let f = self.factor(t)?;
-        let phi = self.big_phi(t)?;
+        let phi = self.big_phi_at(t, x)?;
         Ok(self.sigma2.iter().zip(phi).map(|(s, p)| ((t + s).powi(-2) + (f * p).powi(2)).sqrt()).collect())
     }
 
@@ -113,7 +181,15 @@ impl NotebookTheory {
     /// # Errors
     /// [`crate::RemError::InvalidTime`].
     pub fn spectrum(&self, t: f64) -> Result<Vec<f64>> {
-        let mut s = self.values(t)?;
+        self.spectrum_at(t, &vec![0.0; self.sigma2.len()])
+    }
+
+    /// [`Self::values_at`] sorted decreasing.
+    ///
+    /// # Errors
+    /// As [`Self::big_phi_at`].
+    pub fn spectrum_at(&self, t: f64, x: &[f64]) -> Result<Vec<f64>> {
+        let mut s = self.values_at(t, x)?;
         s.sort_by(|a, b| b.total_cmp(a));
         Ok(s)
     }

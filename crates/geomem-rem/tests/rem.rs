@@ -291,3 +291,120 @@ fn exact_tc_along_the_two_blocks_differs_by_under_one_percent_at_fig9_settings()
         assert!((low / high - 1.0).abs() < 0.01);
     }
 }
+
+/// A point of the 2 + 5 manifold in its eigenbasis (coordinates 0..7), zero elsewhere.
+fn manifold_point(d: usize) -> Vec<f64> {
+    let mut x = vec![0.0; d];
+    x[..7].copy_from_slice(&[0.9, -0.7, 0.4, -0.5, 0.6, 0.3, -0.2]);
+    x
+}
+
+/// Seed 000 Eq. 34-37 at a point x of the manifold: Φ_j(x) = φ(t, x) + φ(t, x + √t e_j),
+/// the mean Jacobian unchanged, and the derived form equal to the column norms of draws.
+#[test]
+fn closed_form_at_a_manifold_point_follows_its_definition_and_its_draws() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let (n, t) = (1000.0, 0.03);
+    let x = manifold_point(30);
+    let model = EmpiricalJacobianModel::new(&s, n).unwrap();
+    let phi = |y: &[f64]| {
+        let tc = PositionalRem::with_n(&s, y, n).unwrap().condensation_time();
+        1.0 / (t * n_eff(t, tc, n).unwrap())
+    };
+    let bp = model.big_phi_at(t, &x).unwrap();
+    for j in [0usize, 1, 2, 6, 7, 29] {
+        let mut y = x.clone();
+        y[j] += t.sqrt();
+        let want = phi(&x) + phi(&y);
+        assert!((bp[j] / want - 1.0).abs() < 1e-12, "direction {j}: {} vs {want}", bp[j]);
+    }
+    // Normal directions (zero variance) do not move ω²: they share Φ = 2 φ(t, x).
+    assert!(bp[7..].iter().all(|v| (v / (2.0 * phi(&x)) - 1.0).abs() < 1e-12));
+    // At the manifold point condensation starts earlier than at the centre (ω²(x) > 0), so
+    // at this t the normal directions carry fluctuations that the centre does not have.
+    let tc0 = model.condensation_time(&[0.0; 30]).unwrap();
+    let tcx = model.condensation_time(&x).unwrap();
+    assert!(tcx > t && t > tc0, "t_c(0) = {tc0}, t_c(x) = {tcx}");
+    assert!(bp[29] > 10.0 * model.big_phi(t).unwrap()[29]);
+    let draws = 400;
+    let mut norms = vec![0.0; 30];
+    for k in 0..draws {
+        let j = model.sample_at(t, &x, k).unwrap();
+        for (c, v) in norms.iter_mut().enumerate() {
+            *v += (0..30).map(|r| j[(r, c)].powi(2)).sum::<f64>() / draws as f64;
+        }
+    }
+    let values = model.closed_form_values_at(t, &x, ClosedForm::Derived).unwrap();
+    for (c, (a, b)) in norms.iter().zip(&values).enumerate() {
+        assert!((a.sqrt() / b - 1.0).abs() < 0.05, "column {c}: mc {} derived {b}", a.sqrt());
+    }
+    let mut sorted = values.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(sorted, model.closed_form_spectrum_at(t, &x, ClosedForm::Derived).unwrap());
+    assert!(matches!(model.big_phi_at(t, &x[..29]), Err(RemError::DimensionMismatch { .. })));
+    let mut bad = x.clone();
+    bad[3] = f64::NAN;
+    assert!(model.closed_form_spectrum_at(t, &bad, ClosedForm::Derived).is_err());
+}
+
+/// The onsets at x solve their equation, and at x = 0 the notebook's bisection agrees with
+/// its closed-form onsets.
+#[test]
+fn onsets_at_a_manifold_point_solve_their_equations() {
+    let s = blocks(30, 2, 1.0, 5, 0.3);
+    let x = manifold_point(30);
+    let m = EmpiricalJacobianModel::new(&s, 1000.0).unwrap();
+    let on = m.onset_times_at(&x).unwrap();
+    let tcx = m.condensation_time(&x).unwrap();
+    // t_c(x), one root per manifold direction (distinct x_j), none for the normals.
+    assert_eq!(on.len(), 8, "{on:?}");
+    for &t in &on {
+        let hit = (0..7).any(|j| {
+            let mut y = x.clone();
+            y[j] += t.sqrt();
+            (m.condensation_time(&y).unwrap() / t - 1.0).abs() < 1e-9
+        });
+        assert!(hit || (t / tcx - 1.0).abs() < 1e-12, "{t}");
+    }
+    for sphere in [false, true] {
+        let nb = NotebookTheory::new(&s, 1000.0, sphere).unwrap();
+        let mut closed: Vec<f64> = nb.onset_times();
+        if !sphere {
+            closed.push(nb.condensation_time_centre());
+        }
+        closed.sort_by(f64::total_cmp);
+        closed.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+        let zero = vec![0.0; 30];
+        let bis: Vec<f64> = nb.onset_times_at(&zero).unwrap();
+        // On the sphere the normals (variance 0) have t_c = 0 and no onset.
+        let closed: Vec<f64> = closed.into_iter().filter(|t| *t > 1e-12).collect();
+        assert_eq!(bis.len(), closed.len(), "{bis:?} vs {closed:?}");
+        for (a, b) in bis.iter().zip(&closed) {
+            assert!((a / b - 1.0).abs() < 1e-9, "{a} vs {b}");
+        }
+        assert_eq!(nb.values_at(0.05, &zero).unwrap(), nb.values(0.05).unwrap());
+    }
+}
+
+/// The notebook form at x by hand: Eq. 15 at x and at x + √t e_j.
+#[test]
+fn notebook_form_at_a_point_equals_its_formula_by_hand() {
+    let s = [1.0, 0.09, 0.0];
+    let x = [0.8, -0.2, 0.0];
+    let (n, t) = (100.0f64, 0.05);
+    let nb = NotebookTheory::new(&s, n, false).unwrap();
+    let (l, g) = (2.0 * n.ln(), (1.0 + 0.0081) / 2.0);
+    let w = |y: &[f64]| s.iter().zip(y).map(|(a, b)| a * b * b).sum::<f64>();
+    let phi = |tc: f64| (1.0 / t - 1.0 / tc).max(0.0);
+    let tc0 = ((g + w(&x)) / l).sqrt();
+    let f: f64 = s.iter().map(|v| v / (t * t * (t + v))).sum();
+    let got = nb.values_at(t, &x).unwrap();
+    for j in 0..3 {
+        let mut y = x;
+        y[j] += t.sqrt();
+        let want = ((t + s[j]).powi(-2) + (f * (phi(tc0) + phi(((g + w(&y)) / l).sqrt()))).powi(2)).sqrt();
+        assert!((got[j] - want).abs() < 1e-12 * want, "direction {j}: {} vs {want}", got[j]);
+    }
+    assert!(matches!(nb.values_at(t, &x[..2]), Err(RemError::DimensionMismatch { .. })));
+    assert!(nb.values_at(t, &[f64::INFINITY, 0.0, 0.0]).is_err());
+}
