@@ -9,7 +9,7 @@
 //! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
 //! | [`pointwise_jacobian`] | the field's own Jacobian, or its JVPs, along a basis | — |
 //! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
-//! | [`block_stiffness`], [`block_weights_in_top`], [`stiffening`] | which variance block a field loses, from its Jacobian | seed 001 Fig. 15 |
+//! | [`block_stiffness`], [`block_weights_in_top`], [`block_weights_of_values`], [`stiffening`] | which variance block a field loses, from its Jacobian | seed 001 Fig. 15 |
 //! | [`signed_spectrum`], [`sign_split`] | eigenvalues of `(J + Jᵀ)/2` by decreasing `|λ|`: attractive or repulsive directions on each side of a gap | — |
 //! | [`marked_gaps`], [`intervals_where`], [`OPEN_LOG_GAP`] | gap analysis of sweeps (the figures' conventions) | — |
 //!
@@ -50,5 +50,6 @@ pub use normal_bundle::{
 pub use signs::{sign_split, signed_spectrum, SignSplit};
 pub use spectrum::{GapScale, Spectrum};
 pub use subspaces::{
-    block_stiffness, block_weights_in_top, isotropic_tangent_weight, log_spectrum_distance, stiffening,
+    block_stiffness, block_weights_in_top, block_weights_of_values, isotropic_tangent_weight, log_spectrum_distance,
+    stiffening,
 };

@@ -14,6 +14,7 @@
 //!   right singular vectors of `J` (1 = inside, 0 = orthogonal). Control: a uniformly
 //!   random choice of the `k - (d - m)` stiff tangent directions gives every tangent block
 //!   the weight `(k - (d - m))/m` on average ([`isotropic_tangent_weight`]).
+//! - [`block_weights_of_values`]: the same for a closed form given per axis.
 //! - [`log_spectrum_distance`]: the RMS difference of two log singular-value spectra, to
 //!   say whether a trained net is nearer the exact or the empirical score.
 
@@ -73,6 +74,37 @@ pub fn block_weights_in_top(
     Ok(ks
         .iter()
         .map(|&k| ranges.iter().zip(&qtv).map(|(r, m)| m.subcols(0, k).squared_norm_l2() / r.len() as f64).collect())
+        .collect())
+}
+
+/// [`block_weights_in_top`] for a diagonal Jacobian given by its per-axis `values` (a closed
+/// form whose directions are the coordinate axes, as seed 001 Eq. 19 treats `JᵀJ`): the
+/// share of each block `ranges[b]` among the `k` largest values, for every `k` of `ks`.
+/// Ties are broken uniformly at random in expectation: an axis with `g` values above it and
+/// `e` equal to it (itself included) counts `clamp((k - g)/e, 0, 1)`.
+///
+/// # Errors
+/// [`SpectralError::InvalidParameter`] for an empty or non-finite `values`, a range outside
+/// it, or a `k` outside `1..=d`.
+pub fn block_weights_of_values(values: &[f64], ranges: &[Range<usize>], ks: &[usize]) -> Result<Vec<Vec<f64>>> {
+    let d = values.len();
+    param("values", d, d > 0 && values.iter().all(|v| v.is_finite()), "non-empty and finite")?;
+    for r in ranges {
+        param("block range", format!("{r:?}"), r.start < r.end && r.end <= d, "non-empty, within 0..d")?;
+    }
+    for &k in ks {
+        param("k", k, k >= 1 && k <= d, "must lie in 1..=d")?;
+    }
+    let rank: Vec<(usize, usize)> = values
+        .iter()
+        .map(|v| (values.iter().filter(|u| *u > v).count(), values.iter().filter(|u| *u == v).count()))
+        .collect();
+    Ok(ks
+        .iter()
+        .map(|&k| {
+            let share = |i: usize| ((k as f64 - rank[i].0 as f64) / rank[i].1 as f64).clamp(0.0, 1.0);
+            ranges.iter().map(|r| r.clone().map(share).sum::<f64>() / r.len() as f64).collect()
+        })
         .collect())
 }
 
@@ -156,6 +188,30 @@ mod tests {
         assert!((w[0] * 2.0 + w[1] * 4.0 - 3.0).abs() < 1e-10, "{w:?}");
         assert_eq!(isotropic_tangent_weight(30, 7, 25), 2.0 / 7.0);
         assert_eq!(isotropic_tangent_weight(30, 7, 20), 0.0);
+    }
+
+    #[test]
+    fn weights_of_values_equal_the_svd_weights_of_their_diagonal_and_split_ties() {
+        // Distinct values: the diagonal Jacobian in the canonical basis gives the same weights
+        // through its SVD.
+        let v = [0.3, 5.0, 0.9, 7.0, 2.0, 0.1, 4.0];
+        let j = Mat::from_fn(7, 7, |r, c| if r == c { -v[r] } else { 0.0 });
+        let q = Mat::<f64>::identity(7, 7);
+        let ranges = [0..2, 2..5, 5..7];
+        let ks = [1, 3, 4, 6];
+        let by_svd = block_weights_in_top(j.as_ref(), q.as_ref(), &ranges, &ks).unwrap();
+        let by_values = block_weights_of_values(&v, &ranges, &ks).unwrap();
+        for (a, b) in by_svd.iter().flatten().zip(by_values.iter().flatten()) {
+            assert!((a - b).abs() < 1e-10, "{by_svd:?} vs {by_values:?}");
+        }
+        // Ties: four equal values, two slots among them (k = 3 with one value above): each
+        // tied axis counts 1/2.
+        let w = block_weights_of_values(&[1.0, 1.0, 9.0, 1.0, 1.0], &[0..2, 2..3, 3..5], &[3]).unwrap();
+        assert_eq!(w[0], vec![0.5, 1.0, 0.5]);
+        assert!(block_weights_of_values(&[], &[], &[1]).is_err());
+        assert!(block_weights_of_values(&[1.0, f64::NAN], &[0..1], &[1]).is_err());
+        assert!(block_weights_of_values(&[1.0, 2.0], &[0..3], &[1]).is_err());
+        assert!(block_weights_of_values(&[1.0, 2.0], &[0..1], &[3]).is_err());
     }
 
     #[test]

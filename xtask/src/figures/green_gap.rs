@@ -305,24 +305,17 @@ fn write_measured(mut w: Csv, mut s: Csv, all: &[Measured], times: &[f64]) -> Re
 
 fn write_theory(mut w: Csv, mut g: Csv, runs: &[TheoryRun]) -> Result<()> {
     for r in runs {
-        for ((t, s), gaps) in r.times.iter().zip(&r.spectra).zip(&r.gaps) {
+        let id = [r.form.to_string(), r.control.to_string(), r.position.name().to_string()];
+        for (((t, s), gaps), ab) in r.times.iter().zip(&r.spectra).zip(&r.gaps).zip(&r.above_green) {
             for (i, v) in s.iter().enumerate() {
-                w.write_record([
-                    r.form.to_string(),
-                    r.control.to_string(),
-                    format!("{t:e}"),
-                    (i + 1).to_string(),
-                    format!("{v:e}"),
-                ])?;
+                let mut row = id.to_vec();
+                row.extend([format!("{t:e}"), (i + 1).to_string(), format!("{v:e}")]);
+                w.write_record(&row)?;
             }
-            g.write_record([
-                r.form.to_string(),
-                r.control.to_string(),
-                format!("{t:e}"),
-                format!("{:.4}", gaps[0]),
-                format!("{:.4}", gaps[1]),
-                format!("{:.4}", gaps[2]),
-            ])?;
+            let mut row = id.to_vec();
+            row.push(format!("{t:e}"));
+            row.extend(gaps.iter().chain(ab).map(|v| format!("{v:.4}")));
+            g.write_record(&row)?;
         }
     }
     w.flush()?;
@@ -330,20 +323,61 @@ fn write_theory(mut w: Csv, mut g: Csv, runs: &[TheoryRun]) -> Result<()> {
     Ok(())
 }
 
-fn theory_summary(runs: &[TheoryRun]) -> Result<String> {
-    let mut s = String::from("### Closed forms (N = 1000, x0 = 0; t-grid refined within ±10 % of every onset time)\n\n| form | onsets of φ (t) | 23 open | 25 open | 28 open | control: 23 | 25 | 28 |\n|---|---|---|---|---|---|---|---|\n");
+/// The table of the closed forms at one position: where each mark is open (form and
+/// control), and at the `t` where the green gap is largest, its size and how many high and
+/// low directions lie above it.
+fn theory_summary(runs: &[TheoryRun], position: theory::Position, title: &str) -> Result<String> {
+    let mut s = format!("### {title}\n\n| form | onsets of φ (t) | 23 open | 25 open | 28 open | control: 23 | 25 | 28 | max gap 25 at t (control) | weights high / low above 25 there (control) | points with 25 open at some t (control) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let runs: Vec<&TheoryRun> = runs.iter().filter(|r| r.position == position).collect();
     for pair in runs.chunks(2) {
-        let (main, ctrl) = (&pair[0], &pair[1]);
-        let on: Vec<String> = main.onsets.iter().map(|t| format!("{t:.3}")).collect();
-        write!(s, "| {} | {} |", main.form, on.join(", "))?;
+        let (main, ctrl) = (pair[0], pair[1]);
+        let on: Vec<String> = main.onsets.iter().take(8).map(|t| format!("{t:.3}")).collect();
+        let more = if main.onsets.len() > 8 { format!(" … ({} in all)", main.onsets.len()) } else { String::new() };
+        write!(s, "| {} | {}{more} |", main.form, on.join(", "))?;
         for r in [main, ctrl] {
             for j in 0..3 {
                 write!(s, " {} |", format_intervals(&r.open(j)))?;
             }
         }
-        s.push('\n');
+        let k = (0..main.times.len()).max_by(|&a, &b| main.gaps[a][1].total_cmp(&main.gaps[b][1])).unwrap_or(0);
+        // The control has its own grid: its nearest time in ln t.
+        let near = |t: f64| (t / main.times[k]).ln().abs();
+        let kc =
+            (0..ctrl.times.len()).min_by(|&a, &b| near(ctrl.times[a]).total_cmp(&near(ctrl.times[b]))).unwrap_or(0);
+        let (m, c) = (main.above_green[k], ctrl.above_green[kc]);
+        writeln!(
+            s,
+            " {:.2} at {:.4} ({:.2}) | {:.2} / {:.2} ({:.2} / {:.2}) | {} ({}) |",
+            main.gaps[k][1],
+            main.times[k],
+            ctrl.gaps[kc][1],
+            m[0],
+            m[1],
+            c[0],
+            c[1],
+            open_points(main),
+            open_points(ctrl)
+        )?;
     }
     Ok(s)
+}
+
+/// `j of n` points whose green gap is open at some time, the largest such gap, and the
+/// mean high / low block weights above the green mark at each open point's largest gap.
+fn open_points(r: &TheoryRun) -> String {
+    let open: Vec<&theory::PointGreen> = r.point_green.iter().filter(|p| p.gap >= OPEN_LOG_GAP).collect();
+    if open.is_empty() {
+        return format!("0 of {}", r.point_green.len());
+    }
+    let top = open.iter().map(|p| p.gap).fold(f64::NAN, f64::max);
+    let (h, l) = (mean(open.iter().map(|p| p.above[0])), mean(open.iter().map(|p| p.above[1])));
+    let lo = open.iter().map(|p| p.t).fold(f64::INFINITY, f64::min);
+    let hi = open.iter().map(|p| p.t).fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{} of {}, max {top:.2}, at t {lo:.3} to {hi:.3}, weights high / low above {h:.2} / {l:.2}",
+        open.len(),
+        r.point_green.len()
+    )
 }
 
 fn fmt3(v: [f64; 3]) -> String {
@@ -519,8 +553,9 @@ pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: 
     panels
 }
 
-fn theory_panels(runs: &[TheoryRun]) -> Vec<Panel> {
+fn theory_panels(runs: &[TheoryRun], position: theory::Position) -> Vec<Panel> {
     runs.iter()
+        .filter(|r| r.position == position)
         .map(|r| Panel {
             title: format!("{}{}", r.form, if r.control { " (control)" } else { "" }),
             x_label: "k".into(),
@@ -560,14 +595,30 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         geomem_rem::refine_around(&logspace(1e-3, 1.0, if scale.full { 49 } else { 25 }), &[0.02, 0.05], 0.01, 1)?;
     let base = if scale.full { 120 } else { 60 };
     dir.write_json("config.json", &serde_json::json!({"figure": "green-gap", "d": D, "blocks": "2 + 5", "sizes": sizes, "times": times, "theory_n": 1000, "theory_base_grid": base, "points_per_kind": if scale.full { 20 } else { 5 }, "scale": scale}))?;
+    let manifold = theory::Position::Manifold { count: if scale.full { 50 } else { 20 }, seed: scale.seed + 11 };
     let mut runs = Vec::new();
     for f in theory::forms(1000.0) {
-        runs.push(theory::run_form(&f, false, base)?);
-        runs.push(theory::run_form(&f, true, base)?);
+        for (position, refine) in [(theory::Position::Centre, 21), (manifold, 7)] {
+            runs.push(theory::run_form(&f, false, position, base, refine)?);
+            runs.push(theory::run_form(&f, true, position, base, refine)?);
+        }
     }
     write_theory(
-        dir.csv("theory.csv", &["form", "control", "t", "index", "normalized_value"])?,
-        dir.csv("theory_gaps.csv", &["form", "control", "t", "log_gap_23", "log_gap_25", "log_gap_28"])?,
+        dir.csv("theory.csv", &["form", "control", "position", "t", "index", "normalized_value"])?,
+        dir.csv(
+            "theory_gaps.csv",
+            &[
+                "form",
+                "control",
+                "position",
+                "t",
+                "log_gap_23",
+                "log_gap_25",
+                "log_gap_28",
+                "high_above_25",
+                "low_above_25",
+            ],
+        )?,
         &runs,
     )?;
     let vs = variants()?;
@@ -584,7 +635,13 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
     save_panels(
         &dir.path("theory"),
         "green gap: closed forms, N = 1000, x0 = 0 (colour: t, dark = small)",
-        &theory_panels(&runs),
+        &theory_panels(&runs, theory::Position::Centre),
+        4,
+    )?;
+    save_panels(
+        &dir.path("theory_manifold"),
+        "green gap: closed forms, N = 1000, mean over points of the manifold (colour: t, dark = small)",
+        &theory_panels(&runs, manifold),
         4,
     )?;
     save_panels(
@@ -597,8 +654,9 @@ pub fn run(scale: Scale, root: &Path) -> Result<String> {
         4,
     )?;
     let summary = format!(
-        "## green-gap: where the gap at d - m2 comes from\n\n{}\n{}{}",
-        theory_summary(&runs)?,
+        "## green-gap: where the gap at d - m2 comes from\n\n{}\n{}\n{}{}",
+        theory_summary(&runs, theory::Position::Centre, "Closed forms (N = 1000, x0 = 0; t-grid refined within ±10 % of every onset time)")?,
+        theory_summary(&runs, manifold, &format!("Closed forms at points of the manifold (seed 000 Eq. 34-37; N = 1000, mean over {} points x ~ N(0, Λ), on the sphere for the sphere form; a point independent of the training set, i.e. held-out)", if scale.full { 50 } else { 20 }))?,
         measured_summary("Empirical score", &all, &times)?,
         claims(&all, &times, &sizes)?
     );

@@ -1,12 +1,16 @@
 //! The closed forms of the green-gap question (issue: "Where the paper's green gap comes
 //! from"): Eq. 19 as printed and derived, with the exact and the Eq. 15 condensation time,
 //! and the authors' notebook form on linear and on sphere data, each beside its isotropic
-//! control, on a `t`-grid refined around every onset time of `φ`.
+//! control, on a `t`-grid refined around every onset time of `φ`; at the centre `x0 = 0`
+//! (seed 001 Eq. 40-43) and at points of the manifold (seed 000 Eq. 34-37).
 
 use crate::out::logspace;
 use anyhow::Result;
 use geomem_rem::{refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel, NotebookTheory};
-use geomem_spectral::{intervals_where, marked_gaps, normalize, OPEN_LOG_GAP};
+use geomem_spectral::{block_weights_of_values, intervals_where, marked_gaps, normalize, OPEN_LOG_GAP};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
 
 /// The marked positions at `x0 = 0` for 2 + 5 in d = 30: d - m, d - m2 (green), d - m1.
 pub const MARKS: [usize; 3] = [23, 25, 28];
@@ -19,13 +23,16 @@ pub struct Form {
     pub name: &'static str,
     /// Variances of the 2 + 5 data the form is evaluated on.
     pub sigma2: Vec<f64>,
+    /// Points of the form's data lie on the unit sphere (the authors' normalised data).
+    pub sphere: bool,
     eval: Bind,
 }
 
-/// A form bound to variances: its spectrum at `t` and the times where its `φ` switch on.
+/// A form bound to variances: its value per direction (in the order of the variances) at
+/// `(t, x)`, and the times where its `φ` switch on at `x`.
 pub struct Evaluator {
-    spectrum: Box<dyn Fn(f64) -> Result<Vec<f64>>>,
-    pub onsets: Vec<f64>,
+    values: Box<dyn Fn(f64, &[f64]) -> Result<Vec<f64>>>,
+    onsets: Box<dyn Fn(&[f64]) -> Result<Vec<f64>>>,
 }
 
 fn blocks(v1: f64, v2: f64, off: f64) -> Vec<f64> {
@@ -40,17 +47,23 @@ pub fn isotropic(sigma2: &[f64]) -> Vec<f64> {
 
 fn eq18(form: ClosedForm, method: CondensationMethod, n: f64) -> Bind {
     Box::new(move |s: &[f64]| {
-        let m = EmpiricalJacobianModel::new(s, n)?.with_condensation(method);
-        let onsets = m.onset_times()?;
-        Ok(Evaluator { spectrum: Box::new(move |t| Ok(m.closed_form_spectrum(t, form)?)), onsets })
+        let m = std::rc::Rc::new(EmpiricalJacobianModel::new(s, n)?.with_condensation(method));
+        let m2 = m.clone();
+        Ok(Evaluator {
+            values: Box::new(move |t, x| Ok(m.closed_form_values_at(t, x, form)?)),
+            onsets: Box::new(move |x| Ok(m2.onset_times_at(x)?)),
+        })
     })
 }
 
 fn notebook(n: f64, sphere: bool) -> Bind {
     Box::new(move |s: &[f64]| {
-        let m = NotebookTheory::new(s, n, sphere)?;
-        let onsets = m.onset_times();
-        Ok(Evaluator { spectrum: Box::new(move |t| Ok(m.spectrum(t)?)), onsets })
+        let m = std::rc::Rc::new(NotebookTheory::new(s, n, sphere)?);
+        let m2 = m.clone();
+        Ok(Evaluator {
+            values: Box::new(move |t, x| Ok(m.values_at(t, x)?)),
+            onsets: Box::new(move |x| Ok(m2.onset_times_at(x)?)),
+        })
     })
 }
 
@@ -61,25 +74,81 @@ pub fn forms(n: f64) -> Vec<Form> {
     let nb = blocks(1.0, 0.09, 1e-12);
     let (p, d) = (ClosedForm::Eq19AsPrinted, ClosedForm::Derived);
     let (ex, lt) = (CondensationMethod::Exact, CondensationMethod::LargeT);
+    let f = |name, sigma2: &Vec<f64>, sphere, eval| Form { name, sigma2: sigma2.clone(), sphere, eval };
     vec![
-        Form { name: "eq19_printed_eq15_tc", sigma2: lin.clone(), eval: eq18(p, lt, n) },
-        Form { name: "eq19_printed_exact_tc", sigma2: lin.clone(), eval: eq18(p, ex, n) },
-        Form { name: "derived_exact_tc", sigma2: lin.clone(), eval: eq18(d, ex, n) },
-        Form { name: "derived_eq15_tc", sigma2: lin.clone(), eval: eq18(d, lt, n) },
-        Form { name: "notebook_linear", sigma2: lin, eval: notebook(n, false) },
-        Form { name: "notebook_sphere", sigma2: nb, eval: notebook(n, true) },
+        f("eq19_printed_eq15_tc", &lin, false, eq18(p, lt, n)),
+        f("eq19_printed_exact_tc", &lin, false, eq18(p, ex, n)),
+        f("derived_exact_tc", &lin, false, eq18(d, ex, n)),
+        f("derived_eq15_tc", &lin, false, eq18(d, lt, n)),
+        f("notebook_linear", &lin, false, notebook(n, false)),
+        f("notebook_sphere", &nb, true, notebook(n, true)),
     ]
 }
 
-/// A form's spectra on its refined grid, for the 2 + 5 variances or their control.
+/// Where a form is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// `x0 = 0` (seed 001 Eq. 40).
+    Centre,
+    /// `count` points of the form's own data, `x_i = σ_i z_i` with `z` standard normal
+    /// (seeded, the same `z` for a form and its control), on the unit sphere for sphere
+    /// forms: the model takes `x` independent of the training set, so these stand for
+    /// held-out points, not training points.
+    Manifold { count: usize, seed: u64 },
+}
+
+impl Position {
+    pub fn name(self) -> &'static str {
+        match self {
+            Position::Centre => "centre",
+            Position::Manifold { .. } => "manifold",
+        }
+    }
+
+    fn points(self, sigma2: &[f64], sphere: bool) -> Vec<Vec<f64>> {
+        let Position::Manifold { count, seed } = self else {
+            return vec![vec![0.0; sigma2.len()]];
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..count)
+            .map(|_| {
+                let mut x: Vec<f64> = sigma2
+                    .iter()
+                    .map(|v| {
+                        let z: f64 = StandardNormal.sample(&mut rng);
+                        v.sqrt() * z
+                    })
+                    .collect();
+                let r = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if sphere && r > 0.0 {
+                    x.iter_mut().for_each(|v| *v /= r);
+                }
+                x
+            })
+            .collect()
+    }
+}
+
+/// A form's spectra on its refined grid, for the 2 + 5 variances or their control, at one
+/// [`Position`] (averaged over its points).
 pub struct TheoryRun {
     pub form: &'static str,
     pub control: bool,
+    pub position: Position,
     pub times: Vec<f64>,
-    /// Normalised spectra, one per time.
+    /// Mean normalised spectra, one per time.
     pub spectra: Vec<Vec<f64>>,
-    /// Log gaps at [`MARKS`], one triple per time.
+    /// Mean log gaps at [`MARKS`], one triple per time.
     pub gaps: Vec<[f64; 3]>,
+    /// Mean weight of the high-variance block (coordinates 0, 1) and of the low-variance one
+    /// (2..7) among the 25 largest values (above the green mark;
+    /// [`block_weights_of_values`]), per time: 1 = the whole block is stiff. In the control
+    /// every manifold variance is equal: chance is 2/7 for both.
+    pub above_green: Vec<[f64; 2]>,
+    /// Per point, the largest green log gap over all times, with the high and low counts
+    /// above the green mark at that time (a gap that opens at different times at different
+    /// points is diluted in the mean of [`Self::gaps`]).
+    pub point_green: Vec<PointGreen>,
     pub onsets: Vec<f64>,
 }
 
@@ -91,21 +160,54 @@ impl TheoryRun {
     }
 }
 
-/// Evaluates `form` (or its control) on `logspace(1e-3, 10, base)` refined by 21 points
-/// within ±10 % of every onset time.
-pub fn run_form(form: &Form, control: bool, base: usize) -> Result<TheoryRun> {
+/// The green gap of one point at the time where it is largest.
+#[derive(Clone, Copy, Debug)]
+pub struct PointGreen {
+    pub gap: f64,
+    pub t: f64,
+    /// High and low block weights above the green mark at `t` ([`block_weights_of_values`]).
+    pub above: [f64; 2],
+}
+
+/// Evaluates `form` (or its control) at `position` on `logspace(1e-3, 10, base)` refined by
+/// `refine` points within ±10 % of every onset time of every point.
+pub fn run_form(form: &Form, control: bool, position: Position, base: usize, refine: usize) -> Result<TheoryRun> {
     let sigma2 = if control { isotropic(&form.sigma2) } else { form.sigma2.clone() };
-    let mut ev = (form.eval)(&sigma2)?;
-    ev.onsets.sort_by(f64::total_cmp);
-    ev.onsets.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
-    let times = refine_around(&logspace(1e-3, 10.0, base), &ev.onsets, 0.1, 21)?;
-    let mut spectra = Vec::with_capacity(times.len());
-    let mut gaps = Vec::with_capacity(times.len());
-    for &t in &times {
-        let s = (ev.spectrum)(t)?;
-        let g = marked_gaps(&s, &MARKS)?;
-        gaps.push([0, 1, 2].map(|j| g.at_marks[j].unwrap_or(f64::NAN)));
-        spectra.push(normalize(&s));
+    let ev = (form.eval)(&sigma2)?;
+    let pts = position.points(&sigma2, form.sphere);
+    let mut onsets = Vec::new();
+    for x in &pts {
+        onsets.extend((ev.onsets)(x)?);
     }
-    Ok(TheoryRun { form: form.name, control, times, spectra, gaps, onsets: ev.onsets })
+    onsets.sort_by(f64::total_cmp);
+    onsets.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+    let times = refine_around(&logspace(1e-3, 10.0, base), &onsets, 0.1, refine)?;
+    let (mut spectra, mut gaps, mut above_green) = (Vec::new(), Vec::new(), Vec::new());
+    let k = pts.len() as f64;
+    let mut point_green = vec![PointGreen { gap: f64::NEG_INFINITY, t: f64::NAN, above: [f64::NAN; 2] }; pts.len()];
+    for &t in &times {
+        let (mut sp, mut g3, mut ab) = (vec![0.0; sigma2.len()], [0.0; 3], [0.0; 2]);
+        for (x, pg) in pts.iter().zip(&mut point_green) {
+            let v = (ev.values)(t, x)?;
+            let w = block_weights_of_values(&v, &[0..2, 2..7], &[MARKS[1]])?;
+            let above = [w[0][0], w[0][1]];
+            ab[0] += above[0] / k;
+            ab[1] += above[1] / k;
+            let mut s = v;
+            s.sort_by(|a, b| b.total_cmp(a));
+            let g = marked_gaps(&s, &MARKS)?;
+            for j in 0..3 {
+                g3[j] += g.at_marks[j].unwrap_or(f64::NAN) / k;
+            }
+            let green = g.at_marks[1].unwrap_or(f64::NAN);
+            if green > pg.gap {
+                *pg = PointGreen { gap: green, t, above };
+            }
+            sp.iter_mut().zip(normalize(&s)).for_each(|(a, b)| *a += b / k);
+        }
+        spectra.push(sp);
+        gaps.push(g3);
+        above_green.push(ab);
+    }
+    Ok(TheoryRun { form: form.name, control, position, times, spectra, gaps, above_green, point_green, onsets })
 }
