@@ -9,7 +9,8 @@
 //! | [`r2`], [`r4`], [`omega2`] | `(1/d)Σσ²`, `(1/d)Σσ⁴`, `(1/d)Σx²σ²` | Eq. 31-33 |
 //! | [`participation_ratio`], [`n_eff`] | `E[Y] = 1 - t/t_c`, `N_eff = min(N, t_c/(t_c - t))` | Eq. 16, 35-37 |
 //! | [`EmpiricalJacobianModel`] | random-matrix Jacobian and its closed-form singular values | Eq. 18/41, 19/43 |
-//! | [`NotebookTheory`] | the theory panel as the authors' notebook computes it | their code, not printed |
+//! | [`EmpiricalJacobianModel::closed_form_spectrum_at`], [`EmpiricalJacobianModel::sample_at`] | the same at a point `x` of the manifold, `Φ_j(x) = φ(t, x) + φ(t, x + √t e_j)` | seed 000 Eq. 34-37 |
+//! | [`NotebookTheory`] | the theory panel as the authors' notebook computes it (and [`NotebookTheory::values_at`], its extension to a point `x`) | their code, not printed |
 //! | [`EmpiricalJacobianModel::onset_times`], [`refine_around`] | where each `φ` switches on; a `t`-grid refined there | Eq. 18 |
 //! | [`exact_spectrum`] | `1/(t + σ_k²)` | Eq. 8 |
 //!
