@@ -278,3 +278,44 @@ fn auto_step_respects_an_f32_field() {
     assert!(auto < 1e-4, "auto step: relative error {auto}");
     assert!(tiny > 10.0 * auto, "fixed 1e-5 sqrt(t): {tiny} vs auto {auto}");
 }
+
+/// The authors' synthetic procedure (NB Algorithm 1, K = d unit orthonormal directions) at a
+/// point where the mean score dominates: the top singular value is the mean score, and the
+/// rest are the Jacobian's with the mean score's direction projected out of its output
+/// (and one probe direction out of its input). A mean score in the soft (tangent) space
+/// takes a soft value: the Jacobian's gap (24 stiff directions here) reads one place
+/// further, at 25, in the rank among all d values. One in the stiff (normal) space takes a
+/// stiff value: the gap stays at 24. The authors' notebook drops the top value but plots by
+/// that rank (`docs/THEORY.md` §8).
+#[test]
+fn authors_procedure_moves_the_jacobian_gap_when_the_mean_score_is_tangent() {
+    let var: Vec<f64> = [vec![0.0; 24], vec![1.0; 6]].concat();
+    let g = GaussianScore::from_variances(&var).unwrap();
+    let t = 1e-3;
+    let gap_at = |s: &[f64]| {
+        let logs: Vec<f64> = s.windows(2).map(|w| (w[0] / w[1]).ln()).collect();
+        // 1-based mark k = the gap between the k-th and (k+1)-th largest values.
+        (0..logs.len()).max_by(|&a, &b| logs[a].total_cmp(&logs[b])).unwrap() + 1
+    };
+    // No mean score; a mean score -x/t = 100 along a stiff direction; one ≈ -x = 100 along
+    // a soft one. Either gives the matrix a rank-one part of norm 100 √(K/t) ≈ 17 000,
+    // against the Jacobian's values 1000 (stiff) and 1 (soft).
+    for (axis, value, want) in [(0, 0.0, 24), (0, 0.1, 24), (29, 100.0, 25)] {
+        let mut x0 = vec![0.0; 30];
+        x0[axis] = value;
+        for seed in 0..5 {
+            let p = NormalBundleParams::default()
+                .k(30)
+                .variant(NormalBundleVariant::Scores)
+                .perturbation(Perturbation::UnitOrthonormal)
+                .seed(seed);
+            let m = normal_bundle_matrix(&g, &x0, t, &p).unwrap();
+            let s = singular_values(m.as_ref()).unwrap();
+            assert_eq!(gap_at(&s), want, "x0[{axis}] = {value}, seed {seed}: {s:?}");
+            if want == 25 {
+                // The top value dropped and the rest read by their own index: back at 24.
+                assert_eq!(gap_at(&s[1..]), 24);
+            }
+        }
+    }
+}

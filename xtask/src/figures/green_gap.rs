@@ -152,7 +152,10 @@ pub(super) fn analytic<F: ScoreField>(
 /// The procedures of every measured family: the analytic Jacobian; the authors' synthetic
 /// procedure with all `d` singular values; and the same with the largest dropped, as the
 /// authors' `analyze_spectrum.py` does by default (`drop_first=True`), marks read on the
-/// remaining `d - 1` values by their own index.
+/// remaining `d - 1` values by their own index. The authors' notebook plots the dropped
+/// spectrum's 0-based index `j` at `x = j + 2`, the rank among all `d` values, so the gaps
+/// their figure shows at its marks are those of `authors`, not of `authors_drop1`
+/// (`docs/THEORY.md` §8).
 pub(super) const PROCEDURES: [&str; 3] = ["analytic", "authors", "authors_drop1"];
 
 /// One cell of `procedure` (one of [`PROCEDURES`]).
