@@ -17,23 +17,21 @@
 
 use crate::checkpoint;
 use crate::error::{param, NetsError};
-use crate::train::{mix, open_metrics, weights_finite, EmaMapper, Flatten, HostData, LogRow};
+use crate::train::{mix, open_run, run_loop, weights_finite, Cadence, EmaMapper, Flatten, HostData, LogRow, Trainer};
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use faer::MatRef;
 use geomem_score::DdpmSchedule;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::time::Instant;
 
 /// Settings of a DDPM training run; saved as `config.json` in the run directory.
 #[derive(Config, Debug, PartialEq)]
@@ -329,62 +327,41 @@ pub fn train_ddpm<B: AutodiffBackend>(
         .map(|k| sched.alpha_bar(k))
         .collect::<Result<_, _>>()
         .map_err(|e| NetsError::Data(e.to_string()))?;
-    let mut state = match run_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
-            let ck = dir.join(checkpoint::FILE);
-            if ck.exists() {
-                load_ddpm::<B>(&ck, cfg, device)?
-            } else {
-                let cpath = dir.join("config.json");
-                cfg.save(&cpath).map_err(crate::error::io(&cpath))?;
-                DdpmState::new(cfg, device)?
-            }
-        }
-        None => DdpmState::new(cfg, device)?,
-    };
-    let mut metrics = match run_dir {
-        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step, "step,loss,loss_ema,steps_per_sec")?),
-        None => None,
-    };
-    let (mut loss_ema, mut last, mut last_step) = (None::<f64>, Instant::now(), state.step);
-    while state.step < cfg.steps {
-        let loss = state.step(&host.values, host.n, &ab, cfg, device);
-        let s = state.step;
-        let log_now = s % cfg.log_every == 0 || s == cfg.steps;
-        let ck_now = run_dir.is_some() && cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0;
-        if !(log_now || ck_now) {
-            continue;
-        }
-        let l = f64::from(loss.into_scalar().elem::<f32>());
-        if !l.is_finite() || (ck_now && !weights_finite(&state.model)) {
-            return Err(NetsError::NonFiniteLoss { step: s, loss: l, last_finite_step: last_step });
-        }
-        if let (Some(dir), true) = (run_dir, ck_now) {
-            save(dir, &state, cfg)?;
-        }
-        if log_now {
-            let ema = loss_ema.map_or(l, |e| 0.9 * e + 0.1 * l);
-            loss_ema = Some(ema);
-            let rate = (s - last_step) as f64 / last.elapsed().as_secs_f64().max(1e-9);
-            (last, last_step) = (Instant::now(), s);
-            let row = LogRow { step: s, loss: l, loss_ema: ema, steps_per_sec: rate };
-            if let Some((w, path)) = metrics.as_mut() {
-                writeln!(w, "{s},{l},{ema},{rate}").map_err(crate::error::io(path))?;
-                w.flush().map_err(crate::error::io(path))?;
-            }
-            if on_log(&row).is_break() {
-                return Ok(state);
-            }
-        }
+    let state = open_run(
+        run_dir,
+        |ck| load_ddpm::<B>(ck, cfg, device),
+        || DdpmState::new(cfg, device),
+        |cpath| cfg.save(cpath),
+    )?;
+    let cadence = Cadence { steps: cfg.steps, log_every: cfg.log_every, checkpoint_every: cfg.checkpoint_every };
+    let mut run = DdpmRun { state, data: &host, ab: &ab, cfg, device };
+    run_loop(&mut run, &cadence, run_dir, on_log)?;
+    Ok(run.state)
+}
+
+/// A DDPM run as the shared loop sees it.
+struct DdpmRun<'a, B: AutodiffBackend> {
+    state: DdpmState<B>,
+    data: &'a HostData,
+    ab: &'a [f64],
+    cfg: &'a DdpmTrainConfig,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> Trainer for DdpmRun<'_, B> {
+    type Inner = B::InnerBackend;
+    fn steps_done(&self) -> u64 {
+        self.state.step
     }
-    if let Some(dir) = run_dir {
-        if !weights_finite(&state.model) {
-            return Err(NetsError::NonFiniteLoss { step: state.step, loss: f64::NAN, last_finite_step: last_step });
-        }
-        save(dir, &state, cfg)?;
+    fn advance(&mut self) -> Tensor<B::InnerBackend, 1> {
+        self.state.step(&self.data.values, self.data.n, self.ab, self.cfg, self.device)
     }
-    Ok(state)
+    fn weights_finite(&self) -> bool {
+        weights_finite(&self.state.model)
+    }
+    fn save(&self, dir: &Path) -> crate::error::Result<()> {
+        save(dir, &self.state, self.cfg)
+    }
 }
 
 #[cfg(test)]

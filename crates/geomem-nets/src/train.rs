@@ -315,42 +315,119 @@ pub fn train<B: AutodiffBackend>(
 ) -> crate::error::Result<TrainState<B>> {
     cfg.check()?;
     let host = HostData::new(data, cfg.model.d)?;
-    let mut state = match run_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
-            let ck = dir.join(checkpoint::FILE);
-            if ck.exists() {
-                checkpoint::load::<B>(&ck, cfg, device)?
-            } else {
-                let cpath = dir.join("config.json");
-                cfg.save(&cpath).map_err(crate::error::io(&cpath))?;
-                TrainState::new(cfg, device)?
-            }
-        }
-        None => TrainState::new(cfg, device)?,
-    };
+    let state = open_run(
+        run_dir,
+        |ck| checkpoint::load::<B>(ck, cfg, device),
+        || TrainState::new(cfg, device),
+        |cpath| cfg.save(cpath),
+    )?;
+    let cadence = Cadence { steps: cfg.steps, log_every: cfg.log_every, checkpoint_every: cfg.checkpoint_every };
+    let mut run = ToyRun { state, data: &host, cfg, device };
+    run_loop(&mut run, &cadence, run_dir, on_log)?;
+    Ok(run.state)
+}
+
+/// The toy network's run as the shared loop sees it.
+struct ToyRun<'a, B: AutodiffBackend> {
+    state: TrainState<B>,
+    data: &'a HostData,
+    cfg: &'a TrainConfig,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> Trainer for ToyRun<'_, B> {
+    type Inner = B::InnerBackend;
+    fn steps_done(&self) -> u64 {
+        self.state.step
+    }
+    fn advance(&mut self) -> Tensor<B::InnerBackend, 1> {
+        self.state.step(self.data, self.cfg, self.device)
+    }
+    fn weights_finite(&self) -> bool {
+        weights_finite(&self.state.model)
+    }
+    fn save(&self, dir: &Path) -> crate::error::Result<()> {
+        checkpoint::save(&dir.join(checkpoint::FILE), &self.state, self.cfg)
+    }
+}
+
+/// What the shared training loop ([`run_loop`]) needs from a run.
+pub(crate) trait Trainer {
+    /// The backend the loss comes back on.
+    type Inner: Backend;
+    /// Steps done.
+    fn steps_done(&self) -> u64;
+    /// One optimisation step; the loss, not yet read back.
+    fn advance(&mut self) -> Tensor<Self::Inner, 1>;
+    /// Whether every trained weight is finite.
+    fn weights_finite(&self) -> bool;
+    /// Writes the checkpoint into `dir`.
+    fn save(&self, dir: &Path) -> crate::error::Result<()>;
+}
+
+/// How far a run goes and how often it logs and checkpoints.
+pub(crate) struct Cadence {
+    pub(crate) steps: u64,
+    pub(crate) log_every: u64,
+    pub(crate) checkpoint_every: u64,
+}
+
+/// The state of a run: resumed from `run_dir`'s checkpoint when there is one (`load`),
+/// otherwise fresh (`fresh`), after `save_config` wrote `config.json` into a new run
+/// directory.
+pub(crate) fn open_run<S>(
+    run_dir: Option<&Path>,
+    load: impl FnOnce(&Path) -> crate::error::Result<S>,
+    fresh: impl FnOnce() -> crate::error::Result<S>,
+    save_config: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> crate::error::Result<S> {
+    let Some(dir) = run_dir else { return fresh() };
+    std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
+    let ck = dir.join(checkpoint::FILE);
+    if ck.exists() {
+        return load(&ck);
+    }
+    let cpath = dir.join("config.json");
+    save_config(&cpath).map_err(crate::error::io(&cpath))?;
+    fresh()
+}
+
+/// The loop every trainer shares: steps until `cadence.steps`, reads the loss back only on
+/// log and checkpoint steps (GPU backends stay asynchronous in between), stops with
+/// [`NetsError::NonFiniteLoss`] at the first non-finite loss or weights (the last
+/// checkpoint, all finite, is kept), checkpoints into `run_dir`, appends the metric rows
+/// to its `metrics.csv`, and returns early when `on_log` breaks (as a crash would: no extra
+/// checkpoint). A run that ends writes its final checkpoint.
+pub(crate) fn run_loop<T: Trainer>(
+    run: &mut T,
+    cadence: &Cadence,
+    run_dir: Option<&Path>,
+    on_log: &mut dyn FnMut(&LogRow) -> ControlFlow<()>,
+) -> crate::error::Result<()> {
+    let start = run.steps_done();
     let mut metrics = match run_dir {
-        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step, "step,loss,loss_ema,steps_per_sec")?),
+        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), start, "step,loss,loss_ema,steps_per_sec")?),
         None => None,
     };
-    let mut log = LogState { loss_ema: None, last: Instant::now(), last_step: state.step, last_finite: state.step };
-    while state.step < cfg.steps {
-        let loss = state.step(&host, cfg, device);
-        let s = state.step;
-        let log_now = s % cfg.log_every == 0 || s == cfg.steps;
-        let ck_now = run_dir.is_some() && cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0;
+    let mut log = LogState { loss_ema: None, last: Instant::now(), last_step: start, last_finite: start };
+    let diverged = |step, loss, last_finite| NetsError::NonFiniteLoss { step, loss, last_finite_step: last_finite };
+    while run.steps_done() < cadence.steps {
+        let loss = run.advance();
+        let s = run.steps_done();
+        let log_now = s.is_multiple_of(cadence.log_every) || s == cadence.steps;
+        let ck_now = run_dir.is_some() && cadence.checkpoint_every > 0 && s.is_multiple_of(cadence.checkpoint_every);
         if !(log_now || ck_now) {
             continue;
         }
         let l = f64::from(loss.into_scalar().elem::<f32>());
         if !l.is_finite() {
-            return Err(NetsError::NonFiniteLoss { step: s, loss: l, last_finite_step: log.last_finite });
+            return Err(diverged(s, l, log.last_finite));
         }
         if let (Some(dir), true) = (run_dir, ck_now) {
-            if !weights_finite(&state.model) {
-                return Err(NetsError::NonFiniteLoss { step: s, loss: f64::NAN, last_finite_step: log.last_finite });
+            if !run.weights_finite() {
+                return Err(diverged(s, f64::NAN, log.last_finite));
             }
-            checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
+            run.save(dir)?;
         }
         log.last_finite = s;
         if log_now {
@@ -361,21 +438,17 @@ pub fn train<B: AutodiffBackend>(
                 w.flush().map_err(crate::error::io(path))?;
             }
             if on_log(&row).is_break() {
-                return Ok(state);
+                return Ok(());
             }
         }
     }
     if let Some(dir) = run_dir {
-        if !weights_finite(&state.model) {
-            return Err(NetsError::NonFiniteLoss {
-                step: state.step,
-                loss: f64::NAN,
-                last_finite_step: log.last_finite,
-            });
+        if !run.weights_finite() {
+            return Err(diverged(run.steps_done(), f64::NAN, log.last_finite));
         }
-        checkpoint::save(&dir.join(checkpoint::FILE), &state, cfg)?;
+        run.save(dir)?;
     }
-    Ok(state)
+    Ok(())
 }
 
 /// The smoothed loss and the timing of the metric rows.
