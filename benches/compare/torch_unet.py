@@ -4,7 +4,12 @@ the architecture description in crates/geomem-nets/src/unet.rs), the same traini
 same timing protocol (batch 128, 20 warm-up steps, STEPS timed steps; forward passes of 256
 images at step 10).
 
-Usage: python benches/compare/torch_unet.py [CONFIG.json] [STEPS]
+Usage: python benches/compare/torch_unet.py [CONFIG.json] [STEPS] [spectrum]
+
+STEPS = 0 skips training. `spectrum` also times the work of one image spectrum as
+`benches/src/bin/image_spectrum_speed.rs` does it: 2K = 8d forward images in batches of 512
+(central differences of K = 4d perturbations of one image) and the singular values of the
+d x K matrix.
 """
 import json, math, sys, time
 import torch
@@ -126,13 +131,14 @@ def main():
             for e, p in zip(ema, net.parameters()):
                 e.lerp_(p, 1e-4)
 
-    for _ in range(20):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = time.perf_counter() - t0
-    print(f"training: {steps / dt:.2f} steps/s (batch 128)")
+    if steps > 0:
+        for _ in range(20):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        dt = time.perf_counter() - t0
+        print(f"training: {steps / dt:.2f} steps/s (batch 128)")
     x, k = torch.full((256, c, h, h), 0.1), torch.full((256,), 10)
     with torch.no_grad():
         net(x, k)
@@ -141,6 +147,27 @@ def main():
             net(x, k)
         dt = time.perf_counter() - t0
     print(f"forward: {2560 / dt:.0f} images/s (batch 256)")
+    if len(sys.argv) > 3 and sys.argv[3] == "spectrum":
+        spectrum_time(net, c, h)
+
+
+def spectrum_time(net, c, h):
+    d = c * h * h
+    x0 = torch.sin(0.37 * torch.arange(d, dtype=torch.float32)).reshape(c, h, h) * 0.9
+    n = torch.randn(4 * d, c, h, h)
+    sigma = 0.01
+    t0 = time.perf_counter()
+    cols = []
+    with torch.no_grad():
+        for start in range(0, 4 * d, 256):  # 256 perturbations = 512 images per batch
+            nb = n[start:start + 256]
+            xb = torch.cat([x0 + sigma * nb, x0 - sigma * nb])
+            e = net(xb, torch.zeros(xb.shape[0]))
+            cols.append((e[:nb.shape[0]] - e[nb.shape[0]:]).reshape(nb.shape[0], d))
+    m = torch.cat(cols).double().numpy().T
+    s = __import__("numpy").linalg.svd(m, compute_uv=False)
+    dt = time.perf_counter() - t0
+    print(f"spectrum: {dt:.2f} s for {8 * d} forward images and a {d} x {4 * d} SVD ({len(s)} values)")
 
 
 if __name__ == "__main__":

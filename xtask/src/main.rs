@@ -14,8 +14,8 @@ mod train_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use figures::common::{Scale, Setup};
-use figures::spectra_n::Source;
+use figures::common::Scale;
+use figures::FigureSpec;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,8 +30,9 @@ struct Cli {
 enum Cmd {
     /// Train the paper's score network on a dataset file (resumes an existing run directory).
     Train(train_cmd::TrainArgs),
-    /// Run a trained-network sweep from a TOML spec (see experiments/): train and measure the
-    /// jobs this shard owns (complete ones are skipped), then aggregate what exists.
+    /// Run an experiment from a TOML file: a network-free figure (a file with a `figure` key,
+    /// see experiments/figures/) or a trained-network sweep (see experiments/): train and
+    /// measure the jobs this shard owns (complete ones are skipped), then aggregate.
     Run(RunArgs),
     /// Make the figures of a sweep from whatever job results exist (after sharded runs).
     Aggregate {
@@ -98,6 +99,14 @@ fn run_sweep(
     sweep::report::aggregate(spec, &dir, &header)
 }
 
+/// Whether a TOML file is a figure's settings (it has a top-level `figure` key) rather than
+/// a trained-network sweep.
+fn is_figure_file(path: &std::path::Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let value: toml::Value = toml::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
+    Ok(value.get("figure").is_some())
+}
+
 /// The figures `reproduce` knows (numbers of seed 001).
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Figure {
@@ -157,6 +166,37 @@ fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
     Ok(spec)
 }
 
+/// The shipped settings of a network-free figure (`experiments/figures/`, or
+/// `experiments/full/figures/` with `--full`; embedded so that `reproduce` runs anywhere).
+fn shipped_figure(f: Figure, full: bool) -> Result<FigureSpec> {
+    macro_rules! pick {
+        ($file:literal) => {
+            if full {
+                (
+                    include_str!(concat!("../../experiments/full/figures/", $file)),
+                    concat!("experiments/full/figures/", $file),
+                )
+            } else {
+                (include_str!(concat!("../../experiments/figures/", $file)), concat!("experiments/figures/", $file))
+            }
+        };
+    }
+    let (text, what) = match f {
+        Figure::Fig3 => pick!("fig3.toml"),
+        Figure::Fig4 => pick!("fig4.toml"),
+        Figure::Fig12 => pick!("fig12.toml"),
+        Figure::Fig9 => pick!("fig9.toml"),
+        Figure::Fig10 => pick!("fig10.toml"),
+        Figure::Fig13 => pick!("fig13.toml"),
+        Figure::Fig14 => pick!("fig14.toml"),
+        Figure::Fig8 => pick!("fig8.toml"),
+        Figure::Neff => pick!("neff.toml"),
+        Figure::GreenGap => pick!("green_gap.toml"),
+        _ => anyhow::bail!("{f:?} has no shipped figure settings"),
+    };
+    FigureSpec::parse(text, what)
+}
+
 /// A trained-network figure: its shipped spec with the base seed of the command line.
 fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<String> {
     let mut spec = shipped_spec(f, scale.full)?;
@@ -174,8 +214,14 @@ fn main() -> Result<()> {
         Cmd::Train(a) => train_cmd::run(&a)?,
         Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::Run(a) => {
-            let spec = sweep::Spec::read(&a.spec)?;
-            print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
+            if is_figure_file(&a.spec)? {
+                anyhow::ensure!(a.shard.is_none(), "--shard applies to trained-network sweeps, not to figures");
+                std::fs::create_dir_all(&a.out)?;
+                print!("{}", FigureSpec::read(&a.spec)?.run(&a.out)?);
+            } else {
+                let spec = sweep::Spec::read(&a.spec)?;
+                print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
+            }
         }
         Cmd::Aggregate { spec, out } => {
             let spec = sweep::Spec::read(&spec)?;
@@ -197,22 +243,16 @@ fn main() -> Result<()> {
             for f in figs {
                 let start = Instant::now();
                 let s = match f {
-                    Figure::Fig3 => figures::fig3::run(scale, &out)?,
-                    Figure::Fig4 => figures::spectra_t::run("fig4", &Setup::two_five(), scale, &out)?,
-                    Figure::Fig12 => figures::spectra_t::run("fig12", &Setup::five_ten(), scale, &out)?,
-                    Figure::Fig9 => figures::spectra_n::run("fig9", &Setup::two_five(), Source::Measured, scale, &out)?,
-                    Figure::Fig10 => {
-                        figures::spectra_n::run("fig10", &Setup::five_ten(), Source::Measured, scale, &out)?
-                    }
-                    Figure::Fig13 => {
-                        figures::spectra_n::run("fig13", &Setup::two_five(), Source::ClosedForm, scale, &out)?
-                    }
-                    Figure::Fig14 => {
-                        figures::spectra_n::run("fig14", &Setup::five_ten(), Source::RandomMatrix, scale, &out)?
-                    }
-                    Figure::Fig8 => figures::fig8::run(scale, &out)?,
-                    Figure::Neff => figures::neff::run(scale, &out)?,
-                    Figure::GreenGap => figures::green_gap::run(scale, &out)?,
+                    Figure::Fig3
+                    | Figure::Fig4
+                    | Figure::Fig12
+                    | Figure::Fig9
+                    | Figure::Fig10
+                    | Figure::Fig13
+                    | Figure::Fig14
+                    | Figure::Fig8
+                    | Figure::Neff
+                    | Figure::GreenGap => shipped_figure(f, full)?.with_seed(seed).run(&out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => trained_figure(f, scale, &out)?,
                     Figure::VonMises => figures::von_mises::run(scale, &out)?,
                     Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,

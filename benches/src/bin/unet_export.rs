@@ -83,6 +83,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_f32(&out.join("input.bin"), &x)?;
     write_f32(&out.join("output.bin"), &y)?;
     std::fs::write(out.join("steps.json"), serde_json::to_string(&steps)?)?;
-    println!("{path}: {} parameter tensors, {} scalars; output {} values in {}", c.shapes.len(), c.values.len(), y.len(), out.display());
+    println!(
+        "{path}: {} parameter tensors, {} scalars; output {} values in {}",
+        c.shapes.len(),
+        c.values.len(),
+        y.len(),
+        out.display()
+    );
     Ok(())
 }

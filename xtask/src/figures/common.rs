@@ -1,7 +1,7 @@
 //! Settings shared by the spectrum figures.
 use crate::plot::{VLine, GAP_COLORS};
 use geomem_data::{Block, Embedding, LinearManifold};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Quick (default, CI-sized) or full (paper-sized) runs.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -10,8 +10,10 @@ pub struct Scale {
     pub seed: u64,
 }
 
-/// The linear-manifold setups of Fig. 4/9/11/13 (2 + 5) and Fig. 10/12/14 (5 + 10).
-#[derive(Debug, Clone, Serialize)]
+/// The linear-manifold setups of Fig. 4/9/11/13 (2 + 5) and Fig. 10/12/14 (5 + 10). In a
+/// figure's TOML: `setup = { d = 30, high = [2, 1.0], low = [5, 0.3] }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Setup {
     pub d: usize,
     /// (dimension, variance) of the high- then the low-variance block.
@@ -20,12 +22,20 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn two_five() -> Self {
-        Self { d: 30, high: (2, 1.0), low: (5, 0.3) }
+    /// Checks that the blocks make a linear manifold in `d` dimensions.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let blocks =
+            [Block { dim: self.high.0, variance: self.high.1 }, Block { dim: self.low.0, variance: self.low.1 }];
+        LinearManifold::new(self.d, &blocks, Embedding::Aligned).map_err(|e| anyhow::anyhow!("setup: {e}"))?;
+        anyhow::ensure!(
+            self.m() < self.d,
+            "setup: the manifold ({}) must have fewer dimensions than d = {}",
+            self.m(),
+            self.d
+        );
+        Ok(())
     }
-    pub fn five_ten() -> Self {
-        Self { d: 30, high: (5, 1.0), low: (10, 0.3) }
-    }
+    /// The data model (after [`Setup::check`]).
     pub fn manifold(&self) -> LinearManifold {
         LinearManifold::new(
             self.d,
@@ -56,6 +66,27 @@ impl Setup {
     }
     pub fn label(&self) -> String {
         format!("d={}, m1={} (var {}), m2={} (var {})", self.d, self.high.0, self.high.1, self.low.0, self.low.1)
+    }
+}
+
+/// `points` log-spaced values from `from` to `to`; in a figure's TOML
+/// `times = { from = 1e-3, to = 1.0, points = 30 }`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogGrid {
+    pub from: f64,
+    pub to: f64,
+    pub points: usize,
+}
+
+impl LogGrid {
+    pub fn check(&self, what: &str) -> anyhow::Result<()> {
+        let ok = self.from.is_finite() && self.to.is_finite() && self.from > 0.0 && self.to >= self.from;
+        anyhow::ensure!(ok && self.points >= 1, "{what}: need 0 < from <= to and points >= 1, got {self:?}");
+        Ok(())
+    }
+    pub fn values(&self) -> Vec<f64> {
+        crate::out::logspace(self.from, self.to, self.points)
     }
 }
 

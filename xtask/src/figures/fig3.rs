@@ -1,7 +1,6 @@
 //! Fig. 3: the empirical score of a bivariate Gaussian sample with unequal variances at
 //! β = 1/t = 1, 10, 100, over a heat map of the smoothed empirical density.
 
-use super::common::Scale;
 use crate::out::FigureDir;
 use crate::plot::{save_fields, FieldPanel};
 use anyhow::Result;
@@ -11,24 +10,52 @@ use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use std::fmt::Write;
 use std::path::Path;
 
-pub fn run(scale: Scale, root: &Path) -> Result<String> {
-    let dir = FigureDir::new(root, "fig3")?;
-    let (n, var) = (12, [1.0, 0.1]);
+/// Settings of Fig. 3 (`figure = "score-field"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// Number of data points.
+    pub n: usize,
+    /// Variances of the two axes.
+    pub variances: [f64; 2],
+    /// The panels' β = 1/t.
+    pub betas: Vec<f64>,
+    /// Half-width of the square shown.
+    pub lim: f64,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        let betas_ok = !self.betas.is_empty() && self.betas.iter().all(|b| b.is_finite() && *b > 0.0);
+        let ok = self.n >= 1 && betas_ok && self.lim.is_finite() && self.lim > 0.0;
+        anyhow::ensure!(ok, "{}: n >= 1, betas finite and > 0, lim > 0", self.name);
+        Ok(())
+    }
+}
+
+pub fn run(st: &Settings, root: &Path) -> Result<String> {
+    st.check()?;
+    let dir = FigureDir::new(root, &st.name)?;
+    let (n, var) = (st.n, st.variances);
     let lm = LinearManifold::new(
         2,
         &[Block { dim: 1, variance: var[0] }, Block { dim: 1, variance: var[1] }],
         Embedding::Aligned,
     )?;
-    let data = lm.sample(n, scale.seed);
+    let data = lm.sample(n, st.seed);
     let field = EmpiricalScore::new(data.clone())?;
-    let betas = [1.0, 10.0, 100.0];
-    let lim = 2.5;
+    let (betas, lim) = (&st.betas, st.lim);
     let (heat_n, arrow_n) = (90, 17);
-    dir.write_json("config.json", &serde_json::json!({ "n": n, "variances": var, "betas": betas, "t": betas.map(|b| 1.0 / b), "grid": [-lim, lim], "seed": scale.seed }))?;
+    dir.write_json("config.json", &serde_json::json!({ "n": n, "variances": var, "betas": betas, "t": betas.iter().map(|b| 1.0 / b).collect::<Vec<_>>(), "grid": [-lim, lim], "seed": st.seed }))?;
     let mut w = dir.csv("field.csv", &["beta", "x", "y", "score_x", "score_y", "log_density", "n_eff"])?;
     let mut summary = format!("## fig3: empirical score of {n} bivariate Gaussian points (variances {var:?})\n\n| β = 1/t | mean N_eff on the arrow grid | fraction with N_eff < 1.5 | mean |s_x|/|s_y| ratio of RMS components |\n|---|---|---|---|\n");
     let mut panels = Vec::new();
-    for &beta in &betas {
+    for &beta in betas {
         let t = 1.0 / beta;
         let hx = |i: usize, k: usize| -lim + 2.0 * lim * (i as f64 + 0.5) / k as f64;
         let hgrid =

@@ -3,8 +3,8 @@
 //! x ~ N(0, I). The paper draws F with i.i.d. N(0, 1) entries; the second row repeats the
 //! figure with N(0, 1/m) entries, where r₄ and ω² are of the same order.
 
-use super::common::Scale;
-use crate::out::{bar, logspace, FigureDir};
+use super::common::LogGrid;
+use crate::out::{bar, FigureDir};
 use crate::plot::{palette, save_panels, Panel, Series};
 use anyhow::{anyhow, Result};
 use faer::{Mat, Side};
@@ -14,6 +14,37 @@ use std::fmt::Write;
 use std::path::Path;
 
 type Csv = csv::Writer<std::fs::File>;
+
+/// Settings of Fig. 8 (`figure = "condensation"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// Ambient dimension.
+    pub d: usize,
+    /// Columns of the factor F (latent dimension).
+    pub m: usize,
+    /// The α of the left panels.
+    pub alphas: LogGrid,
+    /// The α of the right panels.
+    pub alpha_right: f64,
+    /// Random positions of the right panels.
+    pub positions: usize,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(self.m >= 1 && self.m <= self.d, "{}: need 1 <= m <= d", self.name);
+        self.alphas.check("alphas")?;
+        let ok = self.alpha_right.is_finite() && self.alpha_right > 0.0 && self.positions >= 2;
+        anyhow::ensure!(ok, "{}: alpha_right > 0 and positions >= 2", self.name);
+        Ok(())
+    }
+}
 
 /// Variances of `F Fᵀ` (F: `d × m`, entries `N(0, fscale²)`) and its eigenvectors.
 fn spectrum_of_factor(d: usize, m: usize, fscale: f64, seed: u64) -> Result<(Vec<f64>, Mat<f64>)> {
@@ -123,22 +154,24 @@ fn position_sweep(
     Ok((summary, [scatter, closed]))
 }
 
-pub fn run(scale: Scale, root: &Path) -> Result<String> {
-    let dir = FigureDir::new(root, "fig8")?;
-    let (d, m) = (100, 50);
-    let alphas = logspace(1e-3, 2.0, 40);
-    let alpha = 0.15;
-    let npos = if scale.full { 2000 } else { 500 };
-    dir.write_json("config.json", &serde_json::json!({ "d": d, "m": m, "alphas": alphas, "alpha_right": alpha, "positions": npos, "f_scalings": ["N(0,1)", "N(0,1/m)"], "seed": scale.seed }))?;
+pub fn run(st: &Settings, root: &Path) -> Result<String> {
+    st.check()?;
+    let dir = FigureDir::new(root, &st.name)?;
+    let (d, m, alpha, npos, seed) = (st.d, st.m, st.alpha_right, st.positions, st.seed);
+    let alphas = st.alphas.values();
+    dir.write_json(
+        "config.json",
+        &serde_json::json!({ "settings": st, "alphas": alphas, "f_scalings": ["N(0,1)", "N(0,1/m)"] }),
+    )?;
     let mut summary = format!("## fig8: condensation time, d = {d}, m = {m}\n\n");
     let mut panels = Vec::new();
     let mut wa = dir.csv("tc_vs_alpha.csv", &["f_entries", "alpha", "tc_exact", "tc_eq15", "tc_eq34_as_printed"])?;
     let mut wo = dir.csv("tc_vs_omega2.csv", &["f_entries", "omega2", "tc_exact", "tc_eq15"])?;
     for (label, fscale) in [("N(0,1)", 1.0), ("N(0,1/m)", 1.0 / (m as f64).sqrt())] {
-        let (sigma2, u) = spectrum_of_factor(d, m, fscale, scale.seed)?;
-        let x0 = rotate(&u, &gaussian_matrix(1, d, scale.seed + 1), 0);
+        let (sigma2, u) = spectrum_of_factor(d, m, fscale, seed)?;
+        let x0 = rotate(&u, &gaussian_matrix(1, d, seed + 1), 0);
         let (s1, p1) = alpha_sweep(&sigma2, &x0, &alphas, label, &mut wa)?;
-        let xs = gaussian_matrix(npos, d, scale.seed + 2);
+        let xs = gaussian_matrix(npos, d, seed + 2);
         let (s2, p2) = position_sweep(&sigma2, &u, &xs, alpha, label, &mut wo)?;
         summary.push_str(&s1);
         summary.push_str(&s2);

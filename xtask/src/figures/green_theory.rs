@@ -31,9 +31,14 @@ pub struct Form {
 /// A form bound to variances: its value per direction (in the order of the variances) at
 /// `(t, x)`, and the times where its `φ` switch on at `x`.
 pub struct Evaluator {
-    values: Box<dyn Fn(f64, &[f64]) -> Result<Vec<f64>>>,
-    onsets: Box<dyn Fn(&[f64]) -> Result<Vec<f64>>>,
+    values: ValuesAt,
+    onsets: OnsetsAt,
 }
+
+/// A form's per-direction values at `(t, x)`.
+type ValuesAt = Box<dyn Fn(f64, &[f64]) -> Result<Vec<f64>>>;
+/// A form's onset times of `φ` at `x`.
+type OnsetsAt = Box<dyn Fn(&[f64]) -> Result<Vec<f64>>>;
 
 fn blocks(v1: f64, v2: f64, off: f64) -> Vec<f64> {
     [vec![v1; 2], vec![v2; 5], vec![off; 23]].concat()
@@ -196,8 +201,8 @@ pub fn run_form(form: &Form, control: bool, position: Position, base: usize, ref
             let mut s = v;
             s.sort_by(|a, b| b.total_cmp(a));
             let g = marked_gaps(&s, &MARKS)?;
-            for j in 0..3 {
-                g3[j] += g.at_marks[j].unwrap_or(f64::NAN) / k;
+            for (acc, v) in g3.iter_mut().zip(&g.at_marks) {
+                *acc += v.unwrap_or(f64::NAN) / k;
             }
             let green = g.at_marks[1].unwrap_or(f64::NAN);
             if green > pg.gap {

@@ -11,3 +11,92 @@ pub mod neff;
 pub mod spectra_n;
 pub mod spectra_t;
 pub mod von_mises;
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// A network-free figure as a TOML file: `figure = "…"` names the kind, the other keys are
+/// that kind's `Settings` (unknown keys are refused). The shipped files are under
+/// `experiments/figures/` (quick) and `experiments/full/figures/` (the paper's sizes).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "figure", rename_all = "kebab-case")]
+pub enum FigureSpec {
+    /// Fig. 3.
+    ScoreField(fig3::Settings),
+    /// Fig. 4, 12.
+    SpectraTime(spectra_t::Settings),
+    /// Fig. 9, 10, 13, 14.
+    SpectraSize(spectra_n::Settings),
+    /// Fig. 8.
+    Condensation(fig8::Settings),
+    /// The participation ratio against the REM.
+    Participation(neff::Settings),
+    /// Where the gap at d - m2 comes from.
+    GreenGap(green_gap::Settings),
+}
+
+impl FigureSpec {
+    /// Parses a figure's TOML (`what` names it in errors) and checks its settings.
+    pub fn parse(text: &str, what: &str) -> Result<Self> {
+        let spec: Self = toml::from_str(text).with_context(|| format!("parsing {what}"))?;
+        spec.check().with_context(|| format!("checking {what}"))?;
+        Ok(spec)
+    }
+
+    /// Reads and checks a figure's TOML file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn check(&self) -> Result<()> {
+        match self {
+            Self::ScoreField(s) => s.check(),
+            Self::SpectraTime(s) => s.check(),
+            Self::SpectraSize(s) => s.check(),
+            Self::Condensation(s) => s.check(),
+            Self::Participation(s) => s.check(),
+            Self::GreenGap(s) => s.check(),
+        }
+    }
+
+    /// The output folder's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::ScoreField(s) => &s.name,
+            Self::SpectraTime(s) => &s.name,
+            Self::SpectraSize(s) => &s.name,
+            Self::Condensation(s) => &s.name,
+            Self::Participation(s) => &s.name,
+            Self::GreenGap(s) => &s.name,
+        }
+    }
+
+    /// The same settings with another base seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        match &mut self {
+            Self::ScoreField(s) => s.seed = seed,
+            Self::SpectraTime(s) => s.seed = seed,
+            Self::SpectraSize(s) => s.seed = seed,
+            Self::Condensation(s) => s.seed = seed,
+            Self::Participation(s) => s.seed = seed,
+            Self::GreenGap(s) => s.seed = seed,
+        }
+        self
+    }
+
+    /// Runs the figure into `root/<name>/`, saving the resolved settings there as
+    /// `settings.toml`; returns its summary.
+    pub fn run(&self, root: &Path) -> Result<String> {
+        let summary = match self {
+            Self::ScoreField(s) => fig3::run(s, root)?,
+            Self::SpectraTime(s) => spectra_t::run(s, root)?,
+            Self::SpectraSize(s) => spectra_n::run(s, root)?,
+            Self::Condensation(s) => fig8::run(s, root)?,
+            Self::Participation(s) => neff::run(s, root)?,
+            Self::GreenGap(s) => green_gap::run(s, root)?,
+        };
+        crate::out::FigureDir::new(root, self.name())?.write_text("settings.toml", &toml::to_string(self)?)?;
+        Ok(summary)
+    }
+}

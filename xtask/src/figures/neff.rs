@@ -2,8 +2,8 @@
 //! the measured mean `Y = Σ w²` of the empirical score against `1 - t/t_c(x)`, at the
 //! origin and at points along the high- and the low-variance subspace.
 
-use super::common::{Scale, Setup};
-use crate::out::{bar, logspace, FigureDir};
+use super::common::{LogGrid, Setup};
+use crate::out::{bar, FigureDir};
 use crate::plot::{palette, save_panels, Panel, Series};
 use anyhow::Result;
 use geomem_rem::{participation_ratio, PositionalRem};
@@ -11,6 +11,34 @@ use geomem_score::EmpiricalScore;
 use std::path::Path;
 
 type Csv = csv::Writer<std::fs::File>;
+
+/// Settings of the participation-ratio figure (`figure = "participation"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// The data model.
+    pub setup: Setup,
+    /// Training-set size.
+    pub n: usize,
+    /// The times.
+    pub times: LogGrid,
+    /// Independent training sets.
+    pub realizations: usize,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        self.setup.check()?;
+        self.times.check("times")?;
+        anyhow::ensure!(self.n >= 2 && self.realizations >= 1, "{}: n >= 2 and realizations >= 1", self.name);
+        Ok(())
+    }
+}
 
 /// The three positions: the origin and two standard deviations along a high- and a
 /// low-variance axis.
@@ -79,18 +107,17 @@ fn one_position(
     Ok((row, panel))
 }
 
-pub fn run(scale: Scale, root: &Path) -> Result<String> {
-    let dir = FigureDir::new(root, "neff")?;
-    let setup = Setup::two_five();
-    let n = 1000usize;
+pub fn run(st: &Settings, root: &Path) -> Result<String> {
+    st.check()?;
+    let dir = FigureDir::new(root, &st.name)?;
+    let (setup, n, reps) = (&st.setup, st.n, st.realizations);
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
-    let positions = positions(&setup);
-    let times = logspace(1e-3, 1.0, 30);
-    let reps = if scale.full { 200 } else { 20 };
-    dir.write_json("config.json", &serde_json::json!({ "setup": setup, "n": n, "times": times, "realizations": reps, "positions": positions, "seed": scale.seed }))?;
+    let positions = positions(setup);
+    let times = st.times.values();
+    dir.write_json("config.json", &serde_json::json!({ "settings": st, "times": times, "positions": positions }))?;
     let fields: Vec<EmpiricalScore> =
-        (0..reps).map(|r| EmpiricalScore::new(lm.sample(n, scale.seed + r as u64))).collect::<Result<_, _>>()?;
+        (0..reps).map(|r| EmpiricalScore::new(lm.sample(n, st.seed + r as u64))).collect::<Result<_, _>>()?;
     let header = [
         "position",
         "t",

@@ -1,7 +1,7 @@
 //! Fig. 9, 10 (measured empirical score), 13 (closed form) and 14 (random matrix):
 //! ordered spectra at fixed times for growing training-set sizes.
 
-use super::common::{gap_stats, Scale, Setup};
+use super::common::{gap_stats, Setup};
 use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
@@ -10,12 +10,13 @@ use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
 use geomem_score::EmpiricalScore;
 use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
 use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
 
-/// What produces the spectra.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// What produces the spectra (`source = "measured" | "closed-form" | "random-matrix"`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// Empirical score of nested subsets, improved Normal Bundle (Eq. 5 along random
     /// orthonormal directions) at x0 = 0.
@@ -26,16 +27,44 @@ pub enum Source {
     RandomMatrix,
 }
 
+/// Settings of a spectra-against-N figure (Fig. 9, 10, 13, 14; `figure = "spectra-size"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// The data model.
+    pub setup: Setup,
+    /// What produces the spectra.
+    pub source: Source,
+    /// Training-set sizes, increasing (nested subsets of one draw).
+    pub sizes: Vec<usize>,
+    /// The times of the panels.
+    pub times: Vec<f64>,
+    /// Independent draws of the data (or of the random matrix); the closed form uses 1.
+    pub realizations: usize,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        self.setup.check()?;
+        let sizes_ok = !self.sizes.is_empty() && self.sizes[0] >= 2 && self.sizes.windows(2).all(|w| w[0] < w[1]);
+        anyhow::ensure!(sizes_ok, "{}: sizes must increase from >= 2", self.name);
+        let times_ok = !self.times.is_empty() && self.times.iter().all(|t| t.is_finite() && *t > 0.0);
+        anyhow::ensure!(times_ok, "{}: times must be finite and > 0", self.name);
+        anyhow::ensure!(self.realizations >= 1, "{}: realizations >= 1", self.name);
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 struct Config<'a> {
-    figure: &'a str,
-    setup: &'a Setup,
-    source: Source,
-    sizes: &'a [usize],
-    times: &'a [f64],
-    realizations: usize,
+    settings: &'a Settings,
+    realizations_used: usize,
     method: &'a str,
-    scale: Scale,
 }
 
 /// Normalised spectra at x0 = 0: `acc[time][size]` holds one spectrum per realisation.
@@ -45,7 +74,7 @@ fn compute(
     sizes: &[usize],
     times: &[f64],
     reps: usize,
-    scale: Scale,
+    base_seed: u64,
     name: &str,
 ) -> Result<Vec<Vec<Vec<Vec<f64>>>>> {
     let d = setup.d;
@@ -57,7 +86,7 @@ fn compute(
     let mut acc: Vec<Vec<Vec<Vec<f64>>>> = vec![vec![Vec::new(); sizes.len()]; times.len()];
     let pb = bar((reps * sizes.len()) as u64, name);
     for r in 0..reps {
-        let seed = scale.seed + 100 * r as u64;
+        let seed = base_seed + 100 * r as u64;
         let (data, subsets) = match source {
             Source::Measured => (Some(lm.sample(nmax, seed)), Some(NestedSubsets::new(nmax, seed + 1))),
             _ => (None, None),
@@ -89,33 +118,23 @@ fn compute(
 }
 
 /// Runs one spectra-vs-N figure and returns the lines of its summary.
-pub fn run(name: &str, setup: &Setup, source: Source, scale: Scale, root: &Path) -> Result<String> {
+pub fn run(st: &Settings, root: &Path) -> Result<String> {
+    st.check()?;
+    let (name, setup, source, sizes, times) = (st.name.as_str(), &st.setup, st.source, &st.sizes, &st.times);
     let dir = FigureDir::new(root, name)?;
-    let sizes: Vec<usize> = if scale.full {
-        vec![100, 300, 1000, 3000, 10_000, 30_000, 100_000]
-    } else {
-        vec![100, 300, 1000, 3000, 10_000]
-    };
-    let times = [0.005, 0.02, 0.08, 0.3];
     let reps = match source {
         Source::ClosedForm => 1,
-        _ if scale.full => 30,
-        _ => 5,
+        _ => st.realizations,
     };
     dir.write_json(
         "config.json",
         &Config {
-            figure: name,
-            setup,
-            source,
-            sizes: &sizes,
-            times: &times,
-            realizations: reps,
+            settings: st,
+            realizations_used: reps,
             method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0",
-            scale,
         },
     )?;
-    let acc = compute(setup, source, &sizes, &times, reps, scale, name)?;
+    let acc = compute(setup, source, sizes, times, reps, st.seed, name)?;
     let mut w = dir.csv("spectra.csv", &["t", "n", "index", "mean_normalized_singular_value"])?;
     let mut g = dir.csv(
         "gaps.csv",

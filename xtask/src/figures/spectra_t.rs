@@ -5,8 +5,8 @@
 //! condensation time, next to the exact score and the printed Eq. 19. The printed Eq. 43 is
 //! in the CSV only.
 
-use super::common::{gap_stats, Scale, Setup};
-use crate::out::{bar, logspace, FigureDir};
+use super::common::{gap_stats, LogGrid, Setup};
+use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
 use geomem_rem::{exact_spectrum, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
@@ -15,21 +15,45 @@ use geomem_spectral::{
     format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP,
 };
 use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
 
+/// Settings of a spectra-against-t figure (Fig. 4, 12; `figure = "spectra-time"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// The data model.
+    pub setup: Setup,
+    /// Training-set size.
+    pub n: usize,
+    /// Base grid of t (refined by 9 points within ±10 % of every onset of φ).
+    pub times: LogGrid,
+    /// Draws of the random matrix per t.
+    pub draws: usize,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        self.setup.check()?;
+        self.times.check("times")?;
+        anyhow::ensure!(self.n >= 2 && self.draws >= 1, "{}: n >= 2 and draws >= 1", self.name);
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 struct Config<'a> {
-    figure: &'a str,
-    setup: &'a Setup,
-    n: usize,
+    settings: &'a Settings,
     times: &'a [f64],
     normal_bundle_k: usize,
     normal_bundle_variant: &'a str,
-    random_matrix_draws: usize,
     point: &'a str,
-    scale: Scale,
 }
 
 const METHODS: [&str; 9] = [
@@ -58,29 +82,22 @@ const TITLES: [&str; 9] = [
 type Csv = csv::Writer<std::fs::File>;
 
 /// The nine spectra of [`METHODS`] at x0 = 0 for every time, normalised: `spectra[method][time]`.
-fn compute(
-    setup: &Setup,
-    n: usize,
-    times: &[f64],
-    draws: usize,
-    scale: Scale,
-    name: &str,
-) -> Result<Vec<Vec<Vec<f64>>>> {
+fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name: &str) -> Result<Vec<Vec<Vec<f64>>>> {
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
-    let field = EmpiricalScore::new(lm.sample(n, scale.seed))?;
+    let field = EmpiricalScore::new(lm.sample(n, seed))?;
     let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
     let model15 = model.clone().with_condensation(CondensationMethod::LargeT);
-    let nb = NormalBundleParams::default().seed(scale.seed + 1);
-    let inb = SmoothedJacobianParams::improved_normal_bundle(scale.seed + 2);
+    let nb = NormalBundleParams::default().seed(seed + 1);
+    let inb = SmoothedJacobianParams::improved_normal_bundle(seed + 2);
     let x0 = vec![0.0; d];
     let mut spectra: Vec<Vec<Vec<f64>>> = vec![Vec::new(); METHODS.len()];
     let pb = bar(times.len() as u64, name);
     for &t in times {
         let rm = |m: &EmpiricalJacobianModel| -> Result<Vec<f64>> {
             let draws: Vec<Vec<f64>> = (0..draws)
-                .map(|k| m.sample_spectrum(t, scale.seed * 1000 + k as u64).map(|s| normalize(&s)))
+                .map(|k| m.sample_spectrum(t, seed * 1000 + k as u64).map(|s| normalize(&s)))
                 .collect::<Result<_, _>>()?;
             Ok(mean_of(&draws))
         };
@@ -207,9 +224,10 @@ fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], setup: &Setup) -> Ve
 }
 
 /// Runs one spectra-vs-time figure and returns the lines of its summary.
-pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<String> {
+pub fn run(st: &Settings, root: &Path) -> Result<String> {
+    st.check()?;
+    let (name, setup, n) = (st.name.as_str(), &st.setup, st.n);
     let dir = FigureDir::new(root, name)?;
-    let n = 1000;
     // Refined within ±10 % of every onset of φ (exact and Eq. 15 t_c): a coarse grid steps
     // over gaps that open only there (Eq. 19 printed with Eq. 15's t_c opens 25 within a few
     // per cent of t_c(0)).
@@ -217,10 +235,9 @@ pub fn run(name: &str, setup: &Setup, scale: Scale, root: &Path) -> Result<Strin
     let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
     let mut onsets = model.onset_times()?;
     onsets.extend(model.with_condensation(CondensationMethod::LargeT).onset_times()?);
-    let times = geomem_rem::refine_around(&logspace(1e-3, 10.0, if scale.full { 60 } else { 30 }), &onsets, 0.1, 9)?;
-    let draws = if scale.full { 30 } else { 8 };
-    dir.write_json("config.json", &Config { figure: name, setup, n, times: &times, normal_bundle_k: 4 * setup.d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", random_matrix_draws: draws, point: "x0 = 0", scale })?;
-    let spectra = compute(setup, n, &times, draws, scale, name)?;
+    let times = geomem_rem::refine_around(&st.times.values(), &onsets, 0.1, 9)?;
+    dir.write_json("config.json", &Config { settings: st, times: &times, normal_bundle_k: 4 * setup.d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", point: "x0 = 0" })?;
+    let spectra = compute(setup, n, &times, st.draws, st.seed, name)?;
     write_spectra(dir.csv("spectra.csv", &["method", "t", "index", "normalized_singular_value"])?, &spectra, &times)?;
     let header = ["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"];
     let summary = gap_summary(dir.csv("gaps.csv", &header)?, &spectra, &times, setup, name, n)?;
