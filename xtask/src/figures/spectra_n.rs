@@ -7,9 +7,9 @@ use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
 use geomem_data::NestedSubsets;
 use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
-use geomem_score::EmpiricalScore;
+use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
-use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
+use geomem_spectral::{sign_split, signed_spectrum, smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
@@ -67,7 +67,11 @@ struct Config<'a> {
     method: &'a str,
 }
 
-/// Normalised spectra at x0 = 0: `acc[time][size]` holds one spectrum per realisation.
+/// Normalised spectra at x0 = 0: `acc[time][size]` holds one spectrum per realisation; and
+/// for measured spectra `signs[time][size]`, per realisation, the repulsive directions
+/// (λ > 0) of the empirical score's Jacobian: in all, and above each marked gap.
+type Computed = (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<Vec<[usize; 4]>>>);
+
 fn compute(
     setup: &Setup,
     source: Source,
@@ -76,7 +80,7 @@ fn compute(
     reps: usize,
     base_seed: u64,
     name: &str,
-) -> Result<Vec<Vec<Vec<Vec<f64>>>>> {
+) -> Result<Computed> {
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
@@ -84,6 +88,8 @@ fn compute(
     let nmax = *sizes.last().expect("sizes");
     // acc[ti][ni] = list of normalised spectra over realisations
     let mut acc: Vec<Vec<Vec<Vec<f64>>>> = vec![vec![Vec::new(); sizes.len()]; times.len()];
+    let mut signs: Vec<Vec<Vec<[usize; 4]>>> = vec![vec![Vec::new(); sizes.len()]; times.len()];
+    let marks = setup.gap_positions().map(|p| p.0);
     let pb = bar((reps * sizes.len()) as u64, name);
     for r in 0..reps {
         let seed = base_seed + 100 * r as u64;
@@ -109,12 +115,42 @@ fn compute(
                     Source::RandomMatrix => model.sample_spectrum(t, seed + 3 + ni as u64)?,
                 };
                 acc[ti][ni].push(normalize(&s));
+                if let Some(f) = &field {
+                    let j = f.jacobian(&x0, t)?.ok_or_else(|| anyhow::anyhow!("the empirical score has a Jacobian"))?;
+                    let ev = signed_spectrum(j.as_ref())?;
+                    let above = |k: usize| sign_split(&ev, k).map(|x| x.repulsive_above);
+                    let total = ev.iter().filter(|v| **v > 0.0).count();
+                    signs[ti][ni].push([total, above(marks[0])?, above(marks[1])?, above(marks[2])?]);
+                }
             }
             pb.inc(1);
         }
     }
     pb.finish_and_clear();
-    Ok(acc)
+    Ok((acc, signs))
+}
+
+/// `signs.csv` and a table: the mean number of repulsive directions of the empirical
+/// score's Jacobian at x0 = 0 (in all / above d - m / d - m2 / d - m1) per t and N.
+fn sign_table(mut w: csv::Writer<std::fs::File>, signs: &[Vec<Vec<[usize; 4]>>], st: &Settings) -> Result<String> {
+    let pos = st.setup.gap_positions();
+    let mut s = format!("\nRepulsive directions (λ > 0) of the empirical score's Jacobian at x0 = 0, mean over realisations: in all / above {} / above {} / above {} (`signs.csv`):\n\n", pos[0].0, pos[1].0, pos[2].0);
+    writeln!(s, "| t | {} |", st.sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "))?;
+    writeln!(s, "|---|{}", "---|".repeat(st.sizes.len()))?;
+    for (per_n, &t) in signs.iter().zip(&st.times) {
+        let mut row = format!("| {t} |");
+        for (reps, &n) in per_n.iter().zip(&st.sizes) {
+            for (r, c) in reps.iter().enumerate() {
+                let cols = [t.to_string(), n.to_string(), r.to_string()];
+                w.write_record(cols.iter().cloned().chain(c.iter().map(|v| v.to_string())))?;
+            }
+            let mean = |k: usize| reps.iter().map(|c| c[k] as f64).sum::<f64>() / reps.len().max(1) as f64;
+            write!(row, " {:.1} / {:.1} / {:.1} / {:.1} |", mean(0), mean(1), mean(2), mean(3))?;
+        }
+        writeln!(s, "{row}")?;
+    }
+    w.flush()?;
+    Ok(s)
 }
 
 /// Runs one spectra-vs-N figure and returns the lines of its summary.
@@ -134,7 +170,7 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
             method: "improved NB: forward differences of step sqrt(t) along random orthonormal directions, x0 = 0",
         },
     )?;
-    let acc = compute(setup, source, sizes, times, reps, st.seed, name)?;
+    let (acc, signs) = compute(setup, source, sizes, times, reps, st.seed, name)?;
     let mut w = dir.csv("spectra.csv", &["t", "n", "index", "mean_normalized_singular_value"])?;
     let mut g = dir.csv(
         "gaps.csv",
@@ -185,6 +221,16 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     }
     w.flush()?;
     g.flush()?;
+    match source {
+        Source::Measured => {
+            let head = ["t", "n", "realization", "repulsive", "above_manifold", "above_low_var", "above_high_var"];
+            summary.push_str(&sign_table(dir.csv("signs.csv", &head)?, &signs, st)?);
+        }
+        Source::ClosedForm => summary.push_str("\nSigns: none; the closed form gives magnitudes only.\n"),
+        Source::RandomMatrix => summary.push_str(
+            "\nSigns: none; the random matrix of Eq. 18 is not symmetric (independent entries), and its mean is attractive.\n",
+        ),
+    }
     save_panels(&dir.path("spectra"), &format!("{name}: {} , {source:?}", setup.label()), &panels, 2)?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)

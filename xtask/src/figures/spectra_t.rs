@@ -10,11 +10,12 @@ use crate::out::{bar, FigureDir};
 use crate::plot::{save_panels, viridis, Panel, Series};
 use anyhow::Result;
 use geomem_rem::{exact_spectrum, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
-use geomem_score::EmpiricalScore;
+use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use geomem_spectral::{
     format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP,
 };
 use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
+use geomem_spectral::{sign_split, signed_spectrum};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
@@ -81,8 +82,12 @@ const TITLES: [&str; 9] = [
 
 type Csv = csv::Writer<std::fs::File>;
 
-/// The nine spectra of [`METHODS`] at x0 = 0 for every time, normalised: `spectra[method][time]`.
-fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name: &str) -> Result<Vec<Vec<Vec<f64>>>> {
+/// The nine spectra of [`METHODS`] at x0 = 0 for every time, normalised:
+/// `spectra[method][time]`; and the signed eigenvalues (times t) of the empirical score's
+/// Jacobian at x0 = 0, by decreasing |λ|, one list per time.
+type Computed = (Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>);
+
+fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name: &str) -> Result<Computed> {
     let d = setup.d;
     let lm = setup.manifold();
     let sigma2 = lm.principal_variances();
@@ -93,8 +98,11 @@ fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name
     let inb = SmoothedJacobianParams::improved_normal_bundle(seed + 2);
     let x0 = vec![0.0; d];
     let mut spectra: Vec<Vec<Vec<f64>>> = vec![Vec::new(); METHODS.len()];
+    let mut signed = Vec::with_capacity(times.len());
     let pb = bar(times.len() as u64, name);
     for &t in times {
+        let j = field.jacobian(&x0, t)?.ok_or_else(|| anyhow::anyhow!("the empirical score has a Jacobian"))?;
+        signed.push(signed_spectrum(j.as_ref())?.into_iter().map(|v| v * t).collect());
         let rm = |m: &EmpiricalJacobianModel| -> Result<Vec<f64>> {
             let draws: Vec<Vec<f64>> = (0..draws)
                 .map(|k| m.sample_spectrum(t, seed * 1000 + k as u64).map(|s| normalize(&s)))
@@ -119,7 +127,47 @@ fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name
     }
     pb.finish_and_clear();
 
-    Ok(spectra)
+    Ok((spectra, signed))
+}
+
+/// `signed.csv` and the summary line of the signs: where the empirical score's Jacobian at
+/// x0 = 0 has repulsive directions (λ > 0), and how many sit above each marked gap at the
+/// times where that gap is open in its analytic singular values.
+fn sign_summary(mut w: Csv, signed: &[Vec<f64>], analytic: &[Vec<f64>], times: &[f64], setup: &Setup) -> Result<String> {
+    let pos = setup.gap_positions();
+    let mut any = Vec::with_capacity(times.len());
+    let mut above = [0usize; 3];
+    let mut separated = [(0usize, 0usize); 3];
+    for ((ev, s), &t) in signed.iter().zip(analytic).zip(times) {
+        for (i, v) in ev.iter().enumerate() {
+            w.write_record([format!("{t:e}"), (i + 1).to_string(), format!("{v:e}")])?;
+        }
+        let count = ev.iter().filter(|v| **v > 0.0).count();
+        any.push(usize::from(count > 0));
+        let (_, gl) = gap_stats(s, setup)?;
+        for j in 0..3 {
+            if gl[j] >= OPEN_LOG_GAP {
+                let split = sign_split(ev, pos[j].0)?;
+                above[j] = above[j].max(split.repulsive_above);
+                separated[j].1 += 1;
+                separated[j].0 += usize::from(split.repulsive_above == 0);
+            }
+        }
+    }
+    w.flush()?;
+    let max = signed.iter().map(|ev| ev.iter().filter(|v| **v > 0.0).count()).max().unwrap_or(0);
+    let mut line = format!(
+        "- **signs** (signed eigenvalues of the empirical score's Jacobian at x0 = 0, `signed.csv`): repulsive directions (λ > 0) at t in {} (at most {max});",
+        fmt_intervals(&intervals(times, &any, 1))
+    );
+    for j in 0..3 {
+        write!(
+            line,
+            " where {} is open in the analytic spectrum, every direction above it is attractive at {} of {} times (at most {} repulsive);",
+            pos[j].0, separated[j].0, separated[j].1, above[j]
+        )?;
+    }
+    Ok(line + "\n")
 }
 
 /// `spectra.csv`: one row per (method, t, index).
@@ -237,10 +285,13 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     onsets.extend(model.with_condensation(CondensationMethod::LargeT).onset_times()?);
     let times = geomem_rem::refine_around(&st.times.values(), &onsets, 0.1, 9)?;
     dir.write_json("config.json", &Config { settings: st, times: &times, normal_bundle_k: 4 * setup.d, normal_bundle_variant: "improved NB (forward differences of step sqrt(t) along random orthonormal directions) and NB Alg. 2 (central difference)", point: "x0 = 0" })?;
-    let spectra = compute(setup, n, &times, st.draws, st.seed, name)?;
+    let (spectra, signed) = compute(setup, n, &times, st.draws, st.seed, name)?;
     write_spectra(dir.csv("spectra.csv", &["method", "t", "index", "normalized_singular_value"])?, &spectra, &times)?;
     let header = ["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"];
-    let summary = gap_summary(dir.csv("gaps.csv", &header)?, &spectra, &times, setup, name, n)?;
+    let mut summary = gap_summary(dir.csv("gaps.csv", &header)?, &spectra, &times, setup, name, n)?;
+    let analytic = &spectra[METHODS.iter().position(|m| *m == "empirical_analytic_jacobian").unwrap_or(5)];
+    let signs = dir.csv("signed.csv", &["t", "index", "signed_eigenvalue_times_t"])?;
+    summary.push_str(&sign_summary(signs, &signed, analytic, &times, setup)?);
     let panels = spectra_panels(&spectra, &times, setup);
     save_panels(
         &dir.path("spectra"),
