@@ -192,6 +192,8 @@ fn shipped_figure(f: Figure, full: bool) -> Result<FigureSpec> {
         Figure::Fig8 => pick!("fig8.toml"),
         Figure::Neff => pick!("neff.toml"),
         Figure::GreenGap => pick!("green_gap.toml"),
+        Figure::VonMises => pick!("von_mises.toml"),
+        Figure::DetectionDigits => pick!("detection_digits.toml"),
         _ => anyhow::bail!("{f:?} has no shipped figure settings"),
     };
     FigureSpec::parse(text, what)
@@ -252,10 +254,10 @@ fn main() -> Result<()> {
                     | Figure::Fig14
                     | Figure::Fig8
                     | Figure::Neff
-                    | Figure::GreenGap => shipped_figure(f, full)?.with_seed(seed).run(&out)?,
+                    | Figure::GreenGap
+                    | Figure::VonMises
+                    | Figure::DetectionDigits => shipped_figure(f, full)?.with_seed(seed).run(&out)?,
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => trained_figure(f, scale, &out)?,
-                    Figure::VonMises => figures::von_mises::run(scale, &out)?,
-                    Figure::DetectionDigits => figures::detection_digits::run(scale, &out)?,
                     Figure::ImageDimension => figures::image_dimension::run(scale, image_data.as_deref(), &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());

@@ -8,7 +8,6 @@
 //! image within all 1797 digits. The network is the residual MLP of the toy experiments, not
 //! the paper's U-Net (issue 8): this figure tests the detection, not the image model.
 
-use super::common::Scale;
 use crate::backend::{self, Train};
 use crate::out::FigureDir;
 use crate::plot::{palette, save_panels, Panel, Series};
@@ -20,6 +19,29 @@ use std::fmt::Write;
 use std::ops::ControlFlow;
 
 const T0S: [f64; 2] = [1e-3, 1e-2];
+
+/// Settings of the digits detection figure (`figure = "detection-digits"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// Training-set sizes (nested prefixes of one permutation of the 1797 digits).
+    pub sizes: Vec<usize>,
+    /// Training steps per net (Adam 3e-3, EMA 0.999, batch 128).
+    pub steps: u64,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        let ok = !self.sizes.is_empty() && self.sizes.iter().all(|n| (2..=1797).contains(n));
+        anyhow::ensure!(ok && self.steps >= 1, "{}: sizes in 2..=1797 and steps >= 1", self.name);
+        Ok(())
+    }
+}
 
 struct JobOut {
     n: usize,
@@ -51,25 +73,19 @@ fn job(n: usize, images: &faer::Mat<f64>, data_lid: &[f64], steps: u64, seed: u6
     Ok(JobOut { n, memorized_fraction: mem.fraction_memorized, data_lid_memorized: median(&at_mem), det })
 }
 
-pub fn run(scale: Scale, root: &std::path::Path) -> Result<String> {
-    let out = FigureDir::new(root, "detection_digits")?;
-    let (sizes, steps): (Vec<usize>, u64) = if scale.full {
-        (vec![8, 16, 32, 64, 128, 256, 512, 1024, 1797], 200_000)
-    } else {
-        (vec![8, 16, 32, 64], 30_000)
-    };
+pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
+    st.check()?;
+    let out = FigureDir::new(root, &st.name)?;
+    let (sizes, steps) = (st.sizes.clone(), st.steps);
     let d = digits()?;
     let data_lid = Mle::default().pointwise(d.images.as_ref())?;
     out.write_json(
         "config.json",
-        &serde_json::json!({ "sizes": sizes, "steps": steps, "lr": 3e-3, "ema": 0.999, "samples": 200, "t0": T0S, "data_lid": "MLE k = 20 within all 1797 digits", "margin": 0.5, "seed": scale.seed }),
+        &serde_json::json!({ "sizes": sizes, "steps": steps, "lr": 3e-3, "ema": 0.999, "samples": 200, "t0": T0S, "data_lid": "MLE k = 20 within all 1797 digits", "margin": 0.5, "seed": st.seed }),
     )?;
     let pb = crate::out::bar(sizes.len() as u64, "digits detection: nets");
-    let mut res = super::common::on_two_workers(
-        sizes.clone(),
-        |n| job(n, &d.images, &data_lid, steps, scale.seed),
-        || pb.inc(1),
-    )?;
+    let mut res =
+        super::common::on_two_workers(sizes.clone(), |n| job(n, &d.images, &data_lid, steps, st.seed), || pb.inc(1))?;
     pb.finish_and_clear();
     res.sort_by_key(|r| r.n);
     report(&out, &res, &data_lid)

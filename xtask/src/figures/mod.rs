@@ -15,7 +15,7 @@ pub mod von_mises;
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// A network-free figure as a TOML file: `figure = "…"` names the kind, the other keys are
+/// A figure that is not a trained-network sweep, as a TOML file: `figure = "…"` names the kind, the other keys are
 /// that kind's `Settings` (unknown keys are refused). The shipped files are under
 /// `experiments/figures/` (quick) and `experiments/full/figures/` (the paper's sizes).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -33,6 +33,10 @@ pub enum FigureSpec {
     Participation(neff::Settings),
     /// Where the gap at d - m2 comes from.
     GreenGap(green_gap::Settings),
+    /// Seed 004, Fig. 3.
+    VonMises(von_mises::Settings),
+    /// Seed 004's detection on the 8×8 digits.
+    DetectionDigits(detection_digits::Settings),
 }
 
 impl FigureSpec {
@@ -57,6 +61,8 @@ impl FigureSpec {
             Self::Condensation(s) => s.check(),
             Self::Participation(s) => s.check(),
             Self::GreenGap(s) => s.check(),
+            Self::VonMises(s) => s.check(),
+            Self::DetectionDigits(s) => s.check(),
         }
     }
 
@@ -69,6 +75,8 @@ impl FigureSpec {
             Self::Condensation(s) => &s.name,
             Self::Participation(s) => &s.name,
             Self::GreenGap(s) => &s.name,
+            Self::VonMises(s) => &s.name,
+            Self::DetectionDigits(s) => &s.name,
         }
     }
 
@@ -81,6 +89,8 @@ impl FigureSpec {
             Self::Condensation(s) => s.seed = seed,
             Self::Participation(s) => s.seed = seed,
             Self::GreenGap(s) => s.seed = seed,
+            Self::VonMises(s) => s.seed = seed,
+            Self::DetectionDigits(s) => s.seed = seed,
         }
         self
     }
@@ -95,6 +105,8 @@ impl FigureSpec {
             Self::Condensation(s) => fig8::run(s, root)?,
             Self::Participation(s) => neff::run(s, root)?,
             Self::GreenGap(s) => green_gap::run(s, root)?,
+            Self::VonMises(s) => von_mises::run(s, root)?,
+            Self::DetectionDigits(s) => detection_digits::run(s, root)?,
         };
         crate::out::FigureDir::new(root, self.name())?.write_text("settings.toml", &toml::to_string(self)?)?;
         Ok(summary)

@@ -133,7 +133,13 @@ fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name
 /// `signed.csv` and the summary line of the signs: where the empirical score's Jacobian at
 /// x0 = 0 has repulsive directions (λ > 0), and how many sit above each marked gap at the
 /// times where that gap is open in its analytic singular values.
-fn sign_summary(mut w: Csv, signed: &[Vec<f64>], analytic: &[Vec<f64>], times: &[f64], setup: &Setup) -> Result<String> {
+fn sign_summary(
+    mut w: Csv,
+    signed: &[Vec<f64>],
+    analytic: &[Vec<f64>],
+    times: &[f64],
+    setup: &Setup,
+) -> Result<String> {
     let pos = setup.gap_positions();
     let mut any = Vec::with_capacity(times.len());
     let mut above = [0usize; 3];
