@@ -209,9 +209,10 @@ mod tests {
         let w = block_weights_of_values(&[1.0, 1.0, 9.0, 1.0, 1.0], &[0..2, 2..3, 3..5], &[3]).unwrap();
         assert_eq!(w[0], vec![0.5, 1.0, 0.5]);
         assert!(block_weights_of_values(&[], &[], &[1]).is_err());
-        assert!(block_weights_of_values(&[1.0, f64::NAN], &[0..1], &[1]).is_err());
-        assert!(block_weights_of_values(&[1.0, 2.0], &[0..3], &[1]).is_err());
-        assert!(block_weights_of_values(&[1.0, 2.0], &[0..1], &[3]).is_err());
+        let (first, too_long) = (0..1, 0..3);
+        assert!(block_weights_of_values(&[1.0, f64::NAN], std::slice::from_ref(&first), &[1]).is_err());
+        assert!(block_weights_of_values(&[1.0, 2.0], std::slice::from_ref(&too_long), &[1]).is_err());
+        assert!(block_weights_of_values(&[1.0, 2.0], std::slice::from_ref(&first), &[3]).is_err());
     }
 
     #[test]
