@@ -166,9 +166,10 @@ fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
     Ok(spec)
 }
 
-/// The shipped settings of a network-free figure (`experiments/figures/`, or
+/// The shipped settings of a figure that is not a sweep (`experiments/figures/`, or
 /// `experiments/full/figures/` with `--full`; embedded so that `reproduce` runs anywhere).
-fn shipped_figure(f: Figure, full: bool) -> Result<FigureSpec> {
+/// The image figure's file follows the kind of `--image-data` (digits when absent).
+fn shipped_figure(f: Figure, full: bool, image_data: Option<&str>) -> Result<FigureSpec> {
     macro_rules! pick {
         ($file:literal) => {
             if full {
@@ -194,6 +195,12 @@ fn shipped_figure(f: Figure, full: bool) -> Result<FigureSpec> {
         Figure::GreenGap => pick!("green_gap.toml"),
         Figure::VonMises => pick!("von_mises.toml"),
         Figure::DetectionDigits => pick!("detection_digits.toml"),
+        Figure::ImageDimension => match image_data.and_then(|d| d.split_once(':')).map(|(k, _)| k) {
+            None => pick!("image_dimension.toml"),
+            Some("mnist" | "fashion") => pick!("image_dimension_mnist.toml"),
+            Some("cifar10") => pick!("image_dimension_cifar10.toml"),
+            Some(other) => anyhow::bail!("unknown image data '{other}' (mnist, fashion, cifar10)"),
+        },
         _ => anyhow::bail!("{f:?} has no shipped figure settings"),
     };
     FigureSpec::parse(text, what)
@@ -256,9 +263,12 @@ fn main() -> Result<()> {
                     | Figure::Neff
                     | Figure::GreenGap
                     | Figure::VonMises
-                    | Figure::DetectionDigits => shipped_figure(f, full)?.with_seed(seed).run(&out)?,
+                    | Figure::DetectionDigits => shipped_figure(f, full, None)?.with_seed(seed).run(&out)?,
+                    Figure::ImageDimension => {
+                        let spec = shipped_figure(f, full, image_data.as_deref())?.with_seed(seed);
+                        image_data.as_deref().map_or(spec.clone(), |d| spec.with_image_data(d)).run(&out)?
+                    }
                     Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => trained_figure(f, scale, &out)?,
-                    Figure::ImageDimension => figures::image_dimension::run(scale, image_data.as_deref(), &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());
                 all.push_str(&s);
@@ -269,4 +279,37 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped settings file, quick and full (the full ones never run in CI), parses and
+    /// passes its checks, and names the output folder the docs refer to.
+    #[test]
+    fn every_shipped_figure_file_parses() {
+        for f in Figure::value_variants() {
+            for full in [false, true] {
+                let images: &[Option<&str>] = if *f == Figure::ImageDimension {
+                    &[None, Some("mnist:D"), Some("fashion:D"), Some("cifar10:D")]
+                } else {
+                    &[None]
+                };
+                for image in images {
+                    match f {
+                        Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => {
+                            assert!(shipped_spec(*f, full).is_ok(), "{f:?} full={full}");
+                        }
+                        _ => {
+                            let spec =
+                                shipped_figure(*f, full, *image).unwrap_or_else(|e| panic!("{f:?} {full}: {e:#}"));
+                            assert!(!spec.name().is_empty());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(shipped_figure(Figure::ImageDimension, false, Some("svhn:D")).is_err());
+    }
 }

@@ -10,7 +10,6 @@
 //! net through `VpScore`, and on the empirical score of the same training set (the
 //! memorizing limit) as a reference.
 
-use super::common::Scale;
 use crate::backend::{self, Inner, Train};
 use crate::out::FigureDir;
 use crate::plot::{palette, save_panels, viridis, Panel, Series};
@@ -23,7 +22,61 @@ use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation, 
 use std::fmt::Write;
 use std::ops::ControlFlow;
 
-/// Everything one figure run needs, derived from the data set and the scale.
+/// Training-set sizes: a list, or seed 000's rule for an image set: 30 sizes between the two
+/// transition points `low` and `high`, 5 below `low` and 5 from `high` up to the set's size
+/// less 1000 held-out images.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Sizes {
+    List(Vec<usize>),
+    Transition { low: usize, high: usize },
+}
+
+/// Settings of the image figure (`figure = "image-dimension"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Output folder under the results folder.
+    pub name: String,
+    /// `digits` (embedded), or `mnist:DIR`, `fashion:DIR`, `cifar10:DIR`; `reproduce
+    /// --image-data` replaces it.
+    pub data: String,
+    /// The U-Net: a shipped config (`smoke`, `digits`, `mnist`, `cifar10`, from
+    /// `experiments/unet/`) or the path of a JSON file.
+    pub unet: String,
+    pub sizes: Sizes,
+    /// Held-out images (never trained on).
+    pub held_out: usize,
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f64,
+    /// Training and held-out images per size at which spectra are taken.
+    pub points: usize,
+    /// The DDPM step of the spectra (the authors: 0 for MNIST, 15 for CIFAR-10).
+    pub step_k: usize,
+    /// Algorithm 3's `d̄` and `c`.
+    pub rule: SecondDerivativeRule,
+    /// Base seed (`reproduce --seed` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        let ok = self.held_out >= 1 && self.steps >= 1 && self.batch >= 1 && self.points >= 1;
+        anyhow::ensure!(ok, "{}: held_out, steps, batch and points must be >= 1", self.name);
+        anyhow::ensure!(self.lr.is_finite() && self.lr > 0.0, "{}: lr must be > 0", self.name);
+        match &self.sizes {
+            Sizes::List(v) => anyhow::ensure!(!v.is_empty() && v.iter().all(|n| *n >= 1), "{}: sizes >= 1", self.name),
+            Sizes::Transition { low, high } => {
+                anyhow::ensure!(6 <= *low && low < high, "{}: 6 <= low < high", self.name)
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything one figure run needs, derived from the settings and the data.
 struct Plan {
     set: ImageSet,
     unet: UNetConfig,
@@ -37,59 +90,57 @@ struct Plan {
     rule: SecondDerivativeRule,
 }
 
-fn plan(scale: Scale, image_data: Option<&str>) -> Result<Plan> {
-    let config = |s: &str| -> Result<UNetConfig> { Ok(serde_json::from_str(s)?) };
-    let Some(spec) = image_data else {
-        let set = ImageSet::digits()?;
-        let (sizes, steps, points) = if scale.full {
-            (vec![2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1700], 100_000, 50)
-        } else {
-            (vec![2, 16, 128, 1700], 1500, 6)
-        };
-        let unet = config(if scale.full {
-            include_str!("../../../experiments/unet/digits.json")
-        } else {
-            include_str!("../../../experiments/unet/smoke.json")
-        })?;
-        let batch = if scale.full { 128 } else { 64 };
-        let lr = if scale.full { 1e-4 } else { 1e-3 };
-        let rule = SecondDerivativeRule::new(8, 10.0)?;
-        return Ok(Plan { set, unet, sizes, held_out: 97, steps, batch, lr, points, step_k: 0, rule });
+fn unet_config(name: &str) -> Result<UNetConfig> {
+    let text = match name {
+        "smoke" => include_str!("../../../experiments/unet/smoke.json").to_string(),
+        "digits" => include_str!("../../../experiments/unet/digits.json").to_string(),
+        "mnist" => include_str!("../../../experiments/unet/mnist.json").to_string(),
+        "cifar10" => include_str!("../../../experiments/unet/cifar10.json").to_string(),
+        path => std::fs::read_to_string(path).with_context(|| format!("reading the U-Net config {path}"))?,
     };
-    let (kind, dir) = spec.split_once(':').context("--image-data takes KIND:DIR, KIND = mnist | fashion | cifar10")?;
-    let (set, unet, lo, hi, k, rule) = match kind {
-        "mnist" | "fashion" => (
-            read_mnist(dir, Split::Train)?,
-            config(include_str!("../../../experiments/unet/mnist.json"))?,
-            4000,
-            32000,
-            0,
-            SecondDerivativeRule::new(100, 15.0)?,
-        ),
-        "cifar10" => (
-            read_cifar10(dir, Split::Train)?,
-            config(include_str!("../../../experiments/unet/cifar10.json"))?,
-            2000,
-            16000,
-            15,
-            SecondDerivativeRule::new(1000, 10.0)?,
-        ),
+    serde_json::from_str(&text).with_context(|| format!("parsing the U-Net config {name}"))
+}
+
+fn image_set(data: &str) -> Result<ImageSet> {
+    if data == "digits" {
+        return Ok(ImageSet::digits()?);
+    }
+    let (kind, dir) =
+        data.split_once(':').context("image data is `digits` or KIND:DIR, KIND = mnist | fashion | cifar10")?;
+    Ok(match kind {
+        "mnist" | "fashion" => read_mnist(dir, Split::Train)?,
+        "cifar10" => read_cifar10(dir, Split::Train)?,
         other => bail!("unknown image data '{other}' (mnist, fashion, cifar10)"),
+    })
+}
+
+fn plan(st: &Settings) -> Result<Plan> {
+    st.check()?;
+    let set = image_set(&st.data)?;
+    let sizes = match st.sizes {
+        Sizes::List(ref v) => v.clone(),
+        Sizes::Transition { low: lo, high: hi } => {
+            let top = set.len().saturating_sub(1000).max(hi);
+            let mut v: Vec<usize> = (0..30).map(|i| lo + (hi - lo) * i / 29).collect();
+            v.extend((1..=5).map(|i| lo * i / 6));
+            v.extend((1..=5).map(|i| hi + (top - hi) * i / 5));
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
     };
-    let (steps, points) = if scale.full { (if kind == "cifar10" { 500_000 } else { 400_000 }, 100) } else { (2000, 4) };
-    let sizes = if scale.full {
-        // Seed 000: 30 sizes between the two transition points, 5 outside each.
-        let top = set.len().saturating_sub(1000).max(hi);
-        let mut v: Vec<usize> = (0..30).map(|i| lo + (hi - lo) * i / 29).collect();
-        v.extend((1..=5).map(|i| lo * i / 6));
-        v.extend((1..=5).map(|i| hi + (top - hi) * i / 5));
-        v.sort_unstable();
-        v.dedup();
-        v
-    } else {
-        vec![lo / 4, lo, hi]
-    };
-    Ok(Plan { set, unet, sizes, held_out: 1000, steps, batch: 128, lr: 1e-4, points, step_k: k, rule })
+    Ok(Plan {
+        set,
+        unet: unet_config(&st.unet)?,
+        sizes,
+        held_out: st.held_out,
+        steps: st.steps,
+        batch: st.batch,
+        lr: st.lr,
+        points: st.points,
+        step_k: st.step_k,
+        rule: st.rule,
+    })
 }
 
 /// Spectra of one size: the net's at training and held-out images, and the empirical score's.
@@ -147,24 +198,24 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeO
     Ok(SizeOut { n, loss, t, spectra })
 }
 
-pub fn run(scale: Scale, image_data: Option<&str>, root: &std::path::Path) -> Result<String> {
-    let out = FigureDir::new(root, "image_dimension")?;
-    let pl = plan(scale, image_data)?;
-    let split = NestedSplit::new(pl.set.len(), pl.held_out, scale.seed)?;
+pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
+    let pl = plan(st)?;
+    let out = FigureDir::new(root, &st.name)?;
+    let split = NestedSplit::new(pl.set.len(), pl.held_out, st.seed)?;
     out.write_json(
         "config.json",
         &serde_json::json!({
             "data": pl.set.source, "images": pl.set.len(), "held_out": pl.held_out, "sizes": pl.sizes,
             "unet": pl.unet, "parameters": pl.unet.parameter_count().map(|c| c as u64), "steps": pl.steps,
             "batch": pl.batch, "lr": pl.lr, "points_per_set": pl.points, "step_k": pl.step_k,
-            "K": "4d, central differences", "rule": pl.rule, "seed": scale.seed, "backend": backend::name(),
+            "K": "4d, central differences", "rule": pl.rule, "seed": st.seed, "backend": backend::name(),
         }),
     )?;
     let pb = crate::out::bar(pl.sizes.len() as u64, "image dimension: U-Nets");
     // burn's CPU backend runs these convolutions on one core: two nets train side by side,
     // largest sizes first so that the longest spectra do not start last.
     let sizes: Vec<usize> = pl.sizes.iter().rev().copied().collect();
-    let mut res = super::common::on_two_workers(sizes, |n| one_size(&pl, &split, n, scale.seed), || pb.inc(1))?;
+    let mut res = super::common::on_two_workers(sizes, |n| one_size(&pl, &split, n, st.seed), || pb.inc(1))?;
     pb.finish_and_clear();
     res.sort_by_key(|r| r.n);
     report(&out, &pl, &res)

@@ -37,6 +37,8 @@ pub enum FigureSpec {
     VonMises(von_mises::Settings),
     /// Seed 004's detection on the 8×8 digits.
     DetectionDigits(detection_digits::Settings),
+    /// Seed 000 Fig. 2 / seed 001 Fig. 6-7.
+    ImageDimension(image_dimension::Settings),
 }
 
 impl FigureSpec {
@@ -63,6 +65,7 @@ impl FigureSpec {
             Self::GreenGap(s) => s.check(),
             Self::VonMises(s) => s.check(),
             Self::DetectionDigits(s) => s.check(),
+            Self::ImageDimension(s) => s.check(),
         }
     }
 
@@ -77,7 +80,16 @@ impl FigureSpec {
             Self::GreenGap(s) => &s.name,
             Self::VonMises(s) => &s.name,
             Self::DetectionDigits(s) => &s.name,
+            Self::ImageDimension(s) => &s.name,
         }
+    }
+
+    /// The image figure's data replaced (`reproduce --image-data`); other figures unchanged.
+    pub fn with_image_data(mut self, data: &str) -> Self {
+        if let Self::ImageDimension(s) = &mut self {
+            s.data = data.to_string();
+        }
+        self
     }
 
     /// The same settings with another base seed.
@@ -91,6 +103,7 @@ impl FigureSpec {
             Self::GreenGap(s) => s.seed = seed,
             Self::VonMises(s) => s.seed = seed,
             Self::DetectionDigits(s) => s.seed = seed,
+            Self::ImageDimension(s) => s.seed = seed,
         }
         self
     }
@@ -107,6 +120,7 @@ impl FigureSpec {
             Self::GreenGap(s) => green_gap::run(s, root)?,
             Self::VonMises(s) => von_mises::run(s, root)?,
             Self::DetectionDigits(s) => detection_digits::run(s, root)?,
+            Self::ImageDimension(s) => image_dimension::run(s, root)?,
         };
         crate::out::FigureDir::new(root, self.name())?.write_text("settings.toml", &toml::to_string(self)?)?;
         Ok(summary)
