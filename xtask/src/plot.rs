@@ -56,6 +56,15 @@ pub struct VLine {
     pub label: String,
 }
 
+/// Where a panel's legend goes (lower left unless a figure says otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LegendAt {
+    #[default]
+    LowerLeft,
+    LowerRight,
+    MiddleRight,
+}
+
 /// One panel. With `log_x`/`log_y` the values are plotted as log10 (ticks show the value).
 #[derive(Clone, Debug, Default)]
 pub struct Panel {
@@ -66,6 +75,7 @@ pub struct Panel {
     pub log_y: bool,
     pub series: Vec<Series>,
     pub vlines: Vec<VLine>,
+    pub legend: LegendAt,
 }
 
 /// Viridis-like colour map, `u` in [0, 1] (dark to light).
@@ -202,7 +212,11 @@ where
     if p.series.iter().any(|s| s.label.is_some()) || !p.vlines.is_empty() {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(match p.legend {
+                LegendAt::LowerLeft => SeriesLabelPosition::LowerLeft,
+                LegendAt::LowerRight => SeriesLabelPosition::LowerRight,
+                LegendAt::MiddleRight => SeriesLabelPosition::MiddleRight,
+            })
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .label_font(("sans-serif", 12))

@@ -12,7 +12,7 @@
 
 use crate::backend::{self, Inner, Train};
 use crate::out::FigureDir;
-use crate::plot::{palette, save_panels, viridis, Panel, Series};
+use crate::plot::{palette, save_panels, viridis, LegendAt, Panel, Series};
 use anyhow::{bail, Context, Result};
 use faer::Mat;
 use geomem_data::{read_cifar10, read_mnist, ImageSet, NestedSplit, Split};
@@ -287,8 +287,12 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
                 "| {} | {points} | {pert} | {mean:.1} ± {std:.1} | {spikes} | {paper:.1} | {stiff:.3} |",
                 r.n
             )?;
-            curves.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, mean, std));
-            stiffness.entry(format!("{points}, {pert}")).or_default().push((r.n as f64, stiff));
+            // Short legend labels: the full names are in the CSV and the summary.
+            let key = format!("{points}, {pert}")
+                .replace("empirical score", "emp.")
+                .replace("per-channel orthogonal", "authors'");
+            curves.entry(key.clone()).or_default().push((r.n as f64, mean, std));
+            stiffness.entry(key).or_default().push((r.n as f64, stiff));
             for i in 0..d {
                 let v = spectra.iter().map(|s| s[i] / s[0]).sum::<f64>() / spectra.len() as f64;
                 sp.write_record([r.n.to_string(), points.to_string(), pert.to_string(), i.to_string(), v.to_string()])?;
@@ -303,6 +307,8 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         x_label: "N (training images)".into(),
         y_label: "dimension".into(),
         log_x: true,
+        // Lower left holds the held-out curves of the smallest sets (dimension ≈ 2).
+        legend: LegendAt::LowerRight,
         ..Default::default()
     };
     for (i, (name, pts)) in curves.iter().enumerate() {
@@ -317,6 +323,7 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         y_label: "s_median · t".into(),
         log_x: true,
         log_y: true,
+        legend: LegendAt::MiddleRight,
         ..Default::default()
     };
     for (i, (name, pts)) in stiffness.into_iter().enumerate() {
