@@ -99,12 +99,15 @@ fn run_sweep(
     sweep::report::aggregate(spec, &dir, &header)
 }
 
-/// Whether a TOML file is a figure's settings (it has a top-level `figure` key) rather than
-/// a trained-network sweep.
-fn is_figure_file(path: &std::path::Path) -> Result<bool> {
+/// A figure's settings when the TOML file has a top-level `figure` key; `None` for a
+/// trained-network sweep (read by `sweep::Spec::read`).
+fn figure_file(path: &std::path::Path) -> Result<Option<FigureSpec>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let value: toml::Value = toml::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
-    Ok(value.get("figure").is_some())
+    if value.get("figure").is_none() {
+        return Ok(None);
+    }
+    FigureSpec::parse(&text, &path.display().to_string()).map(Some)
 }
 
 /// The figures `reproduce` knows (numbers of seed 001).
@@ -223,10 +226,10 @@ fn main() -> Result<()> {
         Cmd::Train(a) => train_cmd::run(&a)?,
         Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::Run(a) => {
-            if is_figure_file(&a.spec)? {
+            if let Some(figure) = figure_file(&a.spec)? {
                 anyhow::ensure!(a.shard.is_none(), "--shard applies to trained-network sweeps, not to figures");
                 std::fs::create_dir_all(&a.out)?;
-                print!("{}", FigureSpec::read(&a.spec)?.run(&a.out)?);
+                print!("{}", figure.run(&a.out)?);
             } else {
                 let spec = sweep::Spec::read(&a.spec)?;
                 print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);

@@ -621,7 +621,6 @@ impl Settings {
         let ok = self.points_per_kind >= 1 && self.theory_points >= 1 && self.theory_base_times >= 2;
         anyhow::ensure!(ok, "{}: points_per_kind, theory_points >= 1, theory_base_times >= 2", self.name);
         anyhow::ensure!(self.theory_n.is_finite() && self.theory_n > 1.0, "{}: theory_n > 1", self.name);
-        anyhow::ensure!(self.sizes.len() <= 64, "{}: at most 64 sizes", self.name);
         Ok(())
     }
 }

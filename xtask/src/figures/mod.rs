@@ -49,12 +49,6 @@ impl FigureSpec {
         Ok(spec)
     }
 
-    /// Reads and checks a figure's TOML file.
-    pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
     fn check(&self) -> Result<()> {
         match self {
             Self::ScoreField(s) => s.check(),
