@@ -3,7 +3,8 @@
 //! d = 30, batch 128, 200 warm-up steps then 3000 timed steps; score evaluation of batches of
 //! 1024 points.
 //!
-//! Usage: `cargo run --release -p geomem-benches --bin train_speed`
+//! Usage: `cargo run --release -p geomem-benches --bin train_speed [BATCH_SPLIT]` (the
+//! batch split of `TrainConfig`, 1 when absent).
 
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
@@ -22,14 +23,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let data = lm.sample(1000, 0);
     let device = Default::default();
-    let warm = TrainConfig::new(ResidualMlpConfig::new(d)).with_steps(200).with_checkpoint_every(0).with_log_every(200);
+    let split: usize = std::env::args().nth(1).map_or(Ok(1), |a| a.parse())?;
+    let warm = TrainConfig::new(ResidualMlpConfig::new(d))
+        .with_steps(200)
+        .with_checkpoint_every(0)
+        .with_log_every(200)
+        .with_batch_split(split);
     train::<Autodiff<Flex>>(data.as_ref(), &warm, None, &device, &mut |_| ControlFlow::Continue(()))?;
     let n = 3000;
     let cfg = warm.clone().with_steps(n).with_log_every(n);
     let start = Instant::now();
     let state = train::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
     let dt = start.elapsed().as_secs_f64();
-    println!("geomem-nets (burn 0.21 Flex): training {:.0} steps/s (batch 128, d {d})", n as f64 / dt);
+    println!(
+        "geomem-nets (burn 0.21 Flex): training {:.0} steps/s (batch 128 in {split} part(s), d {d})",
+        n as f64 / dt
+    );
     let field = TrainedScore::<Autodiff<Flex>>::new(state.ema, device);
     let x = Mat::from_fn(1024, d, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
     for _ in 0..20 {

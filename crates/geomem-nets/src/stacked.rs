@@ -180,6 +180,7 @@ pub fn check_stack(cfgs: &[TrainConfig]) -> Result<()> {
     param("stacked runs", cfgs.len(), !cfgs.is_empty(), "at least one run")?;
     for c in cfgs {
         c.check()?;
+        param("batch_split", c.batch_split, c.batch_split == 1, "must be 1 in a stacked run")?;
         let same = c.clone().with_seed(cfgs[0].seed);
         let ok = same.same_run(&cfgs[0]) && c.steps == cfgs[0].steps;
         param("stacked runs", c.seed, ok, "must share every setting but the seed")?;
@@ -286,7 +287,14 @@ fn load_stacked<B: AutodiffBackend>(
     let bytes = std::fs::read(path).map_err(io(path))?;
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let (step, config, parts) = checkpoint::sections(path, &bytes)?;
-    let stored: Vec<TrainConfig> = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+    let serde_json::Value::Array(list) = config else {
+        return Err(bad("config: not a list of run settings".into()));
+    };
+    let stored: Vec<TrainConfig> = list
+        .into_iter()
+        .map(TrainConfig::from_json)
+        .collect::<serde_json::Result<_>>()
+        .map_err(|e| bad(format!("config: {e}")))?;
     let same = stored.len() == cfgs.len() && stored.iter().zip(cfgs).all(|(a, b)| a.same_run(b));
     if !same {
         return Err(bad("the checkpoint belongs to a stacked run with other settings".into()));

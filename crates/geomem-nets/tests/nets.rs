@@ -279,3 +279,63 @@ fn samplers_reproduce_a_gaussian() {
     }
     assert!(sample(&g, 1, &SamplingParams::default().steps(0)).is_err());
 }
+
+/// A split batch gives the same weights bit for bit on 1 and on 4 threads, resumes after an
+/// interruption to the weights of a run that never stopped, and refuses to resume a run
+/// made with another split.
+#[test]
+fn split_batches_are_deterministic_and_resumable() {
+    let data = gaussian_data(&[1.0, 0.3, 0.0], 300, 8);
+    let c = cfg(3, 30).with_batch_size(50).with_batch_split(3).with_checkpoint_every(10);
+    let run_on = |threads: usize, dir: Option<&std::path::Path>, stop: u64| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            train::<B>(data.as_ref(), &c, dir, &dev(), &mut |r| {
+                if r.step >= stop {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap()
+        })
+    };
+    let one = run_on(1, None, u64::MAX);
+    let four = run_on(4, None, u64::MAX);
+    assert_eq!(one.step, 30);
+    assert_eq!(max_diff(&one.model, &four.model), 0.0, "weights depend on the thread count");
+    assert_eq!(max_diff(&one.ema, &four.ema), 0.0);
+    // The split changes the rounding, not the run: another run, but close to the plain one.
+    let plain =
+        train::<B>(data.as_ref(), &c.clone().with_batch_split(1), None, &dev(), &mut |_| ControlFlow::Continue(()))
+            .unwrap();
+    assert!(max_diff(&one.model, &plain.model) > 0.0);
+    let dir = tmpdir("split-resume");
+    assert_eq!(run_on(2, Some(&dir), 20).step, 20);
+    let resumed = run_on(2, Some(&dir), u64::MAX);
+    assert_eq!(resumed.step, 30);
+    assert_eq!(max_diff(&resumed.model, &one.model), 0.0, "resumed split run differs");
+    assert_eq!(max_diff(&resumed.ema, &one.ema), 0.0);
+    let other = c.clone().with_batch_split(2).with_steps(40);
+    assert!(matches!(
+        train::<B>(data.as_ref(), &other, Some(&dir), &dev(), &mut |_| ControlFlow::Continue(())),
+        Err(NetsError::CorruptCheckpoint { .. })
+    ));
+}
+
+#[test]
+fn batch_split_is_checked_and_defaults_to_one() {
+    let data = gaussian_data(&[1.0, 0.3], 10, 6);
+    let run = |c: &TrainConfig| train::<B>(data.as_ref(), c, None, &dev(), &mut |_| ControlFlow::Continue(()));
+    let c = cfg(2, 1).with_batch_size(8);
+    assert!(matches!(run(&c.clone().with_batch_split(0)), Err(NetsError::InvalidParameter { .. })));
+    assert!(matches!(run(&c.clone().with_batch_split(9)), Err(NetsError::InvalidParameter { .. })));
+    assert!(run(&c.clone().with_batch_split(8)).is_ok());
+    // A config.json written before the setting existed reads as the plain step.
+    let mut json: serde_json::Value = serde_json::to_value(c.clone().with_batch_split(4)).unwrap();
+    json.as_object_mut().unwrap().remove("batch_split");
+    let path = tmpdir("old-config").join("config.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, json.to_string()).unwrap();
+    assert_eq!(TrainConfig::read(&path).unwrap().batch_split, 1);
+}

@@ -114,6 +114,9 @@ fn unstackable_runs_are_refused() {
     let err = StackedTrainState::<B>::new(&[cfg(1, 10), cfg(2, 20)], &dev);
     assert!(matches!(err, Err(NetsError::InvalidParameter { .. })));
     assert!(matches!(StackedTrainState::<B>::new(&[], &dev), Err(NetsError::InvalidParameter { .. })));
+    // A split batch is another run than the solo one the stack reproduces.
+    let split = [cfg(1, 10).with_batch_split(2), cfg(2, 10).with_batch_split(2)];
+    assert!(matches!(StackedTrainState::<B>::new(&split, &dev), Err(NetsError::InvalidParameter { .. })));
     let s = StackedTrainState::<B>::new(&[cfg(1, 10), cfg(2, 10)], &dev).unwrap();
     assert!(matches!(s.model.net(2), Err(NetsError::InvalidParameter { .. })));
     let sets = [data(4, 5, 5)];
