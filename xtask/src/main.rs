@@ -214,8 +214,8 @@ fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<Stri
     let mut spec = shipped_spec(f, scale.full)?;
     spec.base_seed = scale.seed;
     let report = run_sweep(&spec, out, None, None)?;
-    if f == Figure::GreenNets {
-        return Ok(report + "\n" + &figures::green_nets::run(&spec, scale, out)?);
+    if spec.green_times.is_some() {
+        return Ok(report + "\n" + &figures::green_nets::run(&spec, out)?);
     }
     Ok(report)
 }
@@ -233,6 +233,10 @@ fn main() -> Result<()> {
             } else {
                 let spec = sweep::Spec::read(&a.spec)?;
                 print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
+                // A sharded job trains its share only; the analysis of the final nets needs them all.
+                if spec.green_times.is_some() && a.shard.is_none() {
+                    print!("\n{}", figures::green_nets::run(&spec, &a.out)?);
+                }
             }
         }
         Cmd::Aggregate { spec, out } => {

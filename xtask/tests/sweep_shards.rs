@@ -159,3 +159,36 @@ fn sphere_variant_records_signed_spectra() {
     assert!(refused(&spec, &root, "marks"), "mark 6 of d = 6 accepted");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A user's sweep with `green_times` gets the green-gap analysis of its final nets at those
+/// times (plus t = 0.02 and 0.05), as `reproduce green-nets` does for the shipped one; a
+/// sharded run leaves it out (it needs every net); a bad grid is refused.
+#[test]
+fn green_times_run_the_green_gap_analysis() {
+    let root = tmp("green");
+    let spec = root.join("tiny.toml");
+    let text = SPEC
+        .replace("seeds = 2", "seeds = 1")
+        .replace("d = 6", "d = 30")
+        .replace("heldout = 3", "heldout = 6\ngreen_times = { from = 1e-2, to = 0.1, points = 3 }")
+        .replace("blocks = [[1, 1.0], [2, 0.3]]", "blocks = [[2, 1.0], [5, 0.3]]\nmarks = [23, 24, 25, 28, 29]")
+        + "\n[[variants]]\nlabel = \"control\"\nd = 30\nblocks = [[2, 0.5], [5, 0.5]]\nmarks = [23, 24, 25, 28, 29]\n";
+    std::fs::write(&spec, &text).unwrap();
+    let s = spec.to_str().unwrap();
+    let sharded = root.join("sharded");
+    xtask(&["run", s, "--shard", "0/1", "--workers", "1"], &sharded);
+    assert!(!sharded.join("tiny/green").exists(), "a sharded run measured the nets");
+    xtask(&["run", s, "--workers", "1"], &root);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("tiny/green/config.json")).unwrap()).unwrap();
+    let times: Vec<f64> = cfg["times"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+    let want = [0.01, 0.02, 10f64.powf(-1.5), 0.05, 0.1];
+    assert_eq!(times.len(), want.len(), "{times:?}");
+    for (t, w) in times.iter().zip(want) {
+        assert!((t / w - 1.0).abs() < 1e-12, "{times:?}");
+    }
+    assert!(root.join("tiny/green/table.md").exists());
+    std::fs::write(&spec, text.replace("points = 3", "points = 0")).unwrap();
+    assert!(refused(&spec, &root, "green_times"), "an empty time grid accepted");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -1,11 +1,12 @@
 //! Time of one image spectrum as the image figure computes it: a U-Net of the given config
 //! as a score field through the VP adapter at step `k = 0`, the central-difference Normal
 //! Bundle matrix with `K = 4d` of the authors' per-channel orthogonal perturbations (`2K`
-//! forward images, evaluated in batches of 512), and its singular values. The weights are
+//! forward images, evaluated in batches of BATCH = 512, PARALLEL = 1 batches at a time),
+//! and its singular values. The weights are
 //! the seeded initialisation (its output layer is zero, so every score is 0; the time does
 //! not depend on the weights).
 //!
-//! Usage: `cargo run --release -p geomem-benches --bin image_spectrum_speed -- CONFIG.json [REPEATS]`
+//! Usage: `cargo run --release -p geomem-benches --bin image_spectrum_speed -- CONFIG.json [REPEATS] [PARALLEL] [BATCH]`
 
 use burn::backend::Flex;
 use burn::config::Config;
@@ -18,16 +19,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).map_or("experiments/unet/digits.json", String::as_str);
     let repeats: usize = args.get(2).map_or(Ok(1), |s| s.parse())?;
+    let parallel: usize = args.get(3).map_or(Ok(1), |s| s.parse())?;
+    let batch: usize = args.get(4).map_or(Ok(512), |s| s.parse())?;
     let cfg = UNetConfig::load(path)?;
     let (c, h) = (cfg.channels, cfg.image_size);
     let d = c * h * h;
     let device = Default::default();
     let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000)?;
     let t = sched.ve_time(0)?;
-    let net = VpScore::discrete(UNetEps::<Flex>::new(cfg.init_seeded::<Flex>(&device, 0)?, device, 512), sched);
+    let net = UNetEps::<Flex>::new(cfg.init_seeded::<Flex>(&device, 0)?, device, batch).with_parallel_batches(parallel);
+    let net = VpScore::discrete(net, sched);
     let x: Vec<f64> = (0..d).map(|i| (0.37 * i as f64).sin() * 0.9).collect();
     let p = NormalBundleParams::default().perturbation(Perturbation::PerChannelOrthogonal { channels: c, size: h });
-    println!("{path}: d = {d}, K = {}, {} forward images per spectrum", 4 * d, 8 * d);
+    println!(
+        "{path}: d = {d}, K = {}, {} forward images per spectrum, batches of {batch}, {parallel} at a time",
+        4 * d,
+        8 * d
+    );
     for r in 0..repeats {
         let start = Instant::now();
         let s = normal_bundle_spectrum(&net, &x, t, &p.seed(r as u64))?;

@@ -152,7 +152,7 @@ pub fn decode<B: AutodiffBackend>(
 ) -> Result<TrainState<B>> {
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let (step, config, [m, e, o]) = sections(path, bytes)?;
-    let stored = TrainConfig::from_json(config).map_err(|e| bad(format!("config: {e}")))?;
+    let stored: TrainConfig = crate::train::config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
     if !stored.same_run(cfg) {
         return Err(bad("the checkpoint belongs to a run with other settings".into()));
     }
@@ -244,7 +244,7 @@ pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) 
     let bytes = std::fs::read(path).map_err(io(path))?;
     let (_, config, [_, e, _]) = sections(path, &bytes)?;
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
-    let stored = TrainConfig::from_json(config).map_err(|e| bad(format!("config: {e}")))?;
+    let stored: TrainConfig = crate::train::config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
     if stored.model != cfg.model {
         return Err(bad("the checkpoint holds another network".into()));
     }

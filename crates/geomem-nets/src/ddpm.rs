@@ -17,7 +17,10 @@
 
 use crate::checkpoint;
 use crate::error::{param, NetsError};
-use crate::train::{mix, open_run, run_loop, weights_finite, Cadence, EmaMapper, Flatten, HostData, LogRow, Trainer};
+use crate::train::{
+    config_from_json, mix, open_run, run_loop, split_grads, weights_finite, Cadence, EmaMapper, Flatten, HostData,
+    LogRow, Trainer,
+};
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
@@ -56,6 +59,13 @@ pub struct DdpmTrainConfig {
     /// Number of diffusion steps `T`.
     #[config(default = 1000)]
     pub timesteps: usize,
+    /// Parts each batch is split into, their gradients computed in parallel and summed in
+    /// order before clipping (as [`crate::TrainConfig::batch_split`]: 1 is the plain step,
+    /// k > 1 the same step up to rounding, the same numbers on any number of threads; a run
+    /// resumes only with its own k). Needs `dropout = 0`: dropout masks come from the
+    /// backend's one generator, whose draws would depend on the order the parts run in.
+    #[config(default = 1)]
+    pub batch_split: usize,
     /// Global gradient-norm bound (0: no clipping).
     #[config(default = 1.0)]
     pub clip_grad: f64,
@@ -82,6 +92,12 @@ impl DdpmTrainConfig {
         self.model.check()?;
         param("steps", self.steps, self.steps >= 1, "must be >= 1")?;
         param("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")?;
+        param(
+            "batch_split",
+            self.batch_split,
+            (1..=self.batch_size).contains(&self.batch_split) && (self.batch_split == 1 || self.model.dropout == 0.0),
+            "must lie in [1, batch_size], and be 1 when dropout > 0",
+        )?;
         param("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "must be finite and > 0")?;
         param(
             "clip_grad",
@@ -112,8 +128,8 @@ impl DdpmTrainConfig {
     /// [`NetsError::Io`], [`NetsError::Config`], [`NetsError::InvalidParameter`].
     pub fn read(path: &Path) -> crate::error::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
-        let cfg: Self = serde_json::from_str(&text)
-            .map_err(|e| NetsError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        let bad = |e: serde_json::Error| NetsError::Config { path: path.to_path_buf(), reason: e.to_string() };
+        let cfg: Self = config_from_json(serde_json::from_str(&text).map_err(bad)?).map_err(bad)?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -122,6 +138,7 @@ impl DdpmTrainConfig {
         (
             &self.model,
             self.batch_size,
+            self.batch_split,
             self.lr,
             self.beta_min,
             self.beta_max,
@@ -129,7 +146,18 @@ impl DdpmTrainConfig {
             self.clip_grad,
             self.ema_decay,
             self.seed,
-        ) == (&o.model, o.batch_size, o.lr, o.beta_min, o.beta_max, o.timesteps, o.clip_grad, o.ema_decay, o.seed)
+        ) == (
+            &o.model,
+            o.batch_size,
+            o.batch_split,
+            o.lr,
+            o.beta_min,
+            o.beta_max,
+            o.timesteps,
+            o.clip_grad,
+            o.ema_decay,
+            o.seed,
+        )
     }
 
     fn adam(&self) -> AdamConfig {
@@ -174,6 +202,34 @@ impl Draw {
             }
         }
         Self { xk, steps, eps }
+    }
+}
+
+impl Draw {
+    /// The ε-MSE of the draws `rows` and its gradients: the mean over those rows
+    /// (`total = None`), or their sum of squares over `total` entries (a part of a split
+    /// batch, so that the parts add up to the whole batch).
+    fn loss<B: AutodiffBackend>(
+        &self,
+        model: &UNet<B>,
+        cfg: &UNetConfig,
+        rows: std::ops::Range<usize>,
+        total: Option<usize>,
+        device: &B::Device,
+    ) -> (Tensor<B::InnerBackend, 1>, B::Gradients) {
+        let (c, h) = (cfg.channels, cfg.image_size);
+        let d = c * h * h;
+        let (m, lo, hi) = (rows.len(), rows.start * d, rows.end * d);
+        let x = Tensor::<B, 4>::from_data(TensorData::new(self.xk[lo..hi].to_vec(), [m, c, h, h]), device);
+        let eps = Tensor::<B, 4>::from_data(TensorData::new(self.eps[lo..hi].to_vec(), [m, c, h, h]), device);
+        let diff = model.forward(x, model.embed_steps(&self.steps[rows], device)) - eps;
+        let sq = diff.clone() * diff;
+        let loss = match total {
+            None => sq.mean(),
+            Some(n) => sq.sum().mul_scalar(1.0 / n as f64),
+        };
+        let grads = loss.backward();
+        (loss.inner(), grads)
     }
 }
 
@@ -234,18 +290,20 @@ impl<B: AutodiffBackend> DdpmState<B> {
         cfg: &DdpmTrainConfig,
         device: &B::Device,
     ) -> Tensor<B::InnerBackend, 1> {
-        let (b, c, h) = (cfg.batch_size, cfg.model.channels, cfg.model.image_size);
-        let d = c * h * h;
-        let Draw { xk, steps, eps } = Draw::new(data, n, d, ab, cfg, self.step);
+        let draw = Draw::new(data, n, cfg.model.channels * cfg.model.image_size.pow(2), ab, cfg, self.step);
         if cfg.model.dropout > 0.0 {
             B::seed(device, mix(cfg.seed ^ 0xD80F_0A7D, self.step));
         }
-        let x = Tensor::<B, 4>::from_data(TensorData::new(xk, [b, c, h, h]), device);
-        let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, [b, c, h, h]), device);
-        let pred = self.model.forward(x, self.model.embed_steps(&steps, device));
-        let diff = pred - eps;
-        let loss = (diff.clone() * diff).mean();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let b = cfg.batch_size;
+        let (mut grads, loss) = if cfg.batch_split <= 1 {
+            let (loss, grads) = draw.loss(&self.model, &cfg.model, 0..b, None, device);
+            (GradientsParams::from_grads(grads, &self.model), loss)
+        } else {
+            let total = draw.eps.len();
+            split_grads(&self.model, b, cfg.batch_split, |copy, rows| {
+                draw.loss(copy, &cfg.model, rows, Some(total), device)
+            })
+        };
         if cfg.clip_grad > 0.0 {
             clip_global(&self.model, &mut grads, cfg.clip_grad);
         }
@@ -255,7 +313,7 @@ impl<B: AutodiffBackend> DdpmState<B> {
         self.model.valid().visit(&mut flat);
         self.ema = self.ema.clone().map(&mut EmaMapper { src: flat.out.into_iter(), decay });
         self.step += 1;
-        loss.inner()
+        loss
     }
 }
 
@@ -278,7 +336,7 @@ pub fn load_ddpm<B: AutodiffBackend>(
     let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let (step, config, parts) = checkpoint::sections(path, &bytes)?;
-    let stored: DdpmTrainConfig = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+    let stored: DdpmTrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
     if !stored.same_run(cfg) {
         return Err(bad("the checkpoint belongs to a run with other settings".into()));
     }
@@ -297,7 +355,7 @@ pub fn load_ddpm_ema<B: Backend>(path: &Path, device: &B::Device) -> crate::erro
     let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
     let (_, config, [_, e, _]) = checkpoint::sections(path, &bytes)?;
-    let cfg: DdpmTrainConfig = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+    let cfg: DdpmTrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
     cfg.check()?;
     let skeleton: UNet<B> = cfg.model.init_seeded(device, 0)?;
     let rec = Recorder::<B>::load(&BinBytesRecorder::<FullPrecisionSettings>::default(), e.to_vec(), device)
@@ -417,6 +475,41 @@ mod tests {
             for (a, b) in raw.iter().zip(&v) {
                 assert!((f64::from(*a) * ratio - f64::from(*b)).abs() < 1e-5 * (1.0 + f64::from(*a).abs()));
             }
+        }
+    }
+
+    /// A batch split into parts (12 rows in 2, 5 and 12 parts) gives the loss and the
+    /// gradients of the whole batch up to f32 rounding, for a U-Net trained a few steps (so
+    /// that every layer has a gradient, not only the zero-initialised output).
+    #[test]
+    fn split_gradients_equal_the_whole_batch() {
+        let dev = Default::default();
+        let model = UNetConfig::new(8, 1).with_base(16).with_mults(vec![1, 2]).with_res_blocks(1).with_groups(8);
+        let cfg = DdpmTrainConfig::new(model).with_batch_size(12).with_lr(1e-2);
+        let data: Vec<f32> = (0..20 * 64).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.8).collect();
+        let sched = cfg.schedule().unwrap();
+        let ab: Vec<f64> = (0..cfg.timesteps).map(|k| sched.alpha_bar(k).unwrap()).collect();
+        let mut state = DdpmState::<B>::new(&cfg, &dev).unwrap();
+        for _ in 0..5 {
+            state.step(&data, 20, &ab, &cfg, &dev);
+        }
+        let draw = Draw::new(&data, 20, 64, &ab, &cfg, 99);
+        let (loss, g) = draw.loss(&state.model, &cfg.model, 0..12, None, &dev);
+        let (norm, whole) = grads_of(&state.model, &GradientsParams::from_grads(g, &state.model));
+        let loss = loss.into_scalar();
+        let scale = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let nonzero = whole.iter().filter(|v| v.abs() > 1e-3 * scale).count();
+        assert!(nonzero > whole.len() / 4, "{nonzero} of {} gradients non-negligible", whole.len());
+        for parts in [2, 5, 12] {
+            let (g, l) = split_grads(&state.model, 12, parts, |copy, rows| {
+                draw.loss(copy, &cfg.model, rows, Some(12 * 64), &dev)
+            });
+            let l = l.into_scalar();
+            assert!((l - loss).abs() <= 1e-6 * loss.abs(), "{parts} parts: loss {l} vs {loss}");
+            let (n2, split) = grads_of(&state.model, &g);
+            assert_eq!(split.len(), whole.len());
+            let err = split.iter().zip(&whole).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err <= 1e-5 * scale, "{parts} parts: gradient error {err} of {scale} (norms {n2}, {norm})");
         }
     }
 }

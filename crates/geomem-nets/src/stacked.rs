@@ -292,7 +292,7 @@ fn load_stacked<B: AutodiffBackend>(
     };
     let stored: Vec<TrainConfig> = list
         .into_iter()
-        .map(TrainConfig::from_json)
+        .map(crate::train::config_from_json)
         .collect::<serde_json::Result<_>>()
         .map_err(|e| bad(format!("config: {e}")))?;
     let same = stored.len() == cfgs.len() && stored.iter().zip(cfgs).all(|(a, b)| a.same_run(b));

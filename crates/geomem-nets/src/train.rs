@@ -111,19 +111,9 @@ impl TrainConfig {
     pub fn read(path: &Path) -> crate::error::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;
         let bad = |e: serde_json::Error| NetsError::Config { path: path.to_path_buf(), reason: e.to_string() };
-        let cfg = Self::from_json(serde_json::from_str(&text).map_err(bad)?).map_err(bad)?;
+        let cfg: Self = config_from_json(serde_json::from_str(&text).map_err(bad)?).map_err(bad)?;
         cfg.check()?;
         Ok(cfg)
-    }
-
-    /// A configuration from its JSON form, settings added since the first release taking
-    /// their defaults when absent (`batch_split` = 1), so that older run directories and
-    /// checkpoints still read.
-    pub(crate) fn from_json(mut value: serde_json::Value) -> serde_json::Result<Self> {
-        if let Some(obj) = value.as_object_mut() {
-            obj.entry("batch_split").or_insert(serde_json::Value::from(1));
-        }
-        serde_json::from_value(value)
     }
 
     /// The settings that must match for a checkpoint to be resumed (all but `steps`,
@@ -150,6 +140,16 @@ pub struct TrainState<B: AutodiffBackend> {
     pub optim: OptimizerAdaptor<Adam, ResidualMlp<B>, B>,
     /// Steps done.
     pub step: u64,
+}
+
+/// A training configuration from its JSON form, `batch_split` (added after the first
+/// release) taking its default 1 when absent, so that older run directories and checkpoints
+/// still read.
+pub(crate) fn config_from_json<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> serde_json::Result<T> {
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("batch_split").or_insert(serde_json::Value::from(1));
+    }
+    serde_json::from_value(value)
 }
 
 /// One row of the metrics CSV.
@@ -300,7 +300,10 @@ impl<B: AutodiffBackend> TrainState<B> {
             let (loss, grads) = batch_loss(&self.model, &draw, 0..cfg.batch_size, None, device);
             (GradientsParams::from_grads(grads, &self.model), loss)
         } else {
-            split_grads(&self.model, &draw, cfg.batch_split, device)
+            let total = cfg.batch_size * data.d;
+            split_grads(&self.model, cfg.batch_size, cfg.batch_split, |copy, rows| {
+                batch_loss(copy, &draw, rows, Some(total), device)
+            })
         };
         self.model = self.optim.step(cfg.lr, self.model.clone(), grads);
         let decay = cfg.ema_decay.min((1.0 + self.step as f64) / (10.0 + self.step as f64));
@@ -337,25 +340,27 @@ fn batch_loss<B: AutodiffBackend>(
     (loss.inner(), grads)
 }
 
-/// The gradients of one batch split into `parts` contiguous parts, each part's on its own
-/// rayon task (a fresh autodiff copy of the weights, so the parts share no graph), summed
-/// in part order: the same numbers whatever the number of threads.
-fn split_grads<B: AutodiffBackend>(
-    model: &ResidualMlp<B>,
-    draw: &Draw,
+/// The gradients of one batch of `b` rows split into `parts` contiguous parts, each part's
+/// loss and gradients from `part` (its loss scaled so that the parts add up to the whole
+/// batch's) on its own rayon task with a fresh autodiff copy of the weights (so the parts
+/// share no graph), summed in part order: the same numbers whatever the number of threads.
+pub(crate) fn split_grads<B, M, F>(
+    model: &M,
+    b: usize,
     parts: usize,
-    device: &B::Device,
-) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
+    part: F,
+) -> (GradientsParams, Tensor<B::InnerBackend, 1>)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: Fn(&M, std::ops::Range<usize>) -> (Tensor<B::InnerBackend, 1>, B::Gradients) + Sync,
+{
     use rayon::prelude::*;
-    let b = draw.sigma.len();
-    let d = draw.xt.len() / b;
-    let jobs: Vec<_> = (0..parts)
-        .map(|p| (ResidualMlp::<B>::from_inner(model.valid()), p * b / parts..(p + 1) * b / parts, device.clone()))
-        .collect();
+    let jobs: Vec<_> = (0..parts).map(|p| (M::from_inner(model.valid()), p * b / parts..(p + 1) * b / parts)).collect();
     let mut done: Vec<(GradientsParams, Tensor<B::InnerBackend, 1>)> = jobs
         .into_par_iter()
-        .map(|(copy, rows, dev)| {
-            let (loss, grads) = batch_loss(&copy, draw, rows, Some(b * d), &dev);
+        .map(|(copy, rows)| {
+            let (loss, grads) = part(&copy, rows);
             (GradientsParams::from_grads(grads, &copy), loss)
         })
         .collect();
@@ -640,7 +645,8 @@ mod tests {
         let whole = collect(&model, &GradientsParams::from_grads(grads, &model));
         let loss = loss.into_scalar();
         for parts in [2, 3, 5, 37] {
-            let (g, l) = split_grads(&model, &draw, parts, &device);
+            let (g, l) =
+                split_grads(&model, 37, parts, |copy, rows| batch_loss(copy, &draw, rows, Some(37 * d), &device));
             let l = l.into_scalar();
             assert!((l - loss).abs() <= 1e-6 * loss.abs(), "{parts} parts: loss {l} vs {loss}");
             let split = collect(&model, &g);

@@ -464,23 +464,45 @@ impl<B: Backend> UNet<B> {
 /// A trained [`UNet`] as a noise predictor of the VP process at discrete steps, hence a
 /// [`geomem_score::ScoreField`] through `VpScore::discrete` (`s(x, t) = -ε̂(x/√(1+t), k)/√t`
 /// with `t = t_k`): the trait every spectral estimator reads. Images are passed as rows of
-/// `c·h·w` pixels (channel-major) and evaluated in batches of `batch` images.
+/// `c·h·w` pixels (channel-major) and evaluated in batches of `batch` images, `parallel`
+/// batches at a time on rayon tasks (1 by default; see [`UNetEps::with_parallel_batches`]).
 #[derive(Debug, Clone)]
 pub struct UNetEps<B: Backend> {
     model: UNet<B>,
     device: B::Device,
     batch: usize,
+    parallel: usize,
 }
 
 impl<B: Backend> UNetEps<B> {
     /// Wraps a network living on `device` (usually the EMA weights), evaluated in batches
-    /// of `batch` images (at least 1).
+    /// of `batch` images (at least 1), one batch at a time.
     pub fn new(model: UNet<B>, device: B::Device, batch: usize) -> Self {
-        Self { model, device, batch: batch.max(1) }
+        Self { model, device, batch: batch.max(1), parallel: 1 }
     }
+
+    /// Evaluates up to `parallel` batches at once, each on its own rayon task (at least 1).
+    /// The batches and hence the numbers are the same for every value; what changes is the
+    /// speed and the memory (`parallel` batches of activations at once). Worth it on a CPU
+    /// backend that runs one batch on one core (burn's Flex does, for convolutions); on a
+    /// GPU one batch usually fills the device.
+    pub fn with_parallel_batches(mut self, parallel: usize) -> Self {
+        self.parallel = parallel.max(1);
+        self
+    }
+
     /// The network.
     pub fn model(&self) -> &UNet<B> {
         &self.model
+    }
+
+    /// `ε̂` of rows `start..start + m` of `x` at step `k` (row-major `f32`).
+    fn eps_rows(&self, x: faer::MatRef<'_, f64>, start: usize, m: usize, k: usize) -> geomem_score::Result<Vec<f32>> {
+        let (c, h, d) = (self.model.channels, self.model.image_size, self.model.dim());
+        let rows: Vec<f32> = (start..start + m).flat_map(|i| (0..d).map(move |j| x[(i, j)] as f32)).collect();
+        let xt = Tensor::<B, 4>::from_data(TensorData::new(rows, [m, c, h, h]), &self.device);
+        let y = self.model.forward(xt, self.model.embed_steps(&vec![k as f32; m], &self.device));
+        y.into_data().to_vec().map_err(|e| geomem_score::ScoreError::Backend(format!("{e:?}")))
     }
 }
 
@@ -497,6 +519,7 @@ impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
         time: geomem_score::VpTime,
         mut out: faer::MatMut<'_, f64>,
     ) -> geomem_score::Result<()> {
+        use rayon::prelude::*;
         let geomem_score::VpTime::Step(k) = time else {
             return Err(geomem_score::ScoreError::InvalidParameter {
                 name: "time",
@@ -504,17 +527,20 @@ impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
                 reason: "a DDPM U-Net is evaluated at its discrete steps",
             });
         };
-        let (c, h, d) = (self.model.channels, self.model.image_size, self.model.dim());
-        for start in (0..x.nrows()).step_by(self.batch) {
-            let m = self.batch.min(x.nrows() - start);
-            let rows: Vec<f32> = (start..start + m).flat_map(|i| (0..d).map(move |j| x[(i, j)] as f32)).collect();
-            let xt = Tensor::<B, 4>::from_data(TensorData::new(rows, [m, c, h, h]), &self.device);
-            let y = self.model.forward(xt, self.model.embed_steps(&vec![k as f32; m], &self.device));
-            let v: Vec<f32> =
-                y.into_data().to_vec().map_err(|e| geomem_score::ScoreError::Backend(format!("{e:?}")))?;
-            for i in 0..m {
-                for j in 0..d {
-                    out[(start + i, j)] = f64::from(v[i * d + j]);
+        let d = self.model.dim();
+        let starts: Vec<usize> = (0..x.nrows()).step_by(self.batch).collect();
+        for group in starts.chunks(self.parallel) {
+            let m = |start: usize| self.batch.min(x.nrows() - start);
+            let done: Vec<Vec<f32>> = if group.len() == 1 {
+                vec![self.eps_rows(x, group[0], m(group[0]), k)?]
+            } else {
+                group.par_iter().map(|&s| self.eps_rows(x, s, m(s), k)).collect::<geomem_score::Result<_>>()?
+            };
+            for (&start, v) in group.iter().zip(&done) {
+                for i in 0..m(start) {
+                    for j in 0..d {
+                        out[(start + i, j)] = f64::from(v[i * d + j]);
+                    }
                 }
             }
         }

@@ -71,7 +71,7 @@ impl Setup {
 
 /// `points` log-spaced values from `from` to `to`; in a figure's TOML
 /// `times = { from = 1e-3, to = 1.0, points = 30 }`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogGrid {
     pub from: f64,

@@ -5,13 +5,12 @@
 //! autodiff Jacobian with signed eigenvalues and block weights, and the authors' procedure),
 //! beside the empirical score of the net's own training set.
 
-use super::common::Scale;
 use super::green_gap::{
     cell, empirical_n_eff, marks, measured_panels, measured_summary, write_measured_files, Cell, Measured, Point,
     PROCEDURES,
 };
 use crate::backend::{self, Inner, Train};
-use crate::out::{bar, logspace, FigureDir};
+use crate::out::{bar, FigureDir};
 use crate::plot::save_panels;
 use crate::sweep::{self, Spec, Variant};
 use anyhow::Result;
@@ -233,11 +232,14 @@ fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
     Ok(s)
 }
 
-/// Runs the analysis on a sweep already trained under `root/<spec.name>`; returns its summary.
-pub fn run(spec: &Spec, scale: Scale, root: &std::path::Path) -> Result<String> {
+/// Runs the analysis on a sweep already trained under `root/<spec.name>`, at the times of
+/// its `green_times`; returns its summary.
+pub fn run(spec: &Spec, root: &std::path::Path) -> Result<String> {
+    let Some(grid) = spec.green_times else {
+        anyhow::bail!("{}: the green-gap analysis needs green_times in the sweep's settings", spec.name)
+    };
     let dir = FigureDir::new(root, &spec.name)?;
-    let times =
-        geomem_rem::refine_around(&logspace(1e-3, 1.0, if scale.full { 49 } else { 25 }), &[0.02, 0.05], 0.01, 1)?;
+    let times = geomem_rem::refine_around(&grid.values(), &[0.02, 0.05], 0.01, 1)?;
     let all = measure_all(spec, &dir, &times)?;
     let green = FigureDir::new(&dir.dir, "green")?;
     green.write_json("config.json", &serde_json::json!({"spec": spec, "times": times, "points_per_kind": POINTS}))?;

@@ -73,6 +73,11 @@ pub struct Spec {
     /// Times `t0` at which FLIPD of every sample is measured (memorization detection).
     #[serde(default = "flipd_times")]
     pub flipd_times: Vec<f64>,
+    /// The green-gap analysis of the final nets (`experiments/green_nets.toml`): its
+    /// log-spaced times, `green_times = { from = 1e-3, to = 1.0, points = 25 }` (to which
+    /// t = 0.02 and 0.05 of the compact table are added). A sweep without it gets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_times: Option<crate::figures::common::LogGrid>,
 }
 
 fn flipd_times() -> Vec<f64> {
@@ -150,6 +155,9 @@ impl Spec {
         }
         if self.sizes.contains(&0) || self.seeds == 0 || self.samples < 2 || self.heldout == 0 {
             bail!("{}: sizes, seeds, samples (>= 2) and heldout must be positive", self.name);
+        }
+        if let Some(g) = &self.green_times {
+            g.check(&format!("{}: green_times", self.name))?;
         }
         for v in &self.variants {
             v.data().with_context(|| format!("variant {}", v.label))?;
