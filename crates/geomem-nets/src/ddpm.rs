@@ -18,8 +18,8 @@
 use crate::checkpoint;
 use crate::error::{param, NetsError};
 use crate::train::{
-    config_from_json, mix, open_run, run_loop, split_grads, weights_finite, Cadence, EmaMapper, Flatten, HostData,
-    LogRow, Trainer,
+    config_from_json, mix, mse_and_grads, open_run, run_loop, split_grads, weights_finite, Cadence, EmaMapper, Flatten,
+    HostData, LogRow, Trainer,
 };
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
@@ -222,14 +222,7 @@ impl Draw {
         let (m, lo, hi) = (rows.len(), rows.start * d, rows.end * d);
         let x = Tensor::<B, 4>::from_data(TensorData::new(self.xk[lo..hi].to_vec(), [m, c, h, h]), device);
         let eps = Tensor::<B, 4>::from_data(TensorData::new(self.eps[lo..hi].to_vec(), [m, c, h, h]), device);
-        let diff = model.forward(x, model.embed_steps(&self.steps[rows], device)) - eps;
-        let sq = diff.clone() * diff;
-        let loss = match total {
-            None => sq.mean(),
-            Some(n) => sq.sum().mul_scalar(1.0 / n as f64),
-        };
-        let grads = loss.backward();
-        (loss.inner(), grads)
+        mse_and_grads(model.forward(x, model.embed_steps(&self.steps[rows], device)), eps, total)
     }
 }
 

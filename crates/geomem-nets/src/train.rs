@@ -330,7 +330,17 @@ fn batch_loss<B: AutodiffBackend>(
     let (cin, emb) = model.conditioning(&draw.sigma[rows], device);
     let xt = Tensor::<B, 2>::from_data(TensorData::new(draw.xt[lo..hi].to_vec(), [b, d]), device);
     let eps = Tensor::<B, 2>::from_data(TensorData::new(draw.eps[lo..hi].to_vec(), [b, d]), device);
-    let diff = model.forward(xt, cin, emb) - eps;
+    mse_and_grads(model.forward(xt, cin, emb), eps, total)
+}
+
+/// `‖pred − eps‖²` as a mean (`total = None`) or as a sum over `total` entries, and its
+/// gradients (one backward pass).
+pub(crate) fn mse_and_grads<B: AutodiffBackend, const D: usize>(
+    pred: Tensor<B, D>,
+    eps: Tensor<B, D>,
+    total: Option<usize>,
+) -> (Tensor<B::InnerBackend, 1>, B::Gradients) {
+    let diff = pred - eps;
     let sq = diff.clone() * diff;
     let loss = match total {
         None => sq.mean(),

@@ -9,6 +9,8 @@ use geomem_nets::{load_ddpm_ema, train_ddpm, DdpmTrainConfig, NetsError, UNetCon
 use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
 use std::ops::ControlFlow;
 
+mod common;
+
 type B = Autodiff<Flex>;
 
 fn tiny() -> DdpmTrainConfig {
@@ -97,16 +99,8 @@ fn split_batches_are_deterministic_and_resumable() {
     let cfg = tiny().with_steps(12).with_checkpoint_every(6).with_batch_split(3);
     let dev = Default::default();
     let run_on = |threads: usize, dir: Option<&std::path::Path>, stop: u64| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            train_ddpm::<B>(images().as_ref(), &cfg, dir, &dev, &mut |r| {
-                if r.step >= stop {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            })
-            .unwrap()
+        common::on_threads(threads, || {
+            train_ddpm::<B>(images().as_ref(), &cfg, dir, &dev, &mut common::stop_at(stop)).unwrap()
         })
     };
     let one = run_on(1, None, u64::MAX);

@@ -8,6 +8,8 @@ use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+mod common;
+
 type B = Autodiff<Flex>;
 
 fn dev() -> burn::backend::flex::FlexDevice {
@@ -288,17 +290,7 @@ fn split_batches_are_deterministic_and_resumable() {
     let data = gaussian_data(&[1.0, 0.3, 0.0], 300, 8);
     let c = cfg(3, 30).with_batch_size(50).with_batch_split(3).with_checkpoint_every(10);
     let run_on = |threads: usize, dir: Option<&std::path::Path>, stop: u64| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            train::<B>(data.as_ref(), &c, dir, &dev(), &mut |r| {
-                if r.step >= stop {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            })
-            .unwrap()
-        })
+        common::on_threads(threads, || train::<B>(data.as_ref(), &c, dir, &dev(), &mut common::stop_at(stop)).unwrap())
     };
     let one = run_on(1, None, u64::MAX);
     let four = run_on(4, None, u64::MAX);
