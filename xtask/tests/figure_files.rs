@@ -54,7 +54,13 @@ fn bad_figure_files_are_clear_errors() {
         (base.replace("times = [0.005, 0.02, 0.08, 0.3]", "times = [0.0]"), "times"),
         (base.replace("\"spectra-size\"", "\"spectra-sideways\""), "spectra-sideways"),
     ];
-    for (i, (text, want)) in cases.iter().enumerate() {
+    let image = std::fs::read_to_string(repo("experiments/figures/image_dimension.toml")).unwrap();
+    let cases = cases.into_iter().chain([
+        (image.replace("batch = 64", "batch = 64\nbatch_split = 0"), "batch_split"),
+        (image.replace("batch = 64", "batch = 64\nbatch_split = 65"), "batch_split"),
+        (image.replace("batch = 64", "batch = 64\nparallel_batches = 0"), "parallel_batches"),
+    ]);
+    for (i, (text, want)) in cases.enumerate() {
         let f = d.join(format!("bad{i}.toml"));
         std::fs::write(&f, text).unwrap();
         let out = xtask(&["run", f.to_str().unwrap(), "--out", d.to_str().unwrap()]);
