@@ -70,3 +70,39 @@ fn bad_figure_files_are_clear_errors() {
         assert!(err.contains(want), "case {i}: {err}");
     }
 }
+
+/// The image figure with `checkpoint_every`: each size trains in its own run directory, a
+/// run stopped at step 20 (here: a first command with `steps = 20`) and continued to 40
+/// gives the spectra and dimensions of a straight 40-step run (not its `final_loss`, the
+/// smoothed loss of the logged rows: the shorter first command logs one more row, at its
+/// end), and a finished run is not trained again and gives the same numbers.
+#[test]
+fn image_figure_resumes_from_its_run_directories() {
+    let d = tmp("image-resume");
+    let base = std::fs::read_to_string(repo("experiments/figures/image_dimension.toml"))
+        .unwrap()
+        .replace("sizes = [2, 16, 128, 1700]", "sizes = [2, 16]")
+        .replace("points = 6", "points = 2")
+        .replace("steps = 1500", "steps = 40\ncheckpoint_every = 20");
+    let run = |text: &str, out: &Path| {
+        let f = out.join("settings_in.toml");
+        std::fs::create_dir_all(out).unwrap();
+        std::fs::write(&f, text).unwrap();
+        let o = xtask(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out.join("image_dimension/dimension.csv")).unwrap()
+    };
+    let straight = run(&base, &d.join("straight"));
+    let resumed_dir = d.join("resumed");
+    run(&base.replace("steps = 40", "steps = 20"), &resumed_dir);
+    let ck = resumed_dir.join("image_dimension/runs/N16_s0/checkpoint.bin");
+    assert!(ck.exists(), "no run directory");
+    let no_loss = |csv: &str| -> Vec<String> { csv.lines().map(|l| l.rsplit_once(',').unwrap().0.into()).collect() };
+    let resumed = run(&base, &resumed_dir);
+    assert_eq!(no_loss(&resumed), no_loss(&straight), "stopped at 20 and resumed differs from straight");
+    let straight = resumed;
+    let before = std::fs::metadata(resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv")).unwrap().len();
+    assert_eq!(run(&base, &resumed_dir), straight, "a finished run gave other numbers");
+    let after = std::fs::metadata(resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv")).unwrap().len();
+    assert_eq!(before, after, "a finished run logged more steps");
+}

@@ -516,11 +516,14 @@ pub(crate) fn run_loop<T: Trainer>(
     on_log: &mut dyn FnMut(&LogRow) -> ControlFlow<()>,
 ) -> crate::error::Result<()> {
     let start = run.steps_done();
+    // A resumed run continues the smoothed loss of its last kept row, so that its metrics
+    // equal an uninterrupted run's.
+    let loss_ema = run_dir.and_then(|dir| loss_ema_at(&dir.join("metrics.csv"), start));
     let mut metrics = match run_dir {
         Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), start, "step,loss,loss_ema,steps_per_sec")?),
         None => None,
     };
-    let mut log = LogState { loss_ema: None, last: Instant::now(), last_step: start, last_finite: start };
+    let mut log = LogState { loss_ema, last: Instant::now(), last_step: start, last_finite: start };
     let diverged = |step, loss, last_finite| NetsError::NonFiniteLoss { step, loss, last_finite_step: last_finite };
     while run.steps_done() < cadence.steps {
         let loss = run.advance();
@@ -591,6 +594,20 @@ pub(crate) fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
     }
     let bad = Tensor::cat(flat.out, 0).is_finite().bool_not().int().sum().into_scalar();
     bad.elem::<i64>() == 0
+}
+
+/// The `loss_ema` of the last row at or before `step` of a metrics file (`None` without one).
+fn loss_ema_at(path: &Path, step: u64) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let s: u64 = f.next()?.parse().ok()?;
+            let ema: f64 = f.nth(1)?.parse().ok()?;
+            (s <= step).then_some(ema)
+        })
+        .last()
 }
 
 /// Opens `metrics.csv` for appending, dropping rows past `step` (written after the

@@ -136,6 +136,13 @@ fn resume_after_interruption_gives_identical_weights() {
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let steps: Vec<u64> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
     assert_eq!(steps, (1..=8).map(|k| 5 * k).collect::<Vec<_>>(), "no duplicated rows after resume");
+    // The metrics (all but the speed column) equal the uninterrupted run's: the smoothed loss
+    // continues across the interruption.
+    let columns = |p: PathBuf| -> Vec<String> {
+        let t = std::fs::read_to_string(p).unwrap();
+        t.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    };
+    assert_eq!(columns(dir.join("metrics.csv")), columns(straight_dir.join("metrics.csv")));
     assert!(dir.join("config.json").exists());
 }
 

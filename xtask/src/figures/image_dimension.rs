@@ -69,6 +69,12 @@ pub struct Settings {
     /// (`UNetEps::with_parallel_batches`; default 1; the same numbers for every value).
     #[serde(default = "one")]
     pub parallel_batches: usize,
+    /// Steps between checkpoints of each size's net (default 0: train in memory). With
+    /// k > 0 every size trains in its own run directory `<name>/runs/N<n>_s<seed>/`, and
+    /// running the same command again resumes each net from its last checkpoint to the
+    /// weights of an uninterrupted run (the paper's sweeps take days).
+    #[serde(default)]
+    pub checkpoint_every: u64,
 }
 
 fn one() -> usize {
@@ -109,6 +115,7 @@ struct Plan {
     rule: SecondDerivativeRule,
     batch_split: usize,
     parallel_batches: usize,
+    checkpoint_every: u64,
 }
 
 fn unet_config(name: &str) -> Result<UNetConfig> {
@@ -163,6 +170,7 @@ fn plan(st: &Settings) -> Result<Plan> {
         rule: st.rule,
         batch_split: st.batch_split,
         parallel_batches: st.parallel_batches,
+        checkpoint_every: st.checkpoint_every,
     })
 }
 
@@ -185,7 +193,7 @@ fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundlePara
         .collect()
 }
 
-fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeOut> {
+fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64, runs: &std::path::Path) -> Result<SizeOut> {
     let idx = split.train(n)?;
     let train_set = pl.set.rows(idx)?;
     let cfg = DdpmTrainConfig::new(pl.unet.clone())
@@ -194,13 +202,22 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64) -> Result<SizeO
         .with_batch_split(pl.batch_split)
         .with_lr(pl.lr)
         .with_seed(seed + n as u64)
-        .with_checkpoint_every(0)
+        .with_checkpoint_every(pl.checkpoint_every)
         .with_log_every(pl.steps.min(100));
+    let run_dir = (pl.checkpoint_every > 0).then(|| runs.join(format!("N{n}_s{seed}")));
     let mut loss = f64::NAN;
-    let state = train_ddpm::<Train>(train_set.as_ref(), &cfg, None, &backend::device(), &mut |r| {
+    let state = train_ddpm::<Train>(train_set.as_ref(), &cfg, run_dir.as_deref(), &backend::device(), &mut |r| {
         loss = r.loss_ema;
         ControlFlow::Continue(())
+    })
+    .with_context(|| match &run_dir {
+        Some(d) => format!("training N = {n} in {}", d.display()),
+        None => format!("training N = {n}"),
     })?;
+    if loss.is_nan() {
+        // Resumed from the final checkpoint: no step ran, so the last logged loss is the run's.
+        loss = last_logged_loss(run_dir.as_deref())?;
+    }
     let sched = cfg.schedule()?;
     let t = sched.ve_time(pl.step_k)?;
     let eps = UNetEps::<Inner>::new(state.ema, backend::device(), 512).with_parallel_batches(pl.parallel_batches);
@@ -232,7 +249,7 @@ pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
         &serde_json::json!({
             "data": pl.set.source, "images": pl.set.len(), "held_out": pl.held_out, "sizes": pl.sizes,
             "unet": pl.unet, "parameters": pl.unet.parameter_count().map(|c| c as u64), "steps": pl.steps,
-            "batch": pl.batch, "batch_split": pl.batch_split, "parallel_batches": pl.parallel_batches, "lr": pl.lr, "points_per_set": pl.points, "step_k": pl.step_k,
+            "batch": pl.batch, "batch_split": pl.batch_split, "parallel_batches": pl.parallel_batches, "checkpoint_every": pl.checkpoint_every, "lr": pl.lr, "points_per_set": pl.points, "step_k": pl.step_k,
             "K": "4d, central differences", "rule": pl.rule, "seed": st.seed, "backend": backend::name(),
         }),
     )?;
@@ -240,10 +257,19 @@ pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
     // burn's CPU backend runs these convolutions on one core: two nets train side by side,
     // largest sizes first so that the longest spectra do not start last.
     let sizes: Vec<usize> = pl.sizes.iter().rev().copied().collect();
-    let mut res = super::common::on_two_workers(sizes, |n| one_size(&pl, &split, n, st.seed), || pb.inc(1))?;
+    let runs = out.dir.join("runs");
+    let mut res = super::common::on_two_workers(sizes, |n| one_size(&pl, &split, n, st.seed, &runs), || pb.inc(1))?;
     pb.finish_and_clear();
     res.sort_by_key(|r| r.n);
     report(&out, &pl, &res)
+}
+
+/// The smoothed loss of the last row of a run directory's `metrics.csv` (NaN without one).
+fn last_logged_loss(run_dir: Option<&std::path::Path>) -> Result<f64> {
+    let Some(dir) = run_dir else { return Ok(f64::NAN) };
+    let text = std::fs::read_to_string(dir.join("metrics.csv"))?;
+    let last = text.lines().skip(1).last().context("metrics.csv has no rows")?;
+    Ok(last.split(',').nth(2).context("metrics.csv row without loss_ema")?.parse()?)
 }
 
 /// `(mean, std, spikes)` of the notebook form, and the paper form's mean over points.
