@@ -216,3 +216,39 @@ pub fn run_form(form: &Form, control: bool, position: Position, base: usize, ref
     }
     Ok(TheoryRun { form: form.name, control, position, times, spectra, gaps, above_green, point_green, onsets })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each point's recorded green gap is its largest over the times: at the centre (one
+    /// point) it is the largest of the mean gaps, at the time that gives it; over manifold
+    /// points the mean of the per-point maxima bounds the mean gap at every time, and the
+    /// block weights at each point's time lie in [0, 1].
+    #[test]
+    fn point_green_is_each_points_largest_gap() {
+        let form = forms(1000.0).into_iter().find(|f| f.name == "derived_exact_tc").expect("form");
+        let centre = run_form(&form, false, Position::Centre, 15, 1).unwrap();
+        let (k, best) = centre.gaps.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bk, b), (k, g)| {
+            if g[1] > b {
+                (k, g[1])
+            } else {
+                (bk, b)
+            }
+        });
+        assert_eq!(centre.point_green.len(), 1);
+        assert_eq!(centre.point_green[0].gap, best);
+        assert_eq!(centre.point_green[0].t, centre.times[k]);
+        let run = run_form(&form, false, Position::Manifold { count: 4, seed: 2 }, 15, 1).unwrap();
+        let mean_max = run.point_green.iter().map(|p| p.gap).sum::<f64>() / 4.0;
+        for g in &run.gaps {
+            assert!(g[1] <= mean_max + 1e-12, "mean gap {} above the mean of maxima {mean_max}", g[1]);
+        }
+        for p in &run.point_green {
+            assert!(p.gap.is_finite() && run.times.contains(&p.t), "{p:?}");
+            assert!(p.above.iter().all(|w| (0.0..=1.0).contains(w)), "{p:?}");
+        }
+        // The points differ: not every point reaches its largest gap at one time.
+        assert!(run.point_green.iter().any(|p| p.t != run.point_green[0].t || p.gap != run.point_green[0].gap));
+    }
+}
