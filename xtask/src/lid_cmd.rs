@@ -2,15 +2,18 @@
 //!
 //! Reads points from `.npy`/`.csv`, runs the chosen estimators (data-based: MLE, TwoNN among
 //! the points themselves or against `--reference`; model-based: FLIPD and the Normal Bundle
-//! dimension of the EMA net of a `cargo xtask train` run directory), and writes one column per
-//! estimator to `lid.csv` and `lid.npy`, and `summary.json` with the spread of each.
+//! dimension of the EMA net of a run directory: the toy network of `cargo xtask train`, or a
+//! DDPM U-Net of the image figure's `runs/`, evaluated at the step of its schedule nearest to
+//! `--t0`), and writes one column per estimator to `lid.csv` and `lid.npy`, and
+//! `summary.json` with the spread of each.
 
-use crate::backend::{self, Train};
+use crate::backend::{self, Inner, Train};
 use crate::train_cmd::read_data;
 use anyhow::{bail, Context, Result};
 use faer::Mat;
 use geomem_lid::{DataEstimator, DataLid, Flipd, FlipdLid, Mle, NormalBundleLid, PointwiseLid, Summary, TwoNn};
-use geomem_nets::{load_ema, TrainConfig, TrainedScore, CHECKPOINT_FILE};
+use geomem_nets::{load_ddpm_ema, load_ema, TrainConfig, TrainedScore, UNetEps, CHECKPOINT_FILE};
+use geomem_score::{ScoreField, VpScore};
 use geomem_spectral::GapScale;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +39,8 @@ pub struct LidArgs {
     /// without it each point's neighbours are the other points.
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// A `cargo xtask train` run directory: its EMA net gives FLIPD and the NB dimension.
+    /// A run directory (`cargo xtask train`, or a U-Net's of the image figure's `runs/`): its
+    /// EMA net gives FLIPD and the NB dimension.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Estimators (repeat the flag); default: MLE and TwoNN, plus FLIPD with --run-dir.
@@ -48,7 +52,7 @@ pub struct LidArgs {
     /// Neighbourhood size of pointwise TwoNN (scikit-dimension: 100).
     #[arg(long, default_value_t = 100)]
     pub twonn_neighbors: usize,
-    /// VE time of FLIPD and of the NB Jacobian.
+    /// VE time of FLIPD and of the NB Jacobian (a U-Net: the nearest step of its schedule).
     #[arg(long, default_value_t = 0.01)]
     pub t0: f64,
     /// FLIPD's trace is exact (d autodiff rows per point) up to this dimension, Hutchinson's
@@ -63,14 +67,45 @@ pub struct LidArgs {
     pub out: PathBuf,
 }
 
-fn load_net(dir: &Path) -> Result<TrainedScore<Train>> {
+/// The estimator `e` (FLIPD or NB) of `field` at VE time `t`.
+fn model_estimator<F: ScoreField + 'static>(
+    field: F,
+    e: Estimator,
+    t: f64,
+    a: &LidArgs,
+) -> Result<Box<dyn PointwiseLid>> {
+    Ok(if e == Estimator::Flipd {
+        let p = geomem_score::DivergenceParams::default().exact_below(a.exact_below).probes(a.probes);
+        Box::new(FlipdLid { field, flipd: Flipd::new(t)?.divergence(p) })
+    } else {
+        Box::new(NormalBundleLid { field, t, scale: GapScale::Log, skip: 0 })
+    })
+}
+
+/// The estimator `e` of the EMA net of run directory `dir`, and the VE time it uses: `t0`
+/// for the toy network, the grid time nearest to it for a DDPM U-Net (whose score exists at
+/// its schedule's steps only).
+fn run_estimator(dir: &Path, e: Estimator, a: &LidArgs) -> Result<(Box<dyn PointwiseLid>, f64)> {
+    let text = std::fs::read_to_string(dir.join("config.json"))
+        .with_context(|| format!("run directory {}: reading config.json", dir.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}", dir.display()))?;
+    if value["model"].get("image_size").is_some() {
+        let (unet, cfg) = load_ddpm_ema::<Inner>(&dir.join(CHECKPOINT_FILE), &backend::device())
+            .with_context(|| format!("U-Net run directory {}", dir.display()))?;
+        let sched = cfg.schedule()?;
+        let (k, t) = sched.nearest_step(a.t0)?;
+        println!("U-Net run: t0 = {} taken at step k = {k} of its schedule (t = {t:.6e})", a.t0);
+        let field = VpScore::discrete(UNetEps::new(unet, backend::device(), 256), sched);
+        return Ok((model_estimator(field, e, t, a)?, t));
+    }
     let cfg =
         TrainConfig::read(&dir.join("config.json")).with_context(|| format!("run directory {}", dir.display()))?;
     let ema = load_ema(&dir.join(CHECKPOINT_FILE), &cfg, &backend::device())?;
-    Ok(TrainedScore::new(ema, backend::device()))
+    Ok((model_estimator(TrainedScore::<Train>::new(ema, backend::device()), e, a.t0, a)?, a.t0))
 }
 
-fn estimators(a: &LidArgs) -> Result<Vec<Box<dyn PointwiseLid>>> {
+/// The estimators to run, and the VE time of the model-based ones (`None` without them).
+fn estimators(a: &LidArgs) -> Result<(Vec<Box<dyn PointwiseLid>>, Option<f64>)> {
     let mut which = a.estimator.clone();
     if which.is_empty() {
         which = vec![Estimator::Mle, Estimator::Twonn];
@@ -83,30 +118,26 @@ fn estimators(a: &LidArgs) -> Result<Vec<Box<dyn PointwiseLid>>> {
         Some(r) => DataLid::against(e, r.clone()),
         None => DataLid::itself(e),
     };
-    let mut out: Vec<Box<dyn PointwiseLid>> = Vec::new();
+    let (mut out, mut t_model): (Vec<Box<dyn PointwiseLid>>, _) = (Vec::new(), None);
     for e in which {
         out.push(match e {
             Estimator::Mle => Box::new(data_lid(DataEstimator::Mle(Mle::new(a.k, false)?))),
             Estimator::Twonn => Box::new(data_lid(DataEstimator::TwoNn(TwoNn::default(), a.twonn_neighbors))),
             Estimator::Flipd | Estimator::Nb => {
                 let Some(dir) = &a.run_dir else { bail!("--estimator {e:?} needs --run-dir") };
-                let field = load_net(dir)?;
-                if e == Estimator::Flipd {
-                    let p = geomem_score::DivergenceParams::default().exact_below(a.exact_below).probes(a.probes);
-                    Box::new(FlipdLid { field, flipd: Flipd::new(a.t0)?.divergence(p) })
-                } else {
-                    Box::new(NormalBundleLid { field, t: a.t0, scale: GapScale::Log, skip: 0 })
-                }
+                let (est, t) = run_estimator(dir, e, a)?;
+                t_model = Some(t);
+                est
             }
         });
     }
-    Ok(out)
+    Ok((out, t_model))
 }
 
 pub fn run(a: &LidArgs) -> Result<()> {
     let x = read_data(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
     std::fs::create_dir_all(&a.out)?;
-    let est = estimators(a)?;
+    let (est, t_model) = estimators(a)?;
     let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
     let mut summary = serde_json::Map::new();
     for e in &est {
@@ -136,7 +167,7 @@ pub fn run(a: &LidArgs) -> Result<()> {
     geomem_data::write_npy(a.out.join("lid.npy"), m.as_ref())?;
     let meta = serde_json::json!({
         "data": a.data, "reference": a.reference, "run_dir": a.run_dir, "k": a.k,
-        "twonn_neighbors": a.twonn_neighbors, "t0": a.t0, "columns": cols.iter().map(|c| &c.0).collect::<Vec<_>>(),
+        "twonn_neighbors": a.twonn_neighbors, "t0": a.t0, "t_model": t_model, "columns": cols.iter().map(|c| &c.0).collect::<Vec<_>>(),
         "summary": summary,
     });
     std::fs::write(a.out.join("summary.json"), serde_json::to_string_pretty(&meta)?)?;

@@ -229,13 +229,17 @@ mod tests {
     fn point_green_is_each_points_largest_gap() {
         let form = forms(1000.0).into_iter().find(|f| f.name == "derived_exact_tc").expect("form");
         let centre = run_form(&form, false, Position::Centre, 15, 1).unwrap();
-        let (k, best) = centre.gaps.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bk, b), (k, g)| {
-            if g[1] > b {
-                (k, g[1])
-            } else {
-                (bk, b)
-            }
-        });
+        let (k, best) =
+            centre.gaps.iter().enumerate().fold(
+                (0, f64::NEG_INFINITY),
+                |(bk, b), (k, g)| {
+                    if g[1] > b {
+                        (k, g[1])
+                    } else {
+                        (bk, b)
+                    }
+                },
+            );
         assert_eq!(centre.point_green.len(), 1);
         assert_eq!(centre.point_green[0].gap, best);
         assert_eq!(centre.point_green[0].t, centre.times[k]);
