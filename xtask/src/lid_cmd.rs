@@ -104,8 +104,11 @@ fn run_estimator(dir: &Path, e: Estimator, a: &LidArgs) -> Result<(Box<dyn Point
     Ok((model_estimator(TrainedScore::<Train>::new(ema, backend::device()), e, a.t0, a)?, a.t0))
 }
 
-/// The estimators to run, and the VE time of the model-based ones (`None` without them).
-fn estimators(a: &LidArgs) -> Result<(Vec<Box<dyn PointwiseLid>>, Option<f64>)> {
+/// Estimators, and the VE time of the model-based ones (`None` without them).
+type Chosen = (Vec<Box<dyn PointwiseLid>>, Option<f64>);
+
+/// The estimators to run.
+fn estimators(a: &LidArgs) -> Result<Chosen> {
     let mut which = a.estimator.clone();
     if which.is_empty() {
         which = vec![Estimator::Mle, Estimator::Twonn];
