@@ -94,6 +94,15 @@ fn shards_in_any_order_equal_one_run() {
             .collect()
     };
     assert_eq!(strip(&one), strip(&split));
+    // A split batch is another run: its own numbers, the same in one run and in shards.
+    let spec2 = root.join("tiny2.toml");
+    std::fs::write(&spec2, SPEC.replace("lr = 3e-3", "lr = 3e-3\nbatch_split = 2")).unwrap();
+    let (two, two_split) = (root.join("two"), root.join("two-split"));
+    xtask(&["run", spec2.to_str().unwrap(), "--workers", "2"], &two);
+    xtask(&["run", spec2.to_str().unwrap(), "--shard", "1/2", "--workers", "1"], &two_split);
+    xtask(&["run", spec2.to_str().unwrap(), "--shard", "0/2", "--workers", "1"], &two_split);
+    assert_eq!(results(&two), results(&two_split));
+    assert_ne!(results(&two), a, "batch_split = 2 gave the numbers of the plain step");
     // A finished job is skipped: running again leaves its result untouched.
     let r = split.join("tiny/jobs/1_2_N3_s0/result.json");
     let before = std::fs::metadata(&r).unwrap().modified().unwrap();
@@ -114,6 +123,8 @@ fn bad_specs_and_shards_fail_cleanly() {
     // A misspelt key is an error, not a silently ignored setting.
     std::fs::write(&spec, SPEC.replace("snapshots = [20, 40]", "snapshots = [20, 40]\nflipd_time = [0.01]")).unwrap();
     assert!(refused(&spec, &root, "flipd_time"), "unknown key accepted");
+    std::fs::write(&spec, SPEC.replace("lr = 3e-3", "lr = 3e-3\nbatch_split = 0")).unwrap();
+    assert!(refused(&spec, &root, "batch_split"), "batch_split = 0 accepted");
     std::fs::write(&spec, SPEC).unwrap();
     for shard in ["2/2", "x", "auto"] {
         let o = Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -58,6 +58,11 @@ pub struct Spec {
     pub lr: f64,
     #[serde(default = "ema")]
     pub ema_decay: f64,
+    /// Parts of each training batch computed in parallel (`TrainConfig::batch_split`;
+    /// default 1). With more cores than jobs, k > 1 puts the spare cores to work; each k is
+    /// its own run (other numbers), the same on any machine.
+    #[serde(default = "one_part")]
+    pub batch_split: usize,
     /// Times `t` of the Jacobian spectra.
     pub times: Vec<f64>,
     /// Reverse-SDE samples per net for the memorization check.
@@ -85,6 +90,9 @@ fn flipd_times() -> Vec<f64> {
 }
 
 fn one() -> u64 {
+    1
+}
+fn one_part() -> usize {
     1
 }
 fn lr() -> f64 {
@@ -153,6 +161,10 @@ impl Spec {
         if self.snapshots.windows(2).any(|w| w[0] >= w[1]) || self.snapshots[0] == 0 {
             bail!("{}: snapshots must increase from >= 1", self.name);
         }
+        let batch = TrainConfig::new(ResidualMlpConfig::new(1)).batch_size;
+        if !(1..=batch).contains(&self.batch_split) {
+            bail!("{}: batch_split must lie in 1..={batch} (the batch size)", self.name);
+        }
         if self.sizes.contains(&0) || self.seeds == 0 || self.samples < 2 || self.heldout == 0 {
             bail!("{}: sizes, seeds, samples (>= 2) and heldout must be positive", self.name);
         }
@@ -194,6 +206,7 @@ impl Spec {
         TrainConfig::new(ResidualMlpConfig::new(v.d))
             .with_lr(self.lr)
             .with_ema_decay(self.ema_decay)
+            .with_batch_split(self.batch_split)
             .with_seed(self.base_seed + 1000 * j.seed + j.n as u64)
             .with_checkpoint_every(5000)
             .with_log_every(500)
