@@ -18,8 +18,8 @@
 use crate::checkpoint;
 use crate::error::{param, NetsError};
 use crate::train::{
-    config_from_json, mix, mse_and_grads, open_run, run_loop, split_grads, weights_finite, Cadence, EmaMapper, Flatten,
-    HostData, LogRow, Trainer,
+    check_loop, config_from_json, mix, mse_and_grads, open_run, run_loop, split_grads, weights_finite, Cadence,
+    EmaMapper, Flatten, HostData, LogRow, Trainer,
 };
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
@@ -90,23 +90,19 @@ impl DdpmTrainConfig {
     /// [`NetsError::InvalidParameter`].
     pub fn check(&self) -> crate::error::Result<()> {
         self.model.check()?;
-        param("steps", self.steps, self.steps >= 1, "must be >= 1")?;
-        param("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")?;
+        check_loop(self.steps, self.batch_size, self.batch_split, self.lr, self.ema_decay, self.log_every)?;
         param(
             "batch_split",
             self.batch_split,
-            (1..=self.batch_size).contains(&self.batch_split) && (self.batch_split == 1 || self.model.dropout == 0.0),
-            "must lie in [1, batch_size], and be 1 when dropout > 0",
+            self.batch_split == 1 || self.model.dropout == 0.0,
+            "must be 1 when dropout > 0 (dropout masks come from the backend's one generator)",
         )?;
-        param("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "must be finite and > 0")?;
         param(
             "clip_grad",
             self.clip_grad,
             self.clip_grad.is_finite() && self.clip_grad >= 0.0,
             "must be finite and >= 0",
         )?;
-        param("ema_decay", self.ema_decay, (0.0..1.0).contains(&self.ema_decay), "must lie in [0, 1)")?;
-        param("log_every", self.log_every, self.log_every >= 1, "must be >= 1")?;
         self.schedule().map(|_| ())
     }
 

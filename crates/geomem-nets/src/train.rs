@@ -76,15 +76,7 @@ impl TrainConfig {
     /// [`NetsError::InvalidParameter`].
     pub fn check(&self) -> crate::error::Result<()> {
         self.model.check()?;
-        param("steps", self.steps, self.steps >= 1, "must be >= 1")?;
-        param("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")?;
-        param(
-            "batch_split",
-            self.batch_split,
-            (1..=self.batch_size).contains(&self.batch_split),
-            "must lie in [1, batch_size]",
-        )?;
-        param("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "must be finite and > 0")?;
+        check_loop(self.steps, self.batch_size, self.batch_split, self.lr, self.ema_decay, self.log_every)?;
         param(
             "sigma_min",
             self.sigma_min,
@@ -96,10 +88,7 @@ impl TrainConfig {
             self.sigma_max,
             self.sigma_max.is_finite() && self.sigma_max > self.sigma_min,
             "must be finite and > sigma_min",
-        )?;
-        param("ema_decay", self.ema_decay, (0.0..1.0).contains(&self.ema_decay), "must lie in [0, 1)")?;
-        param("log_every", self.log_every, self.log_every >= 1, "must be >= 1")?;
-        Ok(())
+        )
     }
 
     /// Reads a `config.json` written by [`train`] (or by hand) and checks it.
@@ -140,6 +129,24 @@ pub struct TrainState<B: AutodiffBackend> {
     pub optim: OptimizerAdaptor<Adam, ResidualMlp<B>, B>,
     /// Steps done.
     pub step: u64,
+}
+
+/// Checks the settings every trainer shares: `steps >= 1`, `batch_size >= 1`, `batch_split`
+/// in `1..=batch_size`, a finite `lr > 0`, `ema_decay` in `[0, 1)`, `log_every >= 1`.
+pub(crate) fn check_loop(
+    steps: u64,
+    batch_size: usize,
+    batch_split: usize,
+    lr: f64,
+    ema_decay: f64,
+    log_every: u64,
+) -> crate::error::Result<()> {
+    param("steps", steps, steps >= 1, "must be >= 1")?;
+    param("batch_size", batch_size, batch_size >= 1, "must be >= 1")?;
+    param("batch_split", batch_split, (1..=batch_size).contains(&batch_split), "must lie in [1, batch_size]")?;
+    param("lr", lr, lr.is_finite() && lr > 0.0, "must be finite and > 0")?;
+    param("ema_decay", ema_decay, (0.0..1.0).contains(&ema_decay), "must lie in [0, 1)")?;
+    param("log_every", log_every, log_every >= 1, "must be >= 1")
 }
 
 /// A training configuration from its JSON form, `batch_split` (added after the first
