@@ -4,7 +4,8 @@
 //! steps then `steps` timed steps; forward passes of batches of 256 images at step 10.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin unet_speed [CONFIG.json] [STEPS]
-//! [BATCH_SPLIT]` (default `experiments/unet/digits.json`, 200 steps, batch split 1). Also
+//! [BATCH_SPLIT] [WARMUP]` (default `experiments/unet/digits.json`, 200 steps, batch split
+//! 1, 20 warm-up steps). Also
 //! times the forward pass as two batches of 128 evaluated side by side
 //! (`UNetEps::with_parallel_batches(2)`).
 
@@ -22,13 +23,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.get(1).map_or("experiments/unet/digits.json", String::as_str);
     let steps: u64 = args.get(2).map_or(Ok(200), |s| s.parse())?;
     let split: usize = args.get(3).map_or(Ok(1), |s| s.parse())?;
+    let warmup: u64 = args.get(4).map_or(Ok(20), |s| s.parse())?;
     let model = UNetConfig::load(path)?;
     let d = model.channels * model.image_size * model.image_size;
     println!("{path}: {} parameters, d = {d}", model.parameter_count().unwrap_or(0));
     let data = Mat::from_fn(1024, d, |i, j| (((i * 131 + j * 17) % 97) as f64 / 48.5) - 1.0);
     let device = Default::default();
     let base = DdpmTrainConfig::new(model.clone()).with_checkpoint_every(0).with_batch_split(split);
-    let warm = base.clone().with_steps(20).with_log_every(20);
+    let warm = base.clone().with_steps(warmup).with_log_every(warmup);
     train_ddpm::<Autodiff<Flex>>(data.as_ref(), &warm, None, &device, &mut |_| ControlFlow::Continue(()))?;
     let cfg = base.with_steps(steps).with_log_every(steps);
     let start = Instant::now();
