@@ -68,12 +68,7 @@ pub struct LidArgs {
 }
 
 /// The estimator `e` (FLIPD or NB) of `field` at VE time `t`.
-fn model_estimator<F: ScoreField + 'static>(
-    field: F,
-    e: Estimator,
-    t: f64,
-    a: &LidArgs,
-) -> Result<Box<dyn PointwiseLid>> {
+fn boxed<F: ScoreField + 'static>(field: F, e: Estimator, t: f64, a: &LidArgs) -> Result<Box<dyn PointwiseLid>> {
     Ok(if e == Estimator::Flipd {
         let p = geomem_score::DivergenceParams::default().exact_below(a.exact_below).probes(a.probes);
         Box::new(FlipdLid { field, flipd: Flipd::new(t)?.divergence(p) })
@@ -82,26 +77,41 @@ fn model_estimator<F: ScoreField + 'static>(
     })
 }
 
-/// The estimator `e` of the EMA net of run directory `dir`, and the VE time it uses: `t0`
-/// for the toy network, the grid time nearest to it for a DDPM U-Net (whose score exists at
-/// its schedule's steps only).
-fn run_estimator(dir: &Path, e: Estimator, a: &LidArgs) -> Result<(Box<dyn PointwiseLid>, f64)> {
-    let text = std::fs::read_to_string(dir.join("config.json"))
-        .with_context(|| format!("run directory {}: reading config.json", dir.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}", dir.display()))?;
-    if value["model"].get("image_size").is_some() {
-        let (unet, cfg) = load_ddpm_ema::<Inner>(&dir.join(CHECKPOINT_FILE), &backend::device())
-            .with_context(|| format!("U-Net run directory {}", dir.display()))?;
-        let sched = cfg.schedule()?;
-        let (k, t) = sched.nearest_step(a.t0)?;
-        println!("U-Net run: t0 = {} taken at step k = {k} of its schedule (t = {t:.6e})", a.t0);
-        let field = VpScore::discrete(UNetEps::new(unet, backend::device(), 256), sched);
-        return Ok((model_estimator(field, e, t, a)?, t));
+/// The EMA net of a run directory: the toy network or a DDPM U-Net.
+enum Net {
+    Toy(Box<TrainedScore<Train>>),
+    Unet(Box<VpScore<UNetEps<Inner>>>),
+}
+
+impl Net {
+    /// The net of run directory `dir` (read once, whatever the number of estimators), and
+    /// the VE time its estimators use: `t0` for the toy network, the grid time nearest to it
+    /// for a DDPM U-Net (whose score exists at its schedule's steps only).
+    fn load(dir: &Path, t0: f64) -> Result<(Self, f64)> {
+        let text = std::fs::read_to_string(dir.join("config.json"))
+            .with_context(|| format!("run directory {}: reading config.json", dir.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}", dir.display()))?;
+        if value["model"].get("image_size").is_some() {
+            let (unet, cfg) = load_ddpm_ema::<Inner>(&dir.join(CHECKPOINT_FILE), &backend::device())
+                .with_context(|| format!("U-Net run directory {}", dir.display()))?;
+            let sched = cfg.schedule()?;
+            let (k, t) = sched.nearest_step(t0)?;
+            println!("U-Net run: t0 = {t0} taken at step k = {k} of its schedule (t = {t:.6e})");
+            let field = VpScore::discrete(UNetEps::new(unet, backend::device(), 256), sched);
+            return Ok((Self::Unet(Box::new(field)), t));
+        }
+        let cfg =
+            TrainConfig::read(&dir.join("config.json")).with_context(|| format!("run directory {}", dir.display()))?;
+        let ema = load_ema(&dir.join(CHECKPOINT_FILE), &cfg, &backend::device())?;
+        Ok((Self::Toy(Box::new(TrainedScore::new(ema, backend::device()))), t0))
     }
-    let cfg =
-        TrainConfig::read(&dir.join("config.json")).with_context(|| format!("run directory {}", dir.display()))?;
-    let ema = load_ema(&dir.join(CHECKPOINT_FILE), &cfg, &backend::device())?;
-    Ok((model_estimator(TrainedScore::<Train>::new(ema, backend::device()), e, a.t0, a)?, a.t0))
+
+    fn estimator(&self, e: Estimator, t: f64, a: &LidArgs) -> Result<Box<dyn PointwiseLid>> {
+        match self {
+            Self::Toy(f) => boxed(f.as_ref().clone(), e, t, a),
+            Self::Unet(f) => boxed(f.as_ref().clone(), e, t, a),
+        }
+    }
 }
 
 /// Estimators, and the VE time of the model-based ones (`None` without them).
@@ -121,20 +131,23 @@ fn estimators(a: &LidArgs) -> Result<Chosen> {
         Some(r) => DataLid::against(e, r.clone()),
         None => DataLid::itself(e),
     };
-    let (mut out, mut t_model): (Vec<Box<dyn PointwiseLid>>, _) = (Vec::new(), None);
+    let mut out: Vec<Box<dyn PointwiseLid>> = Vec::new();
+    let mut net: Option<(Net, f64)> = None;
     for e in which {
         out.push(match e {
             Estimator::Mle => Box::new(data_lid(DataEstimator::Mle(Mle::new(a.k, false)?))),
             Estimator::Twonn => Box::new(data_lid(DataEstimator::TwoNn(TwoNn::default(), a.twonn_neighbors))),
             Estimator::Flipd | Estimator::Nb => {
                 let Some(dir) = &a.run_dir else { bail!("--estimator {e:?} needs --run-dir") };
-                let (est, t) = run_estimator(dir, e, a)?;
-                t_model = Some(t);
-                est
+                if net.is_none() {
+                    net = Some(Net::load(dir, a.t0)?);
+                }
+                let (n, t) = net.as_ref().expect("loaded above");
+                n.estimator(e, *t, a)?
             }
         });
     }
-    Ok((out, t_model))
+    Ok((out, net.map(|(_, t)| t)))
 }
 
 pub fn run(a: &LidArgs) -> Result<()> {

@@ -101,10 +101,15 @@ fn image_figure_resumes_from_its_run_directories() {
     let resumed = run(&base, &resumed_dir);
     assert_eq!(no_loss(&resumed), no_loss(&straight), "stopped at 20 and resumed differs from straight");
     let straight = resumed;
-    let before = std::fs::metadata(resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv")).unwrap().len();
+    // The run directory kept the first command's row (step 20) and added the second's (40):
+    // the second command resumed; it did not train again from step 0.
+    let metrics_path = resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv");
+    let before = std::fs::read_to_string(&metrics_path).unwrap();
+    let steps: Vec<&str> = before.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps, ["20", "40"], "{before}");
     assert_eq!(run(&base, &resumed_dir), straight, "a finished run gave other numbers");
-    let after = std::fs::metadata(resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv")).unwrap().len();
-    assert_eq!(before, after, "a finished run logged more steps");
+    let after = std::fs::read_to_string(&metrics_path).unwrap();
+    assert_eq!(before, after, "a finished run was trained again");
     // `xtask lid` reads a U-Net run directory: FLIPD and the NB dimension of 6 digits, at the
     // schedule's step nearest to the asked t0.
     let digits = geomem_data::ImageSet::digits().unwrap().rows(&[0, 1, 2, 3, 4, 5]).unwrap();

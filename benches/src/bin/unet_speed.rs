@@ -36,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let state = train_ddpm::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
     let dt = start.elapsed().as_secs_f64();
-    println!("training: {:.2} steps/s (batch 128 in {split} part(s))", steps as f64 / dt);
+    println!(
+        "training: {:.2} steps/s, {:.2} s a step (batch 128 in {split} part(s))",
+        steps as f64 / dt,
+        dt / steps as f64
+    );
     let net: UNet<Flex> = state.ema;
     let b = 256;
     let h = model.image_size;

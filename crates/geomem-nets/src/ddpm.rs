@@ -208,12 +208,11 @@ impl Draw {
     fn loss<B: AutodiffBackend>(
         &self,
         model: &UNet<B>,
-        cfg: &UNetConfig,
         rows: std::ops::Range<usize>,
         total: Option<usize>,
         device: &B::Device,
     ) -> (Tensor<B::InnerBackend, 1>, B::Gradients) {
-        let (c, h) = (cfg.channels, cfg.image_size);
+        let (c, h) = (model.channels(), model.image_size());
         let d = c * h * h;
         let (m, lo, hi) = (rows.len(), rows.start * d, rows.end * d);
         let x = Tensor::<B, 4>::from_data(TensorData::new(self.xk[lo..hi].to_vec(), [m, c, h, h]), device);
@@ -285,13 +284,11 @@ impl<B: AutodiffBackend> DdpmState<B> {
         }
         let b = cfg.batch_size;
         let (mut grads, loss) = if cfg.batch_split <= 1 {
-            let (loss, grads) = draw.loss(&self.model, &cfg.model, 0..b, None, device);
+            let (loss, grads) = draw.loss(&self.model, 0..b, None, device);
             (GradientsParams::from_grads(grads, &self.model), loss)
         } else {
             let total = draw.eps.len();
-            split_grads(&self.model, b, cfg.batch_split, |copy, rows| {
-                draw.loss(copy, &cfg.model, rows, Some(total), device)
-            })
+            split_grads(&self.model, b, cfg.batch_split, |copy, rows| draw.loss(copy, rows, Some(total), device))
         };
         if cfg.clip_grad > 0.0 {
             clip_global(&self.model, &mut grads, cfg.clip_grad);
@@ -483,16 +480,14 @@ mod tests {
             state.step(&data, 20, &ab, &cfg, &dev);
         }
         let draw = Draw::new(&data, 20, 64, &ab, &cfg, 99);
-        let (loss, g) = draw.loss(&state.model, &cfg.model, 0..12, None, &dev);
+        let (loss, g) = draw.loss(&state.model, 0..12, None, &dev);
         let (norm, whole) = grads_of(&state.model, &GradientsParams::from_grads(g, &state.model));
         let loss = loss.into_scalar();
         let scale = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
         let nonzero = whole.iter().filter(|v| v.abs() > 1e-3 * scale).count();
         assert!(nonzero > whole.len() / 4, "{nonzero} of {} gradients non-negligible", whole.len());
         for parts in [2, 5, 12] {
-            let (g, l) = split_grads(&state.model, 12, parts, |copy, rows| {
-                draw.loss(copy, &cfg.model, rows, Some(12 * 64), &dev)
-            });
+            let (g, l) = split_grads(&state.model, 12, parts, |copy, rows| draw.loss(copy, rows, Some(12 * 64), &dev));
             let l = l.into_scalar();
             assert!((l - loss).abs() <= 1e-6 * loss.abs(), "{parts} parts: loss {l} vs {loss}");
             let (n2, split) = grads_of(&state.model, &g);

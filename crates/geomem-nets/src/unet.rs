@@ -531,11 +531,8 @@ impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
         let starts: Vec<usize> = (0..x.nrows()).step_by(self.batch).collect();
         for group in starts.chunks(self.parallel) {
             let m = |start: usize| self.batch.min(x.nrows() - start);
-            let done: Vec<Vec<f32>> = if group.len() == 1 {
-                vec![self.eps_rows(x, group[0], m(group[0]), k)?]
-            } else {
-                group.par_iter().map(|&s| self.eps_rows(x, s, m(s), k)).collect::<geomem_score::Result<_>>()?
-            };
+            let done: Vec<Vec<f32>> =
+                group.par_iter().map(|&s| self.eps_rows(x, s, m(s), k)).collect::<geomem_score::Result<_>>()?;
             for (&start, v) in group.iter().zip(&done) {
                 for i in 0..m(start) {
                     for j in 0..d {

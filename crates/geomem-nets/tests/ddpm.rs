@@ -96,20 +96,25 @@ fn stopped_and_resumed_equals_uninterrupted() {
 /// with another split is refused), and refused with dropout.
 #[test]
 fn split_batches_are_deterministic_and_resumable() {
-    let cfg = tiny().with_steps(12).with_checkpoint_every(6).with_batch_split(3);
+    // Rows every 5 steps, a checkpoint every 5: a run stopped at its row of step 5 has
+    // written the checkpoint of step 5 first.
+    let cfg = tiny().with_steps(12).with_checkpoint_every(5).with_batch_split(3);
     let dev = Default::default();
     let run_on = |threads: usize, dir: Option<&std::path::Path>, stop: u64| {
-        common::on_threads(threads, || {
-            train_ddpm::<B>(images().as_ref(), &cfg, dir, &dev, &mut common::stop_at(stop)).unwrap()
-        })
+        let mut seen = Vec::new();
+        let state = common::on_threads(threads, || {
+            train_ddpm::<B>(images().as_ref(), &cfg, dir, &dev, &mut common::stop_at(stop, &mut seen)).unwrap()
+        });
+        (state, seen)
     };
-    let one = run_on(1, None, u64::MAX);
-    let three = run_on(3, None, u64::MAX);
+    let (one, _) = run_on(1, None, u64::MAX);
+    let (three, _) = run_on(3, None, u64::MAX);
     assert!(weights(&one.model) == weights(&three.model), "weights depend on the thread count");
     assert!(weights(&one.ema) == weights(&three.ema));
     let dir = tmp("split");
-    assert_eq!(run_on(2, Some(&dir), 5).step, 5);
-    let resumed = run_on(2, Some(&dir), u64::MAX);
+    assert_eq!(run_on(2, Some(&dir), 5).0.step, 5);
+    let (resumed, seen) = run_on(2, Some(&dir), u64::MAX);
+    assert_eq!(seen, [10, 12], "the second run did not start from the checkpoint of step 5");
     assert!(weights(&resumed.model) == weights(&one.model), "resumed split run differs");
     let other = cfg.clone().with_batch_split(1).with_steps(20);
     let err = train_ddpm::<B>(images().as_ref(), &other, Some(&dir), &dev, &mut |_| ControlFlow::Continue(()));

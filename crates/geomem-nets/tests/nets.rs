@@ -297,10 +297,14 @@ fn split_batches_are_deterministic_and_resumable() {
     let data = gaussian_data(&[1.0, 0.3, 0.0], 300, 8);
     let c = cfg(3, 30).with_batch_size(50).with_batch_split(3).with_checkpoint_every(10);
     let run_on = |threads: usize, dir: Option<&std::path::Path>, stop: u64| {
-        common::on_threads(threads, || train::<B>(data.as_ref(), &c, dir, &dev(), &mut common::stop_at(stop)).unwrap())
+        let mut seen = Vec::new();
+        let state = common::on_threads(threads, || {
+            train::<B>(data.as_ref(), &c, dir, &dev(), &mut common::stop_at(stop, &mut seen)).unwrap()
+        });
+        (state, seen)
     };
-    let one = run_on(1, None, u64::MAX);
-    let four = run_on(4, None, u64::MAX);
+    let (one, _) = run_on(1, None, u64::MAX);
+    let (four, _) = run_on(4, None, u64::MAX);
     assert_eq!(one.step, 30);
     assert_eq!(max_diff(&one.model, &four.model), 0.0, "weights depend on the thread count");
     assert_eq!(max_diff(&one.ema, &four.ema), 0.0);
@@ -310,9 +314,9 @@ fn split_batches_are_deterministic_and_resumable() {
             .unwrap();
     assert!(max_diff(&one.model, &plain.model) > 0.0);
     let dir = tmpdir("split-resume");
-    assert_eq!(run_on(2, Some(&dir), 20).step, 20);
-    let resumed = run_on(2, Some(&dir), u64::MAX);
-    assert_eq!(resumed.step, 30);
+    assert_eq!(run_on(2, Some(&dir), 20).0.step, 20);
+    let (resumed, seen) = run_on(2, Some(&dir), u64::MAX);
+    assert_eq!(seen, [30], "the second run did not start from the checkpoint of step 20");
     assert_eq!(max_diff(&resumed.model, &one.model), 0.0, "resumed split run differs");
     assert_eq!(max_diff(&resumed.ema, &one.ema), 0.0);
     let other = c.clone().with_batch_split(2).with_steps(40);

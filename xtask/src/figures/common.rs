@@ -24,9 +24,7 @@ pub struct Setup {
 impl Setup {
     /// Checks that the blocks make a linear manifold in `d` dimensions.
     pub fn check(&self) -> anyhow::Result<()> {
-        let blocks =
-            [Block { dim: self.high.0, variance: self.high.1 }, Block { dim: self.low.0, variance: self.low.1 }];
-        LinearManifold::new(self.d, &blocks, Embedding::Aligned).map_err(|e| anyhow::anyhow!("setup: {e}"))?;
+        self.try_manifold().map_err(|e| anyhow::anyhow!("setup: {e}"))?;
         anyhow::ensure!(
             self.m() < self.d,
             "setup: the manifold ({}) must have fewer dimensions than d = {}",
@@ -35,14 +33,14 @@ impl Setup {
         );
         Ok(())
     }
+    fn try_manifold(&self) -> geomem_data::Result<LinearManifold> {
+        let blocks =
+            [Block { dim: self.high.0, variance: self.high.1 }, Block { dim: self.low.0, variance: self.low.1 }];
+        LinearManifold::new(self.d, &blocks, Embedding::Aligned)
+    }
     /// The data model (after [`Setup::check`]).
     pub fn manifold(&self) -> LinearManifold {
-        LinearManifold::new(
-            self.d,
-            &[Block { dim: self.high.0, variance: self.high.1 }, Block { dim: self.low.0, variance: self.low.1 }],
-            Embedding::Aligned,
-        )
-        .expect("valid setup")
+        self.try_manifold().expect("valid setup")
     }
     pub fn m(&self) -> usize {
         self.high.0 + self.low.0

@@ -76,7 +76,7 @@ fn job(n: usize, images: &faer::Mat<f64>, data_lid: &[f64], steps: u64, seed: u6
 pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
     st.check()?;
     let out = FigureDir::new(root, &st.name)?;
-    let (sizes, steps) = (st.sizes.clone(), st.steps);
+    let (sizes, steps) = (&st.sizes, st.steps);
     let d = digits()?;
     let data_lid = Mle::default().pointwise(d.images.as_ref())?;
     out.write_json(

@@ -61,8 +61,8 @@ pub struct Settings {
     pub seed: u64,
     /// Parts each training batch is split into, computed in parallel (`DdpmTrainConfig::
     /// batch_split`; default 1, the plain step). The figure already trains two nets side by
-    /// side, so on 2 cores 1 is fastest; on more cores 2 or more uses them (other numbers:
-    /// each value is its own run).
+    /// side; on more than 2 cores k > 1 spreads each net further (other numbers: each value
+    /// is its own run).
     #[serde(default = "one")]
     pub batch_split: usize,
     /// Evaluation batches of 512 images run side by side when measuring spectra
@@ -72,7 +72,8 @@ pub struct Settings {
     /// Steps between checkpoints of each size's net (default 0: train in memory). With
     /// k > 0 every size trains in its own run directory `<name>/runs/N<n>_s<seed>/`, and
     /// running the same command again resumes each net from its last checkpoint to the
-    /// weights of an uninterrupted run (the paper's sweeps take days).
+    /// weights of an uninterrupted run (the paper's sweeps: 40 sizes of 400 000 or 500 000
+    /// steps).
     #[serde(default)]
     pub checkpoint_every: u64,
 }
@@ -101,21 +102,13 @@ impl Settings {
     }
 }
 
-/// Everything one figure run needs, derived from the settings and the data.
-struct Plan {
+/// Everything one figure run needs: the settings, and what they resolve to (the image set,
+/// the U-Net config, the sizes).
+struct Plan<'a> {
+    st: &'a Settings,
     set: ImageSet,
     unet: UNetConfig,
     sizes: Vec<usize>,
-    held_out: usize,
-    steps: u64,
-    batch: usize,
-    lr: f64,
-    points: usize,
-    step_k: usize,
-    rule: SecondDerivativeRule,
-    batch_split: usize,
-    parallel_batches: usize,
-    checkpoint_every: u64,
 }
 
 fn unet_config(name: &str) -> Result<UNetConfig> {
@@ -142,7 +135,7 @@ fn image_set(data: &str) -> Result<ImageSet> {
     })
 }
 
-fn plan(st: &Settings) -> Result<Plan> {
+fn plan(st: &Settings) -> Result<Plan<'_>> {
     st.check()?;
     let set = image_set(&st.data)?;
     let sizes = match st.sizes {
@@ -157,21 +150,7 @@ fn plan(st: &Settings) -> Result<Plan> {
             v
         }
     };
-    Ok(Plan {
-        set,
-        unet: unet_config(&st.unet)?,
-        sizes,
-        held_out: st.held_out,
-        steps: st.steps,
-        batch: st.batch,
-        lr: st.lr,
-        points: st.points,
-        step_k: st.step_k,
-        rule: st.rule,
-        batch_split: st.batch_split,
-        parallel_batches: st.parallel_batches,
-        checkpoint_every: st.checkpoint_every,
-    })
+    Ok(Plan { st, set, unet: unet_config(&st.unet)?, sizes })
 }
 
 /// Spectra of one size: the net's at training and held-out images, and the empirical score's.
@@ -193,18 +172,18 @@ fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundlePara
         .collect()
 }
 
-fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64, runs: &std::path::Path) -> Result<SizeOut> {
+fn one_size(pl: &Plan<'_>, split: &NestedSplit, n: usize, seed: u64, runs: &std::path::Path) -> Result<SizeOut> {
     let idx = split.train(n)?;
     let train_set = pl.set.rows(idx)?;
     let cfg = DdpmTrainConfig::new(pl.unet.clone())
-        .with_steps(pl.steps)
-        .with_batch_size(pl.batch)
-        .with_batch_split(pl.batch_split)
-        .with_lr(pl.lr)
+        .with_steps(pl.st.steps)
+        .with_batch_size(pl.st.batch)
+        .with_batch_split(pl.st.batch_split)
+        .with_lr(pl.st.lr)
         .with_seed(seed + n as u64)
-        .with_checkpoint_every(pl.checkpoint_every)
-        .with_log_every(pl.steps.min(100));
-    let run_dir = (pl.checkpoint_every > 0).then(|| runs.join(format!("N{n}_s{seed}")));
+        .with_checkpoint_every(pl.st.checkpoint_every)
+        .with_log_every(pl.st.steps.min(100));
+    let run_dir = (pl.st.checkpoint_every > 0).then(|| runs.join(format!("N{n}_s{seed}")));
     let mut loss = f64::NAN;
     let state = train_ddpm::<Train>(train_set.as_ref(), &cfg, run_dir.as_deref(), &backend::device(), &mut |r| {
         loss = r.loss_ema;
@@ -219,12 +198,12 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64, runs: &std::pat
         loss = last_logged_loss(run_dir.as_deref())?;
     }
     let sched = cfg.schedule()?;
-    let t = sched.ve_time(pl.step_k)?;
-    let eps = UNetEps::<Inner>::new(state.ema, backend::device(), 512).with_parallel_batches(pl.parallel_batches);
+    let t = sched.ve_time(pl.st.step_k)?;
+    let eps = UNetEps::<Inner>::new(state.ema, backend::device(), 512).with_parallel_batches(pl.st.parallel_batches);
     let net = VpScore::discrete(eps, sched);
-    let at_train = pl.set.rows(&idx[..pl.points.min(n)])?;
+    let at_train = pl.set.rows(&idx[..pl.st.points.min(n)])?;
     let held = split.held_out();
-    let at_held = pl.set.rows(&held[..pl.points.min(held.len())])?;
+    let at_held = pl.set.rows(&held[..pl.st.points.min(held.len())])?;
     let authors = Perturbation::PerChannelOrthogonal { channels: pl.set.channels, size: pl.set.height };
     let base = NormalBundleParams::default();
     let emp = EmpiricalScore::new(train_set)?;
@@ -243,14 +222,14 @@ fn one_size(pl: &Plan, split: &NestedSplit, n: usize, seed: u64, runs: &std::pat
 pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
     let pl = plan(st)?;
     let out = FigureDir::new(root, &st.name)?;
-    let split = NestedSplit::new(pl.set.len(), pl.held_out, st.seed)?;
+    let split = NestedSplit::new(pl.set.len(), pl.st.held_out, st.seed)?;
     out.write_json(
         "config.json",
         &serde_json::json!({
-            "data": pl.set.source, "images": pl.set.len(), "held_out": pl.held_out, "sizes": pl.sizes,
-            "unet": pl.unet, "parameters": pl.unet.parameter_count().map(|c| c as u64), "steps": pl.steps,
-            "batch": pl.batch, "batch_split": pl.batch_split, "parallel_batches": pl.parallel_batches, "checkpoint_every": pl.checkpoint_every, "lr": pl.lr, "points_per_set": pl.points, "step_k": pl.step_k,
-            "K": "4d, central differences", "rule": pl.rule, "seed": st.seed, "backend": backend::name(),
+            "data": pl.set.source, "images": pl.set.len(), "held_out": pl.st.held_out, "sizes": pl.sizes,
+            "unet": pl.unet, "parameters": pl.unet.parameter_count().map(|c| c as u64), "steps": pl.st.steps,
+            "batch": pl.st.batch, "batch_split": pl.st.batch_split, "parallel_batches": pl.st.parallel_batches, "checkpoint_every": pl.st.checkpoint_every, "lr": pl.st.lr, "points_per_set": pl.st.points, "step_k": pl.st.step_k,
+            "K": "4d, central differences", "rule": pl.st.rule, "seed": st.seed, "backend": backend::name(),
         }),
     )?;
     let pb = crate::out::bar(pl.sizes.len() as u64, "image dimension: U-Nets");
@@ -286,7 +265,7 @@ fn dims(rule: &SecondDerivativeRule, spectra: &[Vec<f64>]) -> Result<(f64, f64, 
     ))
 }
 
-fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
+fn report(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Result<String> {
     let d = pl.set.dim();
     let mut w = out.csv(
         "dimension.csv",
@@ -308,17 +287,17 @@ fn report(out: &FigureDir, pl: &Plan, res: &[SizeOut]) -> Result<String> {
         pl.set.source,
         pl.set.len(),
         pl.unet.parameter_count().unwrap_or(0),
-        pl.steps,
-        pl.step_k,
-        pl.rule.discard,
-        pl.rule.threshold,
+        pl.st.steps,
+        pl.st.step_k,
+        pl.st.rule.discard,
+        pl.st.rule.threshold,
         if pl.set.source == "uci-digits" { " Embedded 8×8 digits: not the paper's data." } else { "" },
     );
     let mut curves: std::collections::BTreeMap<String, Vec<(f64, f64, f64)>> = Default::default();
     let mut stiffness: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for r in res {
         for (points, pert, spectra) in &r.spectra {
-            let (mean, std, spikes, paper) = dims(&pl.rule, spectra)?;
+            let (mean, std, spikes, paper) = dims(&pl.st.rule, spectra)?;
             // Absolute stiffness: a memorizing field has every value near 1/t (s·t ≈ 1), a
             // flat spectrum that Algorithm 3 cannot tell from a flat soft one.
             let stiff = spectra.iter().map(|s| s[s.len() / 2] * r.t).sum::<f64>() / spectra.len() as f64;

@@ -141,7 +141,7 @@ fn sign_summary(
     setup: &Setup,
 ) -> Result<String> {
     let pos = setup.gap_positions();
-    let mut any = Vec::with_capacity(times.len());
+    let (mut any, mut max) = (Vec::with_capacity(times.len()), 0);
     let mut above = [0usize; 3];
     let mut separated = [(0usize, 0usize); 3];
     for ((ev, s), &t) in signed.iter().zip(analytic).zip(times) {
@@ -150,6 +150,7 @@ fn sign_summary(
         }
         let count = ev.iter().filter(|v| **v > 0.0).count();
         any.push(usize::from(count > 0));
+        max = max.max(count);
         let (_, gl) = gap_stats(s, setup)?;
         for j in 0..3 {
             if gl[j] >= OPEN_LOG_GAP {
@@ -161,7 +162,6 @@ fn sign_summary(
         }
     }
     w.flush()?;
-    let max = signed.iter().map(|ev| ev.iter().filter(|v| **v > 0.0).count()).max().unwrap_or(0);
     let mut line = format!(
         "- **signs** (signed eigenvalues of the empirical score's Jacobian at x0 = 0, `signed.csv`): repulsive directions (λ > 0) at t in {} (at most {max});",
         fmt_intervals(&intervals(times, &any, 1))
@@ -295,7 +295,8 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     write_spectra(dir.csv("spectra.csv", &["method", "t", "index", "normalized_singular_value"])?, &spectra, &times)?;
     let header = ["method", "t", "largest_log_gap_position", "log_gap_manifold", "log_gap_low_var", "log_gap_high_var"];
     let mut summary = gap_summary(dir.csv("gaps.csv", &header)?, &spectra, &times, setup, name, n)?;
-    let analytic = &spectra[METHODS.iter().position(|m| *m == "empirical_analytic_jacobian").unwrap_or(5)];
+    let analytic = METHODS.iter().position(|m| *m == "empirical_analytic_jacobian").map(|i| &spectra[i]);
+    let analytic = analytic.ok_or_else(|| anyhow::anyhow!("METHODS lists the analytic Jacobian"))?;
     let signs = dir.csv("signed.csv", &["t", "index", "signed_eigenvalue_times_t"])?;
     summary.push_str(&sign_summary(signs, &signed, analytic, &times, setup)?);
     let panels = spectra_panels(&spectra, &times, setup);

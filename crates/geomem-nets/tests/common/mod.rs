@@ -7,7 +7,15 @@ pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
 }
 
-/// A log callback that stops a run (as a crash would) at the first row of step `stop` or later.
-pub fn stop_at(stop: u64) -> impl FnMut(&LogRow) -> ControlFlow<()> {
-    move |r| if r.step >= stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+/// A log callback that records the step of every metric row in `seen` and stops the run (as
+/// a crash would) at the first row of step `stop` or later.
+pub fn stop_at(stop: u64, seen: &mut Vec<u64>) -> impl FnMut(&LogRow) -> ControlFlow<()> + '_ {
+    move |r| {
+        seen.push(r.step);
+        if r.step >= stop {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
 }
