@@ -1,27 +1,29 @@
 //! Exact k nearest neighbours by batched GEMM.
 //!
-//! Squared distances `|q|² + |r|² - 2 q·r` of a panel of queries against every reference
-//! point come from one single-precision matrix product (twice the speed of double); each
-//! query keeps its `k + max(k, 8)` best candidates, and their distances are then recomputed
-//! exactly in double precision as `√Σ(q - r)²`. The single-precision pass only has to be
-//! right about *which* points are candidates: the error of an `f32` dot product of length `d`
-//! is at most `γ·|q|·|r|` with `γ ≈ (d + 2)·2⁻²⁴` whatever the summation order, so a query
-//! whose excluded points all lie more than `2γ|q|·max|r|` beyond its `k`-th candidate is
-//! certified; any other query (many near-equal distances, duplicates) is recomputed exactly
-//! against the whole reference. The result equals a brute-force double-precision search
-//! (`tests/knn.rs`), with ties broken by the smaller index.
+//! Squared distances `|q|² + |r|² - 2 q·r` come from single-precision matrix products (twice
+//! the speed of double) in tiles of at most 256 × 256 points, each tile screened while it is
+//! still in the core's cache: each query keeps its `k + k/8 + 4` best candidates in a heap,
+//! and their distances are then recomputed exactly in double precision as `√Σ(q - r)²`. The
+//! single-precision pass only has to be right about *which* points are candidates: the error
+//! of an `f32` dot product of length `d` is at most `γ·|q|·|r|` with `γ ≈ (d + 2)·2⁻²⁴`
+//! whatever the summation order, so with `err = 2γ|q|·max|r|` every one of a query's `k`
+//! nearest has an approximate squared distance within `a_k + 2 err` of its `k`-th
+//! candidate's `a_k`. A query whose left-out points all lie beyond that reach measures its
+//! candidates within reach; any other (near-equal distances, duplicates) gets a second
+//! product against the whole reference that collects every point within reach. The result
+//! equals a brute-force double-precision search (`tests/knn.rs`), ties broken by the smaller
+//! index.
 //!
-//! On one data set (`knn_self`) each panel is multiplied only by the points up to its end,
-//! and the transposed block updates the earlier points: half the products of a full search.
+//! On one data set (`knn_self`) only the tiles of the lower block triangle are multiplied,
+//! each updating the points of both its blocks: half the products of a full search. A pair
+//! that both points list is measured exactly once.
 
 use crate::error::{check_points, check_width, param, Result};
-use faer::{Accum, Mat, MatRef, Par};
+use faer::prelude::{IntoConst, Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
-
-/// Queries per matrix product.
-const PANEL: usize = 512;
-/// Rows of earlier panels updated together from one transposed block.
-const CHUNK: usize = 64;
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
 
 /// The `k` nearest reference points of every query, nearest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,119 +81,211 @@ pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     Ok(search(data, data, k, true))
 }
 
-/// The `keep` smallest approximate squared distances seen so far, with a bound below which
-/// every dropped or rejected candidate lies.
+/// The `keep` smallest approximate squared distances seen so far (a max-heap), with a
+/// bound below which no dropped or rejected candidate lies.
 struct Top {
     keep: usize,
+    /// A max-heap on the distance: `items[0]` is the largest kept.
     items: Vec<(f64, usize)>,
+    /// Infinite until `keep` are held, then the largest kept: a candidate is taken only below.
     floor: f64,
+    /// Whether a candidate was rejected or dropped.
+    left_out: bool,
 }
 
 impl Top {
     fn new(keep: usize) -> Self {
-        Self { keep, items: Vec::with_capacity(2 * keep), floor: f64::INFINITY }
+        Self { keep, items: Vec::with_capacity(keep), floor: f64::INFINITY, left_out: false }
     }
 
     #[inline]
     fn push(&mut self, a: f64, j: usize) {
-        if a < self.floor {
+        if a >= self.floor {
+            self.left_out = true;
+        } else if self.items.len() < self.keep {
             self.items.push((a, j));
-            if self.items.len() == 2 * self.keep {
-                self.shrink();
+            self.sift_up(self.items.len() - 1);
+            if self.items.len() == self.keep {
+                self.floor = self.items[0].0;
             }
+        } else {
+            self.left_out = true;
+            self.items[0] = (a, j);
+            self.sift_down();
+            self.floor = self.items[0].0;
         }
     }
 
-    fn shrink(&mut self) {
-        self.items.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
-        // Everything from position `keep` on is >= the new floor and is dropped.
-        self.floor = self.items[self.keep].0;
-        self.items.truncate(self.keep);
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.items[parent].0 >= self.items[i].0 {
+                break;
+            }
+            self.items.swap(parent, i);
+            i = parent;
+        }
     }
 
-    /// The candidates sorted ascending, and the bound below which nothing was left out.
+    fn sift_down(&mut self) {
+        let (n, mut i) = (self.items.len(), 0);
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut big = i;
+            if l < n && self.items[l].0 > self.items[big].0 {
+                big = l;
+            }
+            if r < n && self.items[r].0 > self.items[big].0 {
+                big = r;
+            }
+            if big == i {
+                return;
+            }
+            self.items.swap(i, big);
+            i = big;
+        }
+    }
+
+    /// The candidates sorted ascending, and the bound below which nothing was left out
+    /// (every candidate not kept was at least the floor when it was rejected or dropped,
+    /// and the floor only falls).
     fn finish(mut self) -> (Vec<(f64, usize)>, f64) {
         self.items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        if self.items.len() > self.keep {
-            self.floor = self.floor.min(self.items[self.keep].0);
-            self.items.truncate(self.keep);
-        }
-        (self.items, self.floor)
+        (self.items, if self.left_out { self.floor } else { f64::INFINITY })
     }
 }
 
+/// Points as the contiguous columns of a `d × n` matrix, in a buffer allocated zeroed by the
+/// system (its pages are first touched by the parallel tasks that fill them).
+struct Columns<T> {
+    data: Vec<T>,
+    d: usize,
+}
+
+impl<T: Copy + Default + Send + Sync> Columns<T> {
+    /// Fills blocks of `CONVERT` points in parallel: `fill(first point, the block as
+    /// `d × points`)` returns one value per block.
+    fn build<R: Send>(d: usize, n: usize, fill: impl Fn(usize, MatMut<'_, T>) -> R + Sync) -> (Self, Vec<R>) {
+        let mut data = vec![T::default(); d * n];
+        let out = data
+            .par_chunks_mut(d * CONVERT)
+            .enumerate()
+            .map(|(b, chunk)| {
+                let m = chunk.len() / d;
+                fill(b * CONVERT, MatMut::from_column_major_slice_mut(chunk, d, m))
+            })
+            .collect();
+        (Self { data, d }, out)
+    }
+
+    fn mat(&self) -> MatRef<'_, T> {
+        MatRef::from_column_major_slice(&self.data, self.d, self.data.len() / self.d)
+    }
+}
+
+/// One point set as the search uses it: every point a contiguous column.
+struct Points {
+    /// `d × n`, unscaled: the exact distances.
+    exact: Columns<f64>,
+    /// `d × n`, scaled by the common power of two and rounded to `f32`: the screening products.
+    screen: Columns<f32>,
+    /// Squared norms of the scaled points.
+    norms: Vec<f64>,
+}
+
 struct Prepared {
-    q32: Mat<f32>,
-    /// `None` on one data set: the reference is `q32`.
-    r32: Option<Mat<f32>>,
-    qn: Vec<f64>,
-    rn: Vec<f64>,
+    q: Points,
+    /// `None` on one data set: the reference is `q`.
+    r: Option<Points>,
     /// Bound on the error of one approximate squared distance, per query.
     err: Vec<f64>,
     /// The power of two the data were multiplied by.
     scale: f64,
 }
 
-fn squared_norms(x: MatRef<'_, f64>, scale: f64) -> Vec<f64> {
-    (0..x.nrows()).map(|i| x.row(i).iter().map(|v| (v * scale) * (v * scale)).sum()).collect()
+impl Prepared {
+    fn reference(&self) -> &Points {
+        self.r.as_ref().unwrap_or(&self.q)
+    }
 }
 
-fn max_abs(x: MatRef<'_, f64>) -> f64 {
-    (0..x.ncols()).map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max(v.abs()))).fold(0.0, f64::max)
+/// Points per parallel task of the conversions.
+const CONVERT: usize = 64;
+
+/// The transpose of `x` (points as columns) and the largest absolute entry, in parallel.
+fn columns(x: MatRef<'_, f64>) -> (Columns<f64>, f64) {
+    let (xt, maxima) = Columns::build(x.ncols(), x.nrows(), |i0, mut block| {
+        block.copy_from(x.subrows(i0, block.ncols()).transpose());
+        block.rb().col_iter().flat_map(|c| c.iter()).fold(0.0f64, |m, v| m.max(v.abs()))
+    });
+    (xt, maxima.into_iter().fold(0.0, f64::max))
 }
 
-/// The power of two that brings the largest entry of `q` and `r` to at most 1 (exact).
-fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
-    let m = max_abs(q).max(max_abs(r));
-    if m > 0.0 {
-        2f64.powi(-(m.log2().ceil() as i32))
+/// The power of two that brings `max_abs` to at most 1 (exact).
+fn power_scale(max_abs: f64) -> f64 {
+    if max_abs > 0.0 {
+        2f64.powi(-(max_abs.log2().ceil() as i32))
     } else {
         1.0
     }
 }
 
-/// Single-precision copies scaled by [`unit_scale`], so that no data, however large or small
-/// its units, overflows `f32`. On one data set (`same`) the reference is the query copy.
+/// The power of two that brings the largest entry of `q` and `r` to at most 1 (exact).
+fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
+    let max_abs = |x: MatRef<'_, f64>| {
+        (0..x.ncols()).map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max(v.abs()))).fold(0.0, f64::max)
+    };
+    power_scale(max_abs(q).max(max_abs(r)))
+}
+
+/// The scaled single-precision copy and squared norms of points stored as columns.
+fn points(exact: Columns<f64>, scale: f64) -> Points {
+    let x = exact.mat();
+    let (screen, norms) = Columns::build(x.nrows(), x.ncols(), |i0, mut block| {
+        (0..block.ncols())
+            .map(|c| {
+                let dst = block.rb_mut().col_mut(c);
+                dst.iter_mut()
+                    .zip(x.col(i0 + c).iter())
+                    .map(|(o, &v)| {
+                        *o = (v * scale) as f32;
+                        (v * scale) * (v * scale)
+                    })
+                    .sum::<f64>()
+            })
+            .collect::<Vec<f64>>()
+    });
+    Points { exact, screen, norms: norms.concat() }
+}
+
+/// Points as columns, their single-precision copies scaled by one power of two (so that no
+/// data, however large or small its units, overflows `f32`) and their norms, in parallel.
+/// On one data set (`same`) the reference is the query set.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
-    let scale = unit_scale(q, r);
-    let to32 = |x: MatRef<'_, f64>| Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| (x[(i, j)] * scale) as f32);
-    let q32 = to32(q);
-    let r32 = (!same).then(|| to32(r));
-    let qn = squared_norms(q, scale);
-    let rn = if same { qn.clone() } else { squared_norms(r, scale) };
-    let d = q.ncols() as f64;
+    let (qt, qmax) = columns(q);
+    let rt = (!same).then(|| columns(r));
+    let scale = power_scale(rt.as_ref().map_or(qmax, |(_, m)| qmax.max(*m)));
+    let q = points(qt, scale);
+    let r = rt.map(|(rt, _)| points(rt, scale));
+    let d = q.exact.d as f64;
     // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
     let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
+    let rn = &r.as_ref().unwrap_or(&q).norms;
     let rmax = rn.iter().copied().fold(0.0, f64::max);
-    let err = qn.iter().map(|&a| 2.0 * gamma * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
-    Prepared { q32, r32, qn, rn, err, scale }
+    let err = q.norms.iter().map(|&a| 2.0 * gamma * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
+    Prepared { q, r, err, scale }
 }
 
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
     let p = prepare(q, r, same);
-    let r32 = p.r32.as_ref().unwrap_or(&p.q32);
-    let keep = (k + k.max(8)).min(r.nrows() - usize::from(same));
+    let keep = (k + k / 8 + 4).min(r.nrows() - usize::from(same));
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(keep)).collect();
-    for i0 in (0..q.nrows()).step_by(PANEL) {
-        let b = PANEL.min(q.nrows() - i0);
-        // Against every reference point, or (one data set) the points up to the panel's end.
-        let end = if same { i0 + b } else { r.nrows() };
-        let mut gt = Mat::<f32>::zeros(end, b);
-        let (lhs, rhs) = (r32.subrows(0, end), p.q32.subrows(i0, b).transpose());
-        faer::linalg::matmul::matmul(gt.as_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::rayon(0));
-        update_panel(&mut tops[i0..i0 + b], &gt, &p, i0, same);
-        if same && i0 > 0 {
-            update_earlier(&mut tops[..i0], &gt, &p, i0);
-        }
+    if same {
+        scan_self(&mut tops, &p);
+    } else {
+        scan_cross(&mut tops, &p);
     }
-    let qt = q.transpose().to_owned();
-    let rt_own = (!same).then(|| r.transpose().to_owned());
-    let rt = rt_own.as_ref().map_or(qt.as_ref(), |m| m.as_ref());
-    let rows: Vec<(Vec<f64>, Vec<usize>)> = tops
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, top)| refine(qt.as_ref(), rt, i, top, k, (p.err[i], p.scale), same))
-        .collect();
+    let rows = refine(&p, tops, k, same);
     let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
     out.indices.reserve(q.nrows() * k);
     for (d, ix) in rows {
@@ -201,51 +295,240 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
     out
 }
 
-/// Entries checked together before any is pushed: most blocks hold nothing below the floor.
+/// The most points per side of a tile: one tile of products (256 KB) stays in a core's
+/// cache while it is filtered.
+const TILE: usize = 256;
+
+/// `x_a · y_b` for the points `a` of `x` (rows of the tile) and `b` of `y` (columns), into
+/// `buf`.
+fn tile<'a>(
+    buf: &'a mut [f32],
+    x: MatRef<'_, f32>,
+    a: Range<usize>,
+    y: MatRef<'_, f32>,
+    b: Range<usize>,
+) -> MatRef<'a, f32> {
+    let (ra, rb) = (a.len(), b.len());
+    let mut g = MatMut::from_column_major_slice_mut(&mut buf[..ra * rb], ra, rb);
+    let (lhs, rhs) = (x.subcols(a.start, ra).transpose(), y.subcols(b.start, rb));
+    faer::linalg::matmul::matmul(g.rb_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    g.into_const()
+}
+
+/// One tile buffer per thread of the current pool.
+struct Buffers(Vec<Mutex<Vec<f32>>>);
+
+impl Buffers {
+    fn new() -> Self {
+        Self((0..rayon::current_num_threads()).map(|_| Mutex::new(vec![0f32; TILE * TILE])).collect())
+    }
+
+    fn get(&self) -> MutexGuard<'_, Vec<f32>> {
+        let slot = &self.0[rayon::current_thread_index().unwrap_or(0) % self.0.len()];
+        // A buffer holds no invariant, so one left by a panicking task is still usable.
+        slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Queries against a different reference: each task owns a block of queries and runs
+/// through the reference one tile at a time.
+fn scan_cross(tops: &mut [Top], p: &Prepared) {
+    let r = p.reference();
+    let (nq, nr) = (tops.len(), r.norms.len());
+    let bufs = Buffers::new();
+    tops.par_chunks_mut(TILE).enumerate().for_each(|(b, chunk)| {
+        let mut buf = bufs.get();
+        let bq = b * TILE..(b * TILE + TILE).min(nq);
+        for a in (0..nr).step_by(TILE) {
+            let ar = a..(a + TILE).min(nr);
+            let g = tile(&mut buf, r.screen.mat(), ar.clone(), p.q.screen.mat(), bq.clone());
+            update_cols(chunk, g, &p.q.norms[bq.clone()], &r.norms[ar], a, None);
+        }
+    });
+}
+
+/// Blocks of nearly equal size, at most [`TILE`], their number a multiple of 4 where the
+/// points allow: the rounds of [`round_robin`] then hold an even number of equal tiles.
+fn blocks(n: usize) -> Vec<Range<usize>> {
+    let count = n.div_ceil(TILE).next_multiple_of(4).min(n);
+    let size = n.div_ceil(count);
+    (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
+}
+
+/// One data set: only the tiles of the lower block triangle are multiplied, each updating
+/// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
+/// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
+/// parallel; each point sees the tiles in the same order whatever the number of threads.
+fn scan_self(tops: &mut [Top], p: &Prepared) {
+    let (x, norms) = (p.q.screen.mat(), &p.q.norms);
+    let blocks = blocks(x.ncols());
+    let bufs = Buffers::new();
+    // The diagonal tiles first: each block against itself.
+    split(tops, &blocks).into_par_iter().zip(&blocks).for_each(|(chunk, a)| {
+        let mut buf = bufs.get();
+        let g = tile(&mut buf, x, a.clone(), x, a.clone());
+        let chunk = chunk.expect("every block");
+        update_cols(chunk, g, &norms[a.clone()], &norms[a.clone()], a.start, Some(0));
+    });
+    for pairs in round_robin(blocks.len()) {
+        let mut slots = split(tops, &blocks);
+        let work: Vec<_> = pairs
+            .into_iter()
+            .map(|(a, b)| {
+                let taken = (slots[a].take(), slots[b].take());
+                (a, b, taken.0.expect("a block once a round"), taken.1.expect("a block once a round"))
+            })
+            .collect();
+        work.into_par_iter().for_each(|(a, b, ta, tb)| {
+            let (a, b) = (blocks[a].clone(), blocks[b].clone());
+            let mut buf = bufs.get();
+            let g = tile(&mut buf, x, a.clone(), x, b.clone());
+            update_cols(tb, g, &norms[b.clone()], &norms[a.clone()], a.start, None);
+            update_rows(ta, g, &norms[a], &norms[b.clone()], b.start);
+        });
+    }
+}
+
+/// `tops` cut into the blocks.
+fn split<'t>(tops: &'t mut [Top], blocks: &[Range<usize>]) -> Vec<Option<&'t mut [Top]>> {
+    let mut rest = tops;
+    blocks
+        .iter()
+        .map(|r| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len());
+            rest = tail;
+            Some(head)
+        })
+        .collect()
+}
+
+/// The rounds of a round-robin tournament on `n` players (circle method): every pair
+/// `(a, b)`, `a < b`, exactly once, and no player twice in a round.
+fn round_robin(n: usize) -> Vec<Vec<(usize, usize)>> {
+    let m = n + n % 2; // a bye when n is odd
+    let ring = |r: usize, i: usize| if i == 0 { m - 1 } else { (r + i - 1) % (m - 1) };
+    (0..m.saturating_sub(1))
+        .map(|r| {
+            (0..m / 2)
+                .map(|i| (ring(r, i), ring(r, m - 1 - i)))
+                .filter(|&(a, b)| a < n && b < n)
+                .map(|(a, b)| (a.min(b), a.max(b)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Entries screened together before any is pushed: most runs hold nothing below the floor.
 const RUN: usize = 16;
 
-fn col_slice(gt: &Mat<f32>, c: usize) -> &[f32] {
-    gt.col(c).try_as_col_major().expect("an owned matrix has contiguous columns").as_slice()
+/// Room for the roundings of the single-precision screen, relative to `|q|² + max |r|²`:
+/// the screen passes everything the double-precision test `|q|² + |r|² - 2g < floor`
+/// accepts, and a little more (2⁻¹⁸ is far above the few roundings of 2⁻²⁴ it covers).
+const SCREEN_ROOM: f64 = 1.0 / (1u64 << 18) as f64;
+
+/// `x` minus `room`, in single precision: at most `x - room + ulp`, so a screen compared
+/// with it errs only towards passing.
+fn lowered(x: f64, room: f64) -> f32 {
+    (x - room) as f32
 }
 
-/// Rows of the panel: query `i0 + c` against reference points `0 .. gt.nrows()`.
-fn update_panel(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize, same: bool) {
-    tops.par_iter_mut().enumerate().for_each(|(c, top)| {
-        let (i, col) = (i0 + c, col_slice(gt, c));
-        let base = p.qn[i];
-        for (b, (gc, rc)) in col.chunks(RUN).zip(p.rn[..col.len()].chunks(RUN)).enumerate() {
-            let below = gc.iter().zip(rc).fold(false, |h, (&g, &r)| h | (base + r - 2.0 * f64::from(g) < top.floor));
-            if below {
-                for (o, (&g, &r)) in gc.iter().zip(rc).enumerate() {
-                    let j = b * RUN + o;
-                    if !(same && j == i) {
-                        top.push(base + r - 2.0 * f64::from(g), j);
+/// Query `c` of `tops` (column `c` of the tile, squared norm `qn[c]`) against the tile's
+/// rows: reference points `row0 + o` with squared norms `rn[o]`. `skip` (a diagonal tile,
+/// offset 0) leaves out the query itself.
+///
+/// Runs of entries are screened in single precision as `g - rn/2 > (qn - floor)/2` (eight
+/// or sixteen at a time: `pulp` compiles the loop for the machine's SIMD width); a run
+/// that passes pushes its entries' double-precision `qn + rn - 2g`, which [`Top`] keeps
+/// only below its floor.
+fn update_cols(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], rn: &[f64], row0: usize, skip: Option<usize>) {
+    let rn = &rn[..g.nrows()];
+    let rmax = rn.iter().copied().fold(0.0, f64::max);
+    let half: Vec<f32> = rn.iter().map(|&r| (0.5 * r) as f32).collect();
+    pulp::Arch::new().dispatch(Cols { tops, g, qn, rn, half: &half, rmax, row0, skip });
+}
+
+struct Cols<'a> {
+    tops: &'a mut [Top],
+    g: MatRef<'a, f32>,
+    qn: &'a [f64],
+    rn: &'a [f64],
+    half: &'a [f32],
+    rmax: f64,
+    row0: usize,
+    skip: Option<usize>,
+}
+
+impl pulp::WithSimd for Cols<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Cols { tops, g, qn, rn, half, rmax, row0, skip } = self;
+        for (c, top) in tops.iter_mut().enumerate() {
+            let col = g.col(c).try_as_col_major().expect("a tile has contiguous columns").as_slice();
+            let base = qn[c];
+            let room = SCREEN_ROOM * (base + rmax);
+            let mut t = lowered(0.5 * (base - top.floor), room);
+            for (b, (gc, hc)) in col.chunks(RUN).zip(half.chunks(RUN)).enumerate() {
+                let mut mask =
+                    gc.iter().zip(hc).enumerate().fold(0u32, |m, (o, (&g, &h))| m | (u32::from(g - h > t) << o));
+                if mask != 0 {
+                    while mask != 0 {
+                        let o = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let j = b * RUN + o;
+                        if skip.is_none_or(|s| j + s != c) {
+                            top.push(base + rn[j] - 2.0 * f64::from(gc[o]), row0 + j);
+                        }
                     }
+                    t = lowered(0.5 * (base - top.floor), room);
                 }
             }
         }
-    });
+    }
 }
 
-/// Earlier points `j < i0` against the panel's points, from the same block transposed.
-fn update_earlier(tops: &mut [Top], gt: &Mat<f32>, p: &Prepared, i0: usize) {
-    tops.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, chunk)| {
-        let j0 = ci * CHUNK;
-        let qn = &p.qn[j0..j0 + chunk.len()];
-        let mut floors: Vec<f64> = chunk.iter().map(|t| t.floor).collect();
-        for c in 0..gt.ncols() {
-            let col = &col_slice(gt, c)[j0..j0 + chunk.len()];
-            let rc = p.rn[i0 + c];
-            let below =
-                col.iter().zip(qn).zip(&floors).fold(false, |h, ((&g, &q), &f)| h | (q + rc - 2.0 * f64::from(g) < f));
-            if below {
-                for (o, top) in chunk.iter_mut().enumerate() {
-                    top.push(qn[o] + rc - 2.0 * f64::from(col[o]), i0 + c);
-                    floors[o] = top.floor;
+/// The tile's rows as queries (`tops`, squared norms `qn`) against its columns: reference
+/// points `col0 + c` with squared norms `rn[c]`. Screened like [`update_cols`], as
+/// `g - (qn - floor)/2 > rn[c]/2` down each column in runs of rows.
+fn update_rows(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], rn: &[f64], col0: usize) {
+    let qn = &qn[..g.nrows()];
+    let room = SCREEN_ROOM * (qn.iter().copied().fold(0.0, f64::max) + rn.iter().copied().fold(0.0, f64::max));
+    pulp::Arch::new().dispatch(Rows { tops, g, qn, rn, room, col0 });
+}
+
+struct Rows<'a> {
+    tops: &'a mut [Top],
+    g: MatRef<'a, f32>,
+    qn: &'a [f64],
+    rn: &'a [f64],
+    room: f64,
+    col0: usize,
+}
+
+impl pulp::WithSimd for Rows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Rows { tops, g, qn, rn, room, col0 } = self;
+        // Half the room on each side of the comparison.
+        let w_of = |q: f64, t: &Top| lowered(0.5 * (q - t.floor), 0.5 * room);
+        let mut w: Vec<f32> = tops.iter().zip(qn).map(|(t, &q)| w_of(q, t)).collect();
+        for (c, &rc) in rn[..g.ncols()].iter().enumerate() {
+            let col = g.col(c).try_as_col_major().expect("a tile has contiguous columns").as_slice();
+            let t = lowered(0.5 * rc, 0.5 * room);
+            for (b, (gc, wc)) in col.chunks(RUN).zip(w.chunks_mut(RUN)).enumerate() {
+                let mut mask =
+                    gc.iter().zip(wc.iter()).enumerate().fold(0u32, |m, (o, (&g, &w))| m | (u32::from(g - w > t) << o));
+                while mask != 0 {
+                    let o = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let i = b * RUN + o;
+                    tops[i].push(qn[i] + rc - 2.0 * f64::from(gc[o]), col0 + c);
+                    wc[o] = w_of(qn[i], &tops[i]);
                 }
             }
         }
-    });
+    }
 }
 
 /// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow), from
@@ -267,27 +550,97 @@ fn exact_sq(qt: MatRef<'_, f64>, i: usize, rt: MatRef<'_, f64>, j: usize, scale:
     acc.iter().sum::<f64>() + tail
 }
 
-/// Exact distances of query `i`'s candidates; the whole reference when the candidates are
-/// not certified to contain the `k` nearest.
-fn refine(
-    qt: MatRef<'_, f64>,
-    rt: MatRef<'_, f64>,
-    i: usize,
-    top: Top,
-    k: usize,
-    (err, scale): (f64, f64),
-    same: bool,
-) -> (Vec<f64>, Vec<usize>) {
+/// The points query `i` must measure exactly: its candidates within `reach = a_k + 2 err`
+/// of its `k`-th approximate squared distance `a_k`. Every one of its `k` nearest lies
+/// there: the `k`-th exact squared distance is at most `a_k + err`, and a point at most that
+/// far has an approximate one at most `a_k + 2 err`. `Err(reach)` when a point left out of
+/// the candidates may lie within reach (near ties, duplicates): [`rescan`] then finds them.
+fn pool(top: Top, k: usize, err: f64) -> std::result::Result<Vec<usize>, f64> {
     let (cands, floor) = top.finish();
-    let certified = cands.len() >= k && floor > cands[k - 1].0 + 2.0 * err;
-    let pool: Vec<usize> = if certified {
-        // Only candidates that may still be among the k nearest need an exact distance.
-        let reach = cands[k - 1].0 + 2.0 * err;
-        cands.iter().take_while(|c| c.0 <= reach).map(|c| c.1).collect()
+    let reach = cands[k - 1].0 + 2.0 * err;
+    if floor > reach {
+        Ok(cands.iter().take_while(|c| c.0 <= reach).map(|c| c.1).collect())
     } else {
-        (0..rt.ncols()).filter(|&j| !(same && j == i)).collect()
-    };
-    sorted_exact(qt, i, rt, pool, k, scale)
+        Err(reach)
+    }
+}
+
+/// Queries per product of [`rescan`].
+const RESCAN: usize = 64;
+
+/// The pools of uncertified queries `(i, reach)`: every reference point (but `i` itself on
+/// one data set) whose approximate squared distance to `i` is within `reach`, from a fresh
+/// single-precision product against the whole reference (any summation order obeys the
+/// same error bound).
+fn rescan(p: &Prepared, failing: &[(usize, f64)], same: bool) -> Vec<Vec<usize>> {
+    let (r, q) = (p.reference(), p.q.screen.mat());
+    let rs = r.screen.mat();
+    failing
+        .par_chunks(RESCAN)
+        .flat_map_iter(|chunk| {
+            let qf = Mat::<f32>::from_fn(q.nrows(), chunk.len(), |l, c| q[(l, chunk[c].0)]);
+            let mut g = Mat::<f32>::zeros(rs.ncols(), chunk.len());
+            faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, Par::Seq);
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(c, &(i, reach))| {
+                    let a = |j: usize| p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]);
+                    (0..rs.ncols()).filter(|&j| !(same && j == i) && a(j) <= reach).collect()
+                })
+                .collect::<Vec<Vec<usize>>>()
+        })
+        .collect()
+}
+
+/// Exact distances of every query's pool, its `k` nearest sorted (ties by index). On one
+/// data set a pair that both points list is measured once: `(a - b)²` and `(b - a)²` are
+/// the same floating-point number, so the result does not depend on which point measures.
+fn refine(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> Vec<(Vec<f64>, Vec<usize>)> {
+    let (qt, rt) = (p.q.exact.mat(), p.reference().exact.mat());
+    let pools: Vec<_> = tops.into_par_iter().enumerate().map(|(i, top)| pool(top, k, p.err[i])).collect();
+    let failing: Vec<(usize, f64)> =
+        pools.iter().enumerate().filter_map(|(i, pool)| pool.as_ref().err().map(|&reach| (i, reach))).collect();
+    let mut found = rescan(p, &failing, same).into_iter();
+    let pools: Vec<Vec<usize>> = pools
+        .into_iter()
+        .map(|pool| pool.unwrap_or_else(|_| found.next().expect("one rescan per failing query")))
+        .collect();
+    let mirrored = |i: usize, j: usize| same && j < i && pools[j].contains(&i);
+    let measured: Vec<Vec<f64>> = pools
+        .par_iter()
+        .enumerate()
+        .map(|(i, pool)| {
+            pool.iter().map(|&j| if mirrored(i, j) { f64::NAN } else { exact_sq(qt, i, rt, j, p.scale) }).collect()
+        })
+        .collect();
+    pools
+        .par_iter()
+        .enumerate()
+        .map(|(i, pool)| {
+            let mut exact: Vec<(f64, usize)> = pool
+                .iter()
+                .zip(&measured[i])
+                .map(|(&j, &d2)| {
+                    if mirrored(i, j) {
+                        let at = pools[j].iter().position(|&m| m == i).expect("a mirrored pair lists both");
+                        (measured[j][at], j)
+                    } else {
+                        (d2, j)
+                    }
+                })
+                .collect();
+            nearest(&mut exact, k, p.scale)
+        })
+        .collect()
+}
+
+/// The `k` smallest of exact squared distances (scaled units), sorted, ties by index, as
+/// distances in the data's units.
+fn nearest(exact: &mut Vec<(f64, usize)>, k: usize, scale: f64) -> (Vec<f64>, Vec<usize>) {
+    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    exact.truncate(k);
+    exact.iter().map(|&(d2, j)| (d2.sqrt() / scale, j)).unzip()
 }
 
 /// The `k` nearest of `pool` to query `i` by exact distances, ties by index (points are
@@ -301,9 +654,7 @@ fn sorted_exact(
     scale: f64,
 ) -> (Vec<f64>, Vec<usize>) {
     let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(qt, i, rt, j, scale), j)).collect();
-    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    exact.truncate(k);
-    exact.into_iter().map(|(d2, j)| (d2.sqrt() / scale, j)).unzip()
+    nearest(&mut exact, k, scale)
 }
 
 /// Brute force in double precision (distances as in [`knn`], in units scaled by a power of
@@ -320,4 +671,134 @@ pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: 
         out.indices.extend(ix);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn round_robin_meets_every_pair_once_and_no_block_twice_a_round() {
+        for n in 1..=13 {
+            let mut met = std::collections::BTreeSet::new();
+            for round in round_robin(n) {
+                let mut seen = vec![false; n];
+                for (a, b) in round {
+                    assert!(a < b && b < n);
+                    assert!(!seen[a] && !seen[b], "n = {n}: a block twice in one round");
+                    seen[a] = true;
+                    seen[b] = true;
+                    assert!(met.insert((a, b)), "n = {n}: ({a}, {b}) twice");
+                }
+            }
+            assert_eq!(met.len(), n * (n - 1) / 2, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn blocks_cover_the_points_in_equal_parts() {
+        for n in [1, 2, 3, 5, 255, 256, 257, 1000, 10_000, 10_001] {
+            let b = blocks(n);
+            assert_eq!(b[0].start, 0);
+            assert_eq!(b.last().unwrap().end, n);
+            assert!(b.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(b.iter().all(|r| !r.is_empty() && r.len() <= TILE));
+            let (lo, hi) = (b.iter().map(|r| r.len()).min().unwrap(), b.iter().map(|r| r.len()).max().unwrap());
+            if n >= 4 {
+                assert!(b.len().is_multiple_of(4) || hi - lo <= 1, "n = {n}: {} blocks, sizes {lo}..{hi}", b.len());
+            }
+        }
+        assert_eq!(blocks(10_000).len(), 40);
+        assert!(blocks(10_000).iter().all(|r| r.len() == 250));
+    }
+
+    /// A top holding `keep` values around `floor`, so that its floor is finite.
+    fn full_top(keep: usize, floor: f64, rng: &mut StdRng) -> Top {
+        let mut t = Top::new(keep);
+        for j in 0..keep {
+            t.push(if j == 0 { floor } else { floor * rng.random_range(0.5..1.0) }, usize::MAX - j);
+        }
+        t
+    }
+
+    /// A tile whose entries put `qn + rn - 2g` within a few single-precision roundings of
+    /// each top's floor, on both sides.
+    fn tile_near_floors(qn: &[f64], rn: &[f64], floors: impl Fn(usize, usize) -> f64, rng: &mut StdRng) -> Vec<f32> {
+        let mut g = vec![0f32; rn.len() * qn.len()];
+        for c in 0..qn.len() {
+            for o in 0..rn.len() {
+                let rel = [-1e-6, -1e-7, -3e-8, 0.0, 3e-8, 1e-7, 1e-6, 0.3][rng.random_range(0..8)];
+                let v = floors(o, c) * (1.0 + rel);
+                g[c * rn.len() + o] = (0.5 * (qn[c] + rn[o] - v)) as f32;
+            }
+        }
+        g
+    }
+
+    fn same_state(a: &Top, b: &Top) {
+        assert_eq!(a.items, b.items);
+        assert_eq!(a.floor.to_bits(), b.floor.to_bits());
+        assert_eq!(a.left_out, b.left_out);
+    }
+
+    /// The single-precision screens never reject an entry that the double-precision test
+    /// of [`Top::push`] would take: the tops end exactly as when every entry is pushed.
+    #[test]
+    fn screens_reject_nothing_the_exact_test_takes() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (nr, nc, keep) = (37, 29, 6);
+        let qn: Vec<f64> = (0..nc).map(|_| rng.random_range(0.2..1.0)).collect();
+        let rn: Vec<f64> = (0..nr).map(|_| rng.random_range(0.2..1.0)).collect();
+        let floor_c: Vec<f64> = (0..nc).map(|_| rng.random_range(0.1..0.8)).collect();
+        let floor_r: Vec<f64> = (0..nr).map(|_| rng.random_range(0.1..0.8)).collect();
+        // Columns as queries.
+        let g = tile_near_floors(&qn, &rn, |_, c| floor_c[c], &mut rng);
+        let gm = MatRef::from_column_major_slice(&g, nr, nc);
+        let mut screened: Vec<Top> =
+            floor_c.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(1))).collect();
+        let mut all: Vec<Top> = floor_c.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(1))).collect();
+        update_cols(&mut screened, gm, &qn, &rn, 100, None);
+        for (c, top) in all.iter_mut().enumerate() {
+            for o in 0..nr {
+                top.push(qn[c] + rn[o] - 2.0 * f64::from(gm[(o, c)]), 100 + o);
+            }
+        }
+        screened.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+        assert!(all.iter().any(|t| t.items.iter().any(|&(_, j)| j >= 100)), "some entries were taken");
+        // Rows as queries (the tile's rows are the queries, its columns the reference).
+        let g = tile_near_floors(&qn, &rn, |o, _| floor_r[o], &mut rng);
+        let gm = MatRef::from_column_major_slice(&g, nr, nc);
+        let mut screened: Vec<Top> =
+            floor_r.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(2))).collect();
+        let mut all: Vec<Top> = floor_r.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(2))).collect();
+        update_rows(&mut screened, gm, &rn, &qn, 200);
+        for c in 0..nc {
+            for (o, top) in all.iter_mut().enumerate() {
+                top.push(rn[o] + qn[c] - 2.0 * f64::from(gm[(o, c)]), 200 + c);
+            }
+        }
+        screened.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+        assert!(all.iter().any(|t| t.items.iter().any(|&(_, j)| j >= 200)), "some entries were taken");
+    }
+
+    /// The heap keeps the `keep` smallest, and its floor bounds everything left out.
+    #[test]
+    fn top_keeps_the_smallest_and_bounds_the_rest() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for keep in [1, 2, 5, 26] {
+            let values: Vec<f64> = (0..300).map(|_| rng.random_range(0.0..1.0)).collect();
+            let mut top = Top::new(keep);
+            values.iter().enumerate().for_each(|(j, &v)| top.push(v, j));
+            let (kept, floor) = top.finish();
+            let mut sorted: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!(kept, sorted[..keep]);
+            assert!(sorted[keep..].iter().all(|&(v, _)| v >= floor));
+            let mut few = Top::new(keep);
+            few.push(0.5, 0);
+            assert_eq!(few.finish().1, f64::INFINITY, "nothing left out: no bound");
+        }
+    }
 }
