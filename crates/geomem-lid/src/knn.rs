@@ -801,4 +801,25 @@ mod tests {
             assert_eq!(few.finish().1, f64::INFINITY, "nothing left out: no bound");
         }
     }
+
+    /// Copies of one point tie at distance 0 beyond any candidate list: their queries are
+    /// not certified, and the second product finds every copy.
+    #[test]
+    fn uncertified_queries_are_rescanned_to_everything_within_reach() {
+        let x =
+            Mat::from_fn(300, 5, |i, j| if i < 30 { 1.0 + j as f64 } else { ((i * 7 + j * 13) % 17) as f64 * 0.37 });
+        let (k, keep) = (3, 3 + 3 / 8 + 4);
+        let p = prepare(x.as_ref(), x.as_ref(), true);
+        let mut tops: Vec<Top> = (0..300).map(|_| Top::new(keep)).collect();
+        scan_self(&mut tops, &p);
+        let failing: Vec<(usize, f64)> =
+            tops.into_iter().enumerate().filter_map(|(i, t)| pool(t, k, p.err[i]).err().map(|r| (i, r))).collect();
+        assert!((0..30).all(|i| failing.iter().any(|f| f.0 == i)), "every copy is uncertified");
+        for ((i, _), found) in failing.iter().zip(rescan(&p, &failing, true)) {
+            if *i < 30 {
+                let copies: Vec<usize> = (0..30).filter(|j| j != i).collect();
+                assert_eq!(found[..29], copies[..], "query {i}");
+            }
+        }
+    }
 }
