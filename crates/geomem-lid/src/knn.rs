@@ -19,7 +19,7 @@
 //! that both points list is measured exactly once.
 
 use crate::error::{check_points, check_width, param, Result};
-use faer::prelude::{IntoConst, Reborrow, ReborrowMut};
+use faer::prelude::{IntoConst, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -81,103 +81,58 @@ pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     Ok(search(data, data, k, true))
 }
 
-/// The `keep` smallest approximate squared distances seen so far (a max-heap), with a
-/// bound below which no dropped or rejected candidate lies.
+/// The `keep` smallest approximate squared distances seen so far, with a bound below which
+/// no dropped or rejected candidate lies. Candidates below the floor are appended; when
+/// `keep + keep / 2 + 4` are held, the `keep` smallest are selected and the floor falls to
+/// the smallest dropped one.
 struct Top {
     keep: usize,
-    /// A max-heap on the distance: `items[0]` is the largest kept.
+    cap: usize,
     items: Vec<(f64, usize)>,
-    /// Infinite until `keep` are held, then the largest kept: a candidate is taken only below.
     floor: f64,
-    /// Whether a candidate was rejected or dropped.
-    left_out: bool,
 }
 
 impl Top {
     fn new(keep: usize) -> Self {
-        Self { keep, items: Vec::with_capacity(keep), floor: f64::INFINITY, left_out: false }
+        let cap = keep + keep / 2 + 4;
+        Self { keep, cap, items: Vec::with_capacity(cap), floor: f64::INFINITY }
     }
 
     #[inline]
     fn push(&mut self, a: f64, j: usize) {
-        if a >= self.floor {
-            self.left_out = true;
-        } else if self.items.len() < self.keep {
+        if a < self.floor {
             self.items.push((a, j));
-            self.sift_up(self.items.len() - 1);
-            if self.items.len() == self.keep {
-                self.floor = self.items[0].0;
+            if self.items.len() == self.cap {
+                self.shrink();
             }
-        } else {
-            self.left_out = true;
-            self.items[0] = (a, j);
-            self.sift_down();
-            self.floor = self.items[0].0;
         }
     }
 
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.items[parent].0 >= self.items[i].0 {
-                break;
-            }
-            self.items.swap(parent, i);
-            i = parent;
-        }
+    fn shrink(&mut self) {
+        self.items.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
+        // Everything from position `keep` on is >= the new floor and is dropped.
+        self.floor = self.items[self.keep].0;
+        self.items.truncate(self.keep);
     }
 
-    fn sift_down(&mut self) {
-        let (n, mut i) = (self.items.len(), 0);
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut big = i;
-            if l < n && self.items[l].0 > self.items[big].0 {
-                big = l;
-            }
-            if r < n && self.items[r].0 > self.items[big].0 {
-                big = r;
-            }
-            if big == i {
-                return;
-            }
-            self.items.swap(i, big);
-            i = big;
-        }
-    }
-
-    /// The candidates sorted ascending, and the bound below which nothing was left out
-    /// (every candidate not kept was at least the floor when it was rejected or dropped,
-    /// and the floor only falls).
+    /// The candidates sorted ascending, and the bound below which nothing was left out.
     fn finish(mut self) -> (Vec<(f64, usize)>, f64) {
         self.items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        (self.items, if self.left_out { self.floor } else { f64::INFINITY })
+        if self.items.len() > self.keep {
+            self.floor = self.floor.min(self.items[self.keep].0);
+            self.items.truncate(self.keep);
+        }
+        (self.items, self.floor)
     }
 }
 
-/// Points as the contiguous columns of a `d × n` matrix, in a buffer allocated zeroed by the
-/// system (its pages are first touched by the parallel tasks that fill them).
+/// Points as the contiguous columns of a `d × n` matrix.
 struct Columns<T> {
     data: Vec<T>,
     d: usize,
 }
 
-impl<T: Copy + Default + Send + Sync> Columns<T> {
-    /// Fills blocks of `CONVERT` points in parallel: `fill(first point, the block as
-    /// `d × points`)` returns one value per block.
-    fn build<R: Send>(d: usize, n: usize, fill: impl Fn(usize, MatMut<'_, T>) -> R + Sync) -> (Self, Vec<R>) {
-        let mut data = vec![T::default(); d * n];
-        let out = data
-            .par_chunks_mut(d * CONVERT)
-            .enumerate()
-            .map(|(b, chunk)| {
-                let m = chunk.len() / d;
-                fill(b * CONVERT, MatMut::from_column_major_slice_mut(chunk, d, m))
-            })
-            .collect();
-        (Self { data, d }, out)
-    }
-
+impl<T> Columns<T> {
     fn mat(&self) -> MatRef<'_, T> {
         MatRef::from_column_major_slice(&self.data, self.d, self.data.len() / self.d)
     }
@@ -212,13 +167,12 @@ impl Prepared {
 /// Points per parallel task of the conversions.
 const CONVERT: usize = 64;
 
-/// The transpose of `x` (points as columns) and the largest absolute entry, in parallel.
-fn columns(x: MatRef<'_, f64>) -> (Columns<f64>, f64) {
-    let (xt, maxima) = Columns::build(x.ncols(), x.nrows(), |i0, mut block| {
-        block.copy_from(x.subrows(i0, block.ncols()).transpose());
-        block.rb().col_iter().flat_map(|c| c.iter()).fold(0.0f64, |m, v| m.max(v.abs()))
-    });
-    (xt, maxima.into_iter().fold(0.0, f64::max))
+/// The largest absolute entry of `x`, in parallel over its columns.
+fn max_abs(x: MatRef<'_, f64>) -> f64 {
+    (0..x.ncols())
+        .into_par_iter()
+        .map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max(v.abs())))
+        .reduce(|| 0.0, f64::max)
 }
 
 /// The power of two that brings `max_abs` to at most 1 (exact).
@@ -232,41 +186,47 @@ fn power_scale(max_abs: f64) -> f64 {
 
 /// The power of two that brings the largest entry of `q` and `r` to at most 1 (exact).
 fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
-    let max_abs = |x: MatRef<'_, f64>| {
-        (0..x.ncols()).map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max(v.abs()))).fold(0.0, f64::max)
-    };
     power_scale(max_abs(q).max(max_abs(r)))
 }
 
-/// The scaled single-precision copy and squared norms of points stored as columns.
-fn points(exact: Columns<f64>, scale: f64) -> Points {
-    let x = exact.mat();
-    let (screen, norms) = Columns::build(x.nrows(), x.ncols(), |i0, mut block| {
-        (0..block.ncols())
-            .map(|c| {
-                let dst = block.rb_mut().col_mut(c);
-                dst.iter_mut()
-                    .zip(x.col(i0 + c).iter())
-                    .map(|(o, &v)| {
-                        *o = (v * scale) as f32;
-                        (v * scale) * (v * scale)
-                    })
-                    .sum::<f64>()
-            })
-            .collect::<Vec<f64>>()
-    });
-    Points { exact, screen, norms: norms.concat() }
+/// The points of `x` (its rows) as columns, their copies scaled by `scale` in single
+/// precision and their scaled squared norms, in one parallel pass over blocks of points
+/// (each block converted while its transpose is still in cache).
+fn points(x: MatRef<'_, f64>, scale: f64) -> Points {
+    let (d, n) = (x.ncols(), x.nrows());
+    // Zeroed by the system: the pages are first touched by the tasks that fill them.
+    let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; d * n]);
+    let norms: Vec<Vec<f64>> = exact
+        .par_chunks_mut(d * CONVERT)
+        .zip(screen.par_chunks_mut(d * CONVERT))
+        .enumerate()
+        .map(|(b, (e, s))| {
+            let m = e.len() / d;
+            MatMut::from_column_major_slice_mut(&mut *e, d, m).copy_from(x.subrows(b * CONVERT, m).transpose());
+            e.chunks(d)
+                .zip(s.chunks_mut(d))
+                .map(|(ec, sc)| {
+                    ec.iter()
+                        .zip(sc)
+                        .map(|(&v, o)| {
+                            *o = (v * scale) as f32;
+                            (v * scale) * (v * scale)
+                        })
+                        .sum()
+                })
+                .collect()
+        })
+        .collect();
+    Points { exact: Columns { data: exact, d }, screen: Columns { data: screen, d }, norms: norms.concat() }
 }
 
 /// Points as columns, their single-precision copies scaled by one power of two (so that no
 /// data, however large or small its units, overflows `f32`) and their norms, in parallel.
 /// On one data set (`same`) the reference is the query set.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
-    let (qt, qmax) = columns(q);
-    let rt = (!same).then(|| columns(r));
-    let scale = power_scale(rt.as_ref().map_or(qmax, |(_, m)| qmax.max(*m)));
-    let q = points(qt, scale);
-    let r = rt.map(|(rt, _)| points(rt, scale));
+    let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
+    let q = points(q, scale);
+    let r = (!same).then(|| points(r, scale));
     let d = q.exact.d as f64;
     // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
     let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
@@ -276,9 +236,15 @@ fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
     Prepared { q, r, err, scale }
 }
 
+/// Candidates kept per query for the `k` nearest of `available` points: a few more than `k`,
+/// so that the `k`-th is usually certified.
+fn kept(k: usize, available: usize) -> usize {
+    (k + k / 8 + 4).min(available)
+}
+
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
     let p = prepare(q, r, same);
-    let keep = (k + k / 8 + 4).min(r.nrows() - usize::from(same));
+    let keep = kept(k, r.nrows() - usize::from(same));
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(keep)).collect();
     if same {
         scan_self(&mut tops, &p);
@@ -714,12 +680,16 @@ mod tests {
         assert!(blocks(10_000).iter().all(|r| r.len() == 250));
     }
 
-    /// A top holding `keep` values around `floor`, so that its floor is finite.
+    /// A top holding `keep` values below `floor`, cut back once so that its floor is `floor`.
     fn full_top(keep: usize, floor: f64, rng: &mut StdRng) -> Top {
         let mut t = Top::new(keep);
         for j in 0..keep {
-            t.push(if j == 0 { floor } else { floor * rng.random_range(0.5..1.0) }, usize::MAX - j);
+            t.push(floor * rng.random_range(0.5..1.0), usize::MAX - j);
         }
+        while t.floor.is_infinite() {
+            t.push(floor, 0);
+        }
+        assert_eq!(t.floor, floor);
         t
     }
 
@@ -740,7 +710,6 @@ mod tests {
     fn same_state(a: &Top, b: &Top) {
         assert_eq!(a.items, b.items);
         assert_eq!(a.floor.to_bits(), b.floor.to_bits());
-        assert_eq!(a.left_out, b.left_out);
     }
 
     /// The single-precision screens never reject an entry that the double-precision test
@@ -783,7 +752,7 @@ mod tests {
         assert!(all.iter().any(|t| t.items.iter().any(|&(_, j)| j >= 200)), "some entries were taken");
     }
 
-    /// The heap keeps the `keep` smallest, and its floor bounds everything left out.
+    /// A top keeps the `keep` smallest, and its floor bounds everything left out.
     #[test]
     fn top_keeps_the_smallest_and_bounds_the_rest() {
         let mut rng = StdRng::seed_from_u64(9);
@@ -808,7 +777,7 @@ mod tests {
     fn uncertified_queries_are_rescanned_to_everything_within_reach() {
         let x =
             Mat::from_fn(300, 5, |i, j| if i < 30 { 1.0 + j as f64 } else { ((i * 7 + j * 13) % 17) as f64 * 0.37 });
-        let (k, keep) = (3, 3 + 3 / 8 + 4);
+        let (k, keep) = (3, kept(3, 299));
         let p = prepare(x.as_ref(), x.as_ref(), true);
         let mut tops: Vec<Top> = (0..300).map(|_| Top::new(keep)).collect();
         scan_self(&mut tops, &p);
