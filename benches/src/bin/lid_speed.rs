@@ -1,16 +1,19 @@
 //! Speed of geomem-lid's estimators, beside scikit-dimension on the same points.
 //!
-//! Writes `DIR/points.npy` (N = 10 000 points of a 10-dimensional Gaussian subspace in
-//! d = 784, seeded) and `DIR/{mle_pw,twonn_pw}.npy`, times exact k-NN, MLE (k = 20),
-//! TwoNN (global, and pointwise on 100 neighbours) and FLIPD (empirical score and the toy
-//! network), and prints one JSON object. `benches/compare/skdim_lid.py DIR` then times
-//! scikit-dimension on `points.npy` and compares the outputs.
+//! Writes two data sets of N = 10 000 points in d = 784 (seeded), both of intrinsic
+//! dimension 10: `DIR/points.npy`, a 10-dimensional Gaussian subspace (linear rank 10: the
+//! search screens in the subspace), and `DIR/curved.npy`, the hidden-manifold model
+//! `tanh(F z)` with `z` in 10 dimensions (full linear rank: the search screens in all 784
+//! coordinates); for each, `DIR/{mle_pw,twonn_pw}{,_curved}.npy`. Times exact k-NN, MLE
+//! (k = 20), TwoNN (global, and pointwise on 100 neighbours) on both and FLIPD (empirical
+//! score and the toy network), and prints one JSON object. `benches/compare/skdim_lid.py
+//! DIR` then times scikit-dimension on the same files and compares the outputs.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin lid_speed [DIR]`
 
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
-use geomem_data::{write_npy, Block, Embedding, LinearManifold};
+use geomem_data::{write_npy, Activation, Block, Embedding, HiddenManifold, LinearManifold};
 use geomem_lid::{knn_self, Combine, Flipd, Mle, TwoNn};
 use geomem_nets::{ResidualMlpConfig, TrainedScore};
 use geomem_score::EmpiricalScore;
@@ -60,12 +63,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
-    let (t_mle, mle) = best_of(3, || Mle::default().pointwise(x.as_ref()).expect("mle"));
-    let (t_twonn, twonn) = best_of(3, || TwoNn::default().global(x.as_ref()).expect("twonn"));
-    let (t_twonn_pw, twonn_pw) = best_of(1, || TwoNn::default().pointwise(x.as_ref(), 100).expect("twonn pw"));
     let col = |v: &[f64]| Mat::from_fn(v.len(), 1, |i, _| v[i]);
-    write_npy(dir.join("mle_pw.npy"), col(&mle).as_ref())?;
-    write_npy(dir.join("twonn_pw.npy"), col(&twonn_pw).as_ref())?;
+    let mut timings = serde_json::Map::new();
+    let curved = HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1);
+    write_npy(dir.join("curved.npy"), curved.as_ref())?;
+    for (points, tag) in [(&x, ""), (&curved, "_curved")] {
+        let (t_mle, mle) = best_of(3, || Mle::default().pointwise(points.as_ref()).expect("mle"));
+        let (t_twonn, twonn) = best_of(3, || TwoNn::default().global(points.as_ref()).expect("twonn"));
+        let (t_pw, twonn_pw) = best_of(1, || TwoNn::default().pointwise(points.as_ref(), 100).expect("twonn pw"));
+        write_npy(dir.join(format!("mle_pw{tag}.npy")), col(&mle).as_ref())?;
+        write_npy(dir.join(format!("twonn_pw{tag}.npy")), col(&twonn_pw).as_ref())?;
+        let entries = [
+            ("mle_k20_s", t_mle),
+            ("mle_harmonic", Combine::Harmonic.apply(&mle)),
+            ("twonn_global_s", t_twonn),
+            ("twonn", twonn.dimension),
+            ("twonn_pointwise_100_s", t_pw),
+        ];
+        for (key, v) in entries {
+            timings.insert(format!("{key}{tag}"), v.into());
+        }
+    }
 
     // FLIPD: the empirical score of 1000 points in d = 784, and the toy network in d = 30.
     let emp = EmpiricalScore::new(x.subrows(0, 1000).to_owned())?;
@@ -76,17 +94,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lm30 = LinearManifold::new(30, &[Block { dim: 7, variance: 1.0 }], Embedding::Aligned)?;
     let q30 = lm30.sample(1000, 2);
     let (t_net, _) = best_of(3, || Flipd::new(0.1).expect("t0").estimate(&field, q30.as_ref()).expect("flipd"));
-    println!(
-        "{}",
-        serde_json::json!({
-            "n": 10000, "d": 784, "threads": rayon::current_num_threads(),
-            "knn_self_k20_s": t_knn,
-            "mle_k20_s": t_mle, "mle_harmonic": Combine::Harmonic.apply(&mle),
-            "twonn_global_s": t_twonn, "twonn": twonn.dimension,
-            "twonn_pointwise_100_s": t_twonn_pw,
-            "flipd_empirical_n1000_d784_points_per_s": 200.0 / t_emp,
-            "flipd_toy_net_d30_points_per_s": 1000.0 / t_net,
-        })
-    );
+    timings.insert("n".into(), 10_000.into());
+    timings.insert("d".into(), 784.into());
+    timings.insert("threads".into(), rayon::current_num_threads().into());
+    timings.insert("knn_self_k20_s".into(), t_knn.into());
+    timings.insert("flipd_empirical_n1000_d784_points_per_s".into(), (200.0 / t_emp).into());
+    timings.insert("flipd_toy_net_d30_points_per_s".into(), (1000.0 / t_net).into());
+    println!("{}", serde_json::Value::Object(timings));
     Ok(())
 }

@@ -189,51 +189,171 @@ fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
     power_scale(max_abs(q).max(max_abs(r)))
 }
 
-/// The points of `x` (its rows) as columns, their copies scaled by `scale` in single
-/// precision and their scaled squared norms, in one parallel pass over blocks of points
-/// (each block converted while its transpose is still in cache).
-fn points(x: MatRef<'_, f64>, scale: f64) -> Points {
-    let (d, n) = (x.ncols(), x.nrows());
-    // Zeroed by the system: the pages are first touched by the tasks that fill them.
-    let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; d * n]);
-    let norms: Vec<Vec<f64>> = exact
-        .par_chunks_mut(d * CONVERT)
-        .zip(screen.par_chunks_mut(d * CONVERT))
-        .enumerate()
-        .map(|(b, (e, s))| {
-            let m = e.len() / d;
-            MatMut::from_column_major_slice_mut(&mut *e, d, m).copy_from(x.subrows(b * CONVERT, m).transpose());
-            e.chunks(d)
-                .zip(s.chunks_mut(d))
-                .map(|(ec, sc)| {
-                    ec.iter()
-                        .zip(sc)
-                        .map(|(&v, o)| {
-                            *o = (v * scale) as f32;
-                            (v * scale) * (v * scale)
-                        })
-                        .sum()
-                })
-                .collect()
-        })
-        .collect();
-    Points { exact: Columns { data: exact, d }, screen: Columns { data: screen, d }, norms: norms.concat() }
+/// The coordinates the screening products work in: centred on the reference's mean
+/// (distances do not change, and single precision then resolves the data's spread rather
+/// than their distance from the origin), scaled by a power of two that brings the largest
+/// centred entry to at most 1, and, where the reference spans a low-dimensional subspace,
+/// projected on an orthonormal basis of it.
+struct Frame {
+    mean: Vec<f64>,
+    scale: f64,
+    /// `d × m`, orthonormal columns.
+    basis: Option<Mat<f64>>,
 }
 
-/// Points as columns, their single-precision copies scaled by one power of two (so that no
-/// data, however large or small its units, overflows `f32`) and their norms, in parallel.
-/// On one data set (`same`) the reference is the query set.
+/// Points sampled for the subspace the reference spans.
+const SAMPLE: usize = 64;
+
+impl Frame {
+    /// The reference's mean, the largest centred entry of `q` and `r`, and (`project`) the
+    /// subspace the reference spans, in parallel over the coordinates.
+    fn new(q: MatRef<'_, f64>, r: MatRef<'_, f64>, project: bool) -> Self {
+        let mean: Vec<f64> = (0..r.ncols()).into_par_iter().map(|j| r.col(j).sum() / r.nrows() as f64).collect();
+        let spread = |x: MatRef<'_, f64>| {
+            (0..x.ncols())
+                .into_par_iter()
+                .map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max((v - mean[j]).abs())))
+                .reduce(|| 0.0, f64::max)
+        };
+        let scale = power_scale(spread(q).max(spread(r)));
+        let basis = if project { span(r, &mean) } else { None };
+        Self { mean, scale, basis }
+    }
+
+    /// The screen's dimension.
+    fn dim(&self) -> usize {
+        self.basis.as_ref().map_or(self.mean.len(), |b| b.ncols())
+    }
+}
+
+/// An orthonormal basis (`d × m`) of the subspace that [`SAMPLE`] evenly spaced reference
+/// points span around `mean`, by Gram–Schmidt applied twice, leaving out directions shorter
+/// than `√γ_d / 10` of the longest sample (below what a single-precision screen resolves);
+/// `None` unless `m` is small enough for the projection to pay (`2m < SAMPLE`, `4m <= d`).
+/// The basis only has to be orthonormal: how far each point lies off it is measured point
+/// by point ([`points`]) and enters the error bound.
+fn span(r: MatRef<'_, f64>, mean: &[f64]) -> Option<Mat<f64>> {
+    let (n, d) = (r.nrows(), r.ncols());
+    let s = SAMPLE.min(n);
+    let sample: Vec<Vec<f64>> = (0..s).map(|t| (0..d).map(|j| r[(t * n / s, j)] - mean[j]).collect()).collect();
+    let longest = sample.iter().map(|v| norm(v)).fold(0.0, f64::max);
+    let tol = gamma(d).sqrt() / 10.0 * longest;
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    for mut w in sample {
+        for _ in 0..2 {
+            for b in &basis {
+                let c: f64 = b.iter().zip(&w).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let len = norm(&w);
+        if len > tol {
+            basis.push(w.into_iter().map(|x| x / len).collect());
+        }
+        if 2 * basis.len() >= SAMPLE || 4 * basis.len() > d {
+            return None;
+        }
+    }
+    (!basis.is_empty()).then(|| Mat::from_fn(d, basis.len(), |j, c| basis[c][j]))
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// γ for the rounding of both inputs to f32 and a length-`d` f32 dot product, with room.
+fn gamma(d: usize) -> f64 {
+    1.1 * (d as f64 + 4.0) * f64::from(f32::EPSILON) / 2.0
+}
+
+/// The points of `x` (its rows) as columns (`exact`, for the exact distances), their
+/// screening coordinates in `frame` in single precision and the squared norms of their
+/// centred, scaled coordinates, in one parallel pass over blocks of points (each block
+/// converted while its transpose is still in cache); also the length of what the basis
+/// leaves out of each (scaled; 0 without a basis).
+fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
+    let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
+    // Zeroed by the system: the pages are first touched by the tasks that fill them.
+    let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
+    let sc = frame.scale;
+    let per_block: Vec<(Vec<f64>, Vec<f64>)> = exact
+        .par_chunks_mut(d * CONVERT)
+        .zip(screen.par_chunks_mut(m * CONVERT))
+        .enumerate()
+        .map(|(b, (e, s))| {
+            let cnt = e.len() / d;
+            MatMut::from_column_major_slice_mut(&mut *e, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
+            let mut c = vec![0.0f64; d];
+            e.chunks(d)
+                .zip(s.chunks_mut(m))
+                .map(|(ec, out)| {
+                    c.iter_mut().zip(ec).zip(&frame.mean).for_each(|((c, &v), &mu)| *c = (v - mu) * sc);
+                    let sq = c.iter().map(|v| v * v).sum::<f64>();
+                    match &frame.basis {
+                        None => {
+                            out.iter_mut().zip(&c).for_each(|(o, &v)| *o = v as f32);
+                            (sq, 0.0)
+                        }
+                        Some(basis) => (sq, project(basis.as_ref(), &c, out)),
+                    }
+                })
+                .unzip()
+        })
+        .collect();
+    let (norms, rho): (Vec<Vec<f64>>, Vec<Vec<f64>>) = per_block.into_iter().unzip();
+    let points =
+        Points { exact: Columns { data: exact, d }, screen: Columns { data: screen, d: m }, norms: norms.concat() };
+    (points, rho.concat())
+}
+
+/// The coordinates of `c` on the orthonormal `basis`, written to `out` in single precision,
+/// and the length of `c`'s remainder off the basis, computed directly (not as a difference
+/// of squared norms, which would cancel).
+fn project(basis: MatRef<'_, f64>, c: &[f64], out: &mut [f32]) -> f64 {
+    let mut rest = c.to_vec();
+    for (k, o) in out.iter_mut().enumerate() {
+        let b = basis.col(k).try_as_col_major().expect("an owned basis").as_slice();
+        let p: f64 = b.iter().zip(c).map(|(x, y)| x * y).sum();
+        *o = p as f32;
+        rest.iter_mut().zip(b).for_each(|(r, &x)| *r -= p * x);
+    }
+    norm(&rest)
+}
+
+/// Points as columns, their screening coordinates (centred, scaled by one power of two so
+/// that no data, however large or small its units, overflows `f32`, and projected when the
+/// reference spans a low-dimensional subspace) and their norms, in parallel. On one data
+/// set (`same`) the reference is the query set.
+///
+/// The bound on the error of an approximate squared distance `|c_i|² + |c_j|² - 2 s_i·s_j`
+/// (`c` the centred scaled points, `s` their screening coordinates): `2γ_m |c_i||c_j|` for
+/// the single-precision product of length `m`, `2 ρ_i ρ_j` for what the basis leaves out
+/// (`ρ` its length: `|c_i·c_j - s_i·s_j| <= ρ_i ρ_j` for an orthonormal basis), and
+/// `1e-12 (|c_i|² + max |c|²)` for the double-precision roundings of centring, projecting
+/// and a basis orthonormal only to rounding.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
     let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
-    let q = points(q, scale);
-    let r = (!same).then(|| points(r, scale));
-    let d = q.exact.d as f64;
-    // γ for the rounding of both inputs to f32 and a length-d f32 dot product, with room.
-    let gamma = 1.1 * (d + 4.0) * f64::from(f32::EPSILON) / 2.0;
-    let rn = &r.as_ref().unwrap_or(&q).norms;
-    let rmax = rn.iter().copied().fold(0.0, f64::max);
-    let err = q.norms.iter().map(|&a| 2.0 * gamma * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
-    Prepared { q, r, err, scale }
+    let mut frame = Frame::new(q, r, true);
+    loop {
+        let (qp, q_rho) = points(q, &frame);
+        let rp = (!same).then(|| points(r, &frame));
+        let (rn, r_rho) = rp.as_ref().map_or((&qp.norms, &q_rho), |(p, rho)| (&p.norms, rho));
+        let rmax = rn.iter().copied().fold(0.0, f64::max);
+        let rho_max = r_rho.iter().chain(&q_rho).copied().fold(0.0, f64::max);
+        // A basis that leaves out more than the screen resolves anyway does not pay: without.
+        if frame.basis.is_some() && rho_max * rho_max > gamma(q.ncols()) * rmax {
+            frame.basis = None;
+            continue;
+        }
+        let g = gamma(frame.dim());
+        let err = qp
+            .norms
+            .iter()
+            .zip(&q_rho)
+            .map(|(&a, &rho)| 2.0 * g * (a * rmax).sqrt() + 2.0 * rho * rho_max + 1e-12 * (a + rmax) + 1e-30)
+            .collect();
+        return Prepared { q: qp, r: rp.map(|(p, _)| p), err, scale };
+    }
 }
 
 /// Candidates kept per query for the `k` nearest of `available` points: a few more than `k`,
