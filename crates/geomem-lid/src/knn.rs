@@ -911,4 +911,74 @@ mod tests {
             }
         }
     }
+
+    /// `n` points of a random `r`-dimensional subspace of `R^d` around `offset`, plus noise.
+    fn subspace(n: usize, r: usize, d: usize, offset: f64, noise: f64, rng: &mut StdRng) -> Mat<f64> {
+        let mut normal = || rng.sample::<f64, _>(rand_distr::StandardNormal);
+        let f = Mat::from_fn(r, d, |_, _| normal());
+        let z = Mat::from_fn(n, r, |_, _| normal());
+        let e = Mat::from_fn(n, d, |_, _| noise * normal());
+        Mat::from_fn(n, d, |i, j| offset + (0..r).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>() + e[(i, j)])
+    }
+
+    /// Which screen the integration tests' data get: projected where the points span a
+    /// low-dimensional subspace to what single precision resolves, full otherwise.
+    #[test]
+    fn the_screen_is_projected_only_where_the_points_span_few_dimensions() {
+        let mut rng = StdRng::seed_from_u64(21);
+        let dim = |x: &Mat<f64>| prepare(x.as_ref(), x.as_ref(), true).q.screen.d;
+        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 0.0, &mut rng)), 3);
+        let slightly = subspace(700, 3, 60, 1e3, 1e-6, &mut rng);
+        let p = prepare(slightly.as_ref(), slightly.as_ref(), true);
+        assert_eq!(p.q.screen.d, 3, "noise below the screen's resolution is left out");
+        assert!(p.err.iter().all(|&e| e > 0.0));
+        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 1e-2, &mut rng)), 60, "resolved noise: all coordinates");
+        // Point 5 is not sampled; it shifts the mean by 0.3 / 4000 only, below what the
+        // sample resolves, so the basis holds the plane alone and point 5 lies off it.
+        let mut outlier = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
+        assert_eq!(dim(&outlier), 2);
+        outlier[(5, 0)] += 0.3;
+        assert_eq!(dim(&outlier), 30, "a point off the sampled plane: the projection is dropped");
+        assert_eq!(dim(&subspace(300, 20, 40, 0.0, 0.0, &mut rng)), 40, "too many dimensions to pay");
+        // Queries off the reference's subspace: the projection is dropped.
+        let (x, q) = (subspace(400, 2, 30, 0.0, 0.0, &mut rng), subspace(50, 30, 30, 0.0, 0.0, &mut rng));
+        assert_eq!(prepare(q.as_ref(), x.as_ref(), false).q.screen.d, 30);
+    }
+
+    /// Two points off the plane the others span, off it the same way: their approximate
+    /// squared distance in the plane's coordinates misses `2 ρ_5 ρ_6`, more than the
+    /// single-precision part of the bound allows, and within the whole bound.
+    #[test]
+    fn the_bound_covers_what_the_projection_leaves_out() {
+        let mut rng = StdRng::seed_from_u64(22);
+        let mut x = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
+        let frame = Frame::new(x.as_ref(), x.as_ref(), true);
+        let span = frame.basis.as_ref().expect("a plane").clone();
+        // A unit vector off the plane, and a displacement the projection still accepts.
+        let mut e: Vec<f64> = (0..30).map(|j| if j == 0 { 1.0 } else { 0.0 }).collect();
+        for c in 0..2 {
+            let p: f64 = (0..30).map(|j| span[(j, c)] * e[j]).sum();
+            (0..30).for_each(|j| e[j] -= p * span[(j, c)]);
+        }
+        let len = norm(&e);
+        let rmax =
+            (0..4000).map(|i| (0..30).map(|j| (x[(i, j)] - frame.mean[j]).powi(2)).sum::<f64>()).fold(0.0, f64::max);
+        let delta = (0.8 * gamma(30) * rmax).sqrt();
+        for j in 0..30 {
+            let base = x[(7, j)];
+            x[(5, j)] = base + delta * e[j] / len;
+            x[(6, j)] = base + delta * e[j] / len;
+        }
+        let p = prepare(x.as_ref(), x.as_ref(), true);
+        assert_eq!(p.q.screen.d, 2, "the projection is kept");
+        let s = p.q.screen.mat();
+        let g: f64 = (0..2).map(|l| f64::from(s[(l, 5)]) * f64::from(s[(l, 6)])).sum();
+        let approx = p.q.norms[5] + p.q.norms[6] - 2.0 * g;
+        let exact = 0.0; // points 5 and 6 coincide
+        let miss = (approx - exact).abs();
+        let rn_max = p.q.norms.iter().copied().fold(0.0, f64::max);
+        let f32_part = 2.0 * gamma(2) * (p.q.norms[5] * rn_max).sqrt() + 1e-12 * (p.q.norms[5] + rn_max) + 1e-30;
+        assert!(miss > f32_part, "the test needs the projection term: {miss} vs {f32_part}");
+        assert!(miss <= p.err[5], "{miss} vs bound {}", p.err[5]);
+    }
 }

@@ -75,6 +75,38 @@ fn high_dimension_equals_brute_force() {
     same(&knn_self(x.as_ref(), 20).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 20, true));
 }
 
+/// `n` points of a random `r`-dimensional subspace of `R^d`, shifted by `offset` in every
+/// coordinate, plus isotropic noise of standard deviation `noise`.
+fn subspace(n: usize, r: usize, d: usize, offset: f64, noise: f64, seed: u64) -> Mat<f64> {
+    let (z, f, e) = (gaussian(n, r, 1.0, seed), gaussian(r, d, 1.0, seed + 1), gaussian(n, d, noise, seed + 2));
+    Mat::from_fn(n, d, |i, j| offset + (0..r).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>() + e[(i, j)])
+}
+
+#[test]
+fn low_rank_data_far_from_the_origin_equal_brute_force() {
+    // Screened in 3 projected coordinates (the search centres and projects); exact anyway.
+    for noise in [0.0, 1e-6, 1e-2] {
+        let x = subspace(700, 3, 60, 1e3, noise, 11);
+        same(&knn_self(x.as_ref(), 7).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 7, true));
+        let q = subspace(300, 3, 60, 1e3, noise, 11 + 100);
+        same(&knn(q.as_ref(), x.as_ref(), 5).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 5, false));
+    }
+}
+
+#[test]
+fn a_point_off_the_sampled_subspace_is_still_found() {
+    // Point 5 (not among the sampled points) leaves the plane the others span: its own
+    // neighbours and its place among theirs come out exact.
+    let mut x = subspace(400, 2, 30, 0.0, 0.0, 12);
+    x[(5, 0)] += 0.3;
+    let q = subspace(50, 2, 30, 0.0, 0.0, 13);
+    same(&knn_self(x.as_ref(), 6).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 6, true));
+    same(&knn(q.as_ref(), x.as_ref(), 4).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 4, false));
+    // Queries off the reference's plane.
+    let off = gaussian(50, 30, 1.0, 14);
+    same(&knn(off.as_ref(), x.as_ref(), 4).unwrap(), &knn_brute_force(off.as_ref(), x.as_ref(), 4, false));
+}
+
 #[test]
 fn bad_input_is_an_error() {
     let x = gaussian(10, 3, 1.0, 6);
@@ -100,6 +132,13 @@ proptest! {
             // Coordinates on a coarse grid: many exactly tied distances and duplicates.
             for j in 0..d { for i in 0..n { x[(i, j)] = x[(i, j)].round(); } }
         }
+        same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+    }
+
+    #[test]
+    fn low_rank_equals_brute_force(n in 3usize..300, r in 1usize..4, k in 1usize..6, seed in 0u64..1000, offset in -1e4f64..1e4) {
+        let (k, d) = (k.min(n - 1), 16 + r);
+        let x = subspace(n, r, d, offset, 0.0, seed);
         same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
     }
 }
