@@ -2,17 +2,24 @@
 //!
 //! Squared distances `|q|² + |r|² - 2 q·r` come from single-precision matrix products (twice
 //! the speed of double) in tiles of at most 256 × 256 points, each tile screened while it is
-//! still in the core's cache: each query keeps its `k + k/8 + 4` best candidates in a heap,
-//! and their distances are then recomputed exactly in double precision as `√Σ(q - r)²`. The
-//! single-precision pass only has to be right about *which* points are candidates: the error
-//! of an `f32` dot product of length `d` is at most `γ·|q|·|r|` with `γ ≈ (d + 2)·2⁻²⁴`
-//! whatever the summation order, so with `err = 2γ|q|·max|r|` every one of a query's `k`
-//! nearest has an approximate squared distance within `a_k + 2 err` of its `k`-th
+//! still in the core's cache: each query keeps its `k + k/8 + 4` best candidates, and their
+//! distances are then recomputed exactly in double precision as `√Σ(q - r)²`. The
+//! single-precision pass only has to be right about *which* points are candidates: with
+//! `err` a bound on the error of one approximate squared distance, every one of a query's
+//! `k` nearest has an approximate squared distance within `a_k + 2 err` of its `k`-th
 //! candidate's `a_k`. A query whose left-out points all lie beyond that reach measures its
 //! candidates within reach; any other (near-equal distances, duplicates) gets a second
 //! product against the whole reference that collects every point within reach. The result
 //! equals a brute-force double-precision search (`tests/knn.rs`), ties broken by the smaller
 //! index.
+//!
+//! The screen works in centred coordinates (the reference's mean subtracted, so that single
+//! precision resolves the data's spread however far they lie from the origin). Where the
+//! reference spans a low-dimensional affine subspace, to what single precision resolves (a
+//! linear manifold of `geomem-data`, say), the screen works in coordinates on an orthonormal
+//! basis of it: a product of length `m` instead of `d`, with what each point leaves off the
+//! basis (`ρ`) added to the bound (`2 ρ_i ρ_max`). The error bound of an `f32` dot product
+//! of length `m`, `γ_m |q||r|` with `γ_m ≈ (m + 2)·2⁻²⁴`, holds whatever the summation order.
 //!
 //! On one data set (`knn_self`) only the tiles of the lower block triangle are multiplied,
 //! each updating the points of both its blocks: half the products of a full search. A pair
