@@ -182,10 +182,11 @@ fn max_abs(x: MatRef<'_, f64>) -> f64 {
         .reduce(|| 0.0, f64::max)
 }
 
-/// The power of two that brings `max_abs` to at most 1 (exact).
+/// The power of two that brings `max_abs` to at most 1 (exact), its exponent kept within
+/// ±1000 so that the factor itself is finite (subnormal data are brought to at most 2⁻⁵⁰).
 fn power_scale(max_abs: f64) -> f64 {
     if max_abs > 0.0 {
-        2f64.powi(-(max_abs.log2().ceil() as i32))
+        2f64.powi((-max_abs.log2().ceil()).clamp(-1000.0, 1000.0) as i32)
     } else {
         1.0
     }
@@ -202,6 +203,10 @@ fn unit_scale(q: MatRef<'_, f64>, r: MatRef<'_, f64>) -> f64 {
 /// centred entry to at most 1, and, where the reference spans a low-dimensional subspace,
 /// projected on an orthonormal basis of it.
 struct Frame {
+    /// The power of two applied before anything else (the exact search's), so that no sum
+    /// or difference of coordinates overflows.
+    pre: f64,
+    /// The mean of the pre-scaled reference.
     mean: Vec<f64>,
     scale: f64,
     /// `d × m`, orthonormal columns.
@@ -214,17 +219,19 @@ const SAMPLE: usize = 64;
 impl Frame {
     /// The reference's mean, the largest centred entry of `q` and `r`, and (`project`) the
     /// subspace the reference spans, in parallel over the coordinates.
-    fn new(q: MatRef<'_, f64>, r: MatRef<'_, f64>, project: bool) -> Self {
-        let mean: Vec<f64> = (0..r.ncols()).into_par_iter().map(|j| r.col(j).sum() / r.nrows() as f64).collect();
+    fn new(q: MatRef<'_, f64>, r: MatRef<'_, f64>, pre: f64, project: bool) -> Self {
+        let n = r.nrows() as f64;
+        let mean: Vec<f64> =
+            (0..r.ncols()).into_par_iter().map(|j| r.col(j).iter().map(|v| v * pre).sum::<f64>() / n).collect();
         let spread = |x: MatRef<'_, f64>| {
             (0..x.ncols())
                 .into_par_iter()
-                .map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max((v - mean[j]).abs())))
+                .map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max((v * pre - mean[j]).abs())))
                 .reduce(|| 0.0, f64::max)
         };
         let scale = power_scale(spread(q).max(spread(r)));
-        let basis = if project { span(r, &mean) } else { None };
-        Self { mean, scale, basis }
+        let basis = if project { span(r, pre, &mean) } else { None };
+        Self { pre, mean, scale, basis }
     }
 
     /// The screen's dimension.
@@ -239,10 +246,10 @@ impl Frame {
 /// `None` unless `m` is small enough for the projection to pay (`2m < SAMPLE`, `4m <= d`).
 /// The basis only has to be orthonormal: how far each point lies off it is measured point
 /// by point ([`points`]) and enters the error bound.
-fn span(r: MatRef<'_, f64>, mean: &[f64]) -> Option<Mat<f64>> {
+fn span(r: MatRef<'_, f64>, pre: f64, mean: &[f64]) -> Option<Mat<f64>> {
     let (n, d) = (r.nrows(), r.ncols());
     let s = SAMPLE.min(n);
-    let sample: Vec<Vec<f64>> = (0..s).map(|t| (0..d).map(|j| r[(t * n / s, j)] - mean[j]).collect()).collect();
+    let sample: Vec<Vec<f64>> = (0..s).map(|t| (0..d).map(|j| r[(t * n / s, j)] * pre - mean[j]).collect()).collect();
     let longest = sample.iter().map(|v| norm(v)).fold(0.0, f64::max);
     let tol = gamma(d).sqrt() / 10.0 * longest;
     let mut basis: Vec<Vec<f64>> = Vec::new();
@@ -282,7 +289,7 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
     let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
     // Zeroed by the system: the pages are first touched by the tasks that fill them.
     let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
-    let sc = frame.scale;
+    let (pre, sc) = (frame.pre, frame.scale);
     let per_block: Vec<(Vec<f64>, Vec<f64>)> = exact
         .par_chunks_mut(d * CONVERT)
         .zip(screen.par_chunks_mut(m * CONVERT))
@@ -294,7 +301,7 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
             e.chunks(d)
                 .zip(s.chunks_mut(m))
                 .map(|(ec, out)| {
-                    c.iter_mut().zip(ec).zip(&frame.mean).for_each(|((c, &v), &mu)| *c = (v - mu) * sc);
+                    c.iter_mut().zip(ec).zip(&frame.mean).for_each(|((c, &v), &mu)| *c = (v * pre - mu) * sc);
                     let sq = c.iter().map(|v| v * v).sum::<f64>();
                     match &frame.basis {
                         None => {
@@ -340,7 +347,7 @@ fn project(basis: MatRef<'_, f64>, c: &[f64], out: &mut [f32]) -> f64 {
 /// and a basis orthonormal only to rounding.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
     let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
-    let mut frame = Frame::new(q, r, true);
+    let mut frame = Frame::new(q, r, scale, true);
     loop {
         let (qp, q_rho) = points(q, &frame);
         let rp = (!same).then(|| points(r, &frame));
@@ -650,7 +657,8 @@ fn exact_sq(qt: MatRef<'_, f64>, i: usize, rt: MatRef<'_, f64>, j: usize, scale:
 /// the candidates may lie within reach (near ties, duplicates): [`rescan`] then finds them.
 fn pool(top: Top, k: usize, err: f64) -> std::result::Result<Vec<usize>, f64> {
     let (cands, floor) = top.finish();
-    let reach = cands[k - 1].0 + 2.0 * err;
+    // Fewer than k candidates (approximate distances that are not numbers): rescan all.
+    let reach = cands.get(k - 1).map_or(f64::INFINITY, |c| c.0 + 2.0 * err);
     if floor > reach {
         Ok(cands.iter().take_while(|c| c.0 <= reach).map(|c| c.1).collect())
     } else {
@@ -679,7 +687,9 @@ fn rescan(p: &Prepared, failing: &[(usize, f64)], same: bool) -> Vec<Vec<usize>>
                 .enumerate()
                 .map(|(c, &(i, reach))| {
                     let a = |j: usize| p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]);
-                    (0..rs.ncols()).filter(|&j| !(same && j == i) && a(j) <= reach).collect()
+                    // A distance that is not a number counts as within reach.
+                    let within = |j: usize| a(j).partial_cmp(&reach) != Some(std::cmp::Ordering::Greater);
+                    (0..rs.ncols()).filter(|&j| !(same && j == i) && within(j)).collect()
                 })
                 .collect::<Vec<Vec<usize>>>()
         })
@@ -959,7 +969,7 @@ mod tests {
     fn the_bound_covers_what_the_projection_leaves_out() {
         let mut rng = StdRng::seed_from_u64(22);
         let mut x = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
-        let frame = Frame::new(x.as_ref(), x.as_ref(), true);
+        let frame = Frame::new(x.as_ref(), x.as_ref(), 1.0, true);
         let span = frame.basis.as_ref().expect("a plane").clone();
         // A unit vector off the plane, and a displacement the projection still accepts.
         let mut e: Vec<f64> = (0..30).map(|j| if j == 0 { 1.0 } else { 0.0 }).collect();

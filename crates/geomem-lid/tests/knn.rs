@@ -63,7 +63,8 @@ fn duplicates_and_near_ties_fall_back_to_exact() {
 
 #[test]
 fn units_do_not_matter() {
-    for scale in [1e-150, 1e-20, 1e30, 1e200] {
+    // 1e307: sums of the coordinates (a mean, say) would overflow; 1e-310: subnormal.
+    for scale in [1e-310, 1e-150, 1e-20, 1e30, 1e200, 1e307] {
         let x = gaussian(200, 5, scale, 4);
         same(&knn_self(x.as_ref(), 4).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 4, true));
     }
