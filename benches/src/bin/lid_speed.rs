@@ -6,7 +6,8 @@
 //! `tanh(F z)` with `z` in 10 dimensions (full linear rank: the search screens in all 784
 //! coordinates); for each, `DIR/{mle_pw,twonn_pw}{,_curved}.npy`. Times exact k-NN, MLE
 //! (k = 20), TwoNN (global, and pointwise on 100 neighbours) on both and FLIPD (empirical
-//! score and the toy network), and prints one JSON object. `benches/compare/skdim_lid.py
+//! score and the toy network), and prints one JSON object; with a second argument
+//! `knn-only`, only the k-NN searches (k = 20 and 2) on both. `benches/compare/skdim_lid.py
 //! DIR` then times scikit-dimension on the same files and compares the outputs.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin lid_speed [DIR]`
@@ -31,42 +32,26 @@ fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("reps >= 1"))
 }
 
-/// The f32 products alone that `knn_self` computes (the block lower triangle, panels of 512
-/// queries against every earlier point), without the conversion, filter or refinement: the
-/// floor of the search's time.
-fn half_product(x: &Mat<f64>) -> f32 {
-    let x32 = Mat::<f32>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] as f32);
-    let mut sink = 0.0;
-    for i0 in (0..x.nrows()).step_by(512) {
-        let b = 512.min(x.nrows() - i0);
-        let mut gt = Mat::<f32>::zeros(i0 + b, b);
-        let (lhs, rhs) = (x32.subrows(0, i0 + b), x32.subrows(i0, b).transpose());
-        faer::linalg::matmul::matmul(gt.as_mut(), faer::Accum::Replace, lhs, rhs, 1.0f32, faer::Par::rayon(0));
-        sink += gt[(0, 0)];
-    }
-    sink
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/lid_speed".into()));
     std::fs::create_dir_all(&dir)?;
     let lm = LinearManifold::new(784, &[Block { dim: 10, variance: 1.0 }], Embedding::RandomRotation { seed: 3 })?;
     let x = lm.sample(10_000, 1);
     write_npy(dir.join("points.npy"), x.as_ref())?;
-    let (t_knn, _) = best_of(3, || knn_self(x.as_ref(), 20).expect("knn"));
+    let curved = HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1);
+    write_npy(dir.join("curved.npy"), curved.as_ref())?;
+    let mut timings = serde_json::Map::new();
+    for (points, tag) in [(&x, ""), (&curved, "_curved")] {
+        for k in [20, 2] {
+            let (t, _) = best_of(3, || knn_self(points.as_ref(), k).expect("knn"));
+            timings.insert(format!("knn_self_k{k}_s{tag}"), t.into());
+        }
+    }
     if std::env::args().nth(2).as_deref() == Some("knn-only") {
-        let (t2, _) = best_of(3, || knn_self(x.as_ref(), 2).expect("knn"));
-        let (t_half, _) = best_of(3, || half_product(&x));
-        println!(
-            "{}",
-            serde_json::json!({ "knn_self_k20_s": t_knn, "knn_self_k2_s": t2, "f32_half_product_alone_s": t_half })
-        );
+        println!("{}", serde_json::Value::Object(timings));
         return Ok(());
     }
     let col = |v: &[f64]| Mat::from_fn(v.len(), 1, |i, _| v[i]);
-    let mut timings = serde_json::Map::new();
-    let curved = HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1);
-    write_npy(dir.join("curved.npy"), curved.as_ref())?;
     for (points, tag) in [(&x, ""), (&curved, "_curved")] {
         let (t_mle, mle) = best_of(3, || Mle::default().pointwise(points.as_ref()).expect("mle"));
         let (t_twonn, twonn) = best_of(3, || TwoNn::default().global(points.as_ref()).expect("twonn"));
@@ -97,7 +82,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     timings.insert("n".into(), 10_000.into());
     timings.insert("d".into(), 784.into());
     timings.insert("threads".into(), rayon::current_num_threads().into());
-    timings.insert("knn_self_k20_s".into(), t_knn.into());
     timings.insert("flipd_empirical_n1000_d784_points_per_s".into(), (200.0 / t_emp).into());
     timings.insert("flipd_toy_net_d30_points_per_s".into(), (1000.0 / t_net).into());
     println!("{}", serde_json::Value::Object(timings));

@@ -149,10 +149,13 @@ impl<T> Columns<T> {
 struct Points {
     /// `d × n`, unscaled: the exact distances.
     exact: Columns<f64>,
-    /// `d × n`, scaled by the common power of two and rounded to `f32`: the screening products.
+    /// `m × n`, the screening coordinates of [`Frame`] rounded to `f32`: the products.
     screen: Columns<f32>,
-    /// Squared norms of the scaled points.
+    /// Squared norms of the centred, scaled points (the screen's units).
     norms: Vec<f64>,
+    /// Half of each norm in `f32`, and the largest norm: what the screens compare with.
+    halves: Vec<f32>,
+    max_norm: f64,
 }
 
 struct Prepared {
@@ -161,8 +164,22 @@ struct Prepared {
     r: Option<Points>,
     /// Bound on the error of one approximate squared distance, per query.
     err: Vec<f64>,
-    /// The power of two the data were multiplied by.
+    /// The power of two the exact distances are computed at (no overflow, no underflow).
     scale: f64,
+}
+
+/// Reference points `start ..` of a tile, as the screens see them.
+#[derive(Clone, Copy)]
+struct Refs<'a> {
+    norms: &'a [f64],
+    halves: &'a [f32],
+    start: usize,
+}
+
+impl Points {
+    fn refs(&self, r: Range<usize>) -> Refs<'_> {
+        Refs { norms: &self.norms[r.clone()], halves: &self.halves[r.clone()], start: r.start }
+    }
 }
 
 impl Prepared {
@@ -217,9 +234,10 @@ struct Frame {
 const SAMPLE: usize = 64;
 
 impl Frame {
-    /// The reference's mean, the largest centred entry of `q` and `r`, and (`project`) the
-    /// subspace the reference spans, in parallel over the coordinates.
-    fn new(q: MatRef<'_, f64>, r: MatRef<'_, f64>, pre: f64, project: bool) -> Self {
+    /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
+    /// the reference itself), and (`project`) the subspace the reference spans, in parallel
+    /// over the coordinates.
+    fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, project: bool) -> Self {
         let n = r.nrows() as f64;
         let mean: Vec<f64> =
             (0..r.ncols()).into_par_iter().map(|j| r.col(j).iter().map(|v| v * pre).sum::<f64>() / n).collect();
@@ -229,7 +247,7 @@ impl Frame {
                 .map(|j| x.col(j).iter().fold(0.0, |m: f64, v| m.max((v * pre - mean[j]).abs())))
                 .reduce(|| 0.0, f64::max)
         };
-        let scale = power_scale(spread(q).max(spread(r)));
+        let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
         let basis = if project { span(r, pre, &mean) } else { None };
         Self { pre, mean, scale, basis }
     }
@@ -283,13 +301,16 @@ fn gamma(d: usize) -> f64 {
 /// The points of `x` (its rows) as columns (`exact`, for the exact distances), their
 /// screening coordinates in `frame` in single precision and the squared norms of their
 /// centred, scaled coordinates, in one parallel pass over blocks of points (each block
-/// converted while its transpose is still in cache); also the length of what the basis
-/// leaves out of each (scaled; 0 without a basis).
+/// converted while its transpose is still in cache; the projection as two products per
+/// block); also the length of what the basis leaves out of each (scaled; 0 without a
+/// basis), computed from the remainder itself (not as a difference of squared norms, which
+/// would cancel).
 fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
     let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
     // Zeroed by the system: the pages are first touched by the tasks that fill them.
     let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
     let (pre, sc) = (frame.pre, frame.scale);
+    let col_norms = |c: MatRef<'_, f64>| -> Vec<f64> { c.col_iter().map(|v| v.iter().map(|x| x * x).sum()).collect() };
     let per_block: Vec<(Vec<f64>, Vec<f64>)> = exact
         .par_chunks_mut(d * CONVERT)
         .zip(screen.par_chunks_mut(m * CONVERT))
@@ -297,41 +318,28 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
         .map(|(b, (e, s))| {
             let cnt = e.len() / d;
             MatMut::from_column_major_slice_mut(&mut *e, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
-            let mut c = vec![0.0f64; d];
-            e.chunks(d)
-                .zip(s.chunks_mut(m))
-                .map(|(ec, out)| {
-                    c.iter_mut().zip(ec).zip(&frame.mean).for_each(|((c, &v), &mu)| *c = (v * pre - mu) * sc);
-                    let sq = c.iter().map(|v| v * v).sum::<f64>();
-                    match &frame.basis {
-                        None => {
-                            out.iter_mut().zip(&c).for_each(|(o, &v)| *o = v as f32);
-                            (sq, 0.0)
-                        }
-                        Some(basis) => (sq, project(basis.as_ref(), &c, out)),
-                    }
-                })
-                .unzip()
+            let ex = MatRef::from_column_major_slice(&*e, d, cnt);
+            let mut c = Mat::from_fn(d, cnt, |j, i| (ex[(j, i)] * pre - frame.mean[j]) * sc);
+            let sq = col_norms(c.as_ref());
+            let mut out = MatMut::from_column_major_slice_mut(s, m, cnt);
+            let Some(basis) = &frame.basis else {
+                out.copy_from(c.as_ref().map(|&v| v as f32));
+                return (sq, vec![0.0; cnt]);
+            };
+            let mut coords = Mat::<f64>::zeros(m, cnt);
+            faer::linalg::matmul::matmul(coords.as_mut(), Accum::Replace, basis.transpose(), c.as_ref(), 1.0, Par::Seq);
+            out.copy_from(coords.as_ref().map(|&v| v as f32));
+            faer::linalg::matmul::matmul(c.as_mut(), Accum::Add, basis.as_ref(), coords.as_ref(), -1.0, Par::Seq);
+            (sq, col_norms(c.as_ref()).into_iter().map(f64::sqrt).collect())
         })
         .collect();
     let (norms, rho): (Vec<Vec<f64>>, Vec<Vec<f64>>) = per_block.into_iter().unzip();
+    let norms = norms.concat();
+    let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
+    let max_norm = norms.iter().copied().fold(0.0, f64::max);
     let points =
-        Points { exact: Columns { data: exact, d }, screen: Columns { data: screen, d: m }, norms: norms.concat() };
+        Points { exact: Columns { data: exact, d }, screen: Columns { data: screen, d: m }, norms, halves, max_norm };
     (points, rho.concat())
-}
-
-/// The coordinates of `c` on the orthonormal `basis`, written to `out` in single precision,
-/// and the length of `c`'s remainder off the basis, computed directly (not as a difference
-/// of squared norms, which would cancel).
-fn project(basis: MatRef<'_, f64>, c: &[f64], out: &mut [f32]) -> f64 {
-    let mut rest = c.to_vec();
-    for (k, o) in out.iter_mut().enumerate() {
-        let b = basis.col(k).try_as_col_major().expect("an owned basis").as_slice();
-        let p: f64 = b.iter().zip(c).map(|(x, y)| x * y).sum();
-        *o = p as f32;
-        rest.iter_mut().zip(b).for_each(|(r, &x)| *r -= p * x);
-    }
-    norm(&rest)
 }
 
 /// Points as columns, their screening coordinates (centred, scaled by one power of two so
@@ -347,12 +355,11 @@ fn project(basis: MatRef<'_, f64>, c: &[f64], out: &mut [f32]) -> f64 {
 /// and a basis orthonormal only to rounding.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
     let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
-    let mut frame = Frame::new(q, r, scale, true);
+    let mut frame = Frame::new((!same).then_some(q), r, scale, true);
     loop {
         let (qp, q_rho) = points(q, &frame);
         let rp = (!same).then(|| points(r, &frame));
-        let (rn, r_rho) = rp.as_ref().map_or((&qp.norms, &q_rho), |(p, rho)| (&p.norms, rho));
-        let rmax = rn.iter().copied().fold(0.0, f64::max);
+        let (rmax, r_rho) = rp.as_ref().map_or((qp.max_norm, &q_rho), |(p, rho)| (p.max_norm, rho));
         let rho_max = r_rho.iter().chain(&q_rho).copied().fold(0.0, f64::max);
         // A basis that leaves out more than the screen resolves anyway does not pay: without.
         if frame.basis.is_some() && rho_max * rho_max > gamma(q.ncols()) * rmax {
@@ -442,7 +449,7 @@ fn scan_cross(tops: &mut [Top], p: &Prepared) {
         for a in (0..nr).step_by(TILE) {
             let ar = a..(a + TILE).min(nr);
             let g = tile(&mut buf, r.screen.mat(), ar.clone(), p.q.screen.mat(), bq.clone());
-            update_cols(chunk, g, &p.q.norms[bq.clone()], &r.norms[ar], a, None);
+            update_cols(chunk, g, &p.q.norms[bq.clone()], r.refs(ar), r.max_norm, None);
         }
     });
 }
@@ -460,7 +467,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
 fn scan_self(tops: &mut [Top], p: &Prepared) {
-    let (x, norms) = (p.q.screen.mat(), &p.q.norms);
+    let (x, norms, rmax) = (p.q.screen.mat(), &p.q.norms, p.q.max_norm);
     let blocks = blocks(x.ncols());
     let bufs = Buffers::new();
     // The diagonal tiles first: each block against itself.
@@ -468,7 +475,7 @@ fn scan_self(tops: &mut [Top], p: &Prepared) {
         let mut buf = bufs.get();
         let g = tile(&mut buf, x, a.clone(), x, a.clone());
         let chunk = chunk.expect("every block");
-        update_cols(chunk, g, &norms[a.clone()], &norms[a.clone()], a.start, Some(0));
+        update_cols(chunk, g, &norms[a.clone()], p.q.refs(a.clone()), rmax, Some(0));
     });
     for pairs in round_robin(blocks.len()) {
         let mut slots = split(tops, &blocks);
@@ -483,8 +490,8 @@ fn scan_self(tops: &mut [Top], p: &Prepared) {
             let (a, b) = (blocks[a].clone(), blocks[b].clone());
             let mut buf = bufs.get();
             let g = tile(&mut buf, x, a.clone(), x, b.clone());
-            update_cols(tb, g, &norms[b.clone()], &norms[a.clone()], a.start, None);
-            update_rows(ta, g, &norms[a], &norms[b.clone()], b.start);
+            update_cols(tb, g, &norms[b.clone()], p.q.refs(a.clone()), rmax, None);
+            update_rows(ta, g, &norms[a], p.q.refs(b), 2.0 * rmax);
         });
     }
 }
@@ -533,18 +540,17 @@ fn lowered(x: f64, room: f64) -> f32 {
 }
 
 /// Query `c` of `tops` (column `c` of the tile, squared norm `qn[c]`) against the tile's
-/// rows: reference points `row0 + o` with squared norms `rn[o]`. `skip` (a diagonal tile,
-/// offset 0) leaves out the query itself.
+/// rows: reference points `refs.start + o` with squared norms `refs.norms[o]` (the largest
+/// of all at most `rmax`). `skip` (a diagonal tile, offset 0) leaves out the query itself.
 ///
 /// Runs of entries are screened in single precision as `g - rn/2 > (qn - floor)/2` (eight
 /// or sixteen at a time: `pulp` compiles the loop for the machine's SIMD width); a run
 /// that passes pushes its entries' double-precision `qn + rn - 2g`, which [`Top`] keeps
 /// only below its floor.
-fn update_cols(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], rn: &[f64], row0: usize, skip: Option<usize>) {
-    let rn = &rn[..g.nrows()];
-    let rmax = rn.iter().copied().fold(0.0, f64::max);
-    let half: Vec<f32> = rn.iter().map(|&r| (0.5 * r) as f32).collect();
-    pulp::Arch::new().dispatch(Cols { tops, g, qn, rn, half: &half, rmax, row0, skip });
+fn update_cols(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], refs: Refs<'_>, rmax: f64, skip: Option<usize>) {
+    let n = g.nrows();
+    let (rn, half) = (&refs.norms[..n], &refs.halves[..n]);
+    pulp::Arch::new().dispatch(Cols { tops, g, qn, rn, half, rmax, row0: refs.start, skip });
 }
 
 struct Cols<'a> {
@@ -588,12 +594,13 @@ impl pulp::WithSimd for Cols<'_> {
 }
 
 /// The tile's rows as queries (`tops`, squared norms `qn`) against its columns: reference
-/// points `col0 + c` with squared norms `rn[c]`. Screened like [`update_cols`], as
-/// `g - (qn - floor)/2 > rn[c]/2` down each column in runs of rows.
-fn update_rows(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], rn: &[f64], col0: usize) {
+/// points `refs.start + c` with squared norms `rn[c]`; `norm_sum` bounds `|q|² + |r|²`.
+/// Screened like [`update_cols`], as `g - (qn - floor)/2 > rn[c]/2` down each column in
+/// runs of rows.
+fn update_rows(tops: &mut [Top], g: MatRef<'_, f32>, qn: &[f64], refs: Refs<'_>, norm_sum: f64) {
     let qn = &qn[..g.nrows()];
-    let room = SCREEN_ROOM * (qn.iter().copied().fold(0.0, f64::max) + rn.iter().copied().fold(0.0, f64::max));
-    pulp::Arch::new().dispatch(Rows { tops, g, qn, rn, room, col0 });
+    let room = SCREEN_ROOM * norm_sum;
+    pulp::Arch::new().dispatch(Rows { tops, g, qn, rn: refs.norms, room, col0: refs.start });
 }
 
 struct Rows<'a> {
@@ -709,29 +716,36 @@ fn refine(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> Vec<(Vec<f64>, 
         .into_iter()
         .map(|pool| pool.unwrap_or_else(|_| found.next().expect("one rescan per failing query")))
         .collect();
-    let mirrored = |i: usize, j: usize| same && j < i && pools[j].contains(&i);
-    let measured: Vec<Vec<f64>> = pools
+    // Where point `j < i` lists `i` too, `i` reads the distance `j` measured.
+    let mirror: Vec<Vec<Option<usize>>> = pools
         .par_iter()
         .enumerate()
         .map(|(i, pool)| {
-            pool.iter().map(|&j| if mirrored(i, j) { f64::NAN } else { exact_sq(qt, i, rt, j, p.scale) }).collect()
+            pool.iter().map(|&j| if same && j < i { pools[j].iter().position(|&m| m == i) } else { None }).collect()
+        })
+        .collect();
+    let measured: Vec<Vec<f64>> = pools
+        .par_iter()
+        .zip(&mirror)
+        .enumerate()
+        .map(|(i, (pool, mirror))| {
+            // NaN marks a distance read from the mirrored pair below.
+            pool.iter()
+                .zip(mirror)
+                .map(|(&j, at)| if at.is_some() { f64::NAN } else { exact_sq(qt, i, rt, j, p.scale) })
+                .collect()
         })
         .collect();
     pools
         .par_iter()
+        .zip(&mirror)
         .enumerate()
-        .map(|(i, pool)| {
+        .map(|(i, (pool, mirror))| {
             let mut exact: Vec<(f64, usize)> = pool
                 .iter()
+                .zip(mirror)
                 .zip(&measured[i])
-                .map(|(&j, &d2)| {
-                    if mirrored(i, j) {
-                        let at = pools[j].iter().position(|&m| m == i).expect("a mirrored pair lists both");
-                        (measured[j][at], j)
-                    } else {
-                        (d2, j)
-                    }
-                })
+                .map(|((&j, at), &d2)| (at.map_or(d2, |at| measured[j][at]), j))
                 .collect();
             nearest(&mut exact, k, p.scale)
         })
@@ -865,7 +879,10 @@ mod tests {
         let mut screened: Vec<Top> =
             floor_c.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(1))).collect();
         let mut all: Vec<Top> = floor_c.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(1))).collect();
-        update_cols(&mut screened, gm, &qn, &rn, 100, None);
+        let halves = |v: &[f64]| v.iter().map(|&r| (0.5 * r) as f32).collect::<Vec<f32>>();
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let rh = halves(&rn);
+        update_cols(&mut screened, gm, &qn, Refs { norms: &rn, halves: &rh, start: 100 }, max(&rn), None);
         for (c, top) in all.iter_mut().enumerate() {
             for o in 0..nr {
                 top.push(qn[c] + rn[o] - 2.0 * f64::from(gm[(o, c)]), 100 + o);
@@ -879,7 +896,8 @@ mod tests {
         let mut screened: Vec<Top> =
             floor_r.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(2))).collect();
         let mut all: Vec<Top> = floor_r.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(2))).collect();
-        update_rows(&mut screened, gm, &rn, &qn, 200);
+        let qh = halves(&qn);
+        update_rows(&mut screened, gm, &rn, Refs { norms: &qn, halves: &qh, start: 200 }, max(&rn) + max(&qn));
         for c in 0..nc {
             for (o, top) in all.iter_mut().enumerate() {
                 top.push(rn[o] + qn[c] - 2.0 * f64::from(gm[(o, c)]), 200 + c);
@@ -969,7 +987,7 @@ mod tests {
     fn the_bound_covers_what_the_projection_leaves_out() {
         let mut rng = StdRng::seed_from_u64(22);
         let mut x = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
-        let frame = Frame::new(x.as_ref(), x.as_ref(), 1.0, true);
+        let frame = Frame::new(None, x.as_ref(), 1.0, true);
         let span = frame.basis.as_ref().expect("a plane").clone();
         // A unit vector off the plane, and a displacement the projection still accepts.
         let mut e: Vec<f64> = (0..30).map(|j| if j == 0 { 1.0 } else { 0.0 }).collect();
