@@ -115,6 +115,24 @@ impl Top {
         }
     }
 
+    /// Whether nothing was offered yet.
+    fn fresh(&self) -> bool {
+        self.items.is_empty() && self.floor == f64::INFINITY
+    }
+
+    /// Offers every candidate of `all` at once (a fresh top): one selection instead of a
+    /// push and, every `cap - keep` pushes, a selection each. `scratch` holds them meanwhile.
+    fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, scratch: &mut Vec<(f64, usize)>) {
+        scratch.clear();
+        scratch.extend(all);
+        if scratch.len() > self.keep {
+            scratch.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
+            self.floor = scratch[self.keep].0;
+            scratch.truncate(self.keep);
+        }
+        self.items.extend_from_slice(scratch);
+    }
+
     fn shrink(&mut self) {
         self.items.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
         // Everything from position `keep` on is >= the new floor and is dropped.
@@ -569,9 +587,15 @@ impl pulp::WithSimd for Cols<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Cols { tops, g, qn, rn, half, rmax, row0, skip } = self;
+        let mut scratch = Vec::new();
         for (c, top) in tops.iter_mut().enumerate() {
             let col = g.col(c).try_as_col_major().expect("a tile has contiguous columns").as_slice();
             let base = qn[c];
+            if top.fresh() {
+                let all = col.iter().enumerate().filter(|&(j, _)| skip.is_none_or(|s| j + s != c));
+                top.fill(all.map(|(j, &g)| (base + rn[j] - 2.0 * f64::from(g), row0 + j)), &mut scratch);
+                continue;
+            }
             let room = SCREEN_ROOM * (base + rmax);
             let mut t = lowered(0.5 * (base - top.floor), room);
             for (b, (gc, hc)) in col.chunks(RUN).zip(half.chunks(RUN)).enumerate() {
@@ -943,13 +967,21 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(9);
         for keep in [1, 2, 5, 26] {
             let values: Vec<f64> = (0..300).map(|_| rng.random_range(0.0..1.0)).collect();
-            let mut top = Top::new(keep);
-            values.iter().enumerate().for_each(|(j, &v)| top.push(v, j));
-            let (kept, floor) = top.finish();
             let mut sorted: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-            assert_eq!(kept, sorted[..keep]);
-            assert!(sorted[keep..].iter().all(|&(v, _)| v >= floor));
+            // One at a time; the first `filled` at once and the rest one at a time.
+            for filled in [0, 1, 40, 300] {
+                let mut top = Top::new(keep);
+                if filled > 0 {
+                    assert!(top.fresh());
+                    top.fill(values[..filled].iter().copied().zip(0..), &mut Vec::new());
+                    assert!(!top.fresh());
+                }
+                values.iter().enumerate().skip(filled).for_each(|(j, &v)| top.push(v, j));
+                let (kept, floor) = top.finish();
+                assert_eq!(kept, sorted[..keep], "keep {keep}, filled {filled}");
+                assert!(sorted[keep..].iter().all(|&(v, _)| v >= floor));
+            }
             let mut few = Top::new(keep);
             few.push(0.5, 0);
             assert_eq!(few.finish().1, f64::INFINITY, "nothing left out: no bound");
