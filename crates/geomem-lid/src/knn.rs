@@ -2,8 +2,9 @@
 //!
 //! Squared distances `|q|² + |r|² - 2 q·r` come from single-precision matrix products (twice
 //! the speed of double) in tiles of at most 256 × 256 points, each tile screened while it is
-//! still in the core's cache: each query keeps its `k + k/8 + 4` best candidates, and their
-//! distances are then recomputed exactly in double precision as `√Σ(q - r)²`. The
+//! still in the core's cache: each query keeps its `k + k/8 + 4` best candidates (more on a
+//! principal basis, below), and their distances are then recomputed exactly in double
+//! precision as `√Σ(q - r)²`. The
 //! single-precision pass only has to be right about *which* points are candidates: with
 //! `err` a bound on the error of one approximate squared distance, every one of a query's
 //! `k` nearest has an approximate squared distance within `a_k + 2 err` of its `k`-th
@@ -14,12 +15,18 @@
 //! index.
 //!
 //! The screen works in centred coordinates (the reference's mean subtracted, so that single
-//! precision resolves the data's spread however far they lie from the origin). Where the
-//! reference spans a low-dimensional affine subspace, to what single precision resolves (a
-//! linear manifold of `geomem-data`, say), the screen works in coordinates on an orthonormal
-//! basis of it: a product of length `m` instead of `d`, with what each point leaves off the
-//! basis (`ρ`) added to the bound (`2 ρ_i ρ_max`). The error bound of an `f32` dot product
-//! of length `m`, `γ_m |q||r|` with `γ_m ≈ (m + 2)·2⁻²⁴`, holds whatever the summation order.
+//! precision resolves the data's spread however far they lie from the origin), and on a
+//! basis of `m` orthonormal directions where one pays: the `m` coordinates on it and, as
+//! coordinate `m + 1`, each point's distance `ρ` off it. The screened value is then
+//! `|P q - P r|² + (ρ_q - ρ_r)²`, a lower bound on the squared distance, loose by at most
+//! `4 ρ_q ρ_r`, and the reach above widens by that term, candidate by candidate. The basis
+//! is the subspace the reference spans where it spans a low-dimensional one (to what single
+//! precision resolves; a linear manifold of `geomem-data`, say: `ρ ≈ 0`), else, with enough
+//! points and coordinates, its leading principal directions (a randomised range finder on a
+//! sample), kept where a sample of queries shows that the wider reach costs fewer exact
+//! distances than the shorter product saves (curved manifolds, images), with as many more
+//! candidates kept as that sample needed. The error bound of an `f32` dot product of length
+//! `m`, `γ_m |q||r|` with `γ_m ≈ (m + 2)·2⁻²⁴`, holds whatever the summation order.
 //!
 //! On one data set (`knn_self`) only the tiles of the lower block triangle are multiplied,
 //! each updating the points of both its blocks: half the products of a full search. A pair
@@ -180,8 +187,13 @@ struct Prepared {
     q: Points,
     /// `None` on one data set: the reference is `q`.
     r: Option<Points>,
-    /// Bound on the error of one approximate squared distance, per query.
+    /// Bound on the error of one screened value, per query.
     err: Vec<f64>,
+    /// What the basis leaves out of each query and reference point (zeros without one).
+    q_rho: Vec<f64>,
+    r_rho: Option<Vec<f64>>,
+    /// Candidates kept per query.
+    keep: usize,
     /// The power of two the exact distances are computed at (no overflow, no underflow).
     scale: f64,
 }
@@ -203,6 +215,10 @@ impl Points {
 impl Prepared {
     fn reference(&self) -> &Points {
         self.r.as_ref().unwrap_or(&self.q)
+    }
+
+    fn reference_rho(&self) -> &[f64] {
+        self.r_rho.as_ref().unwrap_or(&self.q_rho)
     }
 }
 
@@ -244,8 +260,12 @@ struct Frame {
     /// The mean of the pre-scaled reference.
     mean: Vec<f64>,
     scale: f64,
-    /// `d × m`, orthonormal columns.
+    /// `d × m`, orthonormal columns: the screen is then the `m` coordinates on it and, as
+    /// coordinate `m + 1`, what each point leaves off it (`ρ`).
     basis: Option<Mat<f64>>,
+    /// Whether `basis` holds principal directions (the points lie off it) rather than the
+    /// span of the sample (they lie on it, to what single precision resolves).
+    principal: bool,
 }
 
 /// Points sampled for the subspace the reference spans.
@@ -266,14 +286,73 @@ impl Frame {
                 .reduce(|| 0.0, f64::max)
         };
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
-        let basis = if project { span(r, pre, &mean) } else { None };
-        Self { pre, mean, scale, basis }
+        let mut frame = Self { pre, mean, scale, basis: None, principal: false };
+        if project {
+            frame.basis = span(r, pre, &frame.mean);
+            if frame.basis.is_none() {
+                frame.use_principal(r);
+            }
+        }
+        frame
+    }
+
+    /// Principal directions of the reference as the basis, where it has enough points and
+    /// coordinates for them to pay; else none.
+    fn use_principal(&mut self, r: MatRef<'_, f64>) {
+        let m = PRINCIPAL.min(r.ncols() / 4);
+        let eligible = m >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+        self.basis = if eligible { principal(r, self.pre, &self.mean, m) } else { None };
+        self.principal = self.basis.is_some();
     }
 
     /// The screen's dimension.
     fn dim(&self) -> usize {
-        self.basis.as_ref().map_or(self.mean.len(), |b| b.ncols())
+        self.basis.as_ref().map_or(self.mean.len(), |b| b.ncols() + 1)
     }
+}
+
+/// Principal directions screened in (at most; a quarter of the coordinates when fewer).
+const PRINCIPAL: usize = 128;
+/// Fewest principal directions worth a basis, and fewest reference points: below either the
+/// full product is cheap anyway.
+const PRINCIPAL_LEAST: usize = 32;
+const PRINCIPAL_POINTS: usize = 1024;
+/// Reference points sampled for the principal directions.
+const PRINCIPAL_SAMPLE: usize = 1024;
+
+/// `m` leading principal directions (`d × m`, orthonormal columns) of [`PRINCIPAL_SAMPLE`]
+/// evenly spaced reference points around `mean`, by a randomised range finder (Halko,
+/// Martinsson & Tropp 2011, Alg. 4.3 with one power iteration; `m/4` extra columns, a fixed
+/// pseudo-random test matrix). Only their quality depends on the sample and the seed, and it changes only how
+/// fast the search runs: each point's distance off the basis is measured, and the search's
+/// bounds hold for any orthonormal basis. `None` if the small eigenproblem fails.
+fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], m: usize) -> Option<Mat<f64>> {
+    let (n, d) = (r.nrows(), r.ncols());
+    let s = PRINCIPAL_SAMPLE.min(n);
+    // Filled as its transpose: down each column of `r`.
+    let at = Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j]);
+    let a = at.transpose();
+    let p = (m + m / 4).min(s).max(m);
+    // Test matrix: uniform entries in [-1, 1) from SplitMix64 (any full-rank random matrix
+    // serves the range finder).
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    };
+    let omega = Mat::from_fn(s, p, |_, _| uniform());
+    let y = a * (a.transpose() * (a * &omega));
+    let q = y.qr().compute_thin_Q();
+    let b = q.transpose() * a;
+    let evd = (&b * b.transpose()).self_adjoint_eigen(faer::Side::Lower).ok()?;
+    let values = evd.S().column_vector();
+    let mut order: Vec<usize> = (0..p).collect();
+    order.sort_by(|&x, &y| values[y].total_cmp(&values[x]));
+    let u = evd.U();
+    Some(q * Mat::from_fn(p, m.min(p), |i, l| u[(i, order[l])]))
 }
 
 /// An orthonormal basis (`d × m`) of the subspace that [`SAMPLE`] evenly spaced reference
@@ -337,18 +416,25 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
             let cnt = e.len() / d;
             MatMut::from_column_major_slice_mut(&mut *e, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
             let ex = MatRef::from_column_major_slice(&*e, d, cnt);
-            let mut c = Mat::from_fn(d, cnt, |j, i| (ex[(j, i)] * pre - frame.mean[j]) * sc);
+            let mut c = Mat::<f64>::zeros(d, cnt);
+            for (mut dst, src) in c.col_iter_mut().zip(ex.col_iter()) {
+                let src = src.try_as_col_major().expect("owned column").as_slice();
+                let dst = dst.rb_mut().try_as_col_major_mut().expect("owned column").as_slice_mut();
+                dst.iter_mut().zip(src).zip(&frame.mean).for_each(|((o, &x), &mu)| *o = (x * pre - mu) * sc);
+            }
             let sq = col_norms(c.as_ref());
             let mut out = MatMut::from_column_major_slice_mut(s, m, cnt);
             let Some(basis) = &frame.basis else {
                 out.copy_from(c.as_ref().map(|&v| v as f32));
                 return (sq, vec![0.0; cnt]);
             };
-            let mut coords = Mat::<f64>::zeros(m, cnt);
+            let mut coords = Mat::<f64>::zeros(m - 1, cnt);
             faer::linalg::matmul::matmul(coords.as_mut(), Accum::Replace, basis.transpose(), c.as_ref(), 1.0, Par::Seq);
-            out.copy_from(coords.as_ref().map(|&v| v as f32));
+            out.rb_mut().subrows_mut(0, m - 1).copy_from(coords.as_ref().map(|&v| v as f32));
             faer::linalg::matmul::matmul(c.as_mut(), Accum::Add, basis.as_ref(), coords.as_ref(), -1.0, Par::Seq);
-            (sq, col_norms(c.as_ref()).into_iter().map(f64::sqrt).collect())
+            let rho: Vec<f64> = col_norms(c.as_ref()).into_iter().map(f64::sqrt).collect();
+            out.row_mut(m - 1).iter_mut().zip(&rho).for_each(|(o, &r)| *o = r as f32);
+            (sq, rho)
         })
         .collect();
     let (norms, rho): (Vec<Vec<f64>>, Vec<Vec<f64>>) = per_block.into_iter().unzip();
@@ -361,37 +447,103 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
 }
 
 /// Points as columns, their screening coordinates (centred, scaled by one power of two so
-/// that no data, however large or small its units, overflows `f32`, and projected when the
-/// reference spans a low-dimensional subspace) and their norms, in parallel. On one data
-/// set (`same`) the reference is the query set.
+/// that no data, however large or small its units, overflows `f32`, and projected when a
+/// basis pays) and their norms, in parallel. On one data set (`same`) the reference is the
+/// query set.
 ///
-/// The bound on the error of an approximate squared distance `|c_i|² + |c_j|² - 2 s_i·s_j`
-/// (`c` the centred scaled points, `s` their screening coordinates): `2γ_m |c_i||c_j|` for
-/// the single-precision product of length `m`, `2 ρ_i ρ_j` for what the basis leaves out
-/// (`ρ` its length: `|c_i·c_j - s_i·s_j| <= ρ_i ρ_j` for an orthonormal basis), and
+/// What the screen computes, `ľ_ij = |c_i|² + |c_j|² - 2 s_i·s_j` (`c` the centred scaled
+/// points, `s` their screening coordinates), is the squared distance itself without a basis;
+/// with one it is `|P c_i - P c_j|² + (ρ_i - ρ_j)²` (`P` the coordinates on the basis, `ρ`
+/// the length left off it, the screen's last coordinate), a lower bound: the exact squared
+/// distance lies in `[l_ij, l_ij + 4 ρ_i ρ_j]`. The bound on the error of `ľ` (`err`):
+/// `2γ_m |c_i||c_j|` for the single-precision product of length `m` (`|s| = |c|`), and
 /// `1e-12 (|c_i|² + max |c|²)` for the double-precision roundings of centring, projecting
 /// and a basis orthonormal only to rounding.
-fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool) -> Prepared {
+///
+/// A spanning basis that leaves out more than the screen resolves is replaced by principal
+/// directions where they may pay; principal directions are kept only where a sample of
+/// queries says they pay ([`Estimate`]), which also sets the candidates kept.
+fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
     let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
     let mut frame = Frame::new((!same).then_some(q), r, scale, true);
+    let available = r.nrows() - usize::from(same);
     loop {
         let (qp, q_rho) = points(q, &frame);
         let rp = (!same).then(|| points(r, &frame));
-        let (rmax, r_rho) = rp.as_ref().map_or((qp.max_norm, &q_rho), |(p, rho)| (p.max_norm, rho));
-        let rho_max = r_rho.iter().chain(&q_rho).copied().fold(0.0, f64::max);
-        // A basis that leaves out more than the screen resolves anyway does not pay: without.
-        if frame.basis.is_some() && rho_max * rho_max > gamma(q.ncols()) * rmax {
-            frame.basis = None;
+        let rmax = rp.as_ref().map_or(qp.max_norm, |(p, _)| p.max_norm);
+        let rho_max = rp.iter().flat_map(|(_, rho)| rho).chain(&q_rho).copied().fold(0.0, f64::max);
+        if frame.basis.is_some() && !frame.principal && rho_max * rho_max > gamma(q.ncols()) * rmax {
+            frame.use_principal(r);
             continue;
         }
         let g = gamma(frame.dim());
-        let err = qp
-            .norms
-            .iter()
-            .zip(&q_rho)
-            .map(|(&a, &rho)| 2.0 * g * (a * rmax).sqrt() + 2.0 * rho * rho_max + 1e-12 * (a + rmax) + 1e-30)
+        let err = qp.norms.iter().map(|&a| 2.0 * g * (a * rmax).sqrt() + 1e-12 * (a + rmax) + 1e-30).collect();
+        let (r, r_rho) = rp.map_or((None, None), |(p, rho)| (Some(p), Some(rho)));
+        let mut p = Prepared { q: qp, r, err, q_rho, r_rho, keep: kept(k, available), scale };
+        if frame.principal {
+            match Estimate::sample(&p, k, same).keep(&p, k, available) {
+                Some(keep) => p.keep = keep,
+                None => {
+                    frame.basis = None;
+                    frame.principal = false;
+                    continue;
+                }
+            }
+        }
+        return p;
+    }
+}
+
+/// Queries sampled to judge principal directions.
+const ESTIMATE: usize = 128;
+
+/// Floating-point operations of the product that cost as much as one byte of the exact
+/// distances' reads (a point read from memory, at random): about 250 GFLOP/s per core in
+/// the product against 13.5 GB/s per core (with prefetching) on the machine of
+/// `docs/BENCHMARKS.md`.
+const FLOPS_PER_BYTE: f64 = 20.0;
+
+/// How many candidates the projected screen leaves a sample of queries: for each, the
+/// points whose screened lower bound lies within its reach ([`pool`]).
+struct Estimate {
+    counts: Vec<usize>,
+}
+
+impl Estimate {
+    fn sample(p: &Prepared, k: usize, same: bool) -> Self {
+        let (r, nq) = (p.reference(), p.q.norms.len());
+        let t = ESTIMATE.min(nq);
+        let picks: Vec<usize> = (0..t).map(|c| c * nq / t).collect();
+        let qs = p.q.screen.mat();
+        let qf = Mat::<f32>::from_fn(qs.nrows(), t, |l, c| qs[(l, picks[c])]);
+        let mut g = Mat::<f32>::zeros(r.norms.len(), t);
+        let rs = r.screen.mat();
+        faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, Par::rayon(0));
+        let rho = p.reference_rho();
+        let counts = picks
+            .par_iter()
+            .enumerate()
+            .map(|(c, &i)| {
+                let others = (0..r.norms.len()).filter(|&j| !(same && j == i));
+                let low: Vec<(f64, usize)> =
+                    others.map(|j| (p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]), j)).collect();
+                let reach = reach(&low, k, p.err[i], p.q_rho[i], rho);
+                low.iter().filter(|l| l.0 <= reach).count()
+            })
             .collect();
-        return Prepared { q: qp, r: rp.map(|(p, _)| p), err, scale };
+        Self { counts }
+    }
+
+    /// The candidates to keep per query where the projected screen pays, by the cost of the
+    /// product per query (`n (m + 1)` against `n d` multiply-adds) and of the exact
+    /// distances its candidates need (`8 d` bytes each); `None` where it does not.
+    fn keep(&self, p: &Prepared, k: usize, available: usize) -> Option<usize> {
+        let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
+        let mean = self.counts.iter().sum::<usize>() as f64 / self.counts.len().max(1) as f64;
+        let most = self.counts.iter().copied().max().unwrap_or(0);
+        let cost = |dim: f64, cands: f64| 2.0 * n * dim + FLOPS_PER_BYTE * 8.0 * d * cands;
+        let pays = cost(m, mean) < cost(d, kept(k, available) as f64);
+        pays.then(|| kept(k, available).max(most + most / 4 + 4).min(available))
     }
 }
 
@@ -402,9 +554,8 @@ fn kept(k: usize, available: usize) -> usize {
 }
 
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
-    let p = prepare(q, r, same);
-    let keep = kept(k, r.nrows() - usize::from(same));
-    let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(keep)).collect();
+    let p = prepare(q, r, same, k);
+    let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(p.keep)).collect();
     if same {
         scan_self(&mut tops, &p);
     } else {
@@ -702,17 +853,28 @@ fn prefetch(rt: MatRef<'_, f64>, j: usize) {
     let _ = (rt, j);
 }
 
-/// The points query `i` must measure exactly: its candidates within `reach = a_k + 2 err`
-/// of its `k`-th approximate squared distance `a_k`. Every one of its `k` nearest lies
-/// there: the `k`-th exact squared distance is at most `a_k + err`, and a point at most that
-/// far has an approximate one at most `a_k + 2 err`. `Err(reach)` when a point left out of
-/// the candidates may lie within reach (near ties, duplicates): [`rescan`] then finds them.
-fn pool(top: Top, k: usize, err: f64) -> std::result::Result<Vec<usize>, f64> {
+/// How far a query's `k` nearest can lie, in screened units: with `low` its candidates'
+/// screened values `ľ_j` (points `j`), `err` the bound on their error and `rho_i`, `rho`
+/// what the basis leaves out, each candidate's exact squared distance is at most
+/// `ľ_j + err + 4 ρ_i ρ_j`, so the `k`-th exact one is at most the `k`-th smallest of these,
+/// and every one of the `k` nearest has `ľ <= reach`, two `err` above it (without a basis,
+/// `ρ = 0`: `ľ_k + 2 err`). Infinite with fewer than `k` candidates.
+fn reach(low: &[(f64, usize)], k: usize, err: f64, rho_i: f64, rho: &[f64]) -> f64 {
+    if low.len() < k {
+        return f64::INFINITY;
+    }
+    let mut upper: Vec<f64> = low.iter().map(|&(l, j)| l + 4.0 * rho_i * rho[j]).collect();
+    *upper.select_nth_unstable_by(k - 1, f64::total_cmp).1 + 2.0 * err
+}
+
+/// The points query `i` must measure exactly: its candidates within [`reach`]. `Err(reach)`
+/// when a point left out of the candidates may lie within reach (near ties, duplicates, a
+/// loose projected screen): [`rescan`] then finds them.
+fn pool(top: Top, k: usize, err: f64, rho_i: f64, rho: &[f64]) -> std::result::Result<Vec<usize>, f64> {
     let (cands, floor) = top.finish();
-    // Fewer than k candidates (approximate distances that are not numbers): rescan all.
-    let reach = cands.get(k - 1).map_or(f64::INFINITY, |c| c.0 + 2.0 * err);
+    let reach = reach(&cands, k, err, rho_i, rho);
     if floor > reach {
-        Ok(cands.iter().take_while(|c| c.0 <= reach).map(|c| c.1).collect())
+        Ok(cands.iter().filter(|c| c.0 <= reach).map(|c| c.1).collect())
     } else {
         Err(reach)
     }
@@ -753,7 +915,9 @@ fn rescan(p: &Prepared, failing: &[(usize, f64)], same: bool) -> Vec<Vec<usize>>
 /// the same floating-point number, so the result does not depend on which point measures.
 fn refine(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> Vec<(Vec<f64>, Vec<usize>)> {
     let (qt, rt) = (p.q.exact.mat(), p.reference().exact.mat());
-    let pools: Vec<_> = tops.into_par_iter().enumerate().map(|(i, top)| pool(top, k, p.err[i])).collect();
+    let rho = p.reference_rho();
+    let pools: Vec<_> =
+        tops.into_par_iter().enumerate().map(|(i, top)| pool(top, k, p.err[i], p.q_rho[i], rho)).collect();
     let failing: Vec<(usize, f64)> =
         pools.iter().enumerate().filter_map(|(i, pool)| pool.as_ref().err().map(|&reach| (i, reach))).collect();
     let mut found = rescan(p, &failing, same).into_iter();
@@ -995,11 +1159,15 @@ mod tests {
         let x =
             Mat::from_fn(300, 5, |i, j| if i < 30 { 1.0 + j as f64 } else { ((i * 7 + j * 13) % 17) as f64 * 0.37 });
         let (k, keep) = (3, kept(3, 299));
-        let p = prepare(x.as_ref(), x.as_ref(), true);
+        let p = prepare(x.as_ref(), x.as_ref(), true, k);
         let mut tops: Vec<Top> = (0..300).map(|_| Top::new(keep)).collect();
         scan_self(&mut tops, &p);
-        let failing: Vec<(usize, f64)> =
-            tops.into_iter().enumerate().filter_map(|(i, t)| pool(t, k, p.err[i]).err().map(|r| (i, r))).collect();
+        let rho = p.reference_rho();
+        let failing: Vec<(usize, f64)> = tops
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| pool(t, k, p.err[i], p.q_rho[i], rho).err().map(|r| (i, r)))
+            .collect();
         assert!((0..30).all(|i| failing.iter().any(|f| f.0 == i)), "every copy is uncertified");
         for ((i, _), found) in failing.iter().zip(rescan(&p, &failing, true)) {
             if *i < 30 {
@@ -1023,59 +1191,59 @@ mod tests {
     #[test]
     fn the_screen_is_projected_only_where_the_points_span_few_dimensions() {
         let mut rng = StdRng::seed_from_u64(21);
-        let dim = |x: &Mat<f64>| prepare(x.as_ref(), x.as_ref(), true).q.screen.d;
-        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 0.0, &mut rng)), 3);
+        // A basis of m vectors: m coordinates on it and the distance off it.
+        let dim = |x: &Mat<f64>| prepare(x.as_ref(), x.as_ref(), true, 5).q.screen.d;
+        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 0.0, &mut rng)), 3 + 1);
         let slightly = subspace(700, 3, 60, 1e3, 1e-6, &mut rng);
-        let p = prepare(slightly.as_ref(), slightly.as_ref(), true);
-        assert_eq!(p.q.screen.d, 3, "noise below the screen's resolution is left out");
+        let p = prepare(slightly.as_ref(), slightly.as_ref(), true, 5);
+        assert_eq!(p.q.screen.d, 3 + 1, "noise below the screen's resolution is left out");
         assert!(p.err.iter().all(|&e| e > 0.0));
         assert_eq!(dim(&subspace(700, 3, 60, 1e3, 1e-2, &mut rng)), 60, "resolved noise: all coordinates");
         // Point 5 is not sampled; it shifts the mean by 0.3 / 4000 only, below what the
         // sample resolves, so the basis holds the plane alone and point 5 lies off it.
         let mut outlier = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
-        assert_eq!(dim(&outlier), 2);
+        assert_eq!(dim(&outlier), 2 + 1);
         outlier[(5, 0)] += 0.3;
         assert_eq!(dim(&outlier), 30, "a point off the sampled plane: the projection is dropped");
+        // Enough coordinates and points for principal directions: kept where most of the
+        // spread lies in a few (noise of 1 % around a 3-dimensional subspace), not for white
+        // noise, where they would leave nearly every point within reach.
+        let (close, noise) =
+            (subspace(2000, 3, 256, 0.0, 0.01, &mut rng), subspace(2000, 256, 256, 0.0, 0.0, &mut rng));
+        assert_eq!(dim(&close), 64 + 1, "principal directions");
+        assert_eq!(dim(&noise), 256, "white noise: all coordinates");
         assert_eq!(dim(&subspace(300, 20, 40, 0.0, 0.0, &mut rng)), 40, "too many dimensions to pay");
         // Queries off the reference's subspace: the projection is dropped.
         let (x, q) = (subspace(400, 2, 30, 0.0, 0.0, &mut rng), subspace(50, 30, 30, 0.0, 0.0, &mut rng));
-        assert_eq!(prepare(q.as_ref(), x.as_ref(), false).q.screen.d, 30);
+        assert_eq!(prepare(q.as_ref(), x.as_ref(), false, 5).q.screen.d, 30);
     }
 
-    /// Two points off the plane the others span, off it the same way: their approximate
-    /// squared distance in the plane's coordinates misses `2 ρ_5 ρ_6`, more than the
-    /// single-precision part of the bound allows, and within the whole bound.
+    /// With a basis the screen is a lower bound on the squared distance, loose by up to
+    /// `4 ρ_i ρ_j`: every pair lies in `[ľ - err, ľ + err + 4 ρ_i ρ_j]` (the upper end read off
+    /// [`reach`] with one candidate). Both ends are needed: some pairs lie above `ľ + err`,
+    /// and the screen without its last coordinate (`ρ`) would lie above some pairs.
     #[test]
-    fn the_bound_covers_what_the_projection_leaves_out() {
+    fn the_screen_bounds_the_distance_from_both_sides() {
         let mut rng = StdRng::seed_from_u64(22);
-        let mut x = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
-        let frame = Frame::new(None, x.as_ref(), 1.0, true);
-        let span = frame.basis.as_ref().expect("a plane").clone();
-        // A unit vector off the plane, and a displacement the projection still accepts.
-        let mut e: Vec<f64> = (0..30).map(|j| if j == 0 { 1.0 } else { 0.0 }).collect();
-        for c in 0..2 {
-            let p: f64 = (0..30).map(|j| span[(j, c)] * e[j]).sum();
-            (0..30).for_each(|j| e[j] -= p * span[(j, c)]);
+        let x = subspace(1200, 3, 128, 0.0, 0.05, &mut rng);
+        let p = prepare(x.as_ref(), x.as_ref(), true, 5);
+        assert_eq!(p.q.screen.d, 32 + 1, "principal directions");
+        let pre = power_scale(max_abs(x.as_ref()));
+        let unit = pre * Frame::new(None, x.as_ref(), pre, true).scale;
+        let (s, rho) = (p.q.screen.mat(), &p.q_rho);
+        let (mut loose, mut lifted) = (0, 0);
+        for i in 0..120 {
+            for j in (0..120).filter(|&j| j != i) {
+                let g: f64 = (0..33).map(|l| f64::from(s[(l, i)]) * f64::from(s[(l, j)])).sum();
+                let low = p.q.norms[i] + p.q.norms[j] - 2.0 * g;
+                let exact: f64 = (0..128).map(|l| ((x[(i, l)] - x[(j, l)]) * unit).powi(2)).sum();
+                assert!(low - p.err[i] <= exact, "lower end, pair ({i}, {j}): {low} vs {exact}");
+                let upper = reach(&[(low, j)], 1, p.err[i], rho[i], rho) - p.err[i];
+                assert!(exact <= upper, "upper end, pair ({i}, {j}): {exact} vs {upper}");
+                loose += usize::from(exact > low + p.err[i]);
+                lifted += usize::from(low + 2.0 * rho[i] * rho[j] - p.err[i] > exact);
+            }
         }
-        let len = norm(&e);
-        let rmax =
-            (0..4000).map(|i| (0..30).map(|j| (x[(i, j)] - frame.mean[j]).powi(2)).sum::<f64>()).fold(0.0, f64::max);
-        let delta = (0.8 * gamma(30) * rmax).sqrt();
-        for j in 0..30 {
-            let base = x[(7, j)];
-            x[(5, j)] = base + delta * e[j] / len;
-            x[(6, j)] = base + delta * e[j] / len;
-        }
-        let p = prepare(x.as_ref(), x.as_ref(), true);
-        assert_eq!(p.q.screen.d, 2, "the projection is kept");
-        let s = p.q.screen.mat();
-        let g: f64 = (0..2).map(|l| f64::from(s[(l, 5)]) * f64::from(s[(l, 6)])).sum();
-        let approx = p.q.norms[5] + p.q.norms[6] - 2.0 * g;
-        let exact = 0.0; // points 5 and 6 coincide
-        let miss = (approx - exact).abs();
-        let rn_max = p.q.norms.iter().copied().fold(0.0, f64::max);
-        let f32_part = 2.0 * gamma(2) * (p.q.norms[5] * rn_max).sqrt() + 1e-12 * (p.q.norms[5] + rn_max) + 1e-30;
-        assert!(miss > f32_part, "the test needs the projection term: {miss} vs {f32_part}");
-        assert!(miss <= p.err[5], "{miss} vs bound {}", p.err[5]);
+        assert!(loose > 0 && lifted > 0, "{loose} pairs above the screen, {lifted} below it without ρ");
     }
 }

@@ -108,6 +108,31 @@ fn a_point_off_the_sampled_subspace_is_still_found() {
     same(&knn(off.as_ref(), x.as_ref(), 4).unwrap(), &knn_brute_force(off.as_ref(), x.as_ref(), 4, false));
 }
 
+/// `n` points `tanh(F z)` with `z` in `r` dimensions and `F` `d × r`, shifted by `offset`:
+/// curved, so every direction of `R^d` is spanned, but most of the spread lies in a few.
+fn curved(n: usize, r: usize, d: usize, offset: f64, seed: u64) -> Mat<f64> {
+    let (z, f) = (gaussian(n, r, 1.0, seed), gaussian(r, d, (r as f64).sqrt().recip(), seed + 1));
+    Mat::from_fn(n, d, |i, j| offset + (0..r).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>().tanh())
+}
+
+#[test]
+fn curved_data_screened_on_principal_directions_equal_brute_force() {
+    // d = 160 and 1500 points: the search screens on 40 principal directions plus each
+    // point's distance off them (a lower bound, loose by up to 4 ρ_i ρ_j), with more
+    // candidates kept; the result is exact anyway.
+    for offset in [0.0, 50.0] {
+        let x = curved(1500, 6, 160, offset, 15);
+        for k in [1, 5, 20] {
+            same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+        }
+        let q = curved(200, 6, 160, offset, 15 + 100);
+        same(&knn(q.as_ref(), x.as_ref(), 5).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 5, false));
+        // Queries far off the reference's principal directions.
+        let off = gaussian(60, 160, 1.0, 17);
+        same(&knn(off.as_ref(), x.as_ref(), 3).unwrap(), &knn_brute_force(off.as_ref(), x.as_ref(), 3, false));
+    }
+}
+
 #[test]
 fn bad_input_is_an_error() {
     let x = gaussian(10, 3, 1.0, 6);
