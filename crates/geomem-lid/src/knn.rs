@@ -24,7 +24,7 @@
 //! precision resolves; a linear manifold of `geomem-data`, say: `ρ ≈ 0`), else, with enough
 //! points and coordinates, its leading principal directions (a randomised range finder on a
 //! sample), kept where a sample of queries shows that the wider reach costs fewer exact
-//! distances than the shorter product saves (curved manifolds, images), with as many more
+//! distances than the shorter product saves (a curved manifold, say), with as many more
 //! candidates kept as that sample needed. The error bound of an `f32` dot product of length
 //! `m`, `γ_m |q||r|` with `γ_m ≈ (m + 2)·2⁻²⁴`, holds whatever the summation order.
 //!
@@ -320,7 +320,8 @@ const PRINCIPAL_POINTS: usize = 1024;
 /// Reference points sampled for the principal directions.
 const PRINCIPAL_SAMPLE: usize = 1024;
 /// Largest share of the sample's spread the directions may leave out before they are not
-/// even tried (white noise in 784 dimensions: 84 % on 128; the curved benchmark points 1.5 %).
+/// even tried (measured on the benchmark data of `lid_speed`, 128 directions: 63 % for white
+/// noise in 784 dimensions, 1.3 % for the curved points).
 const PRINCIPAL_LEFT: f64 = 0.25;
 
 /// `m` leading principal directions (`d × m`, orthonormal columns) of [`PRINCIPAL_SAMPLE`]
@@ -336,7 +337,7 @@ fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], m: usize) -> Option<Mat
     // Filled as its transpose: down each column of `r`.
     let at = Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j]);
     let a = at.transpose();
-    let p = (m + m / 4).min(s).max(m);
+    let p = (m + m / 4).min(s);
     // Test matrix: uniform entries in [-1, 1) from SplitMix64 (any full-rank random matrix
     // serves the range finder).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -474,7 +475,7 @@ fn points(x: MatRef<'_, f64>, frame: &Frame) -> (Points, Vec<f64>) {
 ///
 /// A spanning basis that leaves out more than the screen resolves is replaced by principal
 /// directions where they may pay; principal directions are kept only where a sample of
-/// queries says they pay ([`Estimate`]), which also sets the candidates kept.
+/// queries says they pay ([`principal_keep`]), which also sets the candidates kept.
 fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
     let scale = if same { power_scale(max_abs(q)) } else { unit_scale(q, r) };
     let mut frame = Frame::new((!same).then_some(q), r, scale, true);
@@ -493,7 +494,7 @@ fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prep
         let (r, r_rho) = rp.map_or((None, None), |(p, rho)| (Some(p), Some(rho)));
         let mut p = Prepared { q: qp, r, err, q_rho, r_rho, keep: kept(k, available), scale };
         if frame.principal {
-            match Estimate::sample(&p, k, same).keep(&p, k, available) {
+            match principal_keep(&p, k, same, available) {
                 Some(keep) => p.keep = keep,
                 None => {
                     frame.basis = None;
@@ -515,48 +516,31 @@ const ESTIMATE: usize = 128;
 /// `docs/BENCHMARKS.md`.
 const FLOPS_PER_BYTE: f64 = 20.0;
 
-/// How many candidates the projected screen leaves a sample of queries: for each, the
-/// points whose screened lower bound lies within its reach ([`pool`]).
-struct Estimate {
-    counts: Vec<usize>,
-}
-
-impl Estimate {
-    fn sample(p: &Prepared, k: usize, same: bool) -> Self {
-        let (r, nq) = (p.reference(), p.q.norms.len());
-        let t = ESTIMATE.min(nq);
-        let picks: Vec<usize> = (0..t).map(|c| c * nq / t).collect();
-        let qs = p.q.screen.mat();
-        let qf = Mat::<f32>::from_fn(qs.nrows(), t, |l, c| qs[(l, picks[c])]);
-        let mut g = Mat::<f32>::zeros(r.norms.len(), t);
-        let rs = r.screen.mat();
-        faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, Par::rayon(0));
-        let rho = p.reference_rho();
-        let counts = picks
-            .par_iter()
-            .enumerate()
-            .map(|(c, &i)| {
-                let others = (0..r.norms.len()).filter(|&j| !(same && j == i));
-                let low: Vec<(f64, usize)> =
-                    others.map(|j| (p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]), j)).collect();
-                let reach = reach(&low, k, p.err[i], p.q_rho[i], rho);
-                low.iter().filter(|l| l.0 <= reach).count()
-            })
-            .collect();
-        Self { counts }
-    }
-
-    /// The candidates to keep per query where the projected screen pays, by the cost of the
-    /// product per query (`n (m + 1)` against `n d` multiply-adds) and of the exact
-    /// distances its candidates need (`8 d` bytes each); `None` where it does not.
-    fn keep(&self, p: &Prepared, k: usize, available: usize) -> Option<usize> {
-        let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
-        let mean = self.counts.iter().sum::<usize>() as f64 / self.counts.len().max(1) as f64;
-        let most = self.counts.iter().copied().max().unwrap_or(0);
-        let cost = |dim: f64, cands: f64| 2.0 * n * dim + FLOPS_PER_BYTE * 8.0 * d * cands;
-        let pays = cost(m, mean) < cost(d, kept(k, available) as f64);
-        pays.then(|| kept(k, available).max(most + most / 4 + 4).min(available))
-    }
+/// The candidates to keep per query where the projected screen pays, `None` where it does
+/// not. A sample of [`ESTIMATE`] queries gives how many candidates the screen leaves each
+/// (the points whose screened value lies within its reach, [`pool`]); it pays where the
+/// product per query (`n (m + 1)` against `n d` multiply-adds) saves more than the exact
+/// distances of the extra candidates cost (`8 d` bytes each); it keeps a quarter more than
+/// the most any sampled query needed.
+fn principal_keep(p: &Prepared, k: usize, same: bool, available: usize) -> Option<usize> {
+    let nq = p.q.norms.len();
+    let t = ESTIMATE.min(nq);
+    let picks: Vec<usize> = (0..t).map(|c| c * nq / t).collect();
+    let rho = p.reference_rho();
+    let counts: Vec<usize> = against_all(p, &picks, same, Par::rayon(0))
+        .into_par_iter()
+        .zip(&picks)
+        .map(|(low, &i)| {
+            let reach = reach(&low, k, p.err[i], p.q_rho[i], rho);
+            low.iter().filter(|l| l.0 <= reach).count()
+        })
+        .collect();
+    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
+    let mean = counts.iter().sum::<usize>() as f64 / t.max(1) as f64;
+    let most = counts.iter().copied().max().unwrap_or(0);
+    let cost = |dim: f64, cands: f64| 2.0 * n * dim + FLOPS_PER_BYTE * 8.0 * d * cands;
+    let pays = cost(m, mean) < cost(d, kept(k, available) as f64);
+    pays.then(|| kept(k, available).max(most + most / 4 + 4).min(available))
 }
 
 /// Candidates kept per query for the `k` nearest of `available` points: a few more than `k`,
@@ -895,29 +879,37 @@ fn pool(top: Top, k: usize, err: f64, rho_i: f64, rho: &[f64]) -> std::result::R
 /// Queries per product of [`rescan`].
 const RESCAN: usize = 64;
 
+/// The screened values of the queries `picks` against every reference point (but the query
+/// itself on one data set, `same`): one single-precision product against the whole
+/// reference; per query, `(ľ_j, j)` in reference order.
+fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(f64, usize)>> {
+    let (r, q) = (p.reference(), p.q.screen.mat());
+    let rs = r.screen.mat();
+    let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
+    let mut g = Mat::<f32>::zeros(rs.ncols(), picks.len());
+    faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+    let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
+        let others = (0..rs.ncols()).filter(|&j| !(same && j == i));
+        others.map(|j| (p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]), j)).collect()
+    };
+    picks.iter().enumerate().map(row).collect()
+}
+
 /// The pools of uncertified queries `(i, reach)`: every reference point (but `i` itself on
-/// one data set) whose approximate squared distance to `i` is within `reach`, from a fresh
+/// one data set) whose screened value for `i` is within `reach`, from a fresh
 /// single-precision product against the whole reference (any summation order obeys the
 /// same error bound).
 fn rescan(p: &Prepared, failing: &[(usize, f64)], same: bool) -> Vec<Vec<usize>> {
-    let (r, q) = (p.reference(), p.q.screen.mat());
-    let rs = r.screen.mat();
     failing
         .par_chunks(RESCAN)
         .flat_map_iter(|chunk| {
-            let qf = Mat::<f32>::from_fn(q.nrows(), chunk.len(), |l, c| q[(l, chunk[c].0)]);
-            let mut g = Mat::<f32>::zeros(rs.ncols(), chunk.len());
-            faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, Par::Seq);
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(c, &(i, reach))| {
-                    let a = |j: usize| p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]);
-                    // A distance that is not a number counts as within reach.
-                    let within = |j: usize| a(j).partial_cmp(&reach) != Some(std::cmp::Ordering::Greater);
-                    (0..rs.ncols()).filter(|&j| !(same && j == i) && within(j)).collect()
-                })
-                .collect::<Vec<Vec<usize>>>()
+            let picks: Vec<usize> = chunk.iter().map(|f| f.0).collect();
+            let rows = against_all(p, &picks, same, Par::Seq);
+            rows.into_iter().zip(chunk).map(|(low, &(_, reach))| {
+                // A value that is not a number counts as within reach.
+                let within = |l: f64| l.partial_cmp(&reach) != Some(std::cmp::Ordering::Greater);
+                low.into_iter().filter(|&(l, _)| within(l)).map(|(_, j)| j).collect::<Vec<usize>>()
+            })
         })
         .collect()
 }
