@@ -58,7 +58,8 @@ enum Cmd {
         /// Base seed of every random draw.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Image set of `image-dimension`: `mnist:DIR`, `fashion:DIR` (IDX files, raw or
+        /// Image set of `image-dimension`: `fashion` (Debian's dataset-fashion-mnist, in
+        /// /usr/share/datasets/fashion-mnist), `mnist:DIR`, `fashion:DIR` (IDX files, raw or
         /// gzip) or `cifar10:DIR` (binary batches); the embedded 8×8 digits when absent.
         #[arg(long)]
         image_data: Option<String>,
@@ -198,11 +199,12 @@ fn shipped_figure(f: Figure, full: bool, image_data: Option<&str>) -> Result<Fig
         Figure::GreenGap => pick!("green_gap.toml"),
         Figure::VonMises => pick!("von_mises.toml"),
         Figure::DetectionDigits => pick!("detection_digits.toml"),
-        Figure::ImageDimension => match image_data.and_then(|d| d.split_once(':')).map(|(k, _)| k) {
-            None => pick!("image_dimension.toml"),
-            Some("mnist" | "fashion") => pick!("image_dimension_mnist.toml"),
+        Figure::ImageDimension => match image_data.map(figures::image_dimension::image_kind) {
+            None | Some("digits") => pick!("image_dimension.toml"),
+            Some("fashion") => pick!("image_dimension_fashion.toml"),
+            Some("mnist") => pick!("image_dimension_mnist.toml"),
             Some("cifar10") => pick!("image_dimension_cifar10.toml"),
-            Some(other) => anyhow::bail!("unknown image data '{other}' (mnist, fashion, cifar10)"),
+            Some(other) => anyhow::bail!("unknown image data '{other}' (digits, fashion, mnist, cifar10)"),
         },
         _ => anyhow::bail!("{f:?} has no shipped figure settings"),
     };
@@ -227,9 +229,8 @@ fn main() -> Result<()> {
         Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::Run(a) => {
             if let Some(figure) = figure_file(&a.spec)? {
-                anyhow::ensure!(a.shard.is_none(), "--shard applies to trained-network sweeps, not to figures");
                 std::fs::create_dir_all(&a.out)?;
-                print!("{}", figure.run(&a.out)?);
+                print!("{}", figure.run_shard(&a.out, a.shard)?);
             } else {
                 let spec = sweep::Spec::read(&a.spec)?;
                 print!("{}", run_sweep(&spec, &a.out, a.shard, a.workers)?);
@@ -304,7 +305,7 @@ mod tests {
         for f in Figure::value_variants() {
             for full in [false, true] {
                 let images: &[Option<&str>] = if *f == Figure::ImageDimension {
-                    &[None, Some("mnist:D"), Some("fashion:D"), Some("cifar10:D")]
+                    &[None, Some("mnist:D"), Some("fashion"), Some("fashion:D"), Some("cifar10:D")]
                 } else {
                     &[None]
                 };
@@ -316,7 +317,7 @@ mod tests {
                         _ => {
                             let spec =
                                 shipped_figure(*f, full, *image).unwrap_or_else(|e| panic!("{f:?} {full}: {e:#}"));
-                            let quick = shipped_figure(*f, false, None).unwrap();
+                            let quick = shipped_figure(*f, false, *image).unwrap();
                             assert_eq!(spec.name(), quick.name(), "{f:?} full={full} {image:?}");
                         }
                     }

@@ -124,6 +124,18 @@ pub enum DataError {
         /// Fields of this row.
         got: usize,
     },
+    /// A data set that ships in a system package which is not installed.
+    #[error("{what} is not installed: {path} does not exist (install it with `{install}`, Debian package {package})")]
+    NotInstalled {
+        /// The data set.
+        what: &'static str,
+        /// Where the package puts it.
+        path: PathBuf,
+        /// The package.
+        package: &'static str,
+        /// The command that installs it.
+        install: &'static str,
+    },
     /// A file whose contents are not what the reader expects.
     #[error("malformed file {path}: {reason}")]
     Format {

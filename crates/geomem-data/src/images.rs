@@ -53,6 +53,30 @@ impl ImageSet {
         }
         Ok(Mat::from_fn(idx.len(), self.dim(), |i, j| self.images[(idx[i], j)]))
     }
+    /// Every image shrunk by `factor` in height and width, each new pixel the mean of a
+    /// `factor × factor` block (2 turns 28×28 Fashion-MNIST into 14×14, `d` 784 → 196).
+    /// Pixels stay in `[-1, 1]`; labels and channels are kept; the source says `pooled k×k`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidParameter`] for `factor = 0` or one that divides neither side.
+    pub fn mean_pool(&self, factor: usize) -> Result<Self> {
+        let ok = factor >= 1 && self.height % factor == 0 && self.width % factor == 0;
+        crate::error::param("factor", factor, ok, "must be >= 1 and divide the image height and width")?;
+        let (h, w) = (self.height / factor, self.width / factor);
+        let (c, f2) = (self.channels, (factor * factor) as f64);
+        let images = Mat::from_fn(self.len(), c * h * w, |i, j| {
+            let (ch, y, x) = (j / (h * w), (j / w) % h, j % w);
+            let mut sum = 0.0;
+            for dy in 0..factor {
+                for dx in 0..factor {
+                    sum += self.images[(i, ch * self.height * self.width + (y * factor + dy) * self.width + x * factor + dx)];
+                }
+            }
+            sum / f2
+        });
+        let source = format!("{} (mean-pooled {factor}×{factor})", self.source);
+        Ok(Self { images, labels: self.labels.clone(), channels: c, height: h, width: w, source })
+    }
     /// The embedded UCI 8×8 digits (1797 grey 8×8 images) as an image set.
     ///
     /// # Errors
@@ -196,6 +220,29 @@ pub fn read_mnist(dir: impl AsRef<Path>, split: Split) -> Result<ImageSet> {
         return Err(fmt_err(&lpath, format!("label {l} > 9")));
     }
     Ok(ImageSet { images, labels, channels: 1, height, width, source: ipath.display().to_string() })
+}
+
+/// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST's four IDX gz files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Reads Fashion-MNIST from the folder of Debian's package `dataset-fashion-mnist`
+/// ([`FASHION_MNIST_DIR`]; `apt-get install dataset-fashion-mnist`, MIT licence): 60 000
+/// training or 10 000 test images, 28×28, in `[-1, 1]`, as [`read_mnist`] reads them.
+///
+/// # Errors
+/// [`DataError::NotInstalled`] when the folder does not exist (the message names the package
+/// and the install command); otherwise as [`read_mnist`].
+pub fn read_fashion_mnist(split: Split) -> Result<ImageSet> {
+    let dir = Path::new(FASHION_MNIST_DIR);
+    if !dir.is_dir() {
+        return Err(DataError::NotInstalled {
+            what: "Fashion-MNIST",
+            path: dir.to_path_buf(),
+            package: "dataset-fashion-mnist",
+            install: "apt-get install dataset-fashion-mnist",
+        });
+    }
+    read_mnist(dir, split)
 }
 
 /// Bytes of one CIFAR-10 record: a label byte and 3 × 32 × 32 pixels (channel-major).

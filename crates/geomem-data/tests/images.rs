@@ -184,3 +184,51 @@ proptest! {
         let _ = read_cifar10(&dir, Split::Test);
     }
 }
+
+#[test]
+fn mean_pool_averages_blocks_and_refuses_bad_factors() {
+    // One 2-channel 4×4 image with pixel value = its flat index / 31 (all within [0, 1]).
+    let images = faer::Mat::from_fn(1, 32, |_, j| j as f64 / 31.0);
+    let set = ImageSet { images, labels: vec![3], channels: 2, height: 4, width: 4, source: "t".into() };
+    let p = set.mean_pool(2).unwrap();
+    assert_eq!((p.channels, p.height, p.width, p.dim()), (2, 2, 2, 8));
+    // Block (channel 1, y 1, x 0) holds flat indices 16 + {8, 9, 12, 13}.
+    let want = (24.0 + 25.0 + 28.0 + 29.0) / 4.0 / 31.0;
+    assert!((p.images[(0, 4 + 2)] - want).abs() < 1e-15);
+    assert_eq!(p.labels, vec![3]);
+    assert_eq!(set.mean_pool(1).unwrap().images, set.images);
+    for bad in [0, 3, 8] {
+        assert!(matches!(set.mean_pool(bad), Err(DataError::InvalidParameter { name: "factor", .. })), "{bad}");
+    }
+}
+
+/// The real Fashion-MNIST of Debian's `dataset-fashion-mnist` where it is installed; where it
+/// is not, the reader's error names the package and the install command (and the test says
+/// on stderr that the real-file checks did not run).
+#[test]
+fn fashion_mnist_from_the_debian_package() {
+    match geomem_data::read_fashion_mnist(Split::Train) {
+        Ok(set) => {
+            assert_eq!((set.len(), set.height, set.width, set.channels), (60_000, 28, 28, 1));
+            let mut per_class = [0usize; 10];
+            set.labels.iter().for_each(|&l| per_class[l as usize] += 1);
+            assert_eq!(per_class, [6000; 10], "Fashion-MNIST's training set has 6000 images per class");
+            // The first training image is an ankle boot (class 9) in every copy of the data set.
+            assert_eq!(set.labels[0], 9);
+            let (lo, hi) = set.images.col_iter().flat_map(|c| c.iter().copied().collect::<Vec<_>>()).fold(
+                (f64::INFINITY, f64::NEG_INFINITY),
+                |(a, b), v| (a.min(v), b.max(v)),
+            );
+            assert_eq!((lo, hi), (-1.0, 1.0));
+            let test = geomem_data::read_fashion_mnist(Split::Test).unwrap();
+            assert_eq!(test.len(), 10_000);
+            let small = set.mean_pool(2).unwrap();
+            assert_eq!(small.dim(), 196);
+        }
+        Err(e) => {
+            assert!(matches!(e, DataError::NotInstalled { package: "dataset-fashion-mnist", .. }), "{e}");
+            assert!(e.to_string().contains("apt-get install dataset-fashion-mnist"), "{e}");
+            eprintln!("NOT RUN: the real Fashion-MNIST checks need Debian's dataset-fashion-mnist ({e})");
+        }
+    }
+}

@@ -28,12 +28,12 @@ pub use checkpoint::{
 };
 pub use ddpm::{load_ddpm, load_ddpm_ema, train_ddpm, DdpmState, DdpmTrainConfig};
 pub use error::{NetsError, Result};
-pub use eval::{dsm_loss, LossDraws};
+pub use eval::{ddpm_loss, dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::TrainedScore;
 pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
-pub use sampling::{sample, Sampler, SamplingParams};
+pub use sampling::{sample, sample_ddpm, DdpmSampling, Sampler, SamplingParams};
 pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
 };

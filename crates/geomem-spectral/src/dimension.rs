@@ -98,7 +98,8 @@ pub struct PooledDimensions {
 }
 
 impl PooledDimensions {
-    /// Mean of the spike dimensions (`None` without spikes: the notebook then returns `d`).
+    /// Mean of the spike dimensions (`None` without spikes: the notebook's `np.concatenate`
+    /// of no spikes raises, so it reads nothing there; [`Reading`] says what a flat spectrum is).
     pub fn mean(&self) -> Option<f64> {
         (!self.spikes.is_empty()).then(|| self.spikes.iter().sum::<usize>() as f64 / self.spikes.len() as f64)
     }
@@ -146,5 +147,80 @@ impl SecondDerivativeRule {
             per_point.push(spikes.len() - before);
         }
         Ok(PooledDimensions { median, spikes, per_point })
+    }
+}
+
+/// Stiffness level that separates the two flat cases of [`Reading`]: `t · s_median` above it
+/// is stiff (a memorizing field has `t · s = 1` in every direction), below it soft.
+pub const STIFF_LEVEL: f64 = 0.5;
+
+/// `t` times the median of a spectrum of the score Jacobian's singular values: 1 for a field
+/// that is stiff in every direction (`∇s = -I/t`, the empirical score of one point, a net
+/// that has memorized its training image), `t/(σ² + t) → 0` for one that is soft in every
+/// direction (a Gaussian of variance `σ² ≫ t`); between the two for a manifold, where the
+/// normal directions are stiff and the tangent ones soft.
+///
+/// # Errors
+/// [`SpectralError::SpectrumTooShort`] for an empty spectrum;
+/// [`SpectralError::InvalidParameter`] for `t` not finite and > 0 or a non-finite value.
+pub fn stiffness(spectrum: &[f64], t: f64) -> Result<f64> {
+    if spectrum.is_empty() {
+        return Err(SpectralError::SpectrumTooShort { len: 0, reason: "the stiffness needs one value" });
+    }
+    param("t", t, t.is_finite() && t > 0.0, "must be finite and > 0")?;
+    param("spectrum", "non-finite value", spectrum.iter().all(|v| v.is_finite()), "values must be finite")?;
+    let mut v = spectrum.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
+    Ok(t * median)
+}
+
+/// What one spectrum says about the dimension, with Algorithm 3's "no spike" reported as
+/// such instead of falling back to `d`: a spectrum without a cliff is flat, and a flat
+/// spectrum is either stiff in every direction (a memorizing field, dimension 0) or soft in
+/// every direction (dimension `d`); [`stiffness`] tells the two apart at [`STIFF_LEVEL`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Reading {
+    /// Algorithm 3 found a spike: the dimension it reads.
+    Spike(usize),
+    /// No spike; stiff in every direction (`t · s_median ≥` [`STIFF_LEVEL`]): dimension 0.
+    NoSpikeStiff,
+    /// No spike; soft in every direction (`t · s_median <` [`STIFF_LEVEL`]): dimension `d`.
+    NoSpikeSoft,
+}
+
+impl Reading {
+    /// The dimension of the reading in ambient dimension `d`: the spike's, 0, or `d`.
+    pub fn dimension(&self, d: usize) -> usize {
+        match *self {
+            Self::Spike(m) => m,
+            Self::NoSpikeStiff => 0,
+            Self::NoSpikeSoft => d,
+        }
+    }
+    /// A short name: `spike`, `no spike, stiff`, `no spike, soft`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Spike(_) => "spike",
+            Self::NoSpikeStiff => "no spike, stiff",
+            Self::NoSpikeSoft => "no spike, soft",
+        }
+    }
+}
+
+impl SecondDerivativeRule {
+    /// Algorithm 3 (the paper's form, [`SecondDerivativeRule::dimension`]) on one spectrum of
+    /// the score Jacobian at time `t`, with the flat cases told apart by [`stiffness`].
+    ///
+    /// # Errors
+    /// As [`SecondDerivativeRule::dimension`] and [`stiffness`].
+    pub fn read(&self, sorted_desc: &[f64], t: f64) -> Result<Reading> {
+        let stiff = stiffness(sorted_desc, t)?;
+        Ok(match self.dimension(sorted_desc)? {
+            Some(m) => Reading::Spike(m),
+            None if stiff >= STIFF_LEVEL => Reading::NoSpikeStiff,
+            None => Reading::NoSpikeSoft,
+        })
     }
 }

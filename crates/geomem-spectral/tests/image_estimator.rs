@@ -120,3 +120,34 @@ fn authors_synthetic_procedure_gives_the_jacobian_at_the_centre() {
         assert!((g / w - 1.0).abs() < 1e-9, "{g} vs {w}");
     }
 }
+
+/// A spectrum without a cliff is read as "no spike", and stiffness tells the two flat fields
+/// apart: the empirical score of one image (`∇s = -I/t`, the memorizing limit) is stiff in
+/// every direction, a broad Gaussian (`σ² = 100 ≫ t`) soft in every direction. A manifold
+/// (rank 3 of 12) has a spike and reads 3, so the stiffness reading does not replace it.
+#[test]
+fn flat_spectra_read_as_stiff_or_soft() {
+    use geomem_spectral::{stiffness, Reading};
+    let (d, t) = (12, 1e-2);
+    let rule = SecondDerivativeRule::new(1, 10.0).unwrap();
+    let p = NormalBundleParams::default().perturbation(Perturbation::PerChannelOrthogonal { channels: 3, size: 2 });
+    let x = vec![0.1; d];
+    let one = faer::Mat::from_fn(1, d, |_, j| 0.05 * j as f64);
+    let memorizing = geomem_score::EmpiricalScore::new(one).unwrap();
+    let s = normal_bundle_spectrum(&memorizing, &x, t, &p).unwrap();
+    assert!((stiffness(&s, t).unwrap() - 1.0).abs() < 1e-6, "{s:?}");
+    assert_eq!(rule.read(&s, t).unwrap(), Reading::NoSpikeStiff);
+    assert_eq!(rule.read(&s, t).unwrap().dimension(d), 0);
+    let soft = GaussianScore::from_variances(&[100.0; 12]).unwrap();
+    let s = normal_bundle_spectrum(&soft, &x, t, &p).unwrap();
+    let st = stiffness(&s, t).unwrap();
+    assert!((st - t / (100.0 + t)).abs() < 1e-8, "{st}");
+    assert_eq!(rule.read(&s, t).unwrap(), Reading::NoSpikeSoft);
+    assert_eq!(rule.read(&s, t).unwrap().dimension(d), d);
+    let mut var = vec![1e-8; 12];
+    var[..3].fill(1.0);
+    let manifold = GaussianScore::from_variances(&var).unwrap();
+    let s = normal_bundle_spectrum(&manifold, &x, t, &p).unwrap();
+    assert_eq!(rule.read(&s, t).unwrap(), Reading::Spike(3), "{s:?}");
+    assert!(stiffness(&s, -1.0).is_err() && stiffness(&[], t).is_err() && stiffness(&[f64::NAN], t).is_err());
+}

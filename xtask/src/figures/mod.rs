@@ -105,6 +105,16 @@ impl FigureSpec {
     /// Runs the figure into `root/<name>/`, saving the resolved settings there as
     /// `settings.toml`; returns its summary.
     pub fn run(&self, root: &Path) -> Result<String> {
+        self.run_shard(root, None)
+    }
+
+    /// As [`FigureSpec::run`], with only the jobs of `shard` (the image figure's sizes; the
+    /// other figures have no jobs to shard and refuse one).
+    pub fn run_shard(&self, root: &Path, shard: Option<crate::sweep::Shard>) -> Result<String> {
+        anyhow::ensure!(
+            shard.is_none() || matches!(self, Self::ImageDimension(_)),
+            "--shard applies to trained-network sweeps and the image figure"
+        );
         let summary = match self {
             Self::ScoreField(s) => fig3::run(s, root)?,
             Self::SpectraTime(s) => spectra_t::run(s, root)?,
@@ -114,7 +124,7 @@ impl FigureSpec {
             Self::GreenGap(s) => green_gap::run(s, root)?,
             Self::VonMises(s) => von_mises::run(s, root)?,
             Self::DetectionDigits(s) => detection_digits::run(s, root)?,
-            Self::ImageDimension(s) => image_dimension::run(s, root)?,
+            Self::ImageDimension(s) => image_dimension::run(s, root, shard)?,
         };
         crate::out::FigureDir::new(root, self.name())?.write_text("settings.toml", &toml::to_string(self)?)?;
         Ok(summary)
