@@ -7,6 +7,12 @@
 #   cargo build --release -p xtask [--features cuda]     # once, on the login node
 #   sbatch --array=0-15 experiments/cluster/slurm_array.sh experiments/full/fig5.toml
 #
+# The image figure shards the same way, one training-set size per task (its file keeps run
+# directories, checkpoint_every > 0); when every task has finished, run the same file once
+# without --shard to draw the figure from the saved results:
+#   sbatch --array=0-39 experiments/cluster/slurm_array.sh experiments/full/figures/image_dimension_fashion.toml
+#   target/release/xtask run experiments/full/figures/image_dimension_fashion.toml --out results
+#
 #SBATCH --job-name=geomem-sweep
 #SBATCH --cpus-per-task=2
 #SBATCH --time=24:00:00

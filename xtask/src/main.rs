@@ -6,6 +6,7 @@
 
 mod backend;
 mod figures;
+mod gpu_check;
 mod lid_cmd;
 mod out;
 mod plot;
@@ -44,6 +45,9 @@ enum Cmd {
     },
     /// Local intrinsic dimension of points: MLE / TwoNN from data, FLIPD / NB from a trained net.
     Lid(lid_cmd::LidArgs),
+    /// Train and time on the device backend (CUDA with `--features cuda`) against the CPU
+    /// from one seed; one JSON report.
+    GpuCheck(gpu_check::GpuCheckArgs),
     /// Regenerate the paper's figures (all by default).
     Reproduce {
         /// Figures to run; all when none is given.
@@ -227,6 +231,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => train_cmd::run(&a)?,
         Cmd::Lid(a) => lid_cmd::run(&a)?,
+        Cmd::GpuCheck(a) => gpu_check::run(&a)?,
         Cmd::Run(a) => {
             if let Some(figure) = figure_file(&a.spec)? {
                 std::fs::create_dir_all(&a.out)?;

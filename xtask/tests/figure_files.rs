@@ -97,10 +97,22 @@ fn image_figure_resumes_from_its_run_directories() {
     run(&base.replace("steps = 40", "steps = 20"), &resumed_dir);
     let ck = resumed_dir.join("image_dimension/runs/N16_s0/checkpoint.bin");
     assert!(ck.exists(), "no run directory");
-    let no_loss = |csv: &str| -> Vec<String> { csv.lines().map(|l| l.rsplit_once(',').unwrap().0.into()).collect() };
     let resumed = run(&base, &resumed_dir);
-    assert_eq!(no_loss(&resumed), no_loss(&straight), "stopped at 20 and resumed differs from straight");
-    let straight = resumed;
+    assert_eq!(resumed, straight, "stopped at 20 and resumed differs from straight");
+    // The same sizes as two shards (a SLURM array of 2): the first leaves a size without a
+    // result and draws nothing, the second completes the set and draws the same figure.
+    let sharded = d.join("sharded");
+    let f = sharded.join("settings_in.toml");
+    std::fs::create_dir_all(&sharded).unwrap();
+    std::fs::write(&f, &base).unwrap();
+    let shard = |s: &str| xtask(&["run", f.to_str().unwrap(), "--out", sharded.to_str().unwrap(), "--shard", s]);
+    let o = shard("0/2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 of 2 sizes still without a result"));
+    assert!(!sharded.join("image_dimension/dimension.csv").exists());
+    assert!(shard("1/2").status.success());
+    let csv = std::fs::read_to_string(sharded.join("image_dimension/dimension.csv")).unwrap();
+    assert_eq!(csv, straight, "two shards differ from one run");
     // The run directory kept the first command's row (step 20) and added the second's (40):
     // the second command resumed; it did not train again from step 0.
     let metrics_path = resumed_dir.join("image_dimension/runs/N16_s0/metrics.csv");

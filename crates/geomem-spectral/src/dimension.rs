@@ -176,6 +176,20 @@ pub fn stiffness(spectrum: &[f64], t: f64) -> Result<f64> {
     Ok(t * median)
 }
 
+/// The number of directions in which a field is soft at time `t`: the singular values `s_i`
+/// of its score Jacobian with `t · s_i <` [`STIFF_LEVEL`]. It needs no cliff in the
+/// spectrum. For Gaussian data of covariance eigenvalues `λ_i` (`s_i = 1/(λ_i + t)`) it counts
+/// the directions with `λ_i > t`: the dimension of the data resolved at time `t` (0 for a
+/// memorizing field, whose `t · s_i = 1` in every direction; `d` for one soft in every
+/// direction).
+///
+/// # Errors
+/// As [`stiffness`].
+pub fn soft_count(spectrum: &[f64], t: f64) -> Result<usize> {
+    stiffness(spectrum, t)?;
+    Ok(spectrum.iter().filter(|&&s| t * s < STIFF_LEVEL).count())
+}
+
 /// What one spectrum says about the dimension, with Algorithm 3's "no spike" reported as
 /// such instead of falling back to `d`: a spectrum without a cliff is flat, and a flat
 /// spectrum is either stiff in every direction (a memorizing field, dimension 0) or soft in

@@ -33,7 +33,7 @@ mod signs;
 mod spectrum;
 mod subspaces;
 
-pub use dimension::{stiffness, PooledDimensions, Reading, SecondDerivativeRule, STIFF_LEVEL};
+pub use dimension::{soft_count, stiffness, PooledDimensions, Reading, SecondDerivativeRule, STIFF_LEVEL};
 pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};
 pub use gaps::{

@@ -127,7 +127,7 @@ fn authors_synthetic_procedure_gives_the_jacobian_at_the_centre() {
 /// (rank 3 of 12) has a spike and reads 3, so the stiffness reading does not replace it.
 #[test]
 fn flat_spectra_read_as_stiff_or_soft() {
-    use geomem_spectral::{stiffness, Reading};
+    use geomem_spectral::{soft_count, stiffness, Reading};
     let (d, t) = (12, 1e-2);
     let rule = SecondDerivativeRule::new(1, 10.0).unwrap();
     let p = NormalBundleParams::default().perturbation(Perturbation::PerChannelOrthogonal { channels: 3, size: 2 });
@@ -138,16 +138,28 @@ fn flat_spectra_read_as_stiff_or_soft() {
     assert!((stiffness(&s, t).unwrap() - 1.0).abs() < 1e-6, "{s:?}");
     assert_eq!(rule.read(&s, t).unwrap(), Reading::NoSpikeStiff);
     assert_eq!(rule.read(&s, t).unwrap().dimension(d), 0);
+    assert_eq!(soft_count(&s, t).unwrap(), 0);
     let soft = GaussianScore::from_variances(&[100.0; 12]).unwrap();
     let s = normal_bundle_spectrum(&soft, &x, t, &p).unwrap();
     let st = stiffness(&s, t).unwrap();
     assert!((st - t / (100.0 + t)).abs() < 1e-8, "{st}");
     assert_eq!(rule.read(&s, t).unwrap(), Reading::NoSpikeSoft);
     assert_eq!(rule.read(&s, t).unwrap().dimension(d), d);
+    assert_eq!(soft_count(&s, t).unwrap(), d);
     let mut var = vec![1e-8; 12];
     var[..3].fill(1.0);
     let manifold = GaussianScore::from_variances(&var).unwrap();
     let s = normal_bundle_spectrum(&manifold, &x, t, &p).unwrap();
     assert_eq!(rule.read(&s, t).unwrap(), Reading::Spike(3), "{s:?}");
+    assert_eq!(soft_count(&s, t).unwrap(), 3, "three directions of variance 1 > t");
+    // Variances 1, 1e-3 (both above t = 1e-4) and 1e-5 (below): the soft count follows t.
+    let mut var = vec![1e-5; 12];
+    var[..2].fill(1.0);
+    var[2..5].fill(1e-3);
+    let graded = GaussianScore::from_variances(&var).unwrap();
+    let s = normal_bundle_spectrum(&graded, &x, 1e-4, &p).unwrap();
+    assert_eq!(soft_count(&s, 1e-4).unwrap(), 5);
+    let s = normal_bundle_spectrum(&graded, &x, 1e-2, &p).unwrap();
+    assert_eq!(soft_count(&s, 1e-2).unwrap(), 2);
     assert!(stiffness(&s, -1.0).is_err() && stiffness(&[], t).is_err() && stiffness(&[f64::NAN], t).is_err());
 }

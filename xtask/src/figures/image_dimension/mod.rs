@@ -194,7 +194,8 @@ struct Plan<'a> {
     sizes: Vec<usize>,
 }
 
-fn unet_config(name: &str) -> Result<UNetConfig> {
+/// A shipped U-Net config by name, or a JSON file.
+pub fn unet_config(name: &str) -> Result<UNetConfig> {
     let text = match name {
         "smoke" => include_str!("../../../../experiments/unet/smoke.json").to_string(),
         "digits" => include_str!("../../../../experiments/unet/digits.json").to_string(),

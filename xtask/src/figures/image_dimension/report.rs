@@ -5,7 +5,7 @@ use super::Plan;
 use crate::out::FigureDir;
 use crate::plot::{palette, save_panels, viridis, LegendAt, Panel, Series};
 use anyhow::Result;
-use geomem_spectral::{stiffness, Reading, SecondDerivativeRule};
+use geomem_spectral::{soft_count, stiffness, Reading, SecondDerivativeRule};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -20,13 +20,15 @@ pub struct Dims {
     pub reading: f64,
     /// Mean over points of `t · s_median`.
     pub stiffness: f64,
+    /// Mean over points of the soft count (directions with `t · s_i < 1/2`).
+    pub soft: f64,
 }
 
 pub fn dims(rule: &SecondDerivativeRule, spectra: &[Vec<f64>], t: f64) -> Result<Dims> {
     let pooled = rule.pooled(spectra)?;
     let d = spectra[0].len();
     let mut counts = [0; 3];
-    let (mut sum, mut stiff) = (0.0, 0.0);
+    let (mut sum, mut stiff, mut soft) = (0.0, 0.0, 0.0);
     for s in spectra {
         let r = rule.read(s, t)?;
         counts[match r {
@@ -36,6 +38,7 @@ pub fn dims(rule: &SecondDerivativeRule, spectra: &[Vec<f64>], t: f64) -> Result
         }] += 1;
         sum += r.dimension(d) as f64;
         stiff += stiffness(s, t)?;
+        soft += soft_count(s, t)? as f64;
     }
     let k = spectra.len() as f64;
     Ok(Dims {
@@ -43,6 +46,7 @@ pub fn dims(rule: &SecondDerivativeRule, spectra: &[Vec<f64>], t: f64) -> Result
         counts,
         reading: sum / k,
         stiffness: stiff / k,
+        soft: soft / k,
     })
 }
 
@@ -58,28 +62,29 @@ pub fn report(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Result<String>
     let all = write_dimension_csv(out, pl, res)?;
     write_training_csv(out, res)?;
     let mut md = header(pl);
-    md.push_str("| N | seed | dimension, train | dimension, held-out | empirical score, train | t·s_median, train | memorized | held-out / train loss |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| N | seed | Algorithm 3, train | Algorithm 3, held-out | soft count, train | soft count, held-out | memorized | held-out / train loss |\n|---|---|---|---|---|---|---|---|\n");
     for r in res {
-        let cell = |p: &str| {
-            all.get(&(r.n, r.seed, p.to_string())).map_or("–".into(), |d: &Dims| {
+        let get = |p: &str| all.get(&(r.n, r.seed, p.to_string()));
+        let alg3 = |p: &str| {
+            get(p).map_or("–".into(), |d: &Dims| {
                 format!("{:.1} ({}/{}/{})", d.reading, d.counts[0], d.counts[1], d.counts[2])
             })
         };
-        let stiff = all.get(&(r.n, r.seed, "train".to_string())).map(|d| d.stiffness);
+        let soft = |p: &str| fmt_opt(get(p).map(|d| d.soft), 1);
         writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r.n,
             r.seed,
-            cell("train"),
-            cell("held-out"),
-            cell("train, empirical score"),
-            fmt_opt(stiff, 3),
+            alg3("train"),
+            alg3("held-out"),
+            soft("train"),
+            soft("held-out"),
             fmt_opt(r.memorized.map(|m| m.0), 2),
             fmt_opt(r.loss_train_heldout.map(|(a, b)| b / a), 3),
         )?;
     }
-    md.push_str("\nDimension cells: the mean over points of Algorithm 3 (paper form), a flat spectrum read as 0 when stiff and d when soft; in brackets the points with a spike / no spike, stiff / no spike, soft. Every column and the notebook form are in `dimension.csv`, `training.csv`, `flipd.csv`.\n");
+    md.push_str("\nAlgorithm 3: the mean over points of the paper form, a flat spectrum read as 0 when stiff and d when soft (t·s_median against 1/2); in brackets the points with a spike / no spike, stiff / no spike, soft. Soft count: the mean number of directions with t·s_i < 1/2. The empirical score of each training set (the memorizing limit), t·s_median and the notebook form are in `dimension.csv`; losses, memorization and timings in `training.csv`; FLIPD in `flipd.csv`.\n");
     flipd_table(&mut md, out, res)?;
     out.write_text("summary.md", &md)?;
     plot(out, pl, res, &all)?;
@@ -131,6 +136,7 @@ fn write_dimension_csv(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Resul
             "points_no_spike_soft",
             "reading_mean",
             "stiffness_mean",
+            "soft_count_mean",
         ],
     )?;
     let mut sp = out.csv("spectra.csv", &["n", "seed", "points", "perturbation", "index", "mean_normalised"])?;
@@ -143,7 +149,7 @@ fn write_dimension_csv(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Resul
             row.extend([nm, ns].map(|v| v.to_string()));
             row.push(spikes.to_string());
             row.extend(dm.counts.map(|c| c.to_string()));
-            row.extend([dm.reading, dm.stiffness].map(|v| v.to_string()));
+            row.extend([dm.reading, dm.stiffness, dm.soft].map(|v| v.to_string()));
             w.write_record(&row)?;
             for i in 0..d {
                 let v = s.spectra.iter().map(|x| x[i] / x[0]).sum::<f64>() / s.spectra.len() as f64;
@@ -233,7 +239,7 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         base.iter().filter_map(|r| Some((r.n as f64, f(r)?))).filter(|p| p.1.is_finite()).collect()
     };
     let mut dim = Panel {
-        title: "dimension (Algorithm 3, flat spectra read by stiffness)".into(),
+        title: "dimension: Algorithm 3 and the soft count".into(),
         x_label: "N (training images)".into(),
         y_label: "dimension".into(),
         log_x: true,
@@ -255,6 +261,10 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         dim.series.push(if i >= 2 { s.dashed() } else { s });
         let s = Series::line(xy(&|r| get(r).map(|d| d.stiffness)), palette(i)).labeled(*points);
         stiff.series.push(if i >= 2 { s.dashed() } else { s });
+        if i < 2 {
+            let s = Series::line(xy(&|r| get(r).map(|d| d.soft)), palette(i + 4)).labeled(format!("{points}, soft count"));
+            dim.series.push(s);
+        }
     }
     let second: Vec<(f64, f64)> = res
         .iter()
@@ -274,8 +284,24 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
     };
     mem.series.push(Series::line(xy(&|r| r.memorized.map(|m| m.0)), palette(3)).labeled("memorized fraction"));
     mem.series.push(Series::line(xy(&|r| r.memorized.map(|m| m.1)), palette(4)).dashed().labeled("median NN ratio"));
-    mem.series
-        .push(Series::line(xy(&|r| r.loss_train_heldout.map(|(a, b)| b / a - 1.0)), palette(5)).labeled("held-out/train loss − 1"));
+    let mut ratio = Panel {
+        title: "held-out / training DDPM loss of the final net".into(),
+        x_label: "N (training images)".into(),
+        y_label: "loss ratio".into(),
+        log_x: true,
+        log_y: true,
+        legend: LegendAt::MiddleRight,
+        ..Default::default()
+    };
+    ratio.series.push(Series::line(xy(&|r| r.loss_train_heldout.map(|(a, b)| b / a)), palette(5)).labeled("first seed"));
+    let second: Vec<(f64, f64)> = res
+        .iter()
+        .filter(|r| r.seed != seed)
+        .filter_map(|r| r.loss_train_heldout.map(|(a, b)| (r.n as f64, b / a)))
+        .collect();
+    if !second.is_empty() {
+        ratio.series.push(Series::line(second, palette(5)).scatter().labeled("second seed"));
+    }
     if let Some(k) = pl.st.flipd_steps.first() {
         let auc = xy(&|r| r.flipd.iter().find(|f| f.step == *k).and_then(|f| f.auroc));
         mem.series.push(Series::line(auc, palette(6)).scatter().labeled(format!("AUROC of −FLIPD, k = {k}")));
@@ -295,26 +321,22 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         let s = Series::line(pts, viridis(u));
         curves.series.push(if j == 0 || j + 1 == base.len() { s.labeled(format!("N = {}", r.n)) } else { s });
     }
-    let mut panels = vec![dim, mem, stiff, curves];
-    for which in ["train", "held-out"] {
-        let mut p = Panel {
-            title: format!("net spectra at {which} images (authors' perturbations)"),
-            x_label: "index".into(),
-            y_label: "s_i / s_1".into(),
-            log_y: true,
-            ..Default::default()
-        };
-        let d = pl.set.dim();
-        for (j, r) in base.iter().enumerate() {
-            let Some(s) = find(r, which) else { continue };
-            let mean: Vec<(f64, f64)> = (0..d)
-                .map(|i| ((i + 1) as f64, s.spectra.iter().map(|x| x[i] / x[0]).sum::<f64>() / s.spectra.len() as f64))
-                .collect();
-            let u = j as f64 / (base.len().max(2) - 1) as f64;
-            let line = Series::line(mean, viridis(u));
-            p.series.push(if j == 0 || j + 1 == base.len() { line.labeled(format!("N = {}", r.n)) } else { line });
-        }
-        panels.push(p);
+    let mut spectra = Panel {
+        title: "net spectra at training images (authors' perturbations; held-out: spectra.csv)".into(),
+        x_label: "index".into(),
+        y_label: "s_i / s_1".into(),
+        log_y: true,
+        ..Default::default()
+    };
+    for (j, r) in base.iter().enumerate() {
+        let Some(s) = find(r, "train") else { continue };
+        let mean: Vec<(f64, f64)> = (0..pl.set.dim())
+            .map(|i| ((i + 1) as f64, s.spectra.iter().map(|x| x[i] / x[0]).sum::<f64>() / s.spectra.len() as f64))
+            .collect();
+        let u = j as f64 / (base.len().max(2) - 1) as f64;
+        let line = Series::line(mean, viridis(u));
+        spectra.series.push(if j == 0 || j + 1 == base.len() { line.labeled(format!("N = {}", r.n)) } else { line });
     }
+    let panels = [dim, mem, stiff, ratio, curves, spectra];
     save_panels(&out.path("image_dimension"), &format!("Latent dimension against N: {}", pl.set.source), &panels, 2)
 }
