@@ -17,7 +17,8 @@ use anyhow::Result;
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
 use geomem_nets::{
-    train, train_ddpm, train_stacked, DdpmTrainConfig, ResidualMlpConfig, TrainConfig, TrainedScore, UNetConfig, UNetEps,
+    train, train_ddpm, train_stacked, DdpmTrainConfig, ResidualMlpConfig, TrainConfig, TrainedScore, UNetConfig,
+    UNetEps,
 };
 use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
 use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};

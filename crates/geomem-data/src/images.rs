@@ -69,7 +69,8 @@ impl ImageSet {
             let mut sum = 0.0;
             for dy in 0..factor {
                 for dx in 0..factor {
-                    sum += self.images[(i, ch * self.height * self.width + (y * factor + dy) * self.width + x * factor + dx)];
+                    sum += self.images
+                        [(i, ch * self.height * self.width + (y * factor + dy) * self.width + x * factor + dx)];
                 }
             }
             sum / f2

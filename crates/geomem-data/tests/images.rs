@@ -215,10 +215,11 @@ fn fashion_mnist_from_the_debian_package() {
             assert_eq!(per_class, [6000; 10], "Fashion-MNIST's training set has 6000 images per class");
             // The first training image is an ankle boot (class 9) in every copy of the data set.
             assert_eq!(set.labels[0], 9);
-            let (lo, hi) = set.images.col_iter().flat_map(|c| c.iter().copied().collect::<Vec<_>>()).fold(
-                (f64::INFINITY, f64::NEG_INFINITY),
-                |(a, b), v| (a.min(v), b.max(v)),
-            );
+            let (lo, hi) = set
+                .images
+                .col_iter()
+                .flat_map(|c| c.iter().copied().collect::<Vec<_>>())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
             assert_eq!((lo, hi), (-1.0, 1.0));
             let test = geomem_data::read_fashion_mnist(Split::Test).unwrap();
             assert_eq!(test.len(), 10_000);

@@ -83,7 +83,8 @@ pub fn ddpm_loss<B: Backend>(
     let mut total = 0.0;
     for start in (0..draws).step_by(256) {
         let b = 256.min(draws - start);
-        let (mut xk, mut steps, mut eps) = (Vec::with_capacity(b * d), Vec::with_capacity(b), Vec::with_capacity(b * d));
+        let (mut xk, mut steps, mut eps) =
+            (Vec::with_capacity(b * d), Vec::with_capacity(b), Vec::with_capacity(b * d));
         for r in 0..b {
             let k = rng.random_range(0..schedule.steps());
             let ab = schedule.alpha_bar(k)?;

@@ -4,7 +4,7 @@ use super::Plan;
 use crate::backend::{self, Inner, Train};
 use anyhow::{Context, Result};
 use faer::Mat;
-use geomem_lid::{auroc, memorization, median, FlipdVp};
+use geomem_lid::{auroc, median, memorization, FlipdVp};
 use geomem_nets::{ddpm_loss, sample_ddpm, train_ddpm, DdpmSampling, DdpmTrainConfig, UNetEps};
 use geomem_score::{DdpmSchedule, EmpiricalScore, ScoreField, VpScore};
 use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};

@@ -153,7 +153,8 @@ fn write_dimension_csv(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Resul
             w.write_record(&row)?;
             for i in 0..d {
                 let v = s.spectra.iter().map(|x| x[i] / x[0]).sum::<f64>() / s.spectra.len() as f64;
-                let rec = [r.n.to_string(), r.seed.to_string(), s.points.clone(), s.perturbation.clone(), i.to_string()];
+                let rec =
+                    [r.n.to_string(), r.seed.to_string(), s.points.clone(), s.perturbation.clone(), i.to_string()];
                 sp.write_record(rec.iter().map(String::as_str).chain([v.to_string().as_str()]))?;
             }
             if s.perturbation == "per-channel orthogonal" {
@@ -262,7 +263,8 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         let s = Series::line(xy(&|r| get(r).map(|d| d.stiffness)), palette(i)).labeled(*points);
         stiff.series.push(if i >= 2 { s.dashed() } else { s });
         if i < 2 {
-            let s = Series::line(xy(&|r| get(r).map(|d| d.soft)), palette(i + 4)).labeled(format!("{points}, soft count"));
+            let s =
+                Series::line(xy(&|r| get(r).map(|d| d.soft)), palette(i + 4)).labeled(format!("{points}, soft count"));
             dim.series.push(s);
         }
     }
@@ -293,7 +295,9 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         legend: LegendAt::MiddleRight,
         ..Default::default()
     };
-    ratio.series.push(Series::line(xy(&|r| r.loss_train_heldout.map(|(a, b)| b / a)), palette(5)).labeled("first seed"));
+    ratio
+        .series
+        .push(Series::line(xy(&|r| r.loss_train_heldout.map(|(a, b)| b / a)), palette(5)).labeled("first seed"));
     let second: Vec<(f64, f64)> = res
         .iter()
         .filter(|r| r.seed != seed)
