@@ -326,7 +326,7 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         curves.series.push(if j == 0 || j + 1 == base.len() { s.labeled(format!("N = {}", r.n)) } else { s });
     }
     let mut spectra = Panel {
-        title: "net spectra at training images (authors' perturbations; held-out: spectra.csv)".into(),
+        title: "net spectra at training images".into(),
         x_label: "index".into(),
         y_label: "s_i / s_1".into(),
         log_y: true,
