@@ -83,7 +83,7 @@ fn image_figure_resumes_from_its_run_directories() {
         .unwrap()
         .replace("sizes = [2, 16, 128, 1700]", "sizes = [2, 16]")
         .replace("points = 6", "points = 2")
-        .replace("steps = 1500", "steps = 40\ncheckpoint_every = 20");
+        .replace("steps = 1500", "steps = 40\ncheckpoint_every = 20\nlog_every = 20");
     let run = |text: &str, out: &Path| {
         let f = out.join("settings_in.toml");
         std::fs::create_dir_all(out).unwrap();
