@@ -60,7 +60,7 @@ impl ImageSet {
     /// # Errors
     /// [`DataError::InvalidParameter`] for `factor = 0` or one that divides neither side.
     pub fn mean_pool(&self, factor: usize) -> Result<Self> {
-        let ok = factor >= 1 && self.height % factor == 0 && self.width % factor == 0;
+        let ok = factor >= 1 && self.height.is_multiple_of(factor) && self.width.is_multiple_of(factor);
         crate::error::param("factor", factor, ok, "must be >= 1 and divide the image height and width")?;
         let (h, w) = (self.height / factor, self.width / factor);
         let (c, f2) = (self.channels, (factor * factor) as f64);
