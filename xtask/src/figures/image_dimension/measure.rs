@@ -64,15 +64,16 @@ fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundlePara
         .collect()
 }
 
+/// `(step, loss of the batch, smoothed loss)` rows of a training run.
+type Curve = Vec<(u64, f64, f64)>;
+/// A trained net's EMA weights, its schedule and its loss curve.
+type Trained = (geomem_nets::UNet<Inner>, DdpmSchedule, Curve);
+/// The memorized fraction and median ratio (`None` without samples), and FLIPD per step.
+type SamplesOut = (Option<(f64, f64)>, Vec<FlipdOut>);
+
 /// Trains the net of size `n` with seed `seed` (resuming its run directory when the settings
 /// checkpoint), returning its EMA weights, the loss curve and the last smoothed loss.
-fn train_one(
-    pl: &Plan<'_>,
-    train_set: &Mat<f64>,
-    n: usize,
-    seed: u64,
-    runs: &std::path::Path,
-) -> Result<(geomem_nets::UNet<Inner>, DdpmSchedule, Vec<(u64, f64, f64)>)> {
+fn train_one(pl: &Plan<'_>, train_set: &Mat<f64>, n: usize, seed: u64, runs: &std::path::Path) -> Result<Trained> {
     let cfg = DdpmTrainConfig::new(pl.unet.clone())
         .with_steps(pl.st.steps)
         .with_batch_size(pl.st.batch)
@@ -202,7 +203,7 @@ fn samples_and_flipd(
     sched: &DdpmSchedule,
     train_set: &Mat<f64>,
     seed: u64,
-) -> Result<(Option<(f64, f64)>, Vec<FlipdOut>)> {
+) -> Result<SamplesOut> {
     // One training image has no second nearest: the ratio is undefined, so N = 1 is skipped.
     if pl.st.samples == 0 || train_set.nrows() < 2 {
         return Ok((None, Vec::new()));
