@@ -7,7 +7,7 @@
 use super::common::LogGrid;
 use super::green_theory::{self as theory, TheoryRun};
 use crate::out::{bar, FigureDir};
-use crate::plot::{save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
+use crate::plot::{ColorBar, Figure, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold, NoisyLinear};
@@ -512,8 +512,13 @@ fn vlines(marks: [usize; 3]) -> Vec<VLine> {
         .collect()
 }
 
+/// The colour scale of time shared by the spectra panels.
+pub(super) fn time_bar(times: &[f64]) -> ColorBar {
+    ColorBar::log_over("t", times.iter().copied())
+}
+
 fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
-    let (a, b) = (times[0].ln(), times[times.len() - 1].ln());
+    let bar = time_bar(times);
     values
         .iter()
         .zip(times)
@@ -523,7 +528,7 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
                 .enumerate()
                 .map(|(i, &y)| ((i + 1) as f64, if abs { y.abs().max(1e-12) } else { y }))
                 .collect();
-            Series::line(pts, viridis((t.ln() - a) / (b - a)))
+            Series::line(pts, bar.color(t))
         })
         .collect()
 }
@@ -671,30 +676,16 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     }
     pb.finish_and_clear();
     write_measured_files(&dir, &all, &times)?;
-    save_panels(
-        &dir.path("theory"),
-        &format!("green gap: closed forms, N = {}, x0 = 0 (colour: t, dark = small)", st.theory_n),
-        &theory_panels(&runs, theory::Position::Centre),
-        4,
-    )?;
-    save_panels(
-        &dir.path("theory_manifold"),
-        &format!(
-            "green gap: closed forms, N = {}, mean over points of the manifold (colour: t, dark = small)",
-            st.theory_n
-        ),
-        &theory_panels(&runs, manifold),
-        4,
-    )?;
-    save_panels(
-        &dir.path("measured"),
-        &format!(
-            "green gap: empirical score, N = {}, analytic Jacobian (colour: t from 1e-3 dark to 1 light)",
-            sizes[0]
-        ),
-        &measured_panels(&all, &times, sizes[0], "empirical"),
-        4,
-    )?;
+    let theory_times = runs.first().map_or(times.clone(), |r| r.times.clone());
+    Figure::new(format!("Green gap: closed forms, N = {}, x0 = 0", st.theory_n), 4)
+        .colorbar(time_bar(&theory_times))
+        .save(&dir.path("theory"), &theory_panels(&runs, theory::Position::Centre))?;
+    Figure::new(format!("Green gap: closed forms, N = {}, mean over points of the manifold", st.theory_n), 4)
+        .colorbar(time_bar(&theory_times))
+        .save(&dir.path("theory_manifold"), &theory_panels(&runs, manifold))?;
+    Figure::new(format!("Green gap: empirical score, N = {}, analytic Jacobian", sizes[0]), 4)
+        .colorbar(time_bar(&times))
+        .save(&dir.path("measured"), &measured_panels(&all, &times, sizes[0], "empirical"))?;
     let summary = format!(
         "## green-gap: where the gap at d - m2 comes from\n\n{}\n{}\n{}{}",
         theory_summary(&runs, theory::Position::Centre, &format!("Closed forms (N = {}, x0 = 0; t-grid refined within ±10 % of every onset time)", st.theory_n))?,

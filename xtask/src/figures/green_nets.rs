@@ -6,12 +6,12 @@
 //! beside the empirical score of the net's own training set.
 
 use super::green_gap::{
-    cell, empirical_n_eff, marks, measured_panels, measured_summary, write_measured_files, Cell, Measured, Point,
-    PROCEDURES,
+    cell, empirical_n_eff, marks, measured_panels, measured_summary, time_bar, write_measured_files, Cell, Measured,
+    Point, PROCEDURES,
 };
 use crate::backend::{self, Inner, Train};
 use crate::out::{bar, FigureDir};
-use crate::plot::save_panels;
+use crate::plot::Figure;
 use crate::sweep::{self, Spec, Variant};
 use anyhow::Result;
 use geomem_nets::{load_ema, TrainedScore, CHECKPOINT_FILE};
@@ -245,12 +245,9 @@ pub fn run(spec: &Spec, root: &std::path::Path) -> Result<String> {
     green.write_json("config.json", &serde_json::json!({"spec": spec, "times": times, "points_per_kind": POINTS}))?;
     write_measured_files(&green, &all, &times)?;
     for &n in &[spec.sizes[0], *spec.sizes.last().expect("checked")] {
-        save_panels(
-            &green.path(&format!("nets_N{n}")),
-            &format!("trained nets, N = {n}, autodiff Jacobian (colour: t from 1e-3 dark to 1 light)"),
-            &measured_panels(&all, &times, n, "net"),
-            4,
-        )?;
+        Figure::new(format!("Trained nets, N = {n}, autodiff Jacobian"), 4)
+            .colorbar(time_bar(&times))
+            .save(&green.path(&format!("nets_N{n}")), &measured_panels(&all, &times, n, "net"))?;
     }
     // The whole table (nets and the empirical score of their training sets) goes to a file;
     // the summary keeps the nets' rows.

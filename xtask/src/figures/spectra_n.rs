@@ -3,7 +3,7 @@
 
 use super::common::{gap_stats, Setup};
 use crate::out::{bar, FigureDir};
-use crate::plot::{save_panels, viridis, Panel, Series};
+use crate::plot::{ColorBar, Figure, Panel, Series};
 use anyhow::Result;
 use geomem_data::NestedSubsets;
 use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
@@ -25,6 +25,17 @@ pub enum Source {
     ClosedForm,
     /// Random matrix of Eq. 18.
     RandomMatrix,
+}
+
+impl Source {
+    /// How the spectra were obtained, for a figure's title.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Measured => "empirical score (improved NB, x0 = 0)",
+            Self::ClosedForm => "closed form (Eq. 19, derived)",
+            Self::RandomMatrix => "random matrix (Eq. 18)",
+        }
+    }
 }
 
 /// Settings of a spectra-against-N figure (Fig. 9, 10, 13, 14; `figure = "spectra-size"`).
@@ -183,6 +194,7 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     writeln!(summary, "| t | {} |", sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "))?;
     writeln!(summary, "|---|{}", "---|".repeat(sizes.len()))?;
     let mut panels = Vec::new();
+    let bar = ColorBar::log_over("N", sizes.iter().map(|&n| n as f64)).up_to(0.9);
     for (ti, &t) in times.iter().enumerate() {
         let mut row = format!("| {t} |");
         let mut series = Vec::new();
@@ -202,11 +214,10 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
             ])?;
             let open: Vec<String> = (0..3).filter(|&j| gl[j] >= OPEN_LOG_GAP).map(|j| pos[j].0.to_string()).collect();
             write!(row, " {} ({k}) |", if open.is_empty() { "none".to_string() } else { open.join(", ") })?;
-            let u = ni as f64 / (sizes.len() - 1).max(1) as f64;
-            series.push(
-                Series::line(m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), viridis(0.9 * u))
-                    .labeled(format!("N = {n}")),
-            );
+            series.push(Series::line(
+                m.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
+                bar.color(n as f64),
+            ));
         }
         writeln!(summary, "{row}")?;
         panels.push(Panel {
@@ -231,7 +242,9 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
             "\nSigns: none; the random matrix of Eq. 18 is not symmetric (independent entries), and its mean is attractive.\n",
         ),
     }
-    save_panels(&dir.path("spectra"), &format!("{name}: {} , {source:?}", setup.label()), &panels, 2)?;
+    Figure::new(format!("{name}: {}, {}", setup.label(), source.describe()), 2)
+        .colorbar(bar)
+        .save(&dir.path("spectra"), &panels)?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

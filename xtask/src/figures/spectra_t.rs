@@ -7,7 +7,7 @@
 
 use super::common::{gap_stats, LogGrid, Setup};
 use crate::out::{bar, FigureDir};
-use crate::plot::{save_panels, viridis, Panel, Series};
+use crate::plot::{ColorBar, Figure, Panel, Series};
 use anyhow::Result;
 use geomem_rem::{exact_spectrum, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
 use geomem_score::{EmpiricalScore, ScoreFieldExt};
@@ -250,9 +250,7 @@ fn gap_summary(
 }
 
 /// One panel per method, one line per time coloured by `ln t`.
-fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], setup: &Setup) -> Vec<Panel> {
-    let tmin = times[0].ln();
-    let tmax = times[times.len() - 1].ln();
+fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], bar: &ColorBar, setup: &Setup) -> Vec<Panel> {
     spectra
         .iter()
         .enumerate()
@@ -265,10 +263,7 @@ fn spectra_panels(spectra: &[Vec<Vec<f64>>], times: &[f64], setup: &Setup) -> Ve
                 .iter()
                 .zip(times)
                 .map(|(s, &t)| {
-                    Series::line(
-                        s.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
-                        viridis((t.ln() - tmin) / (tmax - tmin)),
-                    )
+                    Series::line(s.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(), bar.color(t))
                 })
                 .collect(),
             vlines: setup.vlines(),
@@ -299,13 +294,9 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
     let analytic = analytic.ok_or_else(|| anyhow::anyhow!("METHODS lists the analytic Jacobian"))?;
     let signs = dir.csv("signed.csv", &["t", "index", "signed_eigenvalue_times_t"])?;
     summary.push_str(&sign_summary(signs, &signed, analytic, &times, setup)?);
-    let panels = spectra_panels(&spectra, &times, setup);
-    save_panels(
-        &dir.path("spectra"),
-        &format!("{name}: {} , N = {n}; colour: t from 1e-3 (dark) to 10 (light)", setup.label()),
-        &panels,
-        3,
-    )?;
+    let bar = ColorBar::log_over("t", times.iter().copied());
+    let panels = spectra_panels(&spectra, &times, &bar, setup);
+    Figure::new(format!("{name}: {}, N = {n}", setup.label()), 3).colorbar(bar).save(&dir.path("spectra"), &panels)?;
     dir.write_text("summary.md", &summary)?;
     Ok(summary)
 }

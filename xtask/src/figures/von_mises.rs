@@ -12,7 +12,10 @@
 
 use crate::backend::{self, Train};
 use crate::out::{bar, logspace, FigureDir};
-use crate::plot::{save_panels, viridis, Panel, Series};
+use crate::plot::{ColorBar, Figure, Panel, Series};
+
+/// FLIPD at which the colour of a sample saturates (the circle has dimension 1).
+const FLIPD_TOP: f64 = 1.5;
 use anyhow::Result;
 use faer::Mat;
 use geomem_data::VonMisesCircle;
@@ -180,7 +183,7 @@ fn plot(
     curves: (&[f64], &[f64], &[f64]),
 ) -> Result<()> {
     let mut circle = Panel {
-        title: format!("samples coloured by FLIPD at t0 = {t0:.1e} (0 dark, 1.5+ yellow)"),
+        title: format!("samples coloured by FLIPD at t0 = {t0:.1e}"),
         x_label: "x".into(),
         y_label: "y".into(),
         ..Default::default()
@@ -188,17 +191,10 @@ fn plot(
     let ring: Vec<(f64, f64)> =
         (0..=200).map(|k| (k as f64 * 0.0314159).cos()).zip((0..=200).map(|k| (k as f64 * 0.0314159).sin())).collect();
     circle.series.push(Series::line(ring, plotters::style::RGBColor(200, 200, 200)));
-    for b in 0..8 {
-        let lo = b as f64 * 0.2;
-        let pts: Vec<(f64, f64)> = (0..m.samples.nrows())
-            .filter(|&i| (flipd[i].max(0.0) / 0.2).floor().min(7.0) as usize == b)
-            .map(|i| (m.samples[(i, 0)], m.samples[(i, 1)]))
-            .collect();
-        if !pts.is_empty() {
-            circle
-                .series
-                .push(Series::line(pts, viridis(b as f64 / 7.0)).scatter().labeled(format!("FLIPD {lo:.1}..")));
-        }
+    let bar = ColorBar::linear("FLIPD", 0.0, FLIPD_TOP);
+    for i in 0..m.samples.nrows() {
+        let point = vec![(m.samples[(i, 0)], m.samples[(i, 1)])];
+        circle.series.push(Series::line(point, bar.color(flipd[i])).scatter());
     }
     let train: Vec<(f64, f64)> = (0..100).map(|i| (data[(i, 0)] * 1.08, data[(i, 1)] * 1.08)).collect();
     circle.series.push(
@@ -221,5 +217,7 @@ fn plot(
         ],
         ..Default::default()
     };
-    save_panels(&out.path("vonmises"), "Diffusion model on a von Mises circle (seed 004, Fig. 3)", &[circle, lines], 2)
+    Figure::new("Diffusion model on a von Mises circle (seed 004, Fig. 3)", 2)
+        .colorbar(bar)
+        .save(&out.path("vonmises"), &[circle, lines])
 }

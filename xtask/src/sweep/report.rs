@@ -3,7 +3,7 @@
 use super::measure::{JobResult, PointResult, Snapshot};
 use super::{result_path, Spec, Variant};
 use crate::out::FigureDir;
-use crate::plot::{palette, save_panels, viridis, Panel, Series, VLine, GAP_COLORS};
+use crate::plot::{palette, save_panels, ColorBar, Figure, Panel, Series, VLine, GAP_COLORS};
 use anyhow::Result;
 use geomem_spectral::{isotropic_tangent_weight, marked_gaps, normalize, stiffening};
 use std::fmt::Write;
@@ -318,12 +318,10 @@ fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Ve
         move |s: &Snapshot| point(s, name, t).map_or(f64::NAN, |p| if emp { p.dist_empirical } else { p.dist_exact })
     };
     let by_n = |f: &dyn Fn(&Snapshot) -> f64| -> Vec<Series> {
+        let bar = size_bar(res);
         res.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let u = i as f64 / (res.len().max(2) - 1) as f64;
-                Series::line(r.snapshots.iter().map(|s| (s.step as f64, f(s))).collect(), viridis(0.9 * u))
-                    .labeled(format!("N = {}", r.job.n))
+            .map(|r| {
+                Series::line(r.snapshots.iter().map(|s| (s.step as f64, f(s))).collect(), bar.color(r.job.n as f64))
             })
             .collect()
     };
@@ -379,18 +377,22 @@ fn transition_panels(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Ve
     ]
 }
 
+/// The colour scale of the training-set size shared by the per-N panels.
+fn size_bar(res: &[&JobResult]) -> ColorBar {
+    ColorBar::log_over("N", res.iter().map(|r| r.job.n as f64)).up_to(0.9)
+}
+
 fn spectra_panels(v: &Variant, res: &[&JobResult], t: f64) -> Vec<Panel> {
+    let bar = size_bar(res);
     ["origin", "train", "heldout"]
         .iter()
         .map(|&name| {
             let mut series: Vec<Series> = res
                 .iter()
-                .enumerate()
-                .filter_map(|(i, r)| {
+                .filter_map(|r| {
                     let p = point(r.snapshots.last()?, name, t)?;
-                    let u = i as f64 / (res.len().max(2) - 1) as f64;
                     let pts = normalize(&p.net).iter().enumerate().map(|(k, &x)| ((k + 1) as f64, x)).collect();
-                    Some(Series::line(pts, viridis(0.9 * u)).labeled(format!("net N = {}", r.job.n)))
+                    Some(Series::line(pts, bar.color(r.job.n as f64)))
                 })
                 .collect();
             if let Some(p) = res.first().and_then(|r| point(r.snapshots.last()?, name, t)) {
@@ -447,19 +449,14 @@ pub fn aggregate(spec: &Spec, dir: &FigureDir, header: &str) -> Result<String> {
         spectra.extend(spectra_panels(v, &mine, t));
     }
     if !trans.is_empty() {
-        save_panels(
-            &dir.path("transition"),
-            &format!("{}: memorization against N and training steps", spec.name),
-            &trans,
-            4,
-        )?;
+        let all: Vec<&JobResult> = res.iter().collect();
+        Figure::new(format!("{}: memorization against N and training steps", spec.name), 4)
+            .colorbar(size_bar(&all))
+            .save(&dir.path("transition"), &trans)?;
         save_panels(&dir.path("detection"), &format!("{}: memorization detection by FLIPD", spec.name), &detect, 2)?;
-        save_panels(
-            &dir.path("spectra"),
-            &format!("{}: trained-net Jacobian spectra (autodiff), t = {t}", spec.name),
-            &spectra,
-            3,
-        )?;
+        Figure::new(format!("{}: trained-net Jacobian spectra (autodiff), t = {t}", spec.name), 3)
+            .colorbar(size_bar(&all))
+            .save(&dir.path("spectra"), &spectra)?;
     }
     dir.write_text("summary.md", &summary)?;
     Ok(summary)

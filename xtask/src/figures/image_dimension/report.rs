@@ -3,7 +3,7 @@
 use super::measure::{SizeOut, SpectraSet};
 use super::Plan;
 use crate::out::FigureDir;
-use crate::plot::{palette, save_panels, viridis, LegendAt, Panel, Series};
+use crate::plot::{palette, ColorBar, Figure, Panel, Series};
 use anyhow::Result;
 use geomem_spectral::{soft_count, stiffness, Reading, SecondDerivativeRule};
 use std::collections::BTreeMap;
@@ -244,7 +244,6 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         x_label: "N (training images)".into(),
         y_label: "dimension".into(),
         log_x: true,
-        legend: LegendAt::LowerRight,
         ..Default::default()
     };
     let mut stiff = Panel {
@@ -253,7 +252,6 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         y_label: "t · s_median".into(),
         log_x: true,
         log_y: true,
-        legend: LegendAt::LowerLeft,
         ..Default::default()
     };
     for (i, points) in ["train", "held-out", "train, empirical score", "held-out, empirical score"].iter().enumerate() {
@@ -281,7 +279,6 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         x_label: "N (training images)".into(),
         y_label: "fraction / ratio".into(),
         log_x: true,
-        legend: LegendAt::MiddleRight,
         ..Default::default()
     };
     mem.series.push(Series::line(xy(&|r| r.memorized.map(|m| m.0)), palette(3)).labeled("memorized fraction"));
@@ -292,7 +289,6 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         y_label: "loss ratio".into(),
         log_x: true,
         log_y: true,
-        legend: LegendAt::MiddleRight,
         ..Default::default()
     };
     ratio
@@ -316,14 +312,12 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         y_label: "ε-MSE".into(),
         log_x: true,
         log_y: true,
-        legend: LegendAt::LowerLeft,
         ..Default::default()
     };
-    for (j, r) in base.iter().enumerate() {
-        let u = j as f64 / (base.len().max(2) - 1) as f64;
+    let bar = ColorBar::log_over("N", base.iter().map(|r| r.n as f64)).up_to(0.9);
+    for r in &base {
         let pts: Vec<(f64, f64)> = r.curve.iter().map(|c| (c.0 as f64, c.2)).filter(|p| p.1 > 0.0).collect();
-        let s = Series::line(pts, viridis(u));
-        curves.series.push(if j == 0 || j + 1 == base.len() { s.labeled(format!("N = {}", r.n)) } else { s });
+        curves.series.push(Series::line(pts, bar.color(r.n as f64)));
     }
     let mut spectra = Panel {
         title: "net spectra at training images".into(),
@@ -332,15 +326,15 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
         log_y: true,
         ..Default::default()
     };
-    for (j, r) in base.iter().enumerate() {
+    for r in &base {
         let Some(s) = find(r, "train") else { continue };
         let mean: Vec<(f64, f64)> = (0..pl.set.dim())
             .map(|i| ((i + 1) as f64, s.spectra.iter().map(|x| x[i] / x[0]).sum::<f64>() / s.spectra.len() as f64))
             .collect();
-        let u = j as f64 / (base.len().max(2) - 1) as f64;
-        let line = Series::line(mean, viridis(u));
-        spectra.series.push(if j == 0 || j + 1 == base.len() { line.labeled(format!("N = {}", r.n)) } else { line });
+        spectra.series.push(Series::line(mean, bar.color(r.n as f64)));
     }
     let panels = [dim, mem, stiff, ratio, curves, spectra];
-    save_panels(&out.path("image_dimension"), &format!("Latent dimension against N: {}", pl.set.source), &panels, 2)
+    Figure::new(format!("Latent dimension against N: {}", pl.set.source), 2)
+        .colorbar(bar)
+        .save(&out.path("image_dimension"), &panels)
 }
