@@ -106,6 +106,7 @@ pub fn run(st: &Settings, root: &Path) -> Result<String> {
         )?;
         panels.push(FieldPanel {
             title: format!("β = {beta} (t = {t})"),
+            heat_label: "log p_t".into(),
             heat,
             arrows,
             points: (0..n).map(|i| (data[(i, 0)], data[(i, 1)])).collect(),

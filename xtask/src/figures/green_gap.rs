@@ -537,7 +537,7 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
 pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: &str) -> Vec<Panel> {
     let mut panels = Vec::new();
     for m in all.iter().filter(|m| m.n == n && m.procedure == "analytic" && m.field == field) {
-        let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name());
+        let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
         let spectra: Vec<Vec<f64>> = m.cells.iter().map(|c| c.spectrum.clone()).collect();
         let signed: Vec<Vec<f64>> = m.cells.iter().map(|c| c.signed.clone()).collect();
         panels.push(Panel {
@@ -561,11 +561,24 @@ pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: 
     panels
 }
 
+/// A closed form's name (an identifier in the CSV files) as a panel title.
+fn form_title(name: &str) -> &str {
+    match name {
+        "eq19_printed_eq15_tc" => "Eq. 19 as printed, Eq. 15 t_c",
+        "eq19_printed_exact_tc" => "Eq. 19 as printed, exact t_c",
+        "derived_exact_tc" => "Eq. 19 derived, exact t_c",
+        "derived_eq15_tc" => "Eq. 19 derived, Eq. 15 t_c",
+        "notebook_linear" => "authors' notebook, linear data",
+        "notebook_sphere" => "authors' notebook, sphere data",
+        other => other,
+    }
+}
+
 fn theory_panels(runs: &[TheoryRun], position: theory::Position) -> Vec<Panel> {
     runs.iter()
         .filter(|r| r.position == position)
         .map(|r| Panel {
-            title: format!("{}{}", r.form, if r.control { " (control)" } else { "" }),
+            title: format!("{}{}", form_title(r.form), if r.control { " (control)" } else { "" }),
             x_label: "k".into(),
             y_label: "s_k / s_1".into(),
             log_y: true,

@@ -192,9 +192,9 @@ fn plot(
         (0..=200).map(|k| (k as f64 * 0.0314159).cos()).zip((0..=200).map(|k| (k as f64 * 0.0314159).sin())).collect();
     circle.series.push(Series::line(ring, plotters::style::RGBColor(200, 200, 200)));
     let bar = ColorBar::linear("FLIPD", 0.0, FLIPD_TOP);
-    for i in 0..m.samples.nrows() {
+    for (i, &f) in flipd.iter().enumerate().take(m.samples.nrows()) {
         let point = vec![(m.samples[(i, 0)], m.samples[(i, 1)])];
-        circle.series.push(Series::line(point, bar.color(flipd[i])).scatter());
+        circle.series.push(Series::line(point, bar.color(f)).scatter());
     }
     let train: Vec<(f64, f64)> = (0..100).map(|i| (data[(i, 0)] * 1.08, data[(i, 1)] * 1.08)).collect();
     circle.series.push(

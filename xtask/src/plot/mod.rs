@@ -547,6 +547,8 @@ pub fn save_panels(stem: &Path, title: &str, panels: &[Panel], cols: usize) -> R
 /// Fig. 3. Each panel is (title, heat values, arrows as (x, y, dx, dy)) and the points drawn.
 pub struct FieldPanel {
     pub title: String,
+    /// What the heat map shows (the colour bar's label).
+    pub heat_label: String,
     pub heat: Vec<Vec<f64>>,
     pub arrows: Vec<(f64, f64, f64, f64)>,
     pub points: Vec<(f64, f64)>,
@@ -565,8 +567,13 @@ where
     let root = root.titled(title, ("sans-serif", 20)).map_err(|e| anyhow!("{e:?}"))?;
     let areas = root.split_evenly((1, panels.len()));
     let (x0, x1, y0, y1) = range;
-    for (a, p) in areas.iter().zip(panels) {
-        let mut chart = ChartBuilder::on(a)
+    for (whole, p) in areas.iter().zip(panels) {
+        let (lo, hi) =
+            p.heat.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (w, _) = whole.dim_in_pixel();
+        let (a, bar_area) = whole.split_horizontally(w - FIELD_BAR);
+        draw_colorbar(&bar_area, &ColorBar::linear(p.heat_label.as_str(), lo, hi))?;
+        let mut chart = ChartBuilder::on(&a)
             .caption(&p.title, ("sans-serif", 18))
             .margin(8)
             .x_label_area_size(30)
@@ -576,8 +583,6 @@ where
         chart.configure_mesh().disable_mesh().label_style(("sans-serif", 12)).draw().map_err(|e| anyhow!("{e:?}"))?;
         let ny = p.heat.len();
         let nx = p.heat.first().map_or(0, Vec::len);
-        let (lo, hi) =
-            p.heat.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let dx = (x1 - x0) / nx as f64;
         let dy = (y1 - y0) / ny as f64;
         chart
@@ -609,10 +614,13 @@ where
     Ok(())
 }
 
+/// Width of the colour bar beside each field panel.
+const FIELD_BAR: u32 = 90;
+
 /// Writes `stem.png` and `stem.svg` of vector-field panels.
 pub fn save_fields(stem: &Path, title: &str, range: (f64, f64, f64, f64), panels: &[FieldPanel]) -> Result<()> {
     init_fonts()?;
-    let size = (460 * panels.len() as u32, 460);
+    let size = ((460 + FIELD_BAR) * panels.len() as u32, 460);
     draw_fields(BitMapBackend::new(&stem.with_extension("png"), size).into_drawing_area(), title, range, panels)?;
     draw_fields(SVGBackend::new(&stem.with_extension("svg"), size).into_drawing_area(), title, range, panels)?;
     Ok(())
