@@ -10,6 +10,7 @@ mod gpu_check;
 mod lid_cmd;
 mod out;
 mod plot;
+mod provenance;
 mod sweep;
 mod train_cmd;
 
@@ -48,6 +49,17 @@ enum Cmd {
     /// Train and time on the device backend (CUDA with `--features cuda`) against the CPU
     /// from one seed; one JSON report.
     GpuCheck(gpu_check::GpuCheckArgs),
+    /// Copy the PNGs of a `reproduce` output folder into docs/figures, each beside a TOML
+    /// file saying which run made it (the settings and their hash, checked by a test).
+    Publish {
+        /// The `reproduce` output folder.
+        #[arg(long, default_value = "results")]
+        from: PathBuf,
+        /// Which run made the figures (command, commit, machine, date): written into each
+        /// figure's provenance file.
+        #[arg(long)]
+        note: String,
+    },
     /// Regenerate the paper's figures (all by default).
     Reproduce {
         /// Figures to run; all when none is given.
@@ -232,6 +244,11 @@ fn main() -> Result<()> {
         Cmd::Train(a) => train_cmd::run(&a)?,
         Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::GpuCheck(a) => gpu_check::run(&a)?,
+        Cmd::Publish { from, note } => {
+            let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/figures");
+            let done = provenance::publish(&from, &docs, &note)?;
+            println!("published {} figure(s) to {}: {}", done.len(), docs.display(), done.join(", "));
+        }
         Cmd::Run(a) => {
             if let Some(figure) = figure_file(&a.spec)? {
                 std::fs::create_dir_all(&a.out)?;

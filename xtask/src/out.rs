@@ -53,3 +53,40 @@ pub fn logspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     }
     (0..n).map(|i| (a.ln() + (b.ln() - a.ln()) * i as f64 / (n - 1) as f64).exp()).collect()
 }
+
+/// Markdown tables of at most `key.len() + group width` columns: the `key` columns (the first
+/// of every row) are repeated in front of each group of value columns, so that a wide result
+/// reads as several narrow tables. `groups` are (caption, number of value columns) in order.
+pub fn split_tables(header: &[&str], key: usize, groups: &[(&str, usize)], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    let mut start = key;
+    for (caption, width) in groups {
+        let cols: Vec<usize> = (0..key).chain(start..(start + width).min(header.len())).collect();
+        start += width;
+        if !caption.is_empty() {
+            out.push_str(&format!("{caption}\n\n"));
+        }
+        let line = |cells: Vec<&str>| format!("| {} |\n", cells.join(" | "));
+        out.push_str(&line(cols.iter().map(|&c| header[c]).collect()));
+        out.push_str(&format!("|{}\n", "---|".repeat(cols.len())));
+        for r in rows {
+            out.push_str(&line(cols.iter().map(|&c| r.get(c).map_or("", String::as_str)).collect()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn split_tables_repeat_the_key_and_keep_every_value_once() {
+        let header = ["N", "seed", "a", "b", "c"];
+        let rows = vec![vec!["8".into(), "0".into(), "1".into(), "2".into(), "3".into()]];
+        let md = super::split_tables(&header, 2, &[("first", 2), ("second", 1)], &rows);
+        assert_eq!(
+            md,
+            "first\n\n| N | seed | a | b |\n|---|---|---|---|\n| 8 | 0 | 1 | 2 |\n\nsecond\n\n| N | seed | c |\n|---|---|---|\n| 8 | 0 | 3 |\n\n"
+        );
+    }
+}

@@ -537,7 +537,8 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
 pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: &str) -> Vec<Panel> {
     let mut panels = Vec::new();
     for m in all.iter().filter(|m| m.n == n && m.procedure == "analytic" && m.field == field) {
-        let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
+        let tag =
+            format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
         let spectra: Vec<Vec<f64>> = m.cells.iter().map(|c| c.spectrum.clone()).collect();
         let signed: Vec<Vec<f64>> = m.cells.iter().map(|c| c.signed.clone()).collect();
         panels.push(Panel {

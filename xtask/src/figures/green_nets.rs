@@ -186,7 +186,21 @@ fn family<'a>(all: &'a [Measured], m: &Measured, control: bool, field: &str, pro
 /// own training set, the repulsive directions above the green mark and the high-variance
 /// block's weight among the directions above it.
 fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
-    let mut s = String::from("| data | N | point | t | gap at 25, net: analytic vs control | net analytic at the d-m mark (24 on sphere points, 23 else) vs control | authors' procedure at 25 as their notebook plots it (x = rank in all d values) vs control | authors' procedure, top value dropped, read by its own index, vs control | mean-score share of the authors' top value | empirical score of the net's set vs its control | repulsive above 25: net / control | high-block weight above 25: net vs control (isotropic 0.29) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    const HEAD: [&str; 12] = [
+        "data",
+        "N",
+        "point",
+        "t",
+        "gap at 25, net: analytic vs control",
+        "net analytic at the d-m mark (24 on sphere points, 23 else) vs control",
+        "empirical score of the net's set vs its control",
+        "authors' procedure at 25 as their notebook plots it (x = rank in all d values) vs control",
+        "authors' procedure, top value dropped, read by its own index, vs control",
+        "mean-score share of the authors' top value",
+        "repulsive above 25: net / control",
+        "high-block weight above 25: net vs control (isotropic 0.29)",
+    ];
+    let mut rows = Vec::new();
     for m in all.iter().filter(|m| m.field == "net" && m.procedure == "analytic" && !m.control) {
         let (Some(mc), Some(a), Some(ac), Some(a1), Some(a1c), Some(e), Some(ec)) = (
             family(all, m, true, "net", "analytic"),
@@ -204,32 +218,29 @@ fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
             let Some(i) = i else { continue };
             let g = |x: &Measured| x.cells[i].gaps[1];
             let g0 = |x: &Measured| x.cells[i].gaps[0];
-            writeln!(
-                s,
-                "| {} | {} | {} | {:.3} | {:.2} vs {:.2} | {:.2} vs {:.2} | {:.2} vs {:.2} | {:.2} vs {:.2} | {:.2} | {:.2} vs {:.2} | {:.1} / {:.1} | {:.2} vs {:.2} |",
-                m.variant,
-                m.n,
-                m.point.name(),
-                times[i],
-                g(m),
-                g(mc),
-                g0(m),
-                g0(mc),
-                g(a),
-                g(ac),
-                g(a1),
-                g(a1c),
-                a.cells[i].mean_share,
-                g(e),
-                g(ec),
-                m.cells[i].repulsive_above[1],
-                mc.cells[i].repulsive_above[1],
-                m.cells[i].weights[0],
-                mc.cells[i].weights[0]
-            )?;
+            let vs = |a: f64, b: f64| format!("{a:.2} vs {b:.2}");
+            rows.push(vec![
+                m.variant.to_string(),
+                m.n.to_string(),
+                m.point.name().to_string(),
+                format!("{:.3}", times[i]),
+                vs(g(m), g(mc)),
+                vs(g0(m), g0(mc)),
+                vs(g(e), g(ec)),
+                vs(g(a), g(ac)),
+                vs(g(a1), g(a1c)),
+                format!("{:.2}", a.cells[i].mean_share),
+                format!("{:.1} / {:.1}", m.cells[i].repulsive_above[1], mc.cells[i].repulsive_above[1]),
+                vs(m.cells[i].weights[0], mc.cells[i].weights[0]),
+            ]);
         }
     }
-    Ok(s)
+    let groups = [
+        ("The gaps of the nets (autodiff Jacobian) and of the empirical score, beside the controls:", 3),
+        ("The authors' procedure:", 3),
+        ("Directions above the green mark:", 2),
+    ];
+    Ok(crate::out::split_tables(&HEAD, 4, &groups, &rows))
 }
 
 /// Runs the analysis on a sweep already trained under `root/<spec.name>`, at the times of

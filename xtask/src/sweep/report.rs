@@ -169,22 +169,54 @@ fn variant_table(spec: &Spec, v: &Variant, res: &[&JobResult], t: f64) -> Result
     if v.sphere {
         out.push_str("Data on the unit sphere: \"exact\" is the Gaussian score of the same per-axis variances, not the data's score.\n\n");
     }
-    out.push_str("| N | seed | memorized | train loss | held-out loss | gap | open marks at 0 | log gap at d-m at 0: net / exact | d(net, exact) / d(net, emp) at 0 | at train pt | at held-out pt | stiffening net at 0 (blocks) | stiffening emp at 0 | stiffening net at train pt | emp at train pt | repulsive net / emp at 0, train pt, held-out pt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    const HEAD: [&str; 16] = [
+        "N",
+        "seed",
+        "memorized",
+        "train loss",
+        "held-out loss",
+        "gap",
+        "open marks at 0",
+        "log gap at d-m at 0: net / exact",
+        "d(net, exact) / d(net, emp) at 0",
+        "at train pt",
+        "at held-out pt",
+        "repulsive net / emp at 0, train pt, held-out pt",
+        "stiffening net at 0 (blocks)",
+        "stiffening emp at 0",
+        "stiffening net at train pt",
+        "emp at train pt",
+    ];
+    let mut rows = Vec::new();
     for r in res {
         let s = r.snapshots.last().expect("a result has snapshots");
         let (o, tr, h) = (point(s, "origin", t), point(s, "train", t), point(s, "heldout", t));
         let (Some(o), Some(tr), Some(h)) = (o, tr, h) else { continue };
         let (sn0, se0) = stiffenings(o, v.blocks.len());
         let (snt, set) = stiffenings(tr, v.blocks.len());
-        writeln!(
-            out,
-            "| {} | {} | {:.2} | {:.4} | {:.4} | {:.4} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} | {} |",
-            r.job.n, r.job.seed, s.memorized_fraction, s.train_loss, s.heldout_loss, s.heldout_loss - s.train_loss,
-            open_gaps(v, &normalize(&o.net))?, log_gap(&o.net, v.d - v.m()), log_gap(&o.exact, v.d - v.m()), o.dist_exact, o.dist_empirical, tr.dist_exact, tr.dist_empirical,
-            h.dist_exact, h.dist_empirical, fmt_list(&sn0), fmt_list(&se0), fmt_list(&snt), fmt_list(&set),
-            [o, tr, h].map(repulsive).join(", ")
-        )?;
+        let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2}");
+        rows.push(vec![
+            r.job.n.to_string(),
+            r.job.seed.to_string(),
+            format!("{:.2}", s.memorized_fraction),
+            format!("{:.4}", s.train_loss),
+            format!("{:.4}", s.heldout_loss),
+            format!("{:.4}", s.heldout_loss - s.train_loss),
+            open_gaps(v, &normalize(&o.net))?,
+            pair(log_gap(&o.net, v.d - v.m()), log_gap(&o.exact, v.d - v.m())),
+            pair(o.dist_exact, o.dist_empirical),
+            pair(tr.dist_exact, tr.dist_empirical),
+            pair(h.dist_exact, h.dist_empirical),
+            [o, tr, h].map(repulsive).join(", "),
+            fmt_list(&sn0),
+            fmt_list(&se0),
+            fmt_list(&snt),
+            fmt_list(&set),
+        ]);
     }
+    let groups =
+        [("Training and memorization:", 6), ("Distances of the net's spectrum:", 4), ("Stiffening by block:", 4)];
+    out.push_str(&crate::out::split_tables(&HEAD, 2, &groups, &rows));
     Ok(out)
 }
 
