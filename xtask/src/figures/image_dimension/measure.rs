@@ -100,12 +100,10 @@ fn train_one(pl: &Plan<'_>, train_set: &Mat<f64>, n: usize, seed: u64, runs: &st
 }
 
 /// The result of size `n`, seed `seed`: read back from `runs/N<n>_s<seed>/result.json` when
-/// the run directories are kept (`checkpoint_every > 0`) and that file was written under the
-/// same settings; measured (and then written there) otherwise.
+/// that file was written under the same settings; measured (and then written there)
+/// otherwise. Every size keeps its result, so the figure can be drawn again (new plotting
+/// code, a finished shard) without training again.
 pub fn one_size_cached(pl: &Plan<'_>, n: usize, seed: u64, runs: &std::path::Path) -> Result<SizeOut> {
-    if pl.st.checkpoint_every == 0 {
-        return one_size(pl, n, seed, runs);
-    }
     let path = runs.join(format!("N{n}_s{seed}")).join("result.json");
     let key = serde_json::to_value(pl.st)?;
     if let Ok(text) = std::fs::read_to_string(&path) {
