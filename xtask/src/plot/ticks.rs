@@ -99,7 +99,8 @@ pub fn linear_ticks(lo: f64, hi: f64) -> Ticks {
     let span = (hi - lo).abs().max(1e-300);
     let e = (span / 5.0).log10().floor();
     let base = 10f64.powf(e);
-    let m = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|m| span / (m * base) <= 5.0).unwrap_or(10.0);
+    // The finest round step that gives at most seven ticks.
+    let m = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|m| (span / (m * base)).floor() + 1.0 <= 7.0).unwrap_or(10.0);
     let step = m * base;
     let decimals = (-(e as i32) + i32::from(m == 2.5)).max(0) as usize;
     let sub = if m == 2.0 { 4.0 } else { 5.0 };
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn a_log_range_within_a_few_percent_reads_as_round_values() {
         let t = log_ticks(0.94f64.log10(), 0.0);
-        assert_eq!(labels(&t), ["0.94", "0.96", "0.98", "1.00"]);
+        assert_eq!(labels(&t), ["0.94", "0.95", "0.96", "0.97", "0.98", "0.99", "1.00"]);
         assert!(t.major.iter().all(|m| m.0 <= 0.0 && m.0 >= 0.94f64.log10() - 1e-12));
     }
 
@@ -165,7 +166,8 @@ mod tests {
     fn linear_ticks_are_round_numbers() {
         assert_eq!(labels(&linear_ticks(0.0, 1.0)), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
         assert_eq!(labels(&linear_ticks(-0.03, 0.97)), ["0.0", "0.2", "0.4", "0.6", "0.8"]);
-        assert_eq!(labels(&linear_ticks(0.0, 30.0)), ["0", "10", "20", "30"]);
+        assert_eq!(labels(&linear_ticks(0.0, 30.0)), ["0", "5", "10", "15", "20", "25", "30"]);
+        assert_eq!(labels(&linear_ticks(0.97, 52.9)), ["10", "20", "30", "40", "50"]);
         assert_eq!(labels(&linear_ticks(0.0, 1.0e4)), ["0", "2000", "4000", "6000", "8000", "10000"]);
         let t = linear_ticks(0.0, 2.5);
         assert_eq!(labels(&t), ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5"]);
