@@ -358,7 +358,7 @@ fn legend_entries(panels: &[Panel]) -> Vec<LegendEntry> {
         }
     };
     for p in panels {
-        for s in &p.series {
+        for s in p.series.iter().filter(|s| !s.points.is_empty()) {
             if let Some(l) = &s.label {
                 push(LegendEntry { label: l.clone(), color: s.color, dashed: s.dashed, scatter: s.scatter });
             }

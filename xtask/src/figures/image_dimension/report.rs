@@ -333,7 +333,9 @@ fn plot(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut], all: &DimsMap) -> Resul
             .collect();
         spectra.series.push(Series::line(mean, bar.color(r.n as f64)));
     }
-    let panels = [dim, mem, stiff, ratio, curves, spectra];
+    // Panels of measurements the settings skip (no samples, no held-out losses) are left out.
+    let has_data = |p: &Panel| p.series.iter().any(|s| !s.points.is_empty());
+    let panels: Vec<Panel> = [dim, mem, stiff, ratio, curves, spectra].into_iter().filter(has_data).collect();
     Figure::new(format!("Latent dimension against N: {}", pl.set.source), 2)
         .colorbar(bar)
         .save(&out.path("image_dimension"), &panels)
