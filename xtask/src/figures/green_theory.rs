@@ -73,7 +73,10 @@ fn notebook(n: f64, sphere: bool) -> Bind {
 }
 
 /// The forms, at `n` points: linear data are the paper's (variances 1 and 0.3), sphere data
-/// the authors' notebook's (standard deviations 1, 0.3 and 1e-6 off the manifold).
+/// the authors' notebook's (standard deviations 1, 0.3 and 1e-6 off the manifold). The
+/// notebook form with `r₄` on (the notebook's `is_normalized = False` branch) is evaluated
+/// twice: on the paper's variances (`notebook_linear`) and on the scales the notebook itself
+/// sets in that branch, the same standard deviations 1, 0.3, 1e-6 (`notebook_linear_own_scales`).
 pub fn forms(n: f64) -> Vec<Form> {
     let lin = blocks(1.0, 0.3, 0.0);
     let nb = blocks(1.0, 0.09, 1e-12);
@@ -86,6 +89,7 @@ pub fn forms(n: f64) -> Vec<Form> {
         f("derived_exact_tc", &lin, false, eq18(d, ex, n)),
         f("derived_eq15_tc", &lin, false, eq18(d, lt, n)),
         f("notebook_linear", &lin, false, notebook(n, false)),
+        f("notebook_linear_own_scales", &nb, false, notebook(n, false)),
         f("notebook_sphere", &nb, true, notebook(n, true)),
     ]
 }

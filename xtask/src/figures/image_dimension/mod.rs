@@ -89,9 +89,11 @@ pub struct Settings {
     pub lr: f64,
     /// Training and held-out images per size at which spectra are taken.
     pub points: usize,
-    /// The DDPM step of the spectra (the authors: 0 for MNIST, 15 for CIFAR-10).
+    /// The DDPM step of the spectra (seed 001: 0 for MNIST and CelebA, 15 for CIFAR-10;
+    /// seed 000: one step for every data set, its value stripped; `run_svd.py`'s default 15).
     pub step_k: usize,
-    /// Algorithm 3's `d̄` and `c`.
+    /// Algorithm 3's `d̄` and `c` (the papers' and the authors' code's per data set:
+    /// `SecondDerivativeRule::PAPER_*`, `CODE_*`).
     pub rule: SecondDerivativeRule,
     /// Also take the spectra with Gaussian perturbations (a control of the authors'
     /// per-channel orthogonal ones; default true).
@@ -334,5 +336,31 @@ mod tests {
         assert_eq!((v[0], v[4], v[5], v[34], v[39]), (2, 3200, 4000, 16000, 60_000));
         assert!(v.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(Sizes::List(vec![3, 5]).resolve(10), vec![3, 5]);
+    }
+
+    fn shipped_rule(text: &str) -> SecondDerivativeRule {
+        match crate::figures::FigureSpec::parse(text, "a shipped file").expect("parses") {
+            crate::figures::FigureSpec::ImageDimension(s) => s.rule,
+            other => panic!("not the image figure: {}", other.name()),
+        }
+    }
+
+    /// The Algorithm-3 constants the shipped files use are the ones docs/REPRODUCTION.md
+    /// names: seed 001's for MNIST and CIFAR-10, the authors' code's for Fashion-MNIST (no
+    /// seed prints one), and the quick Fashion-MNIST file the code's `d̄` scaled to 14×14.
+    #[test]
+    fn shipped_files_use_the_named_algorithm_3_constants() {
+        let full_mnist = include_str!("../../../../experiments/full/figures/image_dimension_mnist.toml");
+        let full_cifar = include_str!("../../../../experiments/full/figures/image_dimension_cifar10.toml");
+        let full_fashion = include_str!("../../../../experiments/full/figures/image_dimension_fashion.toml");
+        let quick_fashion = include_str!("../../../../experiments/figures/image_dimension_fashion.toml");
+        assert_eq!(shipped_rule(full_mnist), SecondDerivativeRule::PAPER_MNIST);
+        assert_ne!(shipped_rule(full_mnist), SecondDerivativeRule::CODE_MNIST);
+        assert_eq!(shipped_rule(full_cifar), SecondDerivativeRule::PAPER_CIFAR10);
+        assert_eq!(shipped_rule(full_cifar), SecondDerivativeRule::CODE_CIFAR10);
+        assert_eq!(shipped_rule(full_fashion), SecondDerivativeRule::CODE_FASHION_MNIST);
+        let code = SecondDerivativeRule::CODE_FASHION_MNIST;
+        let quick = shipped_rule(quick_fashion);
+        assert_eq!((quick.discard, quick.threshold), (code.discard * 196 / 784, code.threshold));
     }
 }
