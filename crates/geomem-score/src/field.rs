@@ -343,8 +343,19 @@ macro_rules! forward_field {
 
 forward_field!(&F, Box<F>, std::sync::Arc<F>);
 
-/// The default [`ScoreField::eval_jvp`]: central differences along the unit directions.
-fn central_difference_jvp<F: ScoreField + ?Sized>(f: &F, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
+/// The default [`ScoreField::eval_jvp`], for overrides that choose it case by case: central
+/// differences `[s(x + h v̂_i) - s(x - h v̂_i)] ‖v_i‖ / (2h)` along the unit directions, all
+/// `2k` points in one call of [`ScoreField::eval`], `h` = [`Precision::central_step`] of the
+/// field's precision. The inputs are those of the hook (checked by [`ScoreFieldExt::jvp`]).
+///
+/// # Errors
+/// Errors of the field.
+pub fn central_difference_jvp<F: ScoreField + ?Sized>(
+    f: &F,
+    x: &[f64],
+    t: f64,
+    v: MatRef<'_, f64>,
+) -> Result<Mat<f64>> {
     let (k, d) = (v.nrows(), v.ncols());
     let h = f.precision().central_step(t);
     let norms: Vec<f64> = (0..k).map(|i| v.row(i).iter().map(|a| a * a).sum::<f64>().sqrt()).collect();

@@ -35,7 +35,7 @@ mod vp;
 pub use closure::{BatchFn, PointFn};
 pub use empirical::{EmpiricalScore, Posterior};
 pub use error::{Result, ScoreError};
-pub use field::{rademacher_probes, DivergenceParams, Precision, ScoreField, ScoreFieldExt};
+pub use field::{central_difference_jvp, rademacher_probes, DivergenceParams, Precision, ScoreField, ScoreFieldExt};
 pub use gaussian::{marchenko_pastur_edges, marchenko_pastur_gap, GaussianScore, MpEdge};
 pub use schedule::{DdpmSchedule, GeometricVe, LinearVpSde, GRID_RTOL};
 pub use vp::{VeAsVp, VpEpsModel, VpGrid, VpScore, VpTime};
