@@ -40,6 +40,17 @@ pub enum Part {
     Bottom,
 }
 
+/// The leading singular values of a matrix-free operator as computed, before the map to `J`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OperatorValues {
+    /// `I + tJ` or `tJ`.
+    pub operator: Operator,
+    /// Its leading singular values, decreasing.
+    pub values: Vec<f64>,
+    /// The a-posteriori bound of each (empty without bounds).
+    pub errors: Vec<f64>,
+}
+
 /// Singular values of the score Jacobian at one point, decreasing, with the readings of
 /// seed 001 (module doc).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -52,6 +63,7 @@ pub struct JacobianSpectrum {
     rest: Option<Rest>,
     gap_found: bool,
     products: Products,
+    operator_values: Option<OperatorValues>,
 }
 
 impl JacobianSpectrum {
@@ -72,6 +84,7 @@ impl JacobianSpectrum {
             rest: None,
             gap_found: true,
             products: Products::default(),
+            operator_values: None,
         })
     }
 
@@ -93,7 +106,9 @@ impl JacobianSpectrum {
         };
         let values: Vec<f64> = Spectrum::new(values)?.into();
         let errors = (!lead.errors.is_empty()).then_some(errors);
-        Ok(Self { values, errors, part, dim, t, rest: lead.rest, gap_found: lead.gap_found, products: lead.products })
+        let (rest, gap_found, products) = (lead.rest, lead.gap_found, lead.products);
+        let operator_values = Some(OperatorValues { operator, values: lead.values, errors: lead.errors });
+        Ok(Self { values, errors, part, dim, t, rest, gap_found, products, operator_values })
     }
 
     /// The computed singular values of `J`, decreasing.
@@ -128,6 +143,10 @@ impl JacobianSpectrum {
     /// Whether the matrix-free block fell past a gap (always true for dense methods).
     pub fn gap_found(&self) -> bool {
         self.gap_found
+    }
+    /// The matrix-free operator's own values (`None` for dense methods).
+    pub fn operator_values(&self) -> Option<&OperatorValues> {
+        self.operator_values.as_ref()
     }
     /// The products a matrix-free estimate took.
     pub fn products(&self) -> Products {

@@ -45,7 +45,7 @@ pub use gaps::{
     format_intervals, intervals_where, is_open, marked_gaps, mean_spectrum, normalize, MarkedGaps, OPEN_LOG_GAP,
 };
 pub use jacobian::{Scheme, Step};
-pub use jacobian_spectrum::{JacobianSpectrum, Part};
+pub use jacobian_spectrum::{JacobianSpectrum, OperatorValues, Part};
 pub use matrix_free::{MatrixFreeParams, Operator, Products, Rest};
 pub use normal_bundle::{
     normal_bundle_matrix, normal_bundle_spectrum, NormalBundleParams, NormalBundleVariant, Perturbation,

@@ -84,7 +84,7 @@ pub struct MatrixFreeParams {
 
 impl Default for MatrixFreeParams {
     /// Defaults: the denoiser operator, block 16, one power iteration, oversample 8,
-    /// 2 values past the gap, a fall to 0.1 of the largest value, `max_rank = d`, bounds on,
+    /// 2 values past the gap, a fall to half the largest value, `max_rank = d`, bounds on,
     /// seed 0.
     fn default() -> Self {
         Self {
@@ -93,7 +93,7 @@ impl Default for MatrixFreeParams {
             power_iterations: 1,
             oversample: 8,
             past_gap: 2,
-            fall: 0.1,
+            fall: 0.5,
             max_rank: None,
             bounds: true,
             seed: 0,
