@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use geomem_data::{gaussian_matrix, Block, Embedding, LinearManifold};
 use geomem_rem::PositionalRem;
 use geomem_score::{EmpiricalScore, ScoreFieldExt};
-use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
+use geomem_spectral::{normal_bundle_spectrum, spectrum, NormalBundleParams, SpectrumParams};
 use std::hint::black_box;
 
 /// Data on a 10 % linear manifold of the ambient space, unit variance, seed 0.
@@ -58,12 +58,7 @@ fn estimators(c: &mut Criterion) {
             b.iter(|| black_box(normal_bundle_spectrum(&f, &x0, 0.1, &NormalBundleParams::default()).expect("nb")))
         });
         g.bench_function(BenchmarkId::new("improved_nb", format!("N{n}_d{d}")), |b| {
-            b.iter(|| {
-                black_box(
-                    smoothed_jacobian_spectrum(&f, &x0, 0.1, &SmoothedJacobianParams::improved_normal_bundle(1))
-                        .expect("inb"),
-                )
-            })
+            b.iter(|| black_box(spectrum(&f, &x0, 0.1, &SpectrumParams::improved_normal_bundle(1)).expect("inb")))
         });
     }
     g.finish();

@@ -11,7 +11,7 @@ use crate::mle::Mle;
 use crate::twonn::TwoNn;
 use faer::{Mat, MatRef};
 use geomem_score::ScoreField;
-use geomem_spectral::{pointwise_jacobian_spectrum, GapScale, OrthonormalBasis, Spectrum};
+use geomem_spectral::{GapScale, OrthonormalBasis, SpectrumEstimator, SpectrumParams};
 
 /// A local-intrinsic-dimension estimator evaluated at the rows of a matrix.
 pub trait PointwiseLid {
@@ -124,10 +124,11 @@ impl<F: ScoreField> PointwiseLid for NormalBundleLid<F> {
         check_points("points", points, 1)?;
         let d = self.field.dim();
         let basis = OrthonormalBasis::new(Mat::identity(d, d))?;
+        let estimator = SpectrumEstimator::in_basis(SpectrumParams::pointwise(), &basis);
         (0..points.nrows())
             .map(|i| {
                 let x: Vec<f64> = points.row(i).iter().copied().collect();
-                let s = Spectrum::new(pointwise_jacobian_spectrum(&self.field, &x, self.t, &basis)?)?;
+                let s = estimator.estimate(&self.field, &x, self.t)?;
                 Ok(s.dimension_from_largest_gap(self.scale, self.skip)? as f64)
             })
             .collect()

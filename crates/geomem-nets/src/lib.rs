@@ -6,8 +6,10 @@
 //! backend is named here. Binaries choose `burn::backend::Flex` (CPU) or, with a `cuda`
 //! feature, `burn::backend::Cuda`.
 //!
-//! A trained network (usually its EMA weights) is a [`geomem_score::ScoreField`] through
-//! [`TrainedScore`], so every estimator of `geomem-spectral` runs on it unchanged.
+//! Any burn module that predicts noise implements [`NoiseModel`] (VE or VP form) and
+//! becomes a [`geomem_score::ScoreField`] through [`NetScore`], with its Jacobian, VJPs and
+//! divergence by automatic differentiation; the toy net ([`TrainedScore`]) and the U-Net
+//! are two such modules. Every estimator of `geomem-spectral` runs on them unchanged.
 
 mod checkpoint;
 mod ddpm;
@@ -17,6 +19,7 @@ mod export;
 mod field;
 mod host;
 mod model;
+mod noise;
 mod sampling;
 mod stacked;
 mod train;
@@ -30,9 +33,10 @@ pub use ddpm::{load_ddpm, load_ddpm_ema, train_ddpm, DdpmState, DdpmTrainConfig}
 pub use error::{NetsError, Result};
 pub use eval::{ddpm_loss, dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
-pub use field::TrainedScore;
+pub use field::{JvpMethod, NetScore, TrainedScore, EXACT_JVP_BELOW};
 pub use host::HostMlp;
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
+pub use noise::{NoiseForm, NoiseModel};
 pub use sampling::{sample, sample_ddpm, DdpmSampling, Sampler, SamplingParams};
 pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,

@@ -422,6 +422,17 @@ impl<B: Backend> UNet<B> {
         self.channels * self.image_size * self.image_size
     }
 
+    /// The same network with every dropout off: burn applies dropout whenever the backend
+    /// records gradients, so a net differentiated as a score field must have none
+    /// ([`crate::NoiseModel::for_inference`]).
+    pub fn without_dropout(mut self) -> Self {
+        let blocks = self.down.iter_mut().chain(self.up.iter_mut()).map(|s| &mut s.res);
+        for r in blocks.chain([&mut self.mid0, &mut self.mid1]) {
+            r.dropout = Dropout { prob: 0.0 };
+        }
+        self
+    }
+
     /// The step embedding of a batch (`n × base`), on `device`.
     pub fn embed_steps(&self, steps: &[f32], device: &B::Device) -> Tensor<B, 2> {
         Tensor::from_data(TensorData::new(timestep_embedding(steps, self.base), [steps.len(), self.base]), device)

@@ -4,7 +4,7 @@ use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold};
 use geomem_nets::*;
 use geomem_score::{GaussianScore, ScoreField, ScoreFieldExt};
-use geomem_spectral::{smoothed_jacobian_spectrum, SmoothedJacobianParams};
+use geomem_spectral::{spectrum, SpectrumParams};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -80,8 +80,7 @@ fn trained_spectrum_approaches_exact_on_gaussian_data() {
     let t = 0.5;
     let exact = GaussianScore::from_variances(&var).unwrap().spectrum(t).unwrap();
     let err = |f: &dyn ScoreField| {
-        let s =
-            smoothed_jacobian_spectrum(f, &[0.0; 3], t, &SmoothedJacobianParams::improved_normal_bundle(3)).unwrap();
+        let s = spectrum(f, &[0.0; 3], t, &SpectrumParams::improved_normal_bundle(3)).unwrap().into_values();
         s.iter().zip(&exact).map(|(a, b)| (a / b - 1.0).abs()).fold(0.0, f64::max)
     };
     let trained = TrainedScore::<B>::new(state.ema, dev());

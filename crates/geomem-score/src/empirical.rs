@@ -342,6 +342,12 @@ impl ScoreField for EmpiricalScore {
     }
 
     /// # Formula
+    /// `uᵀ J = (J u)ᵀ`: the Jacobian `(Cov_w/t - I)/t` is symmetric, so a VJP is the JVP.
+    fn eval_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        self.eval_jvp(x, t, u)
+    }
+
+    /// # Formula
     /// `J v = (Cov_w v / t - v)/t` with `Cov_w v = Aᵀ(A v)`, `A` the `k × d` weighted
     /// centred points of the non-negligible weights: exact, `O(k d K)` for `K` directions,
     /// no `d × d` matrix.

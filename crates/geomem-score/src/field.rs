@@ -2,7 +2,7 @@
 //! and [`ScoreFieldExt`], the validated calls every estimator makes.
 //!
 //! An implementation writes `dim` and `eval` (and, where it can do better than the
-//! defaults, `eval_jacobian`, `eval_jvp`, `eval_divergence`, `precision`). Callers never
+//! defaults, `eval_jacobian`, `eval_jvp`, `eval_vjp`, `eval_divergence`, `precision`). Callers never
 //! call the `eval*` hooks: they call the methods of [`ScoreFieldExt`], implemented once for
 //! every field, which check shapes, finiteness and `t` before any hook runs. No
 //! implementation repeats a check.
@@ -164,6 +164,26 @@ pub trait ScoreField {
         central_difference_jvp(self, x, t, v)
     }
 
+    /// Vector-Jacobian products `u_iᵀ J(x)` (that is `(Jᵀ u_i)ᵀ`) for the rows `u_i` of `u`
+    /// (`k × d`), as the rows of a `k × d` matrix.
+    ///
+    /// Default: `U J` from [`ScoreField::eval_jacobian`] when there is one; otherwise the
+    /// Jacobian from `d` products [`ScoreField::eval_jvp`] along `e_1 … e_d` (as costly as a
+    /// dense Jacobian: fields that can do better, a network by reverse-mode automatic
+    /// differentiation, a symmetric closed form by its JVP, override it). Called only
+    /// through [`ScoreFieldExt::vjp`].
+    ///
+    /// # Errors
+    /// Errors of the field.
+    fn eval_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        if let Some(j) = self.eval_jacobian(x, t)? {
+            return Ok(u * j);
+        }
+        let d = self.dim();
+        let jt = self.eval_jvp(x, t, Mat::<f64>::identity(d, d).as_ref())?; // row j: (J e_j)ᵀ, so Jᵀ
+        Ok(u * jt.transpose())
+    }
+
     /// The divergence `tr ∇s` at every row of `x` (`n × d`).
     ///
     /// Default: the trace of [`ScoreField::eval_jacobian`] when there is one; otherwise the
@@ -255,6 +275,17 @@ pub trait ScoreFieldExt: ScoreField {
         self.eval_jvp(x, t, v)
     }
 
+    /// Vector-Jacobian products `u_iᵀ J(x)` for the rows of `u` (`k × d`), one batched call.
+    ///
+    /// # Errors
+    /// As [`ScoreFieldExt::jvp`] (with `u` in place of `v`).
+    fn vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        self.check_point(x, t)?;
+        check_dim(self.dim(), u.ncols())?;
+        check_finite(u, "cotangents u")?;
+        self.eval_vjp(x, t, u)
+    }
+
     /// The divergence `tr ∇s(x_i, t)` at every row of `x`.
     ///
     /// # Errors
@@ -300,6 +331,9 @@ macro_rules! forward_field {
             fn eval_jvp(&self, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
                 (**self).eval_jvp(x, t, v)
             }
+            fn eval_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+                (**self).eval_vjp(x, t, u)
+            }
             fn eval_divergence(&self, x: MatRef<'_, f64>, t: f64, p: &DivergenceParams) -> Result<Vec<f64>> {
                 (**self).eval_divergence(x, t, p)
             }
@@ -309,8 +343,19 @@ macro_rules! forward_field {
 
 forward_field!(&F, Box<F>, std::sync::Arc<F>);
 
-/// The default [`ScoreField::eval_jvp`]: central differences along the unit directions.
-fn central_difference_jvp<F: ScoreField + ?Sized>(f: &F, x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
+/// The default [`ScoreField::eval_jvp`], for overrides that choose it case by case: central
+/// differences `[s(x + h v̂_i) - s(x - h v̂_i)] ‖v_i‖ / (2h)` along the unit directions, all
+/// `2k` points in one call of [`ScoreField::eval`], `h` = [`Precision::central_step`] of the
+/// field's precision. The inputs are those of the hook (checked by [`ScoreFieldExt::jvp`]).
+///
+/// # Errors
+/// Errors of the field.
+pub fn central_difference_jvp<F: ScoreField + ?Sized>(
+    f: &F,
+    x: &[f64],
+    t: f64,
+    v: MatRef<'_, f64>,
+) -> Result<Mat<f64>> {
     let (k, d) = (v.nrows(), v.ncols());
     let h = f.precision().central_step(t);
     let norms: Vec<f64> = (0..k).map(|i| v.row(i).iter().map(|a| a * a).sum::<f64>().sqrt()).collect();

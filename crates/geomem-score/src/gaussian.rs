@@ -172,6 +172,12 @@ impl ScoreField for GaussianScore {
     }
 
     /// # Formula
+    /// `uᵀ J = (J u)ᵀ`: the Jacobian `-(Σ + tI)⁻¹` is symmetric, so a VJP is the JVP.
+    fn eval_vjp(&self, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        self.eval_jvp(x, t, u)
+    }
+
+    /// # Formula
     /// `J v = -(Σ + t I)⁻¹ v` (exact; the Jacobian is symmetric).
     fn eval_jvp(&self, _x: &[f64], t: f64, v: MatRef<'_, f64>) -> Result<Mat<f64>> {
         let mut out = Mat::zeros(v.nrows(), v.ncols());

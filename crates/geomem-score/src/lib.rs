@@ -11,8 +11,9 @@
 //! | [`EmpiricalScore`] | `s = Σ_μ w_μ (y^μ - x)/t`, `∇s = (Cov_w/t - I)/t`, `N_eff = 1/Σw²` | Eq. 10, 11, 35 |
 //! | [`GeometricVe`], [`DdpmSchedule`], [`LinearVpSde`] | noise schedules and their exact conversion to VE time | Supp. A |
 //! | [`VpScore`], [`VeAsVp`] | a VP (DDPM) noise predictor as a VE field, and back | Supp. A |
+//! | [`PointFn`], [`BatchFn`] | a closure of one point or of a batch, its precision stated | — |
 //!
-//! Implementations write [`ScoreField::eval`] (and optionally the Jacobian, JVP and
+//! Implementations write [`ScoreField::eval`] (and optionally the Jacobian, JVP, VJP and
 //! divergence hooks); callers use [`ScoreFieldExt`], which validates every input once.
 //!
 //! ```
@@ -23,6 +24,7 @@
 //! assert_eq!(s.len(), 2);
 //! ```
 
+mod closure;
 mod empirical;
 mod error;
 mod field;
@@ -30,9 +32,10 @@ mod gaussian;
 mod schedule;
 mod vp;
 
+pub use closure::{BatchFn, PointFn};
 pub use empirical::{EmpiricalScore, Posterior};
 pub use error::{Result, ScoreError};
-pub use field::{rademacher_probes, DivergenceParams, Precision, ScoreField, ScoreFieldExt};
+pub use field::{central_difference_jvp, rademacher_probes, DivergenceParams, Precision, ScoreField, ScoreFieldExt};
 pub use gaussian::{marchenko_pastur_edges, marchenko_pastur_gap, GaussianScore, MpEdge};
 pub use schedule::{DdpmSchedule, GeometricVe, LinearVpSde, GRID_RTOL};
 pub use vp::{VeAsVp, VpEpsModel, VpGrid, VpScore, VpTime};

@@ -6,7 +6,7 @@ mod common;
 use common::{gaussian_rows, rel_err};
 use faer::{Mat, MatMut, MatRef};
 use geomem_score::{
-    DivergenceParams, EmpiricalScore, GaussianScore, Precision, Result, ScoreError, ScoreField, ScoreFieldExt,
+    BatchFn, DivergenceParams, EmpiricalScore, GaussianScore, Precision, Result, ScoreError, ScoreField, ScoreFieldExt,
 };
 use proptest::prelude::*;
 
@@ -104,6 +104,45 @@ fn exact_jvp_matches_the_jacobian_and_the_default() {
         let g = GaussianScore::from_variances(&vec![0.5; d]).unwrap();
         let gj = g.jacobian(&x, t).unwrap().unwrap();
         assert!(rel_err(&g.jvp(&x, t, v.as_ref()).unwrap(), &(v.as_ref() * gj.transpose())) < 1e-14);
+    }
+}
+
+/// `s(x) = -A x + tanh(B x)`: a field with a non-symmetric Jacobian `-A + diag(1 - tanh²(Bx)) B`.
+fn skew_field(d: usize, seed: u64) -> (impl ScoreField, Mat<f64>, Mat<f64>) {
+    let a = gaussian_rows(d, &vec![1.0 / d as f64; d], seed);
+    let b = gaussian_rows(d, &vec![1.0 / d as f64; d], seed + 1);
+    let (a2, b2) = (a.clone(), b.clone());
+    let f = BatchFn::new(d, Precision::F64, move |x: MatRef<'_, f64>, _t: f64, mut out: MatMut<'_, f64>| {
+        let (ax, bx) = (x * a2.transpose(), x * b2.transpose());
+        for i in 0..x.nrows() {
+            for j in 0..x.ncols() {
+                out[(i, j)] = -ax[(i, j)] + bx[(i, j)].tanh();
+            }
+        }
+    })
+    .unwrap();
+    (f, a, b)
+}
+
+#[test]
+fn default_vjp_is_the_transpose_product_and_symmetric_fields_reuse_their_jvp() {
+    for d in [3, 12, 40] {
+        let (f, a, b) = skew_field(d, d as u64);
+        let x: Vec<f64> = (0..d).map(|j| (0.7 * j as f64).cos()).collect();
+        let bx = MatRef::from_row_major_slice(&x, 1, d) * b.transpose();
+        let j = Mat::from_fn(d, d, |r, c| -a[(r, c)] + (1.0 - bx[(0, r)].tanh().powi(2)) * b[(r, c)]);
+        let u = gaussian_rows(5, &vec![1.0; d], 3);
+        let exact = u.as_ref() * j.as_ref();
+        assert!(rel_err(&f.vjp(&x, 0.5, u.as_ref()).unwrap(), &exact) < 1e-8 * (d as f64).sqrt(), "d = {d}");
+        // the JVP is not the VJP here: the test can tell a transposed product from the right one
+        assert!(rel_err(&(u.as_ref() * j.transpose()), &exact) > 0.1);
+        let e = empirical(60, d, 4);
+        let je = e.jacobian(&x, 0.2).unwrap().unwrap();
+        assert!(rel_err(&e.vjp(&x, 0.2, u.as_ref()).unwrap(), &(u.as_ref() * je.as_ref())) < 1e-12 * d as f64);
+        assert!(matches!(
+            e.vjp(&x, 0.2, Mat::<f64>::zeros(2, d + 1).as_ref()),
+            Err(ScoreError::DimensionMismatch { .. })
+        ));
     }
 }
 

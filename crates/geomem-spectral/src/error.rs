@@ -26,6 +26,10 @@ pub enum SpectralError {
         /// What was needed.
         reason: &'static str,
     },
+    /// A reading that the computed part of a spectrum does not decide (a matrix-free
+    /// spectrum whose values left out may lie on both sides of a level).
+    #[error("undetermined: {0}")]
+    Undetermined(&'static str),
     /// The SVD did not converge (faer's `SvdError` has no `Error` impl; wrapped by hand).
     #[error("singular value decomposition did not converge")]
     SvdNoConvergence,

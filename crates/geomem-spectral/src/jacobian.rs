@@ -5,13 +5,16 @@
 //! J_j(x, t) = [ s(x + √t q_j, t) - s(x - √t q_j, t) ] / (2√t)    (central)
 //! ```
 //!
-//! for an orthonormal set `q_j` ([`Directions`]). The columns are `J q_j`, so for an
+//! for an orthonormal set `q_j` ([`crate::Directions`]). The columns are `J q_j`, so for an
 //! orthonormal basis the singular values are those of the smoothed Jacobian itself; with
 //! random directions this is the improved Normal Bundle method of seed 000, Sec. 3.3.1.
 //! All `d + 1` (or `2d`) score evaluations go to the field in one batch.
+//!
+//! The kernels here are reached through [`crate::SpectrumEstimator`] (`Method::FiniteDifference`
+//! and `Method::Pointwise`); they call the field only through [`ScoreFieldExt`].
 
-use crate::directions::{Directions, OrthonormalBasis};
-use crate::error::{param, singular_values, Result};
+use crate::directions::OrthonormalBasis;
+use crate::error::{param, Result};
 use faer::Mat;
 use geomem_score::{Precision, ScoreError, ScoreField, ScoreFieldExt};
 
@@ -56,87 +59,17 @@ impl Step {
     }
 }
 
-/// Settings of [`smoothed_jacobian_with`].
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct SmoothedJacobianParams {
-    /// Difference scheme.
-    pub scheme: Scheme,
-    /// Step.
-    pub step: Step,
-    /// Perturbation directions.
-    pub directions: Directions,
-}
-
-impl Default for SmoothedJacobianParams {
-    /// Defaults: `Scheme::Forward`, `Step::SqrtT`, `Directions::Canonical` (Eq. 5 exactly).
-    fn default() -> Self {
-        Self { scheme: Scheme::Forward, step: Step::SqrtT, directions: Directions::Canonical }
-    }
-}
-
-impl SmoothedJacobianParams {
-    /// The improved Normal Bundle settings of seed 000 (Sec. 3.3.1): forward differences of
-    /// step `√t` along random orthonormal directions from `seed`.
-    pub fn improved_normal_bundle(seed: u64) -> Self {
-        Self { directions: Directions::RandomOrthonormal { seed }, ..Self::default() }
-    }
-    /// With another scheme.
-    pub fn scheme(mut self, scheme: Scheme) -> Self {
-        self.scheme = scheme;
-        self
-    }
-    /// With another step.
-    pub fn step(mut self, step: Step) -> Self {
-        self.step = step;
-        self
-    }
-    /// With other directions.
-    pub fn directions(mut self, directions: Directions) -> Self {
-        self.directions = directions;
-        self
-    }
-}
-
-/// The smoothed Jacobian of Eq. 5 at `x` (forward differences along the canonical basis).
-///
-/// # Errors
-/// As [`smoothed_jacobian_with`].
-pub fn smoothed_jacobian<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64) -> Result<Mat<f64>> {
-    smoothed_jacobian_with(field, x, t, &SmoothedJacobianParams::default())
-}
-
-/// The finite-difference Jacobian `[J q_1, …, J q_d]` (`d × d`) with the given settings.
-///
-/// Draws the basis of `params.directions` on every call (a `d × d` QR for random
-/// directions); use [`smoothed_jacobian_in_basis`] with a precomputed basis when many
-/// points share it.
-///
-/// # Errors
-/// As [`smoothed_jacobian_in_basis`].
-pub fn smoothed_jacobian_with<F: ScoreField + ?Sized>(
-    field: &F,
-    x: &[f64],
-    t: f64,
-    params: &SmoothedJacobianParams,
-) -> Result<Mat<f64>> {
-    let basis = OrthonormalBasis::from_directions(params.directions, field.dim());
-    smoothed_jacobian_in_basis(field, x, t, params.scheme, params.step, &basis)
-}
-
-/// The finite-difference Jacobian `[J q_1, …, J q_k]` (`d × k`) along the columns of a
-/// precomputed basis (its `directions` setting is ignored).
+/// The finite-difference Jacobian `[J q_1, …, J q_k]` (`d × k`) along the columns of `basis`.
 ///
 /// # Errors
 /// [`crate::SpectralError::Score`] for a wrong `x` length, a bad `t` or a field error (a basis of
 /// another dimension is a [`ScoreError::DimensionMismatch`]);
 /// [`crate::SpectralError::InvalidParameter`] for a non-positive fixed step.
-pub fn smoothed_jacobian_in_basis<F: ScoreField + ?Sized>(
+pub(crate) fn finite_difference<F: ScoreField + ?Sized>(
     field: &F,
     x: &[f64],
     t: f64,
-    scheme: Scheme,
-    step: Step,
+    (scheme, step): (Scheme, Step),
     basis: &OrthonormalBasis,
 ) -> Result<Mat<f64>> {
     check_basis(field, x, t, basis)?;
@@ -172,65 +105,23 @@ fn check_basis<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, basis: &Ort
     Ok(())
 }
 
-/// Sorted singular values of [`smoothed_jacobian_with`].
-///
-/// # Errors
-/// As [`smoothed_jacobian_with`], plus [`crate::SpectralError::SvdNoConvergence`].
-pub fn smoothed_jacobian_spectrum<F: ScoreField + ?Sized>(
-    field: &F,
-    x: &[f64],
-    t: f64,
-    params: &SmoothedJacobianParams,
-) -> Result<Vec<f64>> {
-    singular_values(smoothed_jacobian_with(field, x, t, params)?.as_ref())
-}
-
-/// Sorted singular values of [`smoothed_jacobian_in_basis`].
-///
-/// # Errors
-/// As [`smoothed_jacobian_in_basis`], plus [`crate::SpectralError::SvdNoConvergence`].
-pub fn smoothed_jacobian_spectrum_in_basis<F: ScoreField + ?Sized>(
-    field: &F,
-    x: &[f64],
-    t: f64,
-    scheme: Scheme,
-    step: Step,
-    basis: &OrthonormalBasis,
-) -> Result<Vec<f64>> {
-    singular_values(smoothed_jacobian_in_basis(field, x, t, scheme, step, basis)?.as_ref())
-}
-
 /// The pointwise Jacobian `[J q_1, …, J q_k]` (`d × k`) from the field itself: its own
 /// Jacobian when it has one (closed form, automatic differentiation), otherwise its
 /// Jacobian-vector products ([`ScoreFieldExt::jvp`], central differences at the step its
 /// precision allows unless the field overrides them).
 ///
 /// # Errors
-/// As [`smoothed_jacobian_in_basis`].
-pub fn pointwise_jacobian<F: ScoreField + ?Sized>(
+/// As [`finite_difference`].
+pub(crate) fn pointwise<F: ScoreField + ?Sized>(
     field: &F,
     x: &[f64],
     t: f64,
     basis: &OrthonormalBasis,
 ) -> Result<Mat<f64>> {
     check_basis(field, x, t, basis)?;
-    if let Some(j) = field.eval_jacobian(x, t)? {
+    if let Some(j) = field.jacobian(x, t)? {
         return Ok(j * basis.as_mat());
     }
-    // The basis is finite and of dimension d (checked when it was built and above).
-    let jv = field.eval_jvp(x, t, basis.as_mat().transpose())?; // k × d, rows J q_j
+    let jv = field.jvp(x, t, basis.as_mat().transpose())?; // k × d, rows J q_j
     Ok(jv.transpose().to_owned())
-}
-
-/// Sorted singular values of [`pointwise_jacobian`].
-///
-/// # Errors
-/// As [`pointwise_jacobian`], plus [`crate::SpectralError::SvdNoConvergence`].
-pub fn pointwise_jacobian_spectrum<F: ScoreField + ?Sized>(
-    field: &F,
-    x: &[f64],
-    t: f64,
-    basis: &OrthonormalBasis,
-) -> Result<Vec<f64>> {
-    singular_values(pointwise_jacobian(field, x, t, basis)?.as_ref())
 }

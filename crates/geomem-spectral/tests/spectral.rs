@@ -23,15 +23,15 @@ fn smoothed_jacobian_is_exact_for_gaussian_score() {
     for &t in &[1e-3, 0.1, 2.0] {
         let exact = g.spectrum(t).unwrap();
         for p in [
-            SmoothedJacobianParams::default(),
-            SmoothedJacobianParams::default().scheme(Scheme::Central),
-            SmoothedJacobianParams::improved_normal_bundle(5),
+            SpectrumParams::default(),
+            SpectrumParams::finite_difference(Scheme::Central, Step::SqrtT),
+            SpectrumParams::improved_normal_bundle(5),
         ] {
-            let s = smoothed_jacobian_spectrum(&g, &x, t, &p).unwrap();
+            let s = spectrum(&g, &x, t, &p).unwrap().into_values();
             assert!(max_rel(&s, &exact) < 1e-8, "t={t} {p:?}: {}", max_rel(&s, &exact));
         }
         // Canonical forward differences reproduce the matrix itself.
-        let j = smoothed_jacobian(&g, &x, t).unwrap();
+        let j = SpectrumEstimator::new(SpectrumParams::default(), 12).jacobian(&g, &x, t).unwrap();
         let je = g.jacobian(&x, t).unwrap().unwrap();
         for a in 0..12 {
             for b in 0..12 {
@@ -54,8 +54,9 @@ proptest! {
         let f = EmpiricalScore::new(lm.sample(n, seed)).unwrap();
         let x = vec![0.1; d];
         let step = Step::Fixed(1e-5 * t.sqrt());
-        let canon = smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::default().scheme(Scheme::Central).step(step)).unwrap();
-        let inb = smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(seed).scheme(Scheme::Central).step(step)).unwrap();
+        let central = SpectrumParams::finite_difference(Scheme::Central, step);
+        let canon = spectrum(&f, &x, t, &central).unwrap().into_values();
+        let inb = spectrum(&f, &x, t, &central.directions(Directions::RandomOrthonormal { seed })).unwrap().into_values();
         let analytic = f.jacobian_spectrum(&x, t).unwrap();
         let scale = analytic[0];
         let tol = 1e-5 * (d as f64).sqrt() * scale;
@@ -152,10 +153,17 @@ fn second_derivative_rule_errors_and_flat_spectra() {
 #[test]
 fn bad_input_gets_typed_errors() {
     let g = GaussianScore::from_variances(&[1.0, 0.0]).unwrap();
-    assert!(matches!(smoothed_jacobian(&g, &[0.0; 3], 1.0), Err(SpectralError::Score(_))));
-    assert!(matches!(smoothed_jacobian(&g, &[0.0; 2], 0.0), Err(SpectralError::Score(_))));
-    let p = SmoothedJacobianParams::default().step(Step::Fixed(-1.0));
-    assert!(matches!(smoothed_jacobian_with(&g, &[0.0; 2], 1.0, &p), Err(SpectralError::InvalidParameter { .. })));
+    let eq5 = SpectrumParams::default();
+    assert!(matches!(spectrum(&g, &[0.0; 3], 1.0, &eq5), Err(SpectralError::Score(_))));
+    assert!(matches!(spectrum(&g, &[0.0; 2], 0.0, &eq5), Err(SpectralError::Score(_))));
+    let p = SpectrumParams::finite_difference(Scheme::Forward, Step::Fixed(-1.0));
+    assert!(matches!(spectrum(&g, &[0.0; 2], 1.0, &p), Err(SpectralError::InvalidParameter { .. })));
+    let mf = SpectrumParams::matrix_free(MatrixFreeParams::default().block(0));
+    assert!(matches!(spectrum(&g, &[0.0; 2], 1.0, &mf), Err(SpectralError::InvalidParameter { .. })));
+    let mf = SpectrumParams::matrix_free(MatrixFreeParams::default());
+    assert!(matches!(spectrum(&g, &[f64::NAN, 0.0], 1.0, &mf), Err(SpectralError::Score(_))));
+    assert!(matches!(spectrum(&g, &[0.0; 2], -1.0, &mf), Err(SpectralError::Score(_))));
+    assert!(SpectrumEstimator::new(mf, 2).jacobian(&g, &[0.0; 2], 1.0).is_err(), "no matrix");
     assert!(matches!(
         normal_bundle_spectrum(&g, &[0.0; 2], 1.0, &NormalBundleParams::default().k(0)),
         Err(SpectralError::InvalidParameter { .. })
@@ -170,7 +178,7 @@ fn extreme_times_are_finite() {
     let f = EmpiricalScore::new(lm.sample(500, 2)).unwrap();
     let x: Vec<f64> = f.data().row(0).iter().copied().collect();
     for &t in &[1e-8, 1e4] {
-        let s = smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(1)).unwrap();
+        let s = spectrum(&f, &x, t, &SpectrumParams::improved_normal_bundle(1)).unwrap().into_values();
         assert!(s.iter().all(|v| v.is_finite()), "t={t}");
         let nb = normal_bundle_spectrum(&f, &x, t, &NormalBundleParams::default().k(300)).unwrap();
         assert!(nb.iter().all(|v| v.is_finite()), "t={t}");
@@ -192,7 +200,6 @@ fn stored_spectra_and_rules_are_checked_on_deserialisation() {
 
 #[test]
 fn precomputed_basis_gives_the_same_spectrum() {
-    use geomem_spectral::{smoothed_jacobian_spectrum_in_basis, Directions, OrthonormalBasis, Scheme};
     let data = geomem_data::LinearManifold::new(
         12,
         &[geomem_data::Block { dim: 4, variance: 1.0 }],
@@ -204,13 +211,14 @@ fn precomputed_basis_gives_the_same_spectrum() {
     let basis = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 4 }, 12);
     let x = vec![0.1; 12];
     for t in [0.01, 0.5] {
-        let per_call =
-            smoothed_jacobian_spectrum(&f, &x, t, &SmoothedJacobianParams::improved_normal_bundle(4)).unwrap();
-        let reused = smoothed_jacobian_spectrum_in_basis(&f, &x, t, Scheme::Forward, Step::SqrtT, &basis).unwrap();
+        let per_call = spectrum(&f, &x, t, &SpectrumParams::improved_normal_bundle(4)).unwrap();
+        let reused = SpectrumEstimator::in_basis(SpectrumParams::default(), &basis).estimate(&f, &x, t).unwrap();
         assert_eq!(per_call, reused);
+        let prepared = SpectrumEstimator::new(SpectrumParams::improved_normal_bundle(4), 12);
+        assert_eq!(prepared.estimate(&f, &x, t).unwrap(), reused);
     }
     let wrong = OrthonormalBasis::from_directions(Directions::Canonical, 5);
-    assert!(smoothed_jacobian_spectrum_in_basis(&f, &x, 0.1, Scheme::Forward, Step::SqrtT, &wrong).is_err());
+    assert!(SpectrumEstimator::in_basis(SpectrumParams::default(), &wrong).estimate(&f, &x, 0.1).is_err());
     assert!(OrthonormalBasis::new(faer::Mat::from_fn(3, 2, |i, j| (i + j) as f64)).is_err(), "not orthonormal");
     assert!(OrthonormalBasis::new(faer::Mat::<f64>::zeros(3, 0)).is_err(), "no columns");
     assert!(OrthonormalBasis::new(faer::Mat::<f64>::identity(3, 3)).is_ok());
@@ -218,7 +226,6 @@ fn precomputed_basis_gives_the_same_spectrum() {
 
 #[test]
 fn pointwise_jacobian_uses_the_fields_own_derivatives() {
-    use geomem_spectral::{pointwise_jacobian, pointwise_jacobian_spectrum, Directions, OrthonormalBasis};
     let data = geomem_data::LinearManifold::new(
         8,
         &[geomem_data::Block { dim: 3, variance: 1.0 }],
@@ -230,11 +237,12 @@ fn pointwise_jacobian_uses_the_fields_own_derivatives() {
     let x = vec![0.05; 8];
     let q = OrthonormalBasis::from_directions(Directions::RandomOrthonormal { seed: 2 }, 8);
     let t = 0.05;
-    let jq = pointwise_jacobian(&f, &x, t, &q).unwrap();
+    let est = SpectrumEstimator::in_basis(SpectrumParams::pointwise(), &q);
+    let jq = est.jacobian(&f, &x, t).unwrap();
     let want = f.jacobian(&x, t).unwrap().unwrap() * q.as_mat();
     assert!((0..8).all(|i| (0..8).all(|j| (jq[(i, j)] - want[(i, j)]).abs() < 1e-12 / t)));
     let exact = f.jacobian_spectrum(&x, t).unwrap();
-    let s = pointwise_jacobian_spectrum(&f, &x, t, &q).unwrap();
+    let s = est.estimate(&f, &x, t).unwrap().into_values();
     assert!(s.iter().zip(&exact).all(|(a, b)| (a - b).abs() < 1e-9 * exact[0]));
 }
 
@@ -242,7 +250,6 @@ fn pointwise_jacobian_uses_the_fields_own_derivatives() {
 fn auto_step_respects_an_f32_field() {
     use faer::{MatMut, MatRef};
     use geomem_score::{Precision, ScoreField};
-    use geomem_spectral::Scheme;
     /// The exact Gaussian score rounded to f32, reporting its precision.
     struct Rounded(GaussianScore);
     impl ScoreField for Rounded {
@@ -269,8 +276,7 @@ fn auto_step_respects_an_f32_field() {
     let exact = f.0.spectrum(t).unwrap();
     let x = [0.3, -0.2, 0.1, 0.0, 0.0];
     let err = |step: Step| {
-        let p = SmoothedJacobianParams::default().scheme(Scheme::Central).step(step);
-        let s = smoothed_jacobian_spectrum(&f, &x, t, &p).unwrap();
+        let s = spectrum(&f, &x, t, &SpectrumParams::finite_difference(Scheme::Central, step)).unwrap().into_values();
         s.iter().zip(&exact).map(|(a, b)| ((a - b) / b).abs()).fold(0.0, f64::max)
     };
     // 1e-5·√t sits on the f32 rounding floor; the automatic step does not.

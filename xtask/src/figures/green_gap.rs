@@ -13,9 +13,9 @@ use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold, NoisyLinear};
 use geomem_score::{EmpiricalScore, ScoreField};
 use geomem_spectral::{
-    block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize,
-    pointwise_jacobian, sign_split, signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant,
-    OrthonormalBasis, Perturbation, OPEN_LOG_GAP,
+    block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize, sign_split,
+    signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
+    SpectrumEstimator, SpectrumParams, OPEN_LOG_GAP,
 };
 use std::fmt::Write;
 use std::path::Path;
@@ -124,7 +124,7 @@ pub(super) fn analytic<F: ScoreField>(
     let ranges = [0..2, 2..7];
     let (mut spectra, mut signed, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for (field, x) in pts {
-        let j = pointwise_jacobian(*field, x, t, &basis)?;
+        let j = SpectrumEstimator::in_basis(SpectrumParams::pointwise(), &basis).jacobian(*field, x, t)?;
         let ev = signed_spectrum(j.as_ref())?;
         let s: Vec<f64> = ev.iter().map(|v| v.abs()).collect();
         let g = marked_gaps(&s, &mk)?;

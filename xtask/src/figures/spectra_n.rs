@@ -9,7 +9,7 @@ use geomem_data::NestedSubsets;
 use geomem_rem::{ClosedForm, EmpiricalJacobianModel};
 use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use geomem_spectral::{mean_spectrum as mean_of, normalize, OPEN_LOG_GAP};
-use geomem_spectral::{sign_split, signed_spectrum, smoothed_jacobian_spectrum, SmoothedJacobianParams};
+use geomem_spectral::{sign_split, signed_spectrum, spectrum, SpectrumParams};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
@@ -116,12 +116,13 @@ fn compute(
             let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
             for (ti, &t) in times.iter().enumerate() {
                 let s = match source {
-                    Source::Measured => smoothed_jacobian_spectrum(
+                    Source::Measured => spectrum(
                         field.as_ref().expect("measured"),
                         &x0,
                         t,
-                        &SmoothedJacobianParams::improved_normal_bundle(seed + 2),
-                    )?,
+                        &SpectrumParams::improved_normal_bundle(seed + 2),
+                    )?
+                    .into_values(),
                     Source::ClosedForm => model.closed_form_spectrum(t, ClosedForm::Derived)?,
                     Source::RandomMatrix => model.sample_spectrum(t, seed + 3 + ni as u64)?,
                 };

@@ -14,7 +14,7 @@ use geomem_score::{EmpiricalScore, ScoreFieldExt};
 use geomem_spectral::{
     format_intervals as fmt_intervals, intervals_where as intervals, mean_spectrum as mean_of, normalize, OPEN_LOG_GAP,
 };
-use geomem_spectral::{normal_bundle_spectrum, smoothed_jacobian_spectrum, NormalBundleParams, SmoothedJacobianParams};
+use geomem_spectral::{normal_bundle_spectrum, spectrum, NormalBundleParams, SpectrumParams};
 use geomem_spectral::{sign_split, signed_spectrum};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -95,7 +95,7 @@ fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name
     let model = EmpiricalJacobianModel::new(&sigma2, n as f64)?;
     let model15 = model.clone().with_condensation(CondensationMethod::LargeT);
     let nb = NormalBundleParams::default().seed(seed + 1);
-    let inb = SmoothedJacobianParams::improved_normal_bundle(seed + 2);
+    let inb = SpectrumParams::improved_normal_bundle(seed + 2);
     let x0 = vec![0.0; d];
     let mut spectra: Vec<Vec<Vec<f64>>> = vec![Vec::new(); METHODS.len()];
     let mut signed = Vec::with_capacity(times.len());
@@ -113,7 +113,7 @@ fn compute(setup: &Setup, n: usize, times: &[f64], draws: usize, seed: u64, name
             model.closed_form_spectrum(t, ClosedForm::Derived)?,
             model15.closed_form_spectrum(t, ClosedForm::Derived)?,
             rm(&model)?,
-            smoothed_jacobian_spectrum(&field, &x0, t, &inb)?,
+            spectrum(&field, &x0, t, &inb)?.into_values(),
             normal_bundle_spectrum(&field, &x0, t, &nb)?,
             field.jacobian_spectrum(&x0, t)?,
             model.closed_form_spectrum(t, ClosedForm::Eq19AsPrinted)?,

@@ -10,9 +10,9 @@ use geomem_lid::{median, memorization, MemKind, Mle};
 use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
-    block_stiffness, block_weights_in_top, log_spectrum_distance, normal_bundle_spectrum, pointwise_jacobian,
-    signed_spectrum, singular_values, smoothed_jacobian_spectrum, NormalBundleParams, NormalBundleVariant,
-    OrthonormalBasis, Perturbation, SmoothedJacobianParams,
+    block_stiffness, block_weights_in_top, log_spectrum_distance, normal_bundle_spectrum, signed_spectrum,
+    singular_values, spectrum, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
+    SpectrumEstimator, SpectrumParams,
 };
 use serde::{Deserialize, Serialize};
 
@@ -176,7 +176,7 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn jacobian<F: ScoreField>(&self, f: &F, x: &[f64], t: f64) -> Result<Mat<f64>> {
-        Ok(pointwise_jacobian(f, x, t, &self.identity)?)
+        Ok(SpectrumEstimator::in_basis(SpectrumParams::pointwise(), &self.identity).jacobian(f, x, t)?)
     }
 
     fn point(&self, v: &Variant, name: &str, x: &[f64], t: f64, seed: u64) -> Result<PointResult> {
@@ -185,7 +185,7 @@ impl Fields<'_> {
         let jm = self.jacobian(&self.empirical, x, t)?;
         let (net, exact, empirical) =
             (singular_values(jn.as_ref())?, singular_values(je.as_ref())?, singular_values(jm.as_ref())?);
-        let nb = smoothed_jacobian_spectrum(self.net, x, t, &SmoothedJacobianParams::improved_normal_bundle(seed))?;
+        let nb = spectrum(self.net, x, t, &SpectrumParams::improved_normal_bundle(seed))?.into_values();
         let authors = NormalBundleParams::default()
             .k(v.d)
             .variant(NormalBundleVariant::Scores)
