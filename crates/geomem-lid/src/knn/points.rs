@@ -5,7 +5,7 @@
 use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
 use super::refine;
 use super::screen::Refs;
-use faer::prelude::ReborrowMut;
+use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -44,17 +44,17 @@ pub(super) struct Points {
     pub(super) deep: Option<Deep>,
 }
 
-/// The coordinates of a principal basis past the screen's, read candidate by candidate in
-/// blocks of [`DEEP_BLOCK`].
-pub(super) struct Deep {
-    /// `(deep - screen) × n`, rounded to `f32`.
-    pub(super) coords: Columns<f32>,
-    /// `levels × n`: each point's distance off the first `screen + ends[t]` directions.
-    pub(super) rho: Columns<f64>,
-}
+/// What the pairwise refinement reads of a point on a principal basis, one contiguous
+/// record per point in single precision (one read from memory): [`HEAD`] entries (its norm
+/// `|c|`, its distance off the screen's directions, its distance off the first
+/// `screen + ends[t]` directions for each block end, zeros), then its coordinates past the
+/// screen's, read in blocks of [`DEEP_BLOCK`].
+pub(super) type Deep = Columns<f32>;
 
 /// Coordinates read per step of the pairwise refinement.
 pub(super) const DEEP_BLOCK: usize = 64;
+/// Entries of a [`Deep`] record before the coordinates (one cache line).
+pub(super) const HEAD: usize = 16;
 
 impl Points {
     pub(super) fn refs(&self, r: Range<usize>) -> Refs<'_> {
@@ -98,76 +98,93 @@ pub(super) fn eps_projection(d: usize, m: usize) -> f64 {
     64.0 * (d + m + 8) as f64 * f64::EPSILON / 2.0
 }
 
-/// Per block of points (`ex`, `d × cnt`, contiguous columns): the centred, scaled points and
-/// their squared norms.
-fn centred(ex: MatRef<'_, f64>, frame: &Frame) -> (Mat<f64>, Vec<f64>) {
+/// One block's share of every output: its points' exact columns, screening coordinates,
+/// squared norms, distances off the screen's basis, deep coordinates and distances.
+struct Out<'a> {
+    exact: &'a mut [f64],
+    screen: &'a mut [f32],
+    sq: &'a mut [f64],
+    rho: &'a mut [f64],
+    deep: &'a mut [f32],
+}
+
+/// `count` consecutive chunks of `per` entries of `v` (empty ones when `per` is 0; the last
+/// one shorter when `v` ends first).
+fn chunks<T>(v: &mut [T], per: usize, count: usize) -> Vec<&mut [T]> {
+    if per == 0 {
+        return (0..count).map(|_| &mut [][..]).collect();
+    }
+    v.chunks_mut(per).collect()
+}
+
+/// Scratch matrices of one task of the conversion, reused from block to block.
+struct Scratch {
+    c: Mat<f64>,
+    coords: Mat<f64>,
+}
+
+/// The centred, scaled points of one block (`ex`, `d × cnt`, contiguous columns) into `c`,
+/// and their squared norms into `sq`.
+fn centre(ex: MatRef<'_, f64>, frame: &Frame, mut c: MatMut<'_, f64>, sq: &mut [f64]) {
     let (pre, sc) = (frame.pre, frame.scale);
-    let mut c = Mat::<f64>::zeros(ex.nrows(), ex.ncols());
-    for (mut dst, src) in c.col_iter_mut().zip(ex.col_iter()) {
+    for ((mut dst, src), s) in c.rb_mut().col_iter_mut().zip(ex.col_iter()).zip(sq.iter_mut()) {
         let src = src.try_as_col_major().expect("owned column").as_slice();
         let dst = dst.rb_mut().try_as_col_major_mut().expect("owned column").as_slice_mut();
         dst.iter_mut().zip(src).zip(&frame.mean).for_each(|((o, &v), &mu)| *o = (v * pre - mu) * sc);
+        *s = dst.iter().map(|x| x * x).sum();
     }
-    let sq = c.col_iter().map(|v| v.iter().map(|x| x * x).sum()).collect();
-    (c, sq)
 }
 
-/// What one block of points gives besides its exact columns: squared norms, distances off
-/// the screen's basis, and the deep coordinates and distances.
-struct Block {
-    sq: Vec<f64>,
-    rho: Vec<f64>,
-    deep: Option<(Vec<f32>, Vec<f64>)>,
+/// The screen coordinates of one block of centred points `c` on a spanning basis: the
+/// coordinates, then the remainder and its length, computed from the remainder itself (not
+/// as a difference of squared norms, which would cancel).
+fn on_span(basis: &Mat<f64>, mut c: MatMut<'_, f64>, mut coords: MatMut<'_, f64>, out: &mut Out<'_>) {
+    let m = basis.ncols();
+    let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, m + 1, c.ncols());
+    faer::linalg::matmul::matmul(coords.rb_mut(), Accum::Replace, basis.transpose(), c.rb(), 1.0, Par::Seq);
+    screen.rb_mut().subrows_mut(0, m).copy_from(coords.rb().map(|&v| v as f32));
+    faer::linalg::matmul::matmul(c.rb_mut(), Accum::Add, basis.as_ref(), coords.rb(), -1.0, Par::Seq);
+    for (p, v) in c.rb().col_iter().enumerate() {
+        out.rho[p] = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        screen[(m, p)] = out.rho[p] as f32;
+    }
 }
 
-/// The screen (and deep) coordinates of one block of centred points `c` on a spanning
-/// basis: the coordinates, then the remainder and its length, computed from the remainder
-/// itself (not as a difference of squared norms, which would cancel).
-fn on_span(basis: &Mat<f64>, mut c: Mat<f64>, mut out: MatMut<'_, f32>) -> Vec<f64> {
-    let (m, cnt) = (basis.ncols(), c.ncols());
-    let mut coords = Mat::<f64>::zeros(m, cnt);
-    faer::linalg::matmul::matmul(coords.as_mut(), Accum::Replace, basis.transpose(), c.as_ref(), 1.0, Par::Seq);
-    out.rb_mut().subrows_mut(0, m).copy_from(coords.as_ref().map(|&v| v as f32));
-    faer::linalg::matmul::matmul(c.as_mut(), Accum::Add, basis.as_ref(), coords.as_ref(), -1.0, Par::Seq);
-    let rho: Vec<f64> = c.col_iter().map(|v| v.iter().map(|x| x * x).sum::<f64>().sqrt()).collect();
-    out.row_mut(m).iter_mut().zip(&rho).for_each(|(o, &r)| *o = r as f32);
-    rho
-}
-
-/// The coordinates of one block of centred points `c` (squared norms `sq`) on principal
-/// directions: the first `screen` and the distance off them into `out`, the rest as the deep
-/// coordinates, and the distance off the first `screen + e` directions for each block end
-/// `e`, from the squared norms (the points lie well off these directions: the cancellation
-/// is bounded by [`eps_projection`]).
+/// The coordinates of one block of centred points `c` on principal directions: the first
+/// `screen` and the distance off them as the screen, the rest as the deep coordinates, and
+/// the distance off the first `screen + e` directions for each block end `e`, from the
+/// squared norms (the points lie well off these directions: the cancellation is bounded by
+/// [`eps_projection`]).
 fn on_principal(
     dirs: &Mat<f64>,
     screen: usize,
     ends: &[usize],
-    c: &Mat<f64>,
-    sq: &[f64],
-    mut out: MatMut<'_, f32>,
-) -> Block {
+    c: MatRef<'_, f64>,
+    mut coords: MatMut<'_, f64>,
+    out: &mut Out<'_>,
+) {
     let (m, cnt) = (dirs.ncols(), c.ncols());
-    let mut coords = Mat::<f64>::zeros(m, cnt);
-    faer::linalg::matmul::matmul(coords.as_mut(), Accum::Replace, dirs.transpose(), c.as_ref(), 1.0, Par::Seq);
-    let (mut deep, mut deep_rho) = (Vec::with_capacity((m - screen) * cnt), Vec::with_capacity(ends.len() * cnt));
-    let mut rho = Vec::with_capacity(cnt);
+    faer::linalg::matmul::matmul(coords.rb_mut(), Accum::Replace, dirs.transpose(), c, 1.0, Par::Seq);
     let off = |total: f64, on: f64| (total - on).max(0.0).sqrt();
-    for (p, col) in coords.col_iter().enumerate() {
+    let stride = HEAD + m - screen;
+    for (p, col) in coords.rb().col_iter().enumerate().take(cnt) {
         let col = col.try_as_col_major().expect("owned column").as_slice();
         let mut on: f64 = col[..screen].iter().map(|v| v * v).sum();
-        rho.push(off(sq[p], on));
-        out.rb_mut().col_mut(p).iter_mut().zip(&col[..screen]).for_each(|(o, &v)| *o = v as f32);
-        out[(screen, p)] = rho[p] as f32;
-        deep.extend(col[screen..].iter().map(|&v| v as f32));
+        out.rho[p] = off(out.sq[p], on);
+        let s = &mut out.screen[p * (screen + 1)..(p + 1) * (screen + 1)];
+        s.iter_mut().zip(&col[..screen]).for_each(|(o, &v)| *o = v as f32);
+        s[screen] = out.rho[p] as f32;
+        let rec = &mut out.deep[p * stride..(p + 1) * stride];
+        rec[0] = out.sq[p].sqrt() as f32;
+        rec[1] = out.rho[p] as f32;
+        rec[HEAD..].iter_mut().zip(&col[screen..]).for_each(|(o, &v)| *o = v as f32);
         let mut at = screen;
-        for &e in ends {
+        for (t, &e) in ends.iter().enumerate() {
             on += col[at..screen + e].iter().map(|v| v * v).sum::<f64>();
             at = screen + e;
-            deep_rho.push(off(sq[p], on));
+            rec[2 + t] = off(out.sq[p], on) as f32;
         }
     }
-    Block { sq: sq.to_vec(), rho, deep: Some((deep, deep_rho)) }
 }
 
 /// The ends of the blocks of deep coordinates (relative to the screen's last direction).
@@ -175,9 +192,29 @@ fn deep_ends(frame: &Frame) -> Vec<usize> {
     match &frame.basis {
         Basis::Principal { dirs, screen } => {
             let len = dirs.ncols() - screen;
-            (1..=len.div_ceil(DEEP_BLOCK)).map(|b| (b * DEEP_BLOCK).min(len)).collect()
+            // At most HEAD - 2 blocks: their distances fit in a record's head.
+            (1..=len.div_ceil(DEEP_BLOCK).min(HEAD - 2)).map(|b| (b * DEEP_BLOCK).min(len)).collect()
         }
         _ => Vec::new(),
+    }
+}
+
+/// One block of points (`x`, `cnt` rows) converted into `out`.
+fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, out: &mut Out<'_>) {
+    let (d, cnt) = (x.ncols(), x.nrows());
+    MatMut::from_column_major_slice_mut(&mut *out.exact, d, cnt).copy_from(x.transpose());
+    let ex = MatRef::from_column_major_slice(&*out.exact, d, cnt);
+    let mut c = s.c.as_mut().subcols_mut(0, cnt);
+    centre(ex, frame, c.rb_mut(), out.sq);
+    match &frame.basis {
+        Basis::Full => {
+            let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, d, cnt);
+            screen.copy_from(c.rb().map(|&v| v as f32));
+        }
+        Basis::Span(b) => on_span(b, c, s.coords.as_mut().subrows_mut(0, b.ncols()).subcols_mut(0, cnt), out),
+        Basis::Principal { dirs, screen } => {
+            on_principal(dirs, *screen, ends, c.rb(), s.coords.as_mut().subcols_mut(0, cnt), out)
+        }
     }
 }
 
@@ -187,42 +224,32 @@ fn deep_ends(frame: &Frame) -> Vec<usize> {
 pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
     let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
     let ends = deep_ends(frame);
+    let stride = ends.last().map_or(0, |w| HEAD + w);
+    let basis_dim = match &frame.basis {
+        Basis::Full => 0,
+        Basis::Span(b) => b.ncols(),
+        Basis::Principal { dirs, .. } => dirs.ncols(),
+    };
     // Zeroed by the system: the pages are first touched by the tasks that fill them.
     let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
-    let blocks: Vec<Block> = exact
-        .par_chunks_mut(d * CONVERT)
-        .zip(screen.par_chunks_mut(m * CONVERT))
-        .enumerate()
-        .map(|(b, (e, s))| {
-            let cnt = e.len() / d;
-            MatMut::from_column_major_slice_mut(&mut *e, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
-            let (c, sq) = centred(MatRef::from_column_major_slice(&*e, d, cnt), frame);
-            let mut out = MatMut::from_column_major_slice_mut(s, m, cnt);
-            match &frame.basis {
-                Basis::Full => {
-                    out.copy_from(c.as_ref().map(|&v| v as f32));
-                    Block { rho: vec![0.0; cnt], sq, deep: None }
-                }
-                Basis::Span(basis) => Block { rho: on_span(basis, c, out), sq, deep: None },
-                Basis::Principal { dirs, screen } => on_principal(dirs, *screen, &ends, &c, &sq, out),
-            }
-        })
+    let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let mut deep = vec![0f32; stride * n];
+    let count = n.div_ceil(CONVERT);
+    let outs: Vec<Out<'_>> = chunks(&mut exact, d * CONVERT, count)
+        .into_iter()
+        .zip(chunks(&mut screen, m * CONVERT, count))
+        .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
+        .zip(chunks(&mut deep, stride * CONVERT, count))
+        .map(|(((exact, screen), (sq, rho)), deep)| Out { exact, screen, sq, rho, deep })
         .collect();
-    assemble(blocks, exact, screen, d, m, &ends)
-}
-
-/// The per-block parts gathered into one [`Points`].
-fn assemble(blocks: Vec<Block>, exact: Vec<f64>, screen: Vec<f32>, d: usize, m: usize, ends: &[usize]) -> Points {
-    let norms: Vec<f64> = blocks.iter().flat_map(|b| b.sq.iter().copied()).collect();
-    let rho = blocks.iter().flat_map(|b| b.rho.iter().copied()).collect();
-    let deep = (!ends.is_empty()).then(|| {
-        let (coords, rho): (Vec<Vec<f32>>, Vec<Vec<f64>>) =
-            blocks.into_iter().map(|b| b.deep.expect("deep coordinates on a principal basis")).unzip();
-        let width = *ends.last().expect("ends");
-        Deep { coords: Columns { data: coords.concat(), d: width }, rho: Columns { data: rho.concat(), d: ends.len() } }
+    let scratch = || Scratch { c: Mat::zeros(d, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
+    outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
+        let cnt = out.sq.len();
+        convert(x.subrows(b * CONVERT, cnt), frame, &ends, s, &mut out);
     });
     let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
     let max_norm = norms.iter().copied().fold(0.0, f64::max);
+    let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
         exact: Columns { data: exact, d },
         screen: Columns { data: screen, d: m },
@@ -253,10 +280,17 @@ fn assemble(blocks: Vec<Block>, exact: Vec<f64>, screen: Vec<f32>, d: usize, m: 
 /// queries says they pay ([`refine::estimate`]), which also sets the candidates kept.
 pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
     let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
+    let t0 = crate::knn::cpu_seconds();
     let mut frame = Frame::new((!same).then_some(q), r, scale, true);
     let available = r.nrows() - usize::from(same);
     loop {
+        if std::env::var_os("KNN_DEBUG").is_some() {
+            eprintln!("frame {:.3}", (crate::knn::cpu_seconds() - t0));
+        }
         let qp = points(q, &frame);
+        if std::env::var_os("KNN_DEBUG").is_some() {
+            eprintln!("points {:.3}", (crate::knn::cpu_seconds() - t0));
+        }
         let rp = (!same).then(|| points(r, &frame));
         let rmax = rp.as_ref().map_or(qp.max_norm, |p| p.max_norm);
         let rho_max = rp.iter().flat_map(|p| &p.rho).chain(&qp.rho).copied().fold(0.0, f64::max);
@@ -281,7 +315,12 @@ pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usi
         let principal = deep.is_some();
         let mut p = Prepared { q: qp, r: rp, err, keep: refine::kept(k, available), scale, unit2, deep };
         if principal {
-            match refine::estimate(&p, k, same, available) {
+            let t0 = crate::knn::cpu_seconds();
+            let e = refine::estimate(&p, k, same, available);
+            if std::env::var_os("KNN_DEBUG").is_some() {
+                eprintln!("estimate {:.3} -> {e:?}", (crate::knn::cpu_seconds() - t0));
+            }
+            match e {
                 Some(keep) => p.keep = keep,
                 None => {
                     frame.basis = Basis::Full;

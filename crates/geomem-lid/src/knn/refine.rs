@@ -6,7 +6,7 @@
 //! against the whole reference.
 
 use super::exact::{exact_sq, prefetch};
-use super::points::{Points, Prepared, DEEP_BLOCK};
+use super::points::{Points, Prepared, DEEP_BLOCK, HEAD};
 use super::top::Top;
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
@@ -79,34 +79,60 @@ struct Walk {
     blocks: usize,
 }
 
+/// Candidates ahead whose records are requested from memory while one is bounded.
+const AHEAD: usize = 4;
+
 /// Walks `list` (screened values and reference indices, ascending) for query `i`: each
 /// candidate not beyond the current `k`-th is bounded on the deep coordinates, then measured
-/// exactly into `best`.
+/// exactly into `best`. On a principal basis the records of the candidates [`AHEAD`] are
+/// requested early, and a candidate that passes is measured after the next one is bounded
+/// (its point requested meanwhile): bounds against an older, larger `k`-th still hold.
 fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk {
     let r = p.reference();
     let (qt, rt) = (p.q.exact.mat(), r.exact.mat());
     let mut w = Walk::default();
+    let mut pending: Option<usize> = None;
+    let mut measure = |j: usize, best: &mut Best, w: &mut Walk| {
+        best.offer(exact_sq(qt, i, rt, j, p.scale), j);
+        w.exact += 1;
+        best.tau() * p.unit2
+    };
     let mut tau = best.tau() * p.unit2;
     for (at, &(l, j)) in list.iter().enumerate() {
         if beyond(l - p.err[i], tau) {
             w.stopped = true;
             w.seen = at;
-            return w;
+            break;
         }
-        if tau.is_finite() && p.deep.is_some() {
+        let Some(deep) = &r.deep else {
+            if let Some(&(_, next)) = list.get(at + 1) {
+                prefetch(rt.col(next).try_as_col_major().expect("owned column").as_slice());
+            }
+            tau = measure(j, best, &mut w);
+            continue;
+        };
+        if let Some(&(_, ahead)) = list.get(at + AHEAD) {
+            let rec = deep.col(ahead);
+            prefetch(&rec[..rec.len().min(HEAD + DEEP_BLOCK)]);
+        }
+        if tau.is_finite() {
             let (pruned, blocks) = deep_pruned(p, r, i, j, l, tau);
             w.blocks += blocks;
             if pruned {
                 continue;
             }
-        } else if let Some(&(_, next)) = list.get(at + 1) {
-            prefetch(rt, next);
         }
-        best.offer(exact_sq(qt, i, rt, j, p.scale), j);
-        w.exact += 1;
-        tau = best.tau() * p.unit2;
+        prefetch(rt.col(j).try_as_col_major().expect("owned column").as_slice());
+        if let Some(prev) = pending.replace(j) {
+            tau = measure(prev, best, &mut w);
+        }
     }
-    w.seen = list.len();
+    if let Some(prev) = pending {
+        measure(prev, best, &mut w);
+    }
+    if !w.stopped {
+        w.seen = list.len();
+    }
     w
 }
 
@@ -131,31 +157,36 @@ fn sq_diff(a: &[f32], b: &[f32]) -> f32 {
 /// The squared distance splits over orthogonal parts: the screen's directions, the deep
 /// coordinates read so far (`S`) and what lies off both (at least `(ρ_i - ρ_j)²`, the
 /// distances off them). The first part is at least `ľ - err_i - (ρ'_i - ρ'_j)²` (`ρ'` off
-/// the screen's directions); `S` at least `(√(S̃ (1 - γ)) - σ)²` with `S̃` its
-/// single-precision sum and `σ = 2⁻²³ (|c_i| + |c_j|)` for the coordinates' rounding to
-/// `f32`; each `ρ` is within `√ε |c|` of its value and the double-precision parts within
-/// `ε (|c_i| + |c_j|)²` ([`super::points::eps_projection`]).
+/// the screen's directions, as the screen used them); `S` at least `(√(S̃ (1 - γ)) - σ)²`
+/// with `S̃` its single-precision sum and `σ = 2⁻²³ (|c_i| + |c_j|)` for the coordinates'
+/// rounding to `f32`; each `ρ` is within `(√ε + 2⁻²³) |c|` of its value (projection in
+/// double precision, [`super::points::eps_projection`], then rounding to `f32`) and the
+/// double-precision parts within `ε (|c_i| + |c_j|)²`.
 fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -> (bool, usize) {
     let (Some((ends, eps)), Some(qd), Some(rd)) = (&p.deep, &p.q.deep, &r.deep) else {
         return (false, 0);
     };
-    let cs = p.q.norms[i].sqrt() + r.norms[j].sqrt();
-    let base = (l - p.err[i] - (p.q.rho[i] - r.rho[j]).powi(2)).max(0.0);
-    let (sigma, slack, eta) = (cs * 2f64.powi(-23), eps.sqrt() * cs, 2.0 * eps * cs * cs);
+    let (a, b) = (qd.col(i), rd.col(j));
+    // The norms, rounded to f32, raised past their rounding.
+    let cs = f64::from(a[0] + b[0]) * (1.0 + 2f64.powi(-21));
+    let rounding = 2f64.powi(-23) * cs;
+    let base = (l - p.err[i] - (f64::from((a[1] - b[1]).abs()) + rounding).powi(2)).max(0.0);
+    let (slack, eta) = (eps.sqrt() * cs + rounding, 2.0 * eps * cs * cs);
     let gam = 1.1 * (DEEP_BLOCK + 8) as f64 * 2f64.powi(-24);
-    let (a, b, ra, rb) = (qd.coords.col(i), rd.coords.col(j), qd.rho.col(i), rd.rho.col(j));
-    let (mut acc, mut start) = (0.0f64, 0);
+    let (mut acc, mut start) = (0.0f64, HEAD);
     for (t, &e) in ends.iter().enumerate() {
-        acc += f64::from(sq_diff(&a[start..e], &b[start..e]));
-        start = e;
-        let part = ((acc * (1.0 - gam)).sqrt() - sigma).max(0.0).powi(2);
-        let tail = ((ra[t] - rb[t]).abs() - slack).max(0.0).powi(2);
+        acc += f64::from(sq_diff(&a[start..HEAD + e], &b[start..HEAD + e]));
+        start = HEAD + e;
+        let part = ((acc * (1.0 - gam)).sqrt() - rounding).max(0.0).powi(2);
+        let tail = (f64::from((a[2 + t] - b[2 + t]).abs()) - slack).max(0.0).powi(2);
         if beyond(base + part + tail - eta, tau) {
             return (true, t + 1);
         }
     }
     (false, ends.len())
 }
+
+pub(super) static STATS: [std::sync::atomic::AtomicUsize; 6] = [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
 
 /// Queries per product of the rescans.
 const RESCAN: usize = 64;
@@ -181,57 +212,102 @@ fn ascending(list: &mut [(f64, usize)]) {
     list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
 }
 
-/// Query `i` against the whole reference (`low`, from [`against_all`]): every point not
-/// already walked (`walked`, sorted) and not beyond the current `k`-th, walked in order.
-fn rescan_one(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, walked: &[usize], best: &mut Best) {
+/// Query `i`'s further candidates (`low`): every one not already walked (`walked`, sorted)
+/// and not beyond the current `k`-th, walked in ascending order.
+fn walk_more(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, walked: &[usize], best: &mut Best) -> Walk {
     let tau = best.tau() * p.unit2;
     // A value that is not a number is kept (`beyond` is false for it).
     low.retain(|&(l, j)| !beyond(l - p.err[i], tau) && walked.binary_search(&j).is_err());
     ascending(&mut low);
-    walk(p, i, &low, best);
+    walk(p, i, &low, best)
 }
 
-/// The exact `k` nearest of every query from its candidates: walked in parallel, and the
-/// queries whose candidates cannot certify the result rescanned against the whole
-/// reference, [`RESCAN`] per product.
-pub(super) fn refine(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> Vec<(Vec<f64>, Vec<usize>)> {
-    let (mut bests, left): (Vec<Best>, Vec<Option<Vec<usize>>>) = tops
-        .into_par_iter()
+/// A query after its first walk: its `k` nearest so far and, unless they are certified, the
+/// points it walked (sorted) and the screened value below which the rest must be looked at.
+pub(super) struct Query {
+    best: Best,
+    open: Option<(Vec<usize>, f64)>,
+}
+
+impl Query {
+    /// The screened value below which a point may still be among the `k` nearest: `-∞` once
+    /// certified.
+    pub(super) fn reach(&self) -> f64 {
+        self.open.as_ref().map_or(f64::NEG_INFINITY, |o| o.1)
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The `k` nearest: distances in the data's units and indices.
+    pub(super) fn finish(self, scale: f64) -> (Vec<f64>, Vec<usize>) {
+        self.best.finish(scale)
+    }
+}
+
+/// Every query's walk over its candidates (`tops`), in parallel. A query is certified when
+/// its walk stopped at a candidate beyond its `k`-th, or when its floor lies beyond it;
+/// else its reach is the largest screened value not beyond the `k`-th.
+pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize) -> Vec<Query> {
+    tops.into_par_iter()
         .enumerate()
         .map(|(i, top)| {
             let (cands, floor) = top.finish();
             let mut best = Best::new(k);
             let w = walk(p, i, &cands, &mut best);
-            let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], best.tau() * p.unit2);
-            let left = (!certified).then(|| {
+            STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
+            STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+            STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
+            let tau = best.tau() * p.unit2;
+            let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
+            let open = (!certified).then(|| {
                 let mut walked: Vec<usize> = cands.iter().map(|c| c.1).collect();
                 walked.sort_unstable();
-                walked
+                // Beyond the k-th exactly when `ľ > τ / (1 - REL) + err`.
+                (walked, (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE)
             });
-            (best, left)
+            Query { best, open }
         })
-        .unzip();
-    let failing: Vec<(usize, Vec<usize>)> =
-        left.into_iter().enumerate().filter_map(|(i, w)| w.map(|w| (i, w))).collect();
-    let redone: Vec<(usize, Best)> = failing
+        .collect()
+}
+
+/// The open queries' walks over their second candidate lists (`tops`, collected below each
+/// query's reach by a second screen).
+pub(super) fn second(p: &Prepared, queries: &mut [Query], tops: Vec<Top>) {
+    queries.par_iter_mut().zip(tops).enumerate().for_each(|(i, (q, top))| {
+        if let Some((walked, _)) = q.open.take() {
+            let c = top.finish().0;
+            STATS[3].fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
+            let w = walk_more(p, i, c, &walked, &mut q.best);
+            STATS[4].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
+            STATS[5].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+/// The open queries against the whole reference, [`RESCAN`] per product: cheaper than a
+/// second screen when few are open.
+pub(super) fn rescan(p: &Prepared, queries: &mut [Query], same: bool) {
+    let open: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].is_open()).collect();
+    let done: Vec<(usize, Best)> = open
         .par_chunks(RESCAN)
         .flat_map_iter(|chunk| {
-            let picks: Vec<usize> = chunk.iter().map(|f| f.0).collect();
-            let rows = against_all(p, &picks, same, Par::Seq);
+            let rows = against_all(p, chunk, same, Par::Seq);
             rows.into_iter()
                 .zip(chunk)
-                .map(|(low, (i, walked))| {
-                    let mut best = bests[*i].clone();
-                    rescan_one(p, *i, low, walked, &mut best);
-                    (*i, best)
+                .map(|(low, &i)| {
+                    let q = &queries[i];
+                    let mut best = q.best.clone();
+                    walk_more(p, i, low, &q.open.as_ref().expect("open").0, &mut best);
+                    (i, best)
                 })
                 .collect::<Vec<_>>()
         })
         .collect();
-    for (i, best) in redone {
-        bests[i] = best;
+    for (i, best) in done {
+        queries[i] = Query { best, open: None };
     }
-    bests.into_par_iter().map(|b| b.finish(p.scale)).collect()
 }
 
 /// Queries sampled to judge principal directions.
@@ -286,5 +362,9 @@ pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> 
     let reads = mean(|w| w.exact) * 8.0 * d + mean(|w| w.blocks) * 4.0 * DEEP_BLOCK as f64;
     let cost_principal = 2.0 * n * m + FLOPS_PER_BYTE * reads;
     let cost_full = 2.0 * n * d + FLOPS_PER_BYTE * kept(k, available) as f64 * 8.0 * d;
-    (cost_principal < cost_full).then(|| kept(k, available).max(most + most / 4 + 4).min(available))
+    if std::env::var_os("KNN_DEBUG").is_some() {
+        eprintln!("sample: seen p50 {} p90 {most} max {} exact {:.1} blocks {:.1} cost {cost_principal:.3e} vs {cost_full:.3e}", seen[seen.len() / 2], seen[seen.len() - 1], mean(|w| w.exact), mean(|w| w.blocks));
+    }
+    let _ = most;
+    (cost_principal < cost_full).then(|| kept(k, available))
 }

@@ -45,9 +45,18 @@ impl Buffers {
     }
 }
 
+/// The screen of every query against the reference (`same`: the queries themselves).
+pub(super) fn scan(tops: &mut [Top], p: &Prepared, same: bool) {
+    if same {
+        scan_self(tops, p);
+    } else {
+        scan_cross(tops, p);
+    }
+}
+
 /// Queries against a different reference: each task owns a block of queries and runs
 /// through the reference one tile at a time.
-pub(super) fn scan_cross(tops: &mut [Top], p: &Prepared) {
+fn scan_cross(tops: &mut [Top], p: &Prepared) {
     let r = p.reference();
     let (nq, nr) = (tops.len(), r.norms.len());
     let bufs = Buffers::new();
@@ -74,7 +83,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
-pub(super) fn scan_self(tops: &mut [Top], p: &Prepared) {
+fn scan_self(tops: &mut [Top], p: &Prepared) {
     let (x, norms, rmax) = (p.q.screen.mat(), &p.q.norms, p.q.max_norm);
     let blocks = blocks(x.ncols());
     let bufs = Buffers::new();

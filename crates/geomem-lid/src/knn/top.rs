@@ -18,6 +18,11 @@ impl Top {
         Self { keep, cap, items: Vec::with_capacity(cap), floor: f64::INFINITY }
     }
 
+    /// A list that keeps every value below `floor` (none for a floor of `-∞`).
+    pub(super) fn collecting(floor: f64) -> Self {
+        Self { keep: usize::MAX, cap: usize::MAX, items: Vec::new(), floor }
+    }
+
     #[inline]
     pub(super) fn push(&mut self, a: f64, j: usize) {
         if a < self.floor {
