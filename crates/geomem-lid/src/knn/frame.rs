@@ -104,7 +104,8 @@ impl Frame {
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
-        let eligible = screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+        let eligible =
+            screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS && std::env::var_os("KNN_NOPCA").is_none();
         let deep = DEEP.min(d / 2).max(screen);
         let t0 = crate::knn::cpu_seconds();
         let found = eligible.then(|| principal(r, self.pre, &self.mean, screen, deep)).flatten();

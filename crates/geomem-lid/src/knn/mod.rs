@@ -106,19 +106,22 @@ pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
     let t0 = crate::knn::cpu_seconds();
     let p = points::prepare(q, r, same, k);
-    let t1 = (crate::knn::cpu_seconds() - t0);
+    let t1 = crate::knn::cpu_seconds() - t0;
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(p.keep)).collect();
     scan::scan(&mut tops, &p, same);
-    let t2 = (crate::knn::cpu_seconds() - t0);
-    let mut queries = refine::first(&p, tops, k);
+    let t2 = crate::knn::cpu_seconds() - t0;
+    let (mut queries, order) = refine::first(&p, tops, k, same);
     let open = queries.iter().filter(|q| q.is_open()).count();
-    let t3 = (crate::knn::cpu_seconds() - t0);
+    let t3 = crate::knn::cpu_seconds() - t0;
     if 2 * open < p.reference().norms.len() {
         refine::rescan(&p, &mut queries, same);
     } else {
         let mut tops: Vec<Top> = queries.iter().map(|q| Top::collecting(q.reach())).collect();
         scan::scan(&mut tops, &p, same);
-        refine::second(&p, &mut queries, tops);
+        if std::env::var_os("KNN_DEBUG").is_some() {
+            eprintln!("second scan {:.3}", crate::knn::cpu_seconds() - t0 - t3);
+        }
+        queries = refine::second(&p, queries, tops, &order);
     }
     if std::env::var_os("KNN_DEBUG").is_some() {
         eprintln!(

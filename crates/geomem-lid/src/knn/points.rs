@@ -38,6 +38,9 @@ pub(super) struct Points {
     /// Half of each norm in `f32`, and the largest norm: what the screens compare with.
     pub(super) halves: Vec<f32>,
     pub(super) max_norm: f64,
+    /// The norms themselves, in double and single precision (the keys' error terms).
+    pub(super) lens: Vec<f64>,
+    pub(super) lens32: Vec<f32>,
     /// Each point's distance off the screen's basis (zeros without one).
     pub(super) rho: Vec<f64>,
     /// On a principal basis, the coordinates past the screen's.
@@ -58,7 +61,13 @@ pub(super) const HEAD: usize = 16;
 
 impl Points {
     pub(super) fn refs(&self, r: Range<usize>) -> Refs<'_> {
-        Refs { norms: &self.norms[r.clone()], halves: &self.halves[r.clone()], start: r.start }
+        Refs {
+            norms: &self.norms[r.clone()],
+            halves: &self.halves[r.clone()],
+            lens: &self.lens[r.clone()],
+            lens32: &self.lens32[r.clone()],
+            start: r.start,
+        }
     }
 }
 
@@ -67,9 +76,11 @@ pub(super) struct Prepared {
     pub(super) q: Points,
     /// `None` on one data set: the reference is `q`.
     pub(super) r: Option<Points>,
-    /// Bound on the error of one screened value, per query: `ľ - err` is a lower bound on
-    /// the squared distance (screen units).
+    /// Per query, what the keys leave out of their error (the double-precision roundings):
+    /// `key - err` is a lower bound on the squared distance (screen units).
     pub(super) err: Vec<f64>,
+    /// Relative error bound of the screen's products (`u` of [`super::screen::key`]).
+    pub(super) pair: f64,
     /// Candidates kept per query.
     pub(super) keep: usize,
     /// The power of two the exact distances are computed at (no overflow, no underflow).
@@ -249,6 +260,8 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
     });
     let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
     let max_norm = norms.iter().copied().fold(0.0, f64::max);
+    let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
+    let lens32 = lens.iter().map(|&l| l as f32).collect();
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
         exact: Columns { data: exact, d },
@@ -256,6 +269,8 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
         norms,
         halves,
         max_norm,
+        lens,
+        lens32,
         rho,
         deep,
     }
@@ -304,16 +319,11 @@ pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usi
         };
         let g = gamma(frame.dim());
         let slack = deep.as_ref().map_or(0.0, |(_, eps)| 4.0 * eps.sqrt());
-        let err = qp
-            .norms
-            .iter()
-            .map(|&a| {
-                2.0 * g * (a * rmax).sqrt() + 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + 1e-30
-            })
-            .collect();
+        let err =
+            qp.norms.iter().map(|&a| 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + 1e-30).collect();
         let unit2 = frame.scale * frame.scale;
         let principal = deep.is_some();
-        let mut p = Prepared { q: qp, r: rp, err, keep: refine::kept(k, available), scale, unit2, deep };
+        let mut p = Prepared { q: qp, r: rp, err, pair: g, keep: refine::kept(k, available), scale, unit2, deep };
         if principal {
             let t0 = crate::knn::cpu_seconds();
             let e = refine::estimate(&p, k, same, available);

@@ -7,6 +7,7 @@
 
 use super::exact::{exact_sq, prefetch};
 use super::points::{Points, Prepared, DEEP_BLOCK, HEAD};
+use super::screen::key;
 use super::top::Top;
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
@@ -92,7 +93,7 @@ fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk 
     let (qt, rt) = (p.q.exact.mat(), r.exact.mat());
     let mut w = Walk::default();
     let mut pending: Option<usize> = None;
-    let mut measure = |j: usize, best: &mut Best, w: &mut Walk| {
+    let measure = |j: usize, best: &mut Best, w: &mut Walk| {
         best.offer(exact_sq(qt, i, rt, j, p.scale), j);
         w.exact += 1;
         best.tau() * p.unit2
@@ -203,7 +204,7 @@ fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(
     faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
     let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
         let others = (0..rs.ncols()).filter(|&j| !(same && j == i));
-        others.map(|j| (p.q.norms[i] + r.norms[j] - 2.0 * f64::from(g[(j, c)]), j)).collect()
+        others.map(|j| (key(p.q.norms[i], r.norms[j], g[(j, c)], p.q.lens[i], r.lens[j], p.pair), j)).collect()
     };
     picks.iter().enumerate().map(row).collect()
 }
@@ -246,36 +247,74 @@ impl Query {
     }
 }
 
+/// An order of the queries of one data set in which consecutive ones lie near each other:
+/// breadth first over their candidate lists (a query's candidates are its likely
+/// neighbours). Walks in this order read mostly points that the walks just before them read,
+/// still in the core's cache.
+fn nearby_order(lists: &[(Vec<(f64, usize)>, f64)]) -> Vec<usize> {
+    let n = lists.len();
+    let (mut seen, mut order) = (vec![false; n], Vec::with_capacity(n));
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut head = order.len();
+        order.push(start);
+        while head < order.len() {
+            let i = order[head];
+            head += 1;
+            for &(_, j) in &lists[i].0 {
+                if !std::mem::replace(&mut seen[j], true) {
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// `f` of every query, in parallel in `order`, returned in index order.
+fn in_order<T: Send>(order: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut done: Vec<(usize, T)> = order.par_iter().map(|&i| (i, f(i))).collect();
+    done.sort_unstable_by_key(|d| d.0);
+    done.into_iter().map(|d| d.1).collect()
+}
+
 /// Every query's walk over its candidates (`tops`), in parallel. A query is certified when
 /// its walk stopped at a candidate beyond its `k`-th, or when its floor lies beyond it;
-/// else its reach is the largest screened value not beyond the `k`-th.
-pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize) -> Vec<Query> {
-    tops.into_par_iter()
-        .enumerate()
-        .map(|(i, top)| {
-            let (cands, floor) = top.finish();
-            let mut best = Best::new(k);
-            let w = walk(p, i, &cands, &mut best);
-            STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
-            STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
-            STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
-            let tau = best.tau() * p.unit2;
-            let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
-            let open = (!certified).then(|| {
-                let mut walked: Vec<usize> = cands.iter().map(|c| c.1).collect();
-                walked.sort_unstable();
-                // Beyond the k-th exactly when `ľ > τ / (1 - REL) + err`.
-                (walked, (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE)
-            });
-            Query { best, open }
-        })
-        .collect()
+/// else its reach is the largest screened value not beyond the `k`-th. Also the order the
+/// queries were walked in (near ones together on one data set, `same`).
+pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<Query>, Vec<usize>) {
+    let lists: Vec<(Vec<(f64, usize)>, f64)> = tops.into_par_iter().map(Top::finish).collect();
+    let order = if same { nearby_order(&lists) } else { (0..lists.len()).collect() };
+    let queries = in_order(&order, |i| {
+        let (cands, floor) = &lists[i];
+        let mut best = Best::new(k);
+        let w = walk(p, i, cands, &mut best);
+        STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
+        STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+        STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
+        let tau = best.tau() * p.unit2;
+        let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
+        let open = (!certified).then(|| {
+            let mut walked: Vec<usize> = cands.iter().map(|c| c.1).collect();
+            walked.sort_unstable();
+            // Beyond the k-th exactly when `ľ > τ / (1 - REL) + err`.
+            (walked, (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE)
+        });
+        Query { best, open }
+    });
+    (queries, order)
 }
 
 /// The open queries' walks over their second candidate lists (`tops`, collected below each
-/// query's reach by a second screen).
-pub(super) fn second(p: &Prepared, queries: &mut [Query], tops: Vec<Top>) {
-    queries.par_iter_mut().zip(tops).enumerate().for_each(|(i, (q, top))| {
+/// query's reach by a second screen), in `order`.
+pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &[usize]) -> Vec<Query> {
+    let slots: Vec<std::sync::Mutex<Option<(Query, Top)>>> =
+        queries.into_iter().zip(tops).map(|qt| std::sync::Mutex::new(Some(qt))).collect();
+    in_order(order, |i| {
+        let (mut q, top) = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("once");
         if let Some((walked, _)) = q.open.take() {
             let c = top.finish().0;
             STATS[3].fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
@@ -283,7 +322,8 @@ pub(super) fn second(p: &Prepared, queries: &mut [Query], tops: Vec<Top>) {
             STATS[4].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
             STATS[5].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
         }
-    });
+        q
+    })
 }
 
 /// The open queries against the whole reference, [`RESCAN`] per product: cheaper than a

@@ -66,7 +66,7 @@ fn scan_cross(tops: &mut [Top], p: &Prepared) {
         for a in (0..nr).step_by(TILE) {
             let ar = a..(a + TILE).min(nr);
             let g = tile(&mut buf, r.screen.mat(), ar.clone(), p.q.screen.mat(), bq.clone());
-            update_cols(chunk, g, &p.q.norms[bq.clone()], r.refs(ar), r.max_norm, None);
+            update_cols(chunk, g, p.q.refs(bq.clone()), r.refs(ar), r.max_norm, p.pair, None);
         }
     });
 }
@@ -84,7 +84,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
 fn scan_self(tops: &mut [Top], p: &Prepared) {
-    let (x, norms, rmax) = (p.q.screen.mat(), &p.q.norms, p.q.max_norm);
+    let (x, rmax) = (p.q.screen.mat(), p.q.max_norm);
     let blocks = blocks(x.ncols());
     let bufs = Buffers::new();
     // The diagonal tiles first: each block against itself.
@@ -92,7 +92,7 @@ fn scan_self(tops: &mut [Top], p: &Prepared) {
         let mut buf = bufs.get();
         let g = tile(&mut buf, x, a.clone(), x, a.clone());
         let chunk = chunk.expect("every block");
-        update_cols(chunk, g, &norms[a.clone()], p.q.refs(a.clone()), rmax, Some(0));
+        update_cols(chunk, g, p.q.refs(a.clone()), p.q.refs(a.clone()), rmax, p.pair, Some(0));
     });
     for pairs in round_robin(blocks.len()) {
         let mut slots = split(tops, &blocks);
@@ -107,8 +107,8 @@ fn scan_self(tops: &mut [Top], p: &Prepared) {
             let (a, b) = (blocks[a].clone(), blocks[b].clone());
             let mut buf = bufs.get();
             let g = tile(&mut buf, x, a.clone(), x, b.clone());
-            update_cols(tb, g, &norms[b.clone()], p.q.refs(a.clone()), rmax, None);
-            update_rows(ta, g, &norms[a], p.q.refs(b), 2.0 * rmax);
+            update_cols(tb, g, p.q.refs(b.clone()), p.q.refs(a.clone()), rmax, p.pair, None);
+            update_rows(ta, g, p.q.refs(a), p.q.refs(b), 2.0 * rmax, p.pair);
         });
     }
 }
