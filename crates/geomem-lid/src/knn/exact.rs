@@ -1,0 +1,84 @@
+//! Exact double-precision distances: the numbers every search reports, and the brute-force
+//! search the tests compare with.
+
+use super::frame::unit_scale;
+use super::Neighbours;
+use faer::MatRef;
+
+/// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow), from
+/// the transposed copies (a point is a contiguous column).
+pub(super) fn exact_sq(qt: MatRef<'_, f64>, i: usize, rt: MatRef<'_, f64>, j: usize, scale: f64) -> f64 {
+    let (a, b) =
+        (qt.col(i).try_as_col_major().expect("owned column"), rt.col(j).try_as_col_major().expect("owned column"));
+    // Eight independent partial sums, so the loop vectorises.
+    let (a, b) = (a.as_slice(), b.as_slice());
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| ((x - y) * scale).powi(2)).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let v = (x[l] - y[l]) * scale;
+            acc[l] += v * v;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Asks the cache for the entries of `v` (a point about to be read) while others are
+/// measured: the refinement reads points in no order, each from memory, and a point
+/// requested one distance ahead arrives about 1.4 times sooner (random 6 KB reads on this
+/// machine: 19 GB/s without, 27 GB/s with). A hint only: nothing changes what is computed.
+#[inline]
+pub(super) fn prefetch<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+        let last = v.len().saturating_sub(1);
+        for o in (0..v.len()).step_by(per_line).chain([last]) {
+            // SAFETY: a prefetch reads nothing the program sees and cannot fault; the address
+            // is an element of a live slice.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(v[o..].as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// The `k` smallest of exact squared distances (scaled units), sorted, ties by index, as
+/// distances in the data's units.
+fn nearest(exact: &mut Vec<(f64, usize)>, k: usize, scale: f64) -> (Vec<f64>, Vec<usize>) {
+    exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    exact.truncate(k);
+    exact.iter().map(|&(d2, j)| (d2.sqrt() / scale, j)).unzip()
+}
+
+/// The `k` nearest of `pool` to query `i` by exact distances, ties by index (points are
+/// the columns of `qt` and `rt`).
+fn sorted_exact(
+    qt: MatRef<'_, f64>,
+    i: usize,
+    rt: MatRef<'_, f64>,
+    pool: Vec<usize>,
+    k: usize,
+    scale: f64,
+) -> (Vec<f64>, Vec<usize>) {
+    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(qt, i, rt, j, scale), j)).collect();
+    nearest(&mut exact, k, scale)
+}
+
+/// Brute force in double precision (distances as in [`knn`](super::knn), in units scaled by a
+/// power of two): the reference the tests compare the search with.
+#[doc(hidden)]
+pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
+    let scale = unit_scale(queries, reference);
+    let (qt, rt) = (queries.transpose().to_owned(), reference.transpose().to_owned());
+    let mut out = Neighbours { k, distances: Vec::new(), indices: Vec::new() };
+    for i in 0..queries.nrows() {
+        let pool = (0..reference.nrows()).filter(|&j| !(same && j == i)).collect();
+        let (d, ix) = sorted_exact(qt.as_ref(), i, rt.as_ref(), pool, k, scale);
+        out.distances.extend(d);
+        out.indices.extend(ix);
+    }
+    out
+}

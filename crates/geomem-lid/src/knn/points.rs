@@ -1,0 +1,343 @@
+//! The point sets as the search uses them: every point a contiguous column in double
+//! precision (the exact distances), its screening coordinates in single precision, and on a
+//! principal basis its further coordinates and the distances off the basis's leading parts.
+
+use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
+use super::refine;
+use super::screen::Refs;
+use faer::prelude::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Points as the contiguous columns of a `d × n` matrix.
+pub(super) struct Columns<T> {
+    pub(super) data: Vec<T>,
+    pub(super) d: usize,
+}
+
+impl<T> Columns<T> {
+    pub(super) fn mat(&self) -> MatRef<'_, T> {
+        MatRef::from_column_major_slice(&self.data, self.d, self.data.len() / self.d)
+    }
+
+    /// Point `j`'s coordinates.
+    pub(super) fn col(&self, j: usize) -> &[T] {
+        &self.data[j * self.d..(j + 1) * self.d]
+    }
+}
+
+/// One point set as the search uses it.
+pub(super) struct Points {
+    /// `d × n`, unscaled: the exact distances.
+    pub(super) exact: Columns<f64>,
+    /// `m × n`, the screening coordinates of [`Frame`] rounded to `f32`: the products.
+    pub(super) screen: Columns<f32>,
+    /// Squared norms of the centred, scaled points (the screen's units).
+    pub(super) norms: Vec<f64>,
+    /// Half of each norm in `f32`, and the largest norm: what the screens compare with.
+    pub(super) halves: Vec<f32>,
+    pub(super) max_norm: f64,
+    /// The norms themselves, in double and single precision (the keys' error terms).
+    pub(super) lens: Vec<f64>,
+    pub(super) lens32: Vec<f32>,
+    /// Each point's distance off the screen's basis (zeros without one).
+    pub(super) rho: Vec<f64>,
+    /// On a principal basis, the coordinates past the screen's.
+    pub(super) deep: Option<Deep>,
+}
+
+/// What the pairwise refinement reads of a point on a principal basis, one contiguous
+/// record per point in single precision (one read from memory): [`HEAD`] entries (its norm
+/// `|c|`, its distance off the screen's directions, its distance off the first
+/// `screen + ends[t]` directions for each block end, zeros), then its coordinates past the
+/// screen's, read in blocks of [`DEEP_BLOCK`].
+pub(super) type Deep = Columns<f32>;
+
+/// Coordinates read per step of the pairwise refinement.
+pub(super) const DEEP_BLOCK: usize = 64;
+/// Entries of a [`Deep`] record before the coordinates (one cache line).
+pub(super) const HEAD: usize = 16;
+
+impl Points {
+    pub(super) fn refs(&self, r: Range<usize>) -> Refs<'_> {
+        Refs {
+            norms: &self.norms[r.clone()],
+            halves: &self.halves[r.clone()],
+            lens: &self.lens[r.clone()],
+            lens32: &self.lens32[r.clone()],
+            start: r.start,
+        }
+    }
+}
+
+/// Both point sets, prepared, with what the bounds need.
+pub(super) struct Prepared {
+    pub(super) q: Points,
+    /// `None` on one data set: the reference is `q`.
+    pub(super) r: Option<Points>,
+    /// Per query, what the keys leave out of their error (the double-precision roundings):
+    /// `key - err` is a lower bound on the squared distance (screen units).
+    pub(super) err: Vec<f64>,
+    /// Relative error bound of the screen's products (`u` of [`super::screen::key`]).
+    pub(super) pair: f64,
+    /// Candidates kept per query.
+    pub(super) keep: usize,
+    /// The power of two the exact distances are computed at (no overflow, no underflow).
+    pub(super) scale: f64,
+    /// Screen units per exact unit, squared (a power of two): an exact squared distance
+    /// times `unit2` is in the screen's units.
+    pub(super) unit2: f64,
+    /// On a principal basis: the ends of the blocks of deep coordinates, and the relative
+    /// error of the double-precision projections (`ε`, [`eps_projection`]).
+    pub(super) deep: Option<(Vec<usize>, f64)>,
+}
+
+impl Prepared {
+    pub(super) fn reference(&self) -> &Points {
+        self.r.as_ref().unwrap_or(&self.q)
+    }
+}
+
+/// Points per parallel task of the conversions.
+const CONVERT: usize = 64;
+
+/// A generous bound `ε` on the relative error of projections in double precision: on a basis
+/// of `m` directions orthonormal to rounding, `|P c|²` and `|c|² - |P c|²` are within
+/// `ε |c|²` of their exact values, and each distance off the basis within `√ε |c|`.
+pub(super) fn eps_projection(d: usize, m: usize) -> f64 {
+    64.0 * (d + m + 8) as f64 * f64::EPSILON / 2.0
+}
+
+/// One block's share of every output: its points' exact columns, screening coordinates,
+/// squared norms, distances off the screen's basis, deep coordinates and distances.
+struct Out<'a> {
+    exact: &'a mut [f64],
+    screen: &'a mut [f32],
+    sq: &'a mut [f64],
+    rho: &'a mut [f64],
+    deep: &'a mut [f32],
+}
+
+/// `count` consecutive chunks of `per` entries of `v` (empty ones when `per` is 0; the last
+/// one shorter when `v` ends first).
+fn chunks<T>(v: &mut [T], per: usize, count: usize) -> Vec<&mut [T]> {
+    if per == 0 {
+        return (0..count).map(|_| &mut [][..]).collect();
+    }
+    v.chunks_mut(per).collect()
+}
+
+/// Scratch matrices of one task of the conversion, reused from block to block.
+struct Scratch {
+    c: Mat<f64>,
+    coords: Mat<f64>,
+}
+
+/// The centred, scaled points of one block (`ex`, `d × cnt`, contiguous columns) into `c`,
+/// and their squared norms into `sq`.
+fn centre(ex: MatRef<'_, f64>, frame: &Frame, mut c: MatMut<'_, f64>, sq: &mut [f64]) {
+    let (pre, sc) = (frame.pre, frame.scale);
+    for ((mut dst, src), s) in c.rb_mut().col_iter_mut().zip(ex.col_iter()).zip(sq.iter_mut()) {
+        let src = src.try_as_col_major().expect("owned column").as_slice();
+        let dst = dst.rb_mut().try_as_col_major_mut().expect("owned column").as_slice_mut();
+        dst.iter_mut().zip(src).zip(&frame.mean).for_each(|((o, &v), &mu)| *o = (v * pre - mu) * sc);
+        *s = dst.iter().map(|x| x * x).sum();
+    }
+}
+
+/// The screen coordinates of one block of centred points `c` on a spanning basis: the
+/// coordinates, then the remainder and its length, computed from the remainder itself (not
+/// as a difference of squared norms, which would cancel).
+fn on_span(basis: &Mat<f64>, mut c: MatMut<'_, f64>, mut coords: MatMut<'_, f64>, out: &mut Out<'_>) {
+    let m = basis.ncols();
+    let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, m + 1, c.ncols());
+    faer::linalg::matmul::matmul(coords.rb_mut(), Accum::Replace, basis.transpose(), c.rb(), 1.0, Par::Seq);
+    screen.rb_mut().subrows_mut(0, m).copy_from(coords.rb().map(|&v| v as f32));
+    faer::linalg::matmul::matmul(c.rb_mut(), Accum::Add, basis.as_ref(), coords.rb(), -1.0, Par::Seq);
+    for (p, v) in c.rb().col_iter().enumerate() {
+        out.rho[p] = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        screen[(m, p)] = out.rho[p] as f32;
+    }
+}
+
+/// The coordinates of one block of centred points `c` on principal directions: the first
+/// `screen` and the distance off them as the screen, the rest as the deep coordinates, and
+/// the distance off the first `screen + e` directions for each block end `e`, from the
+/// squared norms (the points lie well off these directions: the cancellation is bounded by
+/// [`eps_projection`]).
+fn on_principal(
+    dirs: &Mat<f64>,
+    screen: usize,
+    ends: &[usize],
+    c: MatRef<'_, f64>,
+    mut coords: MatMut<'_, f64>,
+    out: &mut Out<'_>,
+) {
+    let (m, cnt) = (dirs.ncols(), c.ncols());
+    faer::linalg::matmul::matmul(coords.rb_mut(), Accum::Replace, dirs.transpose(), c, 1.0, Par::Seq);
+    let off = |total: f64, on: f64| (total - on).max(0.0).sqrt();
+    let stride = HEAD + m - screen;
+    for (p, col) in coords.rb().col_iter().enumerate().take(cnt) {
+        let col = col.try_as_col_major().expect("owned column").as_slice();
+        let mut on: f64 = col[..screen].iter().map(|v| v * v).sum();
+        out.rho[p] = off(out.sq[p], on);
+        let s = &mut out.screen[p * (screen + 1)..(p + 1) * (screen + 1)];
+        s.iter_mut().zip(&col[..screen]).for_each(|(o, &v)| *o = v as f32);
+        s[screen] = out.rho[p] as f32;
+        let rec = &mut out.deep[p * stride..(p + 1) * stride];
+        rec[0] = out.sq[p].sqrt() as f32;
+        rec[1] = out.rho[p] as f32;
+        rec[HEAD..].iter_mut().zip(&col[screen..]).for_each(|(o, &v)| *o = v as f32);
+        let mut at = screen;
+        for (t, &e) in ends.iter().enumerate() {
+            on += col[at..screen + e].iter().map(|v| v * v).sum::<f64>();
+            at = screen + e;
+            rec[2 + t] = off(out.sq[p], on) as f32;
+        }
+    }
+}
+
+/// The ends of the blocks of deep coordinates (relative to the screen's last direction).
+fn deep_ends(frame: &Frame) -> Vec<usize> {
+    match &frame.basis {
+        Basis::Principal { dirs, screen } => {
+            let len = dirs.ncols() - screen;
+            // At most HEAD - 2 blocks: their distances fit in a record's head.
+            (1..=len.div_ceil(DEEP_BLOCK).min(HEAD - 2)).map(|b| (b * DEEP_BLOCK).min(len)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One block of points (`x`, `cnt` rows) converted into `out`.
+fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, out: &mut Out<'_>) {
+    let (d, cnt) = (x.ncols(), x.nrows());
+    MatMut::from_column_major_slice_mut(&mut *out.exact, d, cnt).copy_from(x.transpose());
+    let ex = MatRef::from_column_major_slice(&*out.exact, d, cnt);
+    let mut c = s.c.as_mut().subcols_mut(0, cnt);
+    centre(ex, frame, c.rb_mut(), out.sq);
+    match &frame.basis {
+        Basis::Full => {
+            let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, d, cnt);
+            screen.copy_from(c.rb().map(|&v| v as f32));
+        }
+        Basis::Span(b) => on_span(b, c, s.coords.as_mut().subrows_mut(0, b.ncols()).subcols_mut(0, cnt), out),
+        Basis::Principal { dirs, screen } => {
+            on_principal(dirs, *screen, ends, c.rb(), s.coords.as_mut().subcols_mut(0, cnt), out)
+        }
+    }
+}
+
+/// The points of `x` (its rows) as columns, their screening (and deep) coordinates in
+/// `frame`, in one parallel pass over blocks of points (each block converted while its
+/// transpose is still in cache; the projections as products per block).
+pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
+    let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
+    let ends = deep_ends(frame);
+    let stride = ends.last().map_or(0, |w| HEAD + w);
+    let basis_dim = match &frame.basis {
+        Basis::Full => 0,
+        Basis::Span(b) => b.ncols(),
+        Basis::Principal { dirs, .. } => dirs.ncols(),
+    };
+    // Zeroed by the system: the pages are first touched by the tasks that fill them.
+    let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
+    let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let mut deep = vec![0f32; stride * n];
+    let count = n.div_ceil(CONVERT);
+    let outs: Vec<Out<'_>> = chunks(&mut exact, d * CONVERT, count)
+        .into_iter()
+        .zip(chunks(&mut screen, m * CONVERT, count))
+        .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
+        .zip(chunks(&mut deep, stride * CONVERT, count))
+        .map(|(((exact, screen), (sq, rho)), deep)| Out { exact, screen, sq, rho, deep })
+        .collect();
+    let scratch = || Scratch { c: Mat::zeros(d, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
+    outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
+        let cnt = out.sq.len();
+        convert(x.subrows(b * CONVERT, cnt), frame, &ends, s, &mut out);
+    });
+    let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
+    let max_norm = norms.iter().copied().fold(0.0, f64::max);
+    let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
+    let lens32 = lens.iter().map(|&l| l as f32).collect();
+    let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
+    Points {
+        exact: Columns { data: exact, d },
+        screen: Columns { data: screen, d: m },
+        norms,
+        halves,
+        max_norm,
+        lens,
+        lens32,
+        rho,
+        deep,
+    }
+}
+
+/// Points as columns, their screening coordinates (centred, scaled by one power of two so
+/// that no data, however large or small its units, overflows `f32`, and projected when a
+/// basis pays) and their norms, in parallel. On one data set (`same`) the reference is the
+/// query set.
+///
+/// What the screen computes, `ľ_ij = |c_i|² + |c_j|² - 2 s_i·s_j` (`c` the centred scaled
+/// points, `s` their screening coordinates), is the squared distance itself without a basis;
+/// with one it is `|P c_i - P c_j|² + (ρ_i - ρ_j)²` (`P` the coordinates on the basis, `ρ`
+/// the length left off it, the screen's last coordinate), a lower bound. The bound on the
+/// error of `ľ` (`err`): `2γ_m |c_i||c_max|` for the single-precision product of length `m`
+/// (`|s| = |c|`), and `1e-12 (|c_i|² + max |c|²)` for the double-precision roundings of
+/// centring, projecting and a basis orthonormal only to rounding; on principal directions,
+/// whose `ρ` come from squared norms, also `4√ε (|c_i| + |c_max|)²` ([`eps_projection`]).
+///
+/// A spanning basis that leaves out more than the screen resolves is replaced by principal
+/// directions where they may pay; principal directions are kept only where a sample of
+/// queries says they pay ([`refine::estimate`]), which also sets the candidates kept.
+pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
+    let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
+    let t0 = crate::knn::cpu_seconds();
+    let mut frame = Frame::new((!same).then_some(q), r, scale, true);
+    let available = r.nrows() - usize::from(same);
+    loop {
+        if std::env::var_os("KNN_DEBUG").is_some() {
+            eprintln!("frame {:.3}", (crate::knn::cpu_seconds() - t0));
+        }
+        let qp = points(q, &frame);
+        if std::env::var_os("KNN_DEBUG").is_some() {
+            eprintln!("points {:.3}", (crate::knn::cpu_seconds() - t0));
+        }
+        let rp = (!same).then(|| points(r, &frame));
+        let rmax = rp.as_ref().map_or(qp.max_norm, |p| p.max_norm);
+        let rho_max = rp.iter().flat_map(|p| &p.rho).chain(&qp.rho).copied().fold(0.0, f64::max);
+        if matches!(frame.basis, Basis::Span(_)) && rho_max * rho_max > gamma(q.ncols()) * rmax {
+            frame.use_principal(r);
+            continue;
+        }
+        let deep = match &frame.basis {
+            Basis::Principal { dirs, .. } => Some((deep_ends(&frame), eps_projection(q.ncols(), dirs.ncols()))),
+            _ => None,
+        };
+        let g = gamma(frame.dim());
+        let slack = deep.as_ref().map_or(0.0, |(_, eps)| 4.0 * eps.sqrt());
+        let err =
+            qp.norms.iter().map(|&a| 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + 1e-30).collect();
+        let unit2 = frame.scale * frame.scale;
+        let principal = deep.is_some();
+        let mut p = Prepared { q: qp, r: rp, err, pair: g, keep: refine::kept(k, available), scale, unit2, deep };
+        if principal {
+            let t0 = crate::knn::cpu_seconds();
+            let e = refine::estimate(&p, k, same, available);
+            if std::env::var_os("KNN_DEBUG").is_some() {
+                eprintln!("estimate {:.3} -> {e:?}", (crate::knn::cpu_seconds() - t0));
+            }
+            match e {
+                Some(keep) => p.keep = keep,
+                None => {
+                    frame.basis = Basis::Full;
+                    continue;
+                }
+            }
+        }
+        return p;
+    }
+}

@@ -1,0 +1,410 @@
+//! From each query's candidates to its exact `k` nearest: candidates in ascending order of
+//! their screened value, each first bounded on the deep coordinates (on a principal basis)
+//! and measured exactly only where the bound does not already put it beyond the `k`-th
+//! exact distance found so far; the walk stops at the first candidate whose screened value
+//! does. A query whose candidates run out first is certified by its floor, or rescanned
+//! against the whole reference.
+
+use super::exact::{exact_sq, prefetch};
+use super::points::{Points, Prepared, DEEP_BLOCK, HEAD};
+use super::screen::key;
+use super::top::Top;
+use faer::{Accum, Mat, Par};
+use rayon::prelude::*;
+
+/// Candidates kept per query for the `k` nearest of `available` points: a few more than `k`,
+/// so that the `k`-th is usually certified.
+pub(super) fn kept(k: usize, available: usize) -> usize {
+    (k + k / 8 + 4).min(available)
+}
+
+/// Relative room between a bound in the screen's units and the exact squared distances
+/// (each a sum of `d` double-precision terms, relative error below `d · 2⁻⁵³`).
+const REL: f64 = 1e-9;
+
+/// Whether a point whose squared distance (screen units) is at least `lower` lies beyond
+/// `tau`, an exact squared distance in the same units: then it is strictly farther than the
+/// point `tau` belongs to, ties included.
+fn beyond(lower: f64, tau: f64) -> bool {
+    lower * (1.0 - REL) > tau
+}
+
+/// The `k` smallest exact squared distances met so far, ascending by distance and then
+/// index (the order of the search's result).
+#[derive(Clone)]
+struct Best {
+    k: usize,
+    items: Vec<(f64, usize)>,
+}
+
+impl Best {
+    fn new(k: usize) -> Self {
+        Self { k, items: Vec::with_capacity(k + 1) }
+    }
+
+    /// The `k`-th smallest exact squared distance, infinite until `k` are known.
+    fn tau(&self) -> f64 {
+        if self.items.len() == self.k {
+            self.items[self.k - 1].0
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn offer(&mut self, d2: f64, j: usize) {
+        let before = |&(a, b): &(f64, usize)| a < d2 || (a == d2 && b < j);
+        if self.items.len() == self.k && self.items.last().is_some_and(before) {
+            return;
+        }
+        let at = self.items.partition_point(before);
+        self.items.insert(at, (d2, j));
+        self.items.truncate(self.k);
+    }
+
+    /// Distances in the data's units (exact units divided by `scale`) and indices.
+    fn finish(self, scale: f64) -> (Vec<f64>, Vec<usize>) {
+        self.items.into_iter().map(|(d2, j)| (d2.sqrt() / scale, j)).unzip()
+    }
+}
+
+/// What walking a candidate list did.
+#[derive(Default, Clone, Copy)]
+struct Walk {
+    /// Whether it stopped at a candidate beyond the `k`-th (else it ran out).
+    stopped: bool,
+    /// Candidates passed before it stopped.
+    seen: usize,
+    /// Exact distances computed.
+    exact: usize,
+    /// Blocks of deep coordinates read.
+    blocks: usize,
+}
+
+/// Candidates ahead whose records are requested from memory while one is bounded.
+const AHEAD: usize = 4;
+
+/// Walks `list` (screened values and reference indices, ascending) for query `i`: each
+/// candidate not beyond the current `k`-th is bounded on the deep coordinates, then measured
+/// exactly into `best`. On a principal basis the records of the candidates [`AHEAD`] are
+/// requested early, and a candidate that passes is measured after the next one is bounded
+/// (its point requested meanwhile): bounds against an older, larger `k`-th still hold.
+fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk {
+    let r = p.reference();
+    let (qt, rt) = (p.q.exact.mat(), r.exact.mat());
+    let mut w = Walk::default();
+    let mut pending: Option<usize> = None;
+    let measure = |j: usize, best: &mut Best, w: &mut Walk| {
+        best.offer(exact_sq(qt, i, rt, j, p.scale), j);
+        w.exact += 1;
+        best.tau() * p.unit2
+    };
+    let mut tau = best.tau() * p.unit2;
+    for (at, &(l, j)) in list.iter().enumerate() {
+        if beyond(l - p.err[i], tau) {
+            w.stopped = true;
+            w.seen = at;
+            break;
+        }
+        let Some(deep) = &r.deep else {
+            if let Some(&(_, next)) = list.get(at + 1) {
+                prefetch(rt.col(next).try_as_col_major().expect("owned column").as_slice());
+            }
+            tau = measure(j, best, &mut w);
+            continue;
+        };
+        if let Some(&(_, ahead)) = list.get(at + AHEAD) {
+            let rec = deep.col(ahead);
+            prefetch(&rec[..rec.len().min(HEAD + DEEP_BLOCK)]);
+        }
+        if tau.is_finite() {
+            let (pruned, blocks) = deep_pruned(p, r, i, j, l, tau);
+            w.blocks += blocks;
+            if pruned {
+                continue;
+            }
+        }
+        prefetch(rt.col(j).try_as_col_major().expect("owned column").as_slice());
+        if let Some(prev) = pending.replace(j) {
+            tau = measure(prev, best, &mut w);
+        }
+    }
+    if let Some(prev) = pending {
+        measure(prev, best, &mut w);
+    }
+    if !w.stopped {
+        w.seen = list.len();
+    }
+    w
+}
+
+/// `Σ (a_l - b_l)²` in single precision, sixteen partial sums.
+fn sq_diff(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| (x - y) * (x - y)).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            let v = x[l] - y[l];
+            acc[l] += v * v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Whether the deep coordinates put reference point `j` (screened value `l`) beyond `tau`
+/// for query `i`, and how many of their blocks it took.
+///
+/// # Bound
+/// The squared distance splits over orthogonal parts: the screen's directions, the deep
+/// coordinates read so far (`S`) and what lies off both (at least `(ρ_i - ρ_j)²`, the
+/// distances off them). The first part is at least `ľ - err_i - (ρ'_i - ρ'_j)²` (`ρ'` off
+/// the screen's directions, as the screen used them); `S` at least `(√(S̃ (1 - γ)) - σ)²`
+/// with `S̃` its single-precision sum and `σ = 2⁻²³ (|c_i| + |c_j|)` for the coordinates'
+/// rounding to `f32`; each `ρ` is within `(√ε + 2⁻²³) |c|` of its value (projection in
+/// double precision, [`super::points::eps_projection`], then rounding to `f32`) and the
+/// double-precision parts within `ε (|c_i| + |c_j|)²`.
+fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -> (bool, usize) {
+    let (Some((ends, eps)), Some(qd), Some(rd)) = (&p.deep, &p.q.deep, &r.deep) else {
+        return (false, 0);
+    };
+    let (a, b) = (qd.col(i), rd.col(j));
+    // The norms, rounded to f32, raised past their rounding.
+    let cs = f64::from(a[0] + b[0]) * (1.0 + 2f64.powi(-21));
+    let rounding = 2f64.powi(-23) * cs;
+    let base = (l - p.err[i] - (f64::from((a[1] - b[1]).abs()) + rounding).powi(2)).max(0.0);
+    let (slack, eta) = (eps.sqrt() * cs + rounding, 2.0 * eps * cs * cs);
+    let gam = 1.1 * (DEEP_BLOCK + 8) as f64 * 2f64.powi(-24);
+    let (mut acc, mut start) = (0.0f64, HEAD);
+    for (t, &e) in ends.iter().enumerate() {
+        acc += f64::from(sq_diff(&a[start..HEAD + e], &b[start..HEAD + e]));
+        start = HEAD + e;
+        let part = ((acc * (1.0 - gam)).sqrt() - rounding).max(0.0).powi(2);
+        let tail = (f64::from((a[2 + t] - b[2 + t]).abs()) - slack).max(0.0).powi(2);
+        if beyond(base + part + tail - eta, tau) {
+            return (true, t + 1);
+        }
+    }
+    (false, ends.len())
+}
+
+pub(super) static STATS: [std::sync::atomic::AtomicUsize; 6] = [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
+
+/// Queries per product of the rescans.
+const RESCAN: usize = 64;
+
+/// The screened values of the queries `picks` against every reference point (but the query
+/// itself on one data set, `same`): one single-precision product against the whole
+/// reference; per query, `(ľ_j, j)` in reference order. Any summation order obeys the
+/// screen's error bound.
+fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(f64, usize)>> {
+    let (r, q) = (p.reference(), p.q.screen.mat());
+    let rs = r.screen.mat();
+    let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
+    let mut g = Mat::<f32>::zeros(rs.ncols(), picks.len());
+    faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+    let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
+        let others = (0..rs.ncols()).filter(|&j| !(same && j == i));
+        others.map(|j| (key(p.q.norms[i], r.norms[j], g[(j, c)], p.q.lens[i], r.lens[j], p.pair), j)).collect()
+    };
+    picks.iter().enumerate().map(row).collect()
+}
+
+fn ascending(list: &mut [(f64, usize)]) {
+    list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+}
+
+/// Query `i`'s further candidates (`low`): every one not already walked (`walked`, sorted)
+/// and not beyond the current `k`-th, walked in ascending order.
+fn walk_more(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, walked: &[usize], best: &mut Best) -> Walk {
+    let tau = best.tau() * p.unit2;
+    // A value that is not a number is kept (`beyond` is false for it).
+    low.retain(|&(l, j)| !beyond(l - p.err[i], tau) && walked.binary_search(&j).is_err());
+    ascending(&mut low);
+    walk(p, i, &low, best)
+}
+
+/// A query after its first walk: its `k` nearest so far and, unless they are certified, the
+/// points it walked (sorted) and the screened value below which the rest must be looked at.
+pub(super) struct Query {
+    best: Best,
+    open: Option<(Vec<usize>, f64)>,
+}
+
+impl Query {
+    /// The screened value below which a point may still be among the `k` nearest: `-∞` once
+    /// certified.
+    pub(super) fn reach(&self) -> f64 {
+        self.open.as_ref().map_or(f64::NEG_INFINITY, |o| o.1)
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The `k` nearest: distances in the data's units and indices.
+    pub(super) fn finish(self, scale: f64) -> (Vec<f64>, Vec<usize>) {
+        self.best.finish(scale)
+    }
+}
+
+/// An order of the queries of one data set in which consecutive ones lie near each other:
+/// breadth first over their candidate lists (a query's candidates are its likely
+/// neighbours). Walks in this order read mostly points that the walks just before them read,
+/// still in the core's cache.
+fn nearby_order(lists: &[(Vec<(f64, usize)>, f64)]) -> Vec<usize> {
+    let n = lists.len();
+    let (mut seen, mut order) = (vec![false; n], Vec::with_capacity(n));
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut head = order.len();
+        order.push(start);
+        while head < order.len() {
+            let i = order[head];
+            head += 1;
+            for &(_, j) in &lists[i].0 {
+                if !std::mem::replace(&mut seen[j], true) {
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// `f` of every query, in parallel in `order`, returned in index order.
+fn in_order<T: Send>(order: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut done: Vec<(usize, T)> = order.par_iter().map(|&i| (i, f(i))).collect();
+    done.sort_unstable_by_key(|d| d.0);
+    done.into_iter().map(|d| d.1).collect()
+}
+
+/// Every query's walk over its candidates (`tops`), in parallel. A query is certified when
+/// its walk stopped at a candidate beyond its `k`-th, or when its floor lies beyond it;
+/// else its reach is the largest screened value not beyond the `k`-th. Also the order the
+/// queries were walked in (near ones together on one data set, `same`).
+pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<Query>, Vec<usize>) {
+    let lists: Vec<(Vec<(f64, usize)>, f64)> = tops.into_par_iter().map(Top::finish).collect();
+    let order = if same { nearby_order(&lists) } else { (0..lists.len()).collect() };
+    let queries = in_order(&order, |i| {
+        let (cands, floor) = &lists[i];
+        let mut best = Best::new(k);
+        let w = walk(p, i, cands, &mut best);
+        STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
+        STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+        STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
+        let tau = best.tau() * p.unit2;
+        let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
+        let open = (!certified).then(|| {
+            let mut walked: Vec<usize> = cands.iter().map(|c| c.1).collect();
+            walked.sort_unstable();
+            // Beyond the k-th exactly when `ľ > τ / (1 - REL) + err`.
+            (walked, (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE)
+        });
+        Query { best, open }
+    });
+    (queries, order)
+}
+
+/// The open queries' walks over their second candidate lists (`tops`, collected below each
+/// query's reach by a second screen), in `order`.
+pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &[usize]) -> Vec<Query> {
+    let slots: Vec<std::sync::Mutex<Option<(Query, Top)>>> =
+        queries.into_iter().zip(tops).map(|qt| std::sync::Mutex::new(Some(qt))).collect();
+    in_order(order, |i| {
+        let (mut q, top) = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("once");
+        if let Some((walked, _)) = q.open.take() {
+            let c = top.finish().0;
+            STATS[3].fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
+            let w = walk_more(p, i, c, &walked, &mut q.best);
+            STATS[4].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
+            STATS[5].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+        }
+        q
+    })
+}
+
+/// The open queries against the whole reference, [`RESCAN`] per product: cheaper than a
+/// second screen when few are open.
+pub(super) fn rescan(p: &Prepared, queries: &mut [Query], same: bool) {
+    let open: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].is_open()).collect();
+    let done: Vec<(usize, Best)> = open
+        .par_chunks(RESCAN)
+        .flat_map_iter(|chunk| {
+            let rows = against_all(p, chunk, same, Par::Seq);
+            rows.into_iter()
+                .zip(chunk)
+                .map(|(low, &i)| {
+                    let q = &queries[i];
+                    let mut best = q.best.clone();
+                    walk_more(p, i, low, &q.open.as_ref().expect("open").0, &mut best);
+                    (i, best)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (i, best) in done {
+        queries[i] = Query { best, open: None };
+    }
+}
+
+/// Queries sampled to judge principal directions.
+const ESTIMATE: usize = 128;
+
+/// Floating-point operations of the product that cost as much as one byte of the exact
+/// distances' reads (a point read from memory, at random): about 250 GFLOP/s per core in
+/// the product against 13.5 GB/s per core (with prefetching) on the machine of
+/// `docs/BENCHMARKS.md`.
+const FLOPS_PER_BYTE: f64 = 20.0;
+
+/// One sampled query's walk over every reference point: the exact distances of its `k`
+/// smallest screened values bound its `k`-th from above, and the walk takes the points not
+/// beyond that bound.
+fn sample_walk(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, k: usize) -> Walk {
+    let r = p.reference();
+    let kk = k.min(low.len());
+    let mut best = Best::new(k);
+    if kk > 0 {
+        low.select_nth_unstable_by(kk - 1, |a, b| a.0.total_cmp(&b.0));
+        for &(_, j) in &low[..kk] {
+            best.offer(exact_sq(p.q.exact.mat(), i, r.exact.mat(), j, p.scale), j);
+        }
+    }
+    let tau = best.tau() * p.unit2;
+    low.retain(|&(l, _)| !beyond(l - p.err[i], tau));
+    ascending(&mut low);
+    walk(p, i, &low, &mut Best::new(k))
+}
+
+/// The candidates to keep per query where the principal screen pays, `None` where it does
+/// not. A sample of [`ESTIMATE`] queries is walked against the whole reference: a walk
+/// passes the candidates a query must hold to be certified, and counts the exact distances
+/// and deep blocks it reads. The screen pays where its product per query (`n (m + 1)`
+/// against `n d` multiply-adds) and those reads cost less than the full product and
+/// [`kept`] exact distances (reads at [`FLOPS_PER_BYTE`]); it keeps a quarter more than nine
+/// sampled queries in ten needed.
+pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> Option<usize> {
+    let nq = p.q.norms.len();
+    let t = ESTIMATE.min(nq);
+    let picks: Vec<usize> = (0..t).map(|c| c * nq / t).collect();
+    let walks: Vec<Walk> = against_all(p, &picks, same, Par::rayon(0))
+        .into_par_iter()
+        .zip(&picks)
+        .map(|(low, &i)| sample_walk(p, i, low, k))
+        .collect();
+    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
+    let mean = |f: fn(&Walk) -> usize| walks.iter().map(f).sum::<usize>() as f64 / t.max(1) as f64;
+    let mut seen: Vec<usize> = walks.iter().map(|w| w.seen).collect();
+    seen.sort_unstable();
+    let most = seen.get(seen.len() * 9 / 10).copied().unwrap_or(0);
+    let reads = mean(|w| w.exact) * 8.0 * d + mean(|w| w.blocks) * 4.0 * DEEP_BLOCK as f64;
+    let cost_principal = 2.0 * n * m + FLOPS_PER_BYTE * reads;
+    let cost_full = 2.0 * n * d + FLOPS_PER_BYTE * kept(k, available) as f64 * 8.0 * d;
+    if std::env::var_os("KNN_DEBUG").is_some() {
+        eprintln!("sample: seen p50 {} p90 {most} max {} exact {:.1} blocks {:.1} cost {cost_principal:.3e} vs {cost_full:.3e}", seen[seen.len() / 2], seen[seen.len() - 1], mean(|w| w.exact), mean(|w| w.blocks));
+    }
+    let _ = most;
+    (cost_principal < cost_full).then(|| kept(k, available))
+}

@@ -1,0 +1,183 @@
+//! The screening products, tile by tile: a query block against the whole reference, or on
+//! one data set the lower block triangle in the rounds of a round-robin tournament.
+
+use super::points::Prepared;
+use super::screen::{update_cols, update_rows};
+use super::top::Top;
+use faer::prelude::{IntoConst, ReborrowMut};
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
+
+/// The most points per side of a tile: one tile of products (256 KB) stays in a core's
+/// cache while it is filtered.
+pub(super) const TILE: usize = 256;
+
+/// `x_a · y_b` for the points `a` of `x` (rows of the tile) and `b` of `y` (columns), into
+/// `buf`.
+fn tile<'a>(
+    buf: &'a mut [f32],
+    x: MatRef<'_, f32>,
+    a: Range<usize>,
+    y: MatRef<'_, f32>,
+    b: Range<usize>,
+) -> MatRef<'a, f32> {
+    let (ra, rb) = (a.len(), b.len());
+    let mut g = MatMut::from_column_major_slice_mut(&mut buf[..ra * rb], ra, rb);
+    let (lhs, rhs) = (x.subcols(a.start, ra).transpose(), y.subcols(b.start, rb));
+    faer::linalg::matmul::matmul(g.rb_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    g.into_const()
+}
+
+/// One tile buffer per thread of the current pool.
+struct Buffers(Vec<Mutex<Vec<f32>>>);
+
+impl Buffers {
+    fn new() -> Self {
+        Self((0..rayon::current_num_threads()).map(|_| Mutex::new(vec![0f32; TILE * TILE])).collect())
+    }
+
+    fn get(&self) -> MutexGuard<'_, Vec<f32>> {
+        let slot = &self.0[rayon::current_thread_index().unwrap_or(0) % self.0.len()];
+        // A buffer holds no invariant, so one left by a panicking task is still usable.
+        slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The screen of every query against the reference (`same`: the queries themselves).
+pub(super) fn scan(tops: &mut [Top], p: &Prepared, same: bool) {
+    if same {
+        scan_self(tops, p);
+    } else {
+        scan_cross(tops, p);
+    }
+}
+
+/// Queries against a different reference: each task owns a block of queries and runs
+/// through the reference one tile at a time.
+fn scan_cross(tops: &mut [Top], p: &Prepared) {
+    let r = p.reference();
+    let (nq, nr) = (tops.len(), r.norms.len());
+    let bufs = Buffers::new();
+    tops.par_chunks_mut(TILE).enumerate().for_each(|(b, chunk)| {
+        let mut buf = bufs.get();
+        let bq = b * TILE..(b * TILE + TILE).min(nq);
+        for a in (0..nr).step_by(TILE) {
+            let ar = a..(a + TILE).min(nr);
+            let g = tile(&mut buf, r.screen.mat(), ar.clone(), p.q.screen.mat(), bq.clone());
+            update_cols(chunk, g, p.q.refs(bq.clone()), r.refs(ar), r.max_norm, p.pair, None);
+        }
+    });
+}
+
+/// Blocks of nearly equal size, at most [`TILE`], their number a multiple of 4 where the
+/// points allow: the rounds of [`round_robin`] then hold an even number of equal tiles.
+fn blocks(n: usize) -> Vec<Range<usize>> {
+    let count = n.div_ceil(TILE).next_multiple_of(4).min(n);
+    let size = n.div_ceil(count);
+    (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
+}
+
+/// One data set: only the tiles of the lower block triangle are multiplied, each updating
+/// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
+/// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
+/// parallel; each point sees the tiles in the same order whatever the number of threads.
+fn scan_self(tops: &mut [Top], p: &Prepared) {
+    let (x, rmax) = (p.q.screen.mat(), p.q.max_norm);
+    let blocks = blocks(x.ncols());
+    let bufs = Buffers::new();
+    // The diagonal tiles first: each block against itself.
+    split(tops, &blocks).into_par_iter().zip(&blocks).for_each(|(chunk, a)| {
+        let mut buf = bufs.get();
+        let g = tile(&mut buf, x, a.clone(), x, a.clone());
+        let chunk = chunk.expect("every block");
+        update_cols(chunk, g, p.q.refs(a.clone()), p.q.refs(a.clone()), rmax, p.pair, Some(0));
+    });
+    for pairs in round_robin(blocks.len()) {
+        let mut slots = split(tops, &blocks);
+        let work: Vec<_> = pairs
+            .into_iter()
+            .map(|(a, b)| {
+                let taken = (slots[a].take(), slots[b].take());
+                (a, b, taken.0.expect("a block once a round"), taken.1.expect("a block once a round"))
+            })
+            .collect();
+        work.into_par_iter().for_each(|(a, b, ta, tb)| {
+            let (a, b) = (blocks[a].clone(), blocks[b].clone());
+            let mut buf = bufs.get();
+            let g = tile(&mut buf, x, a.clone(), x, b.clone());
+            update_cols(tb, g, p.q.refs(b.clone()), p.q.refs(a.clone()), rmax, p.pair, None);
+            update_rows(ta, g, p.q.refs(a), p.q.refs(b), 2.0 * rmax, p.pair);
+        });
+    }
+}
+
+/// `tops` cut into the blocks.
+fn split<'t>(tops: &'t mut [Top], blocks: &[Range<usize>]) -> Vec<Option<&'t mut [Top]>> {
+    let mut rest = tops;
+    blocks
+        .iter()
+        .map(|r| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len());
+            rest = tail;
+            Some(head)
+        })
+        .collect()
+}
+
+/// The rounds of a round-robin tournament on `n` players (circle method): every pair
+/// `(a, b)`, `a < b`, exactly once, and no player twice in a round.
+fn round_robin(n: usize) -> Vec<Vec<(usize, usize)>> {
+    let m = n + n % 2; // a bye when n is odd
+    let ring = |r: usize, i: usize| if i == 0 { m - 1 } else { (r + i - 1) % (m - 1) };
+    (0..m.saturating_sub(1))
+        .map(|r| {
+            (0..m / 2)
+                .map(|i| (ring(r, i), ring(r, m - 1 - i)))
+                .filter(|&(a, b)| a < n && b < n)
+                .map(|(a, b)| (a.min(b), a.max(b)))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_meets_every_pair_once_and_no_block_twice_a_round() {
+        for n in 1..=13 {
+            let mut met = std::collections::BTreeSet::new();
+            for round in round_robin(n) {
+                let mut seen = vec![false; n];
+                for (a, b) in round {
+                    assert!(a < b && b < n);
+                    assert!(!seen[a] && !seen[b], "n = {n}: a block twice in one round");
+                    seen[a] = true;
+                    seen[b] = true;
+                    assert!(met.insert((a, b)), "n = {n}: ({a}, {b}) twice");
+                }
+            }
+            assert_eq!(met.len(), n * (n - 1) / 2, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn blocks_cover_the_points_in_equal_parts() {
+        for n in [1, 2, 3, 5, 255, 256, 257, 1000, 10_000, 10_001] {
+            let b = blocks(n);
+            assert_eq!(b[0].start, 0);
+            assert_eq!(b.last().unwrap().end, n);
+            assert!(b.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(b.iter().all(|r| !r.is_empty() && r.len() <= TILE));
+            let (lo, hi) = (b.iter().map(|r| r.len()).min().unwrap(), b.iter().map(|r| r.len()).max().unwrap());
+            if n >= 4 {
+                assert!(b.len().is_multiple_of(4) || hi - lo <= 1, "n = {n}: {} blocks, sizes {lo}..{hi}", b.len());
+            }
+        }
+        assert_eq!(blocks(10_000).len(), 40);
+        assert!(blocks(10_000).iter().all(|r| r.len() == 250));
+    }
+}
