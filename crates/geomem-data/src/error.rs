@@ -136,6 +136,12 @@ pub enum DataError {
         /// The command that installs it.
         install: &'static str,
     },
+    /// A file name whose type no reader knows.
+    #[error("{path}: unknown file type (points are read from .npy, .csv or .csv.gz)")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file whose contents are not what the reader expects.
     #[error("malformed file {path}: {reason}")]
     Format {

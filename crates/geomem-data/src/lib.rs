@@ -36,7 +36,7 @@ pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
 pub use images::{
     read_cifar10, read_fashion_mnist, read_idx_images, read_idx_labels, read_mnist, ImageSet, Split, FASHION_MNIST_DIR,
 };
-pub use io::{parse_csv, parse_npy, read_csv, read_npy, write_csv, write_npy};
+pub use io::{parse_csv, parse_npy, read_csv, read_npy, read_points, write_csv, write_npy, PointsFormat};
 pub use linear::{Block, Embedding, LinearManifold, NoisyLinear};
 pub use random::{gaussian_matrix, haar_orthogonal};
 pub use subsets::{NestedSplit, NestedSubsets};
