@@ -123,9 +123,10 @@ struct Capped<R> {
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "decompresses to more than 1 GiB")
-        })?;
+        self.left = self
+            .left
+            .checked_sub(n as u64)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "decompresses to more than 1 GiB"))?;
         Ok(n)
     }
 }

@@ -25,6 +25,7 @@ mod hidden;
 mod images;
 mod io;
 mod linear;
+mod memory;
 mod npy;
 mod random;
 mod subsets;
@@ -38,6 +39,7 @@ pub use images::{
 };
 pub use io::{parse_csv, parse_npy, read_csv, read_npy, read_points, write_csv, write_npy, PointsFormat};
 pub use linear::{Block, Embedding, LinearManifold, NoisyLinear};
+pub use memory::{check_memory, matrix_bytes, physical_memory};
 pub use random::{gaussian_matrix, haar_orthogonal};
 pub use subsets::{NestedSplit, NestedSubsets};
 pub use von_mises::VonMisesCircle;
