@@ -13,6 +13,7 @@
 //! | [`NotebookTheory`] | the theory panel as the authors' notebook computes it (and [`NotebookTheory::values_at`], its extension to a point `x`) | their code, not printed |
 //! | [`EmpiricalJacobianModel::onset_times`], [`refine_around`] | where each `φ` switches on; a `t`-grid refined there | Eq. 18 |
 //! | [`exact_spectrum`] | `1/(t + σ_k²)` | Eq. 8 |
+//! | [`principal_variances`], [`PositionalRem::of_data`] | `σ_i²` of a data set (its covariance's eigenvalues) and its REM at the mean | Sec. 5, Supp. C |
 //!
 //! ```
 //! use geomem_rem::PositionalRem;
@@ -23,12 +24,14 @@
 //! ```
 
 mod condensation;
+mod data;
 mod error;
 mod jacobian_model;
 mod notebook;
 mod participation;
 
 pub use condensation::{omega2, r2, r4, PositionalRem};
+pub use data::principal_variances;
 pub use error::{RemError, Result};
 pub use jacobian_model::{exact_spectrum, refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
 pub use notebook::{drop_top_normalized, NotebookTheory};
