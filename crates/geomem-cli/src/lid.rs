@@ -109,7 +109,7 @@ impl Est {
             out.extend(match self {
                 Est::Flipd { field, flipd, params } => {
                     let p = params.seed(params.seed.wrapping_add(start as u64));
-                    FlipdLid { field: field.clone(), flipd: flipd.clone().divergence(p) }.lid(rows)?
+                    FlipdLid { field: field.clone(), flipd: flipd.divergence(p) }.lid(rows)?
                 }
                 Est::Nb { field, t } => {
                     NormalBundleLid { field: field.clone(), t: *t, scale: GapScale::Log, skip: 0 }.lid(rows)?

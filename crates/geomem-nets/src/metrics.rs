@@ -87,7 +87,7 @@ impl LogState {
 
 /// The `loss_ema` of the last row at or before `step` of a metrics file (`None` without one).
 pub(crate) fn loss_ema_at(path: &Path, step: u64) -> Option<f64> {
-    read_metrics(path).ok()?.iter().filter(|r| r.step <= step).map(|r| r.loss_ema).last()
+    read_metrics(path).ok()?.iter().rev().find(|r| r.step <= step).map(|r| r.loss_ema)
 }
 
 /// Opens `metrics.csv` for appending, keeping the complete rows (as many fields as `head`)

@@ -189,7 +189,7 @@ impl RunDir {
                 if stored.model != cfg.model {
                     return Err(other());
                 }
-                Ok(RunScore::Toy(TrainedScore::new(net, device.clone())))
+                Ok(RunScore::Toy(Box::new(TrainedScore::new(net, device.clone()))))
             }
             RunConfig::Ddpm(cfg) => {
                 let (net, stored): (UNet<B::InnerBackend>, DdpmTrainConfig) = load_ema(&path, device)?;
@@ -197,7 +197,7 @@ impl RunDir {
                     return Err(other());
                 }
                 let eps = UNetEps::new(net, device.clone(), 256);
-                Ok(RunScore::Unet(VpScore::discrete(eps, cfg.schedule()?)))
+                Ok(RunScore::Unet(Box::new(VpScore::discrete(eps, cfg.schedule()?))))
             }
         }
     }
@@ -217,7 +217,7 @@ impl RunDir {
         match (&self.config, self.score_field::<B>(device)?) {
             (RunConfig::Toy(c), RunScore::Toy(f)) => {
                 let p = SamplingParams::default().steps(steps).sigma_range(c.sigma_min, c.sigma_max).seed(seed);
-                sample(&f, n, &p)
+                sample(f.as_ref(), n, &p)
             }
             (RunConfig::Ddpm(c), RunScore::Unet(f)) => {
                 sample_ddpm(f.model(), &c.schedule()?, n, &DdpmSampling::new(steps, seed))
@@ -232,9 +232,9 @@ impl RunDir {
 #[non_exhaustive]
 pub enum RunScore<B: AutodiffBackend> {
     /// The toy network, with autodiff derivatives.
-    Toy(TrainedScore<B>),
+    Toy(Box<TrainedScore<B>>),
     /// A DDPM U-Net on its schedule.
-    Unet(VpScore<UNetEps<B::InnerBackend>>),
+    Unet(Box<VpScore<UNetEps<B::InnerBackend>>>),
 }
 
 /// Calls `$body` with `$f` bound to the field of either variant.

@@ -14,7 +14,7 @@ use crate::out::{bar, FigureDir};
 use crate::plot::save_panels;
 use crate::sweep::{self, Spec, Variant};
 use anyhow::Result;
-use geomem_nets::{load_ema, TrainedScore, CHECKPOINT_FILE};
+use geomem_nets::{load_ema, ResidualMlp, TrainConfig, TrainedScore, CHECKPOINT_FILE};
 use geomem_score::{EmpiricalScore, ScoreField};
 use std::fmt::Write;
 
@@ -88,7 +88,8 @@ fn measure_all(spec: &Spec, dir: &FigureDir, times: &[f64]) -> Result<Vec<Measur
         let v = &spec.variants[j.variant];
         let data = sweep::job_data(spec, j)?;
         let path = sweep::job_dir(spec, &dir.dir, j).join(CHECKPOINT_FILE);
-        let ema = load_ema::<Inner>(&path, &spec.train_config(v, j), &backend::device())?;
+        let (ema, stored): (ResidualMlp<Inner>, TrainConfig) = load_ema(&path, &backend::device())?;
+        anyhow::ensure!(stored.model == spec.train_config(v, j).model, "{}: another network", path.display());
         let net = TrainedScore::<Train>::new(ema, backend::device());
         let emp = EmpiricalScore::new(data.train.clone())?;
         let job = JobView { v, n: j.n, data: &data, seed: spec.base_seed + 7 };
