@@ -7,6 +7,7 @@
 //! | [`smoothed_jacobian`], [`smoothed_jacobian_with`] | `[s(x + √t q_j) - s(x)]/√t`, canonical or random orthonormal `q_j` | seed 001 Eq. 5; improved NB, seed 000 Sec. 3.3.1 |
 //! | [`normal_bundle_spectrum`] | SVD of `K` scores at noisy points (Alg. 1) or of `K` central differences (Alg. 2) | seed 001 Supp. B.1 |
 //! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
+//! | [`authors_spectrum`] | the authors' synthetic procedure (`K = d` unit Haar directions) and the mean score's share of its top value | their `analyze_spectrum.py` |
 //! | [`pointwise_jacobian`] | the field's own Jacobian, or its JVPs, along a basis | — |
 //! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
 //! | [`block_stiffness`], [`block_weights_in_top`], [`block_weights_of_values`], [`stiffening`] | which variance block a field loses, from its Jacobian | seed 001 Fig. 15 |
@@ -23,6 +24,7 @@
 //! assert_eq!(spec.dimension_from_largest_gap(GapScale::Linear, 0).unwrap(), 3);
 //! ```
 
+mod authors;
 mod dimension;
 mod directions;
 mod error;
@@ -33,6 +35,7 @@ mod signs;
 mod spectrum;
 mod subspaces;
 
+pub use authors::{authors_spectrum, AuthorsSpectrum};
 pub use dimension::{soft_count, stiffness, PooledDimensions, Reading, SecondDerivativeRule, STIFF_LEVEL};
 pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};

@@ -7,7 +7,7 @@
 
 use super::green_gap::{
     cell, empirical_n_eff, marks, measured_panels, measured_summary, write_measured_files, Cell, Measured, Point,
-    PROCEDURES,
+    Procedure,
 };
 use crate::backend::{self, Inner, Train};
 use crate::out::{bar, FigureDir};
@@ -68,7 +68,7 @@ fn families<F: ScoreField>(
     for p in [Point::Centre, Point::Train, Point::HeldOut] {
         let pts = pairs(f, p, job.data, v.d);
         let mk = marks(v.sphere, p);
-        for procedure in PROCEDURES {
+        for procedure in Procedure::ALL {
             let cells =
                 times.iter().map(|&t| cell(procedure, &pts, t, mk, n_eff, seed)).collect::<Result<Vec<Cell>>>()?;
             let (variant, control) = (data_name(v), is_control(v));
@@ -171,7 +171,13 @@ fn support_table(spec: &Spec) -> Result<String> {
 /// t = 0.05 (inside the empirical score's green window at the sphere's centre).
 const CLAIM_TIMES: [f64; 2] = [1e-3, 0.05];
 
-fn family<'a>(all: &'a [Measured], m: &Measured, control: bool, field: &str, procedure: &str) -> Option<&'a Measured> {
+fn family<'a>(
+    all: &'a [Measured],
+    m: &Measured,
+    control: bool,
+    field: &str,
+    procedure: Procedure,
+) -> Option<&'a Measured> {
     all.iter().find(|c| {
         c.variant == m.variant
             && c.n == m.n
@@ -188,15 +194,15 @@ fn family<'a>(all: &'a [Measured], m: &Measured, control: bool, field: &str, pro
 /// block's weight among the directions above it.
 fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
     let mut s = String::from("| data | N | point | t | gap at 25, net: analytic vs control | net analytic at the d-m mark (24 on sphere points, 23 else) vs control | authors' procedure at 25 as their notebook plots it (x = rank in all d values) vs control | authors' procedure, top value dropped, read by its own index, vs control | mean-score share of the authors' top value | empirical score of the net's set vs its control | repulsive above 25: net / control | high-block weight above 25: net vs control (isotropic 0.29) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for m in all.iter().filter(|m| m.field == "net" && m.procedure == "analytic" && !m.control) {
+    for m in all.iter().filter(|m| m.field == "net" && m.procedure == Procedure::Analytic && !m.control) {
         let (Some(mc), Some(a), Some(ac), Some(a1), Some(a1c), Some(e), Some(ec)) = (
-            family(all, m, true, "net", "analytic"),
-            family(all, m, false, "net", "authors"),
-            family(all, m, true, "net", "authors"),
-            family(all, m, false, "net", "authors_drop1"),
-            family(all, m, true, "net", "authors_drop1"),
-            family(all, m, false, "empirical", "analytic"),
-            family(all, m, true, "empirical", "analytic"),
+            family(all, m, true, "net", Procedure::Analytic),
+            family(all, m, false, "net", Procedure::Authors),
+            family(all, m, true, "net", Procedure::Authors),
+            family(all, m, false, "net", Procedure::AuthorsDrop1),
+            family(all, m, true, "net", Procedure::AuthorsDrop1),
+            family(all, m, false, "empirical", Procedure::Analytic),
+            family(all, m, true, "empirical", Procedure::Analytic),
         ) else {
             continue;
         };
