@@ -1,23 +1,23 @@
-//! `cargo xtask`: runners of the geomem project.
+//! `cargo xtask`: the project's own runners (the user commands, `lid`, `spectrum`, `train`,
+//! `sample`, `inspect`, are the `geomem` binary of `crates/geomem-cli`).
 //!
-//! `cargo xtask reproduce` regenerates the figures of seed 001 that need no trained network
-//! (quick settings by default, `--full` for the paper's). Each figure writes its config,
-//! CSV data, PNG/SVG plots and a `summary.md` under `results/<figure>/`.
+//! `cargo xtask reproduce` regenerates the paper's figures (quick settings by default,
+//! `--full` for the paper's); `run` runs one figure or sweep from its TOML file, `aggregate`
+//! joins a sharded sweep, `gpu-check` compares CUDA with the CPU. Each figure writes its
+//! config, CSV data, PNG/SVG plots and a `summary.md` under `results/<figure>/`.
 
 mod backend;
 mod figures;
 mod gpu_check;
-mod lid_cmd;
 mod out;
 mod plot;
 mod provenance;
 mod sweep;
-mod train_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use figures::common::Scale;
-use figures::FigureSpec;
+use figures::{Figure, FigureSpec, Shipment};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,8 +30,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train the paper's score network on a dataset file (resumes an existing run directory).
-    Train(train_cmd::TrainArgs),
     /// Run an experiment from a TOML file: a network-free figure (a file with a `figure` key,
     /// see experiments/figures/) or a trained-network sweep (see experiments/): train and
     /// measure the jobs this shard owns (complete ones are skipped), then aggregate.
@@ -44,8 +42,6 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
-    /// Local intrinsic dimension of points: MLE / TwoNN from data, FLIPD / NB from a trained net.
-    Lid(lid_cmd::LidArgs),
     /// Train and time on the device backend (CUDA with `--features cuda`) against the CPU
     /// from one seed; one JSON report.
     GpuCheck(gpu_check::GpuCheckArgs),
@@ -127,113 +123,12 @@ fn figure_file(path: &std::path::Path) -> Result<Option<FigureSpec>> {
     FigureSpec::parse(&text, &path.display().to_string()).map(Some)
 }
 
-/// The figures `reproduce` knows (numbers of seed 001).
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Figure {
-    /// Fig. 3: empirical score field of bivariate data at β = 1, 10, 100.
-    Fig3,
-    /// Fig. 4 (= Fig. 11): spectra against t, d = 30, 2 + 5, N = 1000 (Eq. 19, Eq. 18, measured).
-    Fig4,
-    /// Fig. 12: spectra against t, d = 30, 5 + 10, N = 1000.
-    Fig12,
-    /// Fig. 9: measured empirical-score spectra against N, 2 + 5.
-    Fig9,
-    /// Fig. 10: measured empirical-score spectra against N, 5 + 10.
-    Fig10,
-    /// Fig. 13: closed-form (Eq. 19) spectra against N, 2 + 5.
-    Fig13,
-    /// Fig. 14: random-matrix (Eq. 18) spectra against N, 5 + 10.
-    Fig14,
-    /// Fig. 8: exact vs approximate condensation time; t_c against ω².
-    Fig8,
-    /// Extra: measured participation ratio against the REM prediction (Eq. 36).
-    Neff,
-    /// Where the gap at d - m2 comes from: closed forms (printed, derived, the authors'
-    /// notebook), the empirical score on linear and sphere data, signed spectra, controls.
-    GreenGap,
-    /// Fig. 5: networks trained on d = 30, 2 + 5, sizes from memorizing to generalizing.
-    Fig5,
-    /// Fig. 16: networks trained on d = 30, 5 + 10, same sizes.
-    Fig16,
-    /// Fig. 15: networks on d = 100, m = 40: the order of the variances (1 vs 0.01, swapped).
-    Fig15,
-    /// The trained-network row of green-gap: nets on linear and sphere data beside isotropic
-    /// controls, signed spectra, block weights, the authors' procedure.
-    GreenNets,
-    /// Seed 004, Fig. 3: a net on 100 von Mises points with one isolated; FLIPD of its samples.
-    VonMises,
-    /// Seed 004: memorization detection by FLIPD (AUROC against N) on the embedded 8×8 digits.
-    DetectionDigits,
-    /// Seed 000 Fig. 2 / seed 001 Fig. 6-7: a DDPM U-Net's image dimension against N.
-    ImageDimension,
-}
-
-/// The shipped sweep specs (`experiments/`, embedded so that `reproduce` runs anywhere).
-fn shipped_spec(f: Figure, full: bool) -> Result<sweep::Spec> {
-    let text = match (f, full) {
-        (Figure::Fig5, false) => include_str!("../../experiments/fig5.toml"),
-        (Figure::Fig16, false) => include_str!("../../experiments/fig16.toml"),
-        (Figure::Fig15, false) => include_str!("../../experiments/fig15.toml"),
-        (Figure::Fig5, true) => include_str!("../../experiments/full/fig5.toml"),
-        (Figure::Fig16, true) => include_str!("../../experiments/full/fig16.toml"),
-        (Figure::Fig15, true) => include_str!("../../experiments/full/fig15.toml"),
-        (Figure::GreenNets, false) => include_str!("../../experiments/green_nets.toml"),
-        (Figure::GreenNets, true) => include_str!("../../experiments/full/green_nets.toml"),
-        _ => anyhow::bail!("{f:?} is not a trained-network sweep"),
-    };
-    let spec: sweep::Spec = toml::from_str(text)?;
-    spec.check()?;
-    Ok(spec)
-}
-
-/// The shipped settings of a figure that is not a sweep (`experiments/figures/`, or
-/// `experiments/full/figures/` with `--full`; embedded so that `reproduce` runs anywhere).
-/// The image figure's file follows the kind of `--image-data` (digits when absent).
-fn shipped_figure(f: Figure, full: bool, image_data: Option<&str>) -> Result<FigureSpec> {
-    macro_rules! pick {
-        ($file:literal) => {
-            if full {
-                (
-                    include_str!(concat!("../../experiments/full/figures/", $file)),
-                    concat!("experiments/full/figures/", $file),
-                )
-            } else {
-                (include_str!(concat!("../../experiments/figures/", $file)), concat!("experiments/figures/", $file))
-            }
-        };
-    }
-    let (text, what) = match f {
-        Figure::Fig3 => pick!("fig3.toml"),
-        Figure::Fig4 => pick!("fig4.toml"),
-        Figure::Fig12 => pick!("fig12.toml"),
-        Figure::Fig9 => pick!("fig9.toml"),
-        Figure::Fig10 => pick!("fig10.toml"),
-        Figure::Fig13 => pick!("fig13.toml"),
-        Figure::Fig14 => pick!("fig14.toml"),
-        Figure::Fig8 => pick!("fig8.toml"),
-        Figure::Neff => pick!("neff.toml"),
-        Figure::GreenGap => pick!("green_gap.toml"),
-        Figure::VonMises => pick!("von_mises.toml"),
-        Figure::DetectionDigits => pick!("detection_digits.toml"),
-        Figure::ImageDimension => match image_data.map(figures::image_dimension::image_kind) {
-            None | Some("digits") => pick!("image_dimension.toml"),
-            Some("fashion") => pick!("image_dimension_fashion.toml"),
-            Some("mnist") => pick!("image_dimension_mnist.toml"),
-            Some("cifar10") => pick!("image_dimension_cifar10.toml"),
-            Some(other) => anyhow::bail!("unknown image data '{other}' (digits, fashion, mnist, cifar10)"),
-        },
-        _ => anyhow::bail!("{f:?} has no shipped figure settings"),
-    };
-    FigureSpec::parse(text, what)
-}
-
-/// A trained-network figure: its shipped spec with the base seed of the command line.
-fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<String> {
-    let mut spec = shipped_spec(f, scale.full)?;
-    spec.base_seed = scale.seed;
-    let report = run_sweep(&spec, out, None, None)?;
+/// A trained-network figure: its sweep, then (with `green_times`) the green-gap analysis of
+/// its nets.
+fn trained_figure(spec: &sweep::Spec, out: &std::path::Path) -> Result<String> {
+    let report = run_sweep(spec, out, None, None)?;
     if spec.green_times.is_some() {
-        return Ok(report + "\n" + &figures::green_nets::run(&spec, out)?);
+        return Ok(report + "\n" + &figures::green_nets::run(spec, out)?);
     }
     Ok(report)
 }
@@ -241,8 +136,6 @@ fn trained_figure(f: Figure, scale: Scale, out: &std::path::Path) -> Result<Stri
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Train(a) => train_cmd::run(&a)?,
-        Cmd::Lid(a) => lid_cmd::run(&a)?,
         Cmd::GpuCheck(a) => gpu_check::run(&a)?,
         Cmd::Publish { from, note } => {
             let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/figures");
@@ -281,28 +174,9 @@ fn main() -> Result<()> {
             let mut all = String::from("# geomem reproduce: summaries\n\n");
             for f in figs {
                 let start = Instant::now();
-                let s = match f {
-                    Figure::Fig3
-                    | Figure::Fig4
-                    | Figure::Fig12
-                    | Figure::Fig9
-                    | Figure::Fig10
-                    | Figure::Fig13
-                    | Figure::Fig14
-                    | Figure::Fig8
-                    | Figure::Neff
-                    | Figure::GreenGap
-                    | Figure::VonMises
-                    | Figure::DetectionDigits => shipped_figure(f, full, None)?.with_seed(seed).run(&out)?,
-                    Figure::ImageDimension => {
-                        let spec = shipped_figure(f, full, image_data.as_deref())?.with_seed(seed);
-                        match image_data.as_deref() {
-                            Some(d) => spec.with_image_data(d),
-                            None => spec,
-                        }
-                        .run(&out)?
-                    }
-                    Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => trained_figure(f, scale, &out)?,
+                let s = match f.settings(scale, image_data.as_deref())? {
+                    Shipment::Figure(spec) => spec.run(&out)?,
+                    Shipment::Sweep(spec) => trained_figure(&spec, &out)?,
                 };
                 println!("{f:?} done in {:.1} s", start.elapsed().as_secs_f64());
                 all.push_str(&s);
@@ -324,28 +198,25 @@ mod tests {
     /// one the docs refer to, `results/<name>/`).
     #[test]
     fn every_shipped_figure_file_parses() {
+        let name = |s: &Shipment| match s {
+            Shipment::Figure(f) => f.name().to_string(),
+            Shipment::Sweep(s) => s.name.clone(),
+        };
         for f in Figure::value_variants() {
-            for full in [false, true] {
-                let images: &[Option<&str>] = if *f == Figure::ImageDimension {
-                    &[None, Some("mnist:D"), Some("fashion"), Some("fashion:D"), Some("cifar10:D")]
-                } else {
-                    &[None]
-                };
-                for image in images {
-                    match f {
-                        Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => {
-                            assert!(shipped_spec(*f, full).is_ok(), "{f:?} full={full}");
-                        }
-                        _ => {
-                            let spec =
-                                shipped_figure(*f, full, *image).unwrap_or_else(|e| panic!("{f:?} {full}: {e:#}"));
-                            let quick = shipped_figure(*f, false, *image).unwrap();
-                            assert_eq!(spec.name(), quick.name(), "{f:?} full={full} {image:?}");
-                        }
-                    }
-                }
+            let images: &[Option<&str>] = if *f == Figure::ImageDimension {
+                &[None, Some("mnist:D"), Some("fashion"), Some("fashion:D"), Some("cifar10:D")]
+            } else {
+                &[None]
+            };
+            for image in images {
+                let quick =
+                    f.settings(Scale { full: false, seed: 0 }, *image).unwrap_or_else(|e| panic!("{f:?}: {e:#}"));
+                let full =
+                    f.settings(Scale { full: true, seed: 3 }, *image).unwrap_or_else(|e| panic!("{f:?} full: {e:#}"));
+                assert_eq!(name(&quick), name(&full), "{f:?} {image:?}");
             }
         }
-        assert!(shipped_figure(Figure::ImageDimension, false, Some("svhn:D")).is_err());
+        let svhn = Figure::ImageDimension.settings(Scale { full: false, seed: 0 }, Some("svhn:D"));
+        assert!(svhn.is_err());
     }
 }

@@ -9,8 +9,22 @@ pub struct FigureDir {
     pub dir: PathBuf,
 }
 
+/// Checks that a figure's or sweep's `name` is one path component (not empty, `.` or `..`,
+/// no separator), so that its results stay inside the results folder.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut parts = Path::new(name).components();
+    let one = matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None));
+    anyhow::ensure!(
+        one && !name.contains(['/', '\\']),
+        "name = {name:?}: a name is one folder name (no '/', '\\', '..' or empty name), the folder of the results under the results folder"
+    );
+    Ok(())
+}
+
 impl FigureDir {
+    /// The folder `root/name`, created; `name` must be one path component ([`check_name`]).
     pub fn new(root: &Path, name: &str) -> Result<Self> {
+        check_name(name)?;
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self { dir })

@@ -6,7 +6,8 @@
 //! verbatim. The test below recomputes the hash from the shipped settings files: change a
 //! shipped file without regenerating its figures and the test names the stale PNGs.
 
-use crate::{shipped_figure, shipped_spec, Figure};
+use crate::figures::common::Scale;
+use crate::figures::{Figure, Shipment};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -67,20 +68,9 @@ pub fn settings_hash(text: &str) -> String {
 /// The settings text a quick `reproduce` with seed 0 writes for `p`'s figure
 /// (`settings.toml`, or `spec.toml` for a trained-network sweep).
 pub fn expected_settings(p: &Published) -> Result<String> {
-    match p.figure {
-        Figure::Fig5 | Figure::Fig16 | Figure::Fig15 | Figure::GreenNets => {
-            let mut spec = shipped_spec(p.figure, false)?;
-            spec.base_seed = 0;
-            Ok(toml::to_string(&spec)?)
-        }
-        f => {
-            let spec = shipped_figure(f, false, p.image_data)?.with_seed(0);
-            let spec = match p.image_data {
-                Some(d) => spec.with_image_data(d),
-                None => spec,
-            };
-            Ok(toml::to_string(&spec)?)
-        }
+    match p.figure.settings(Scale { full: false, seed: 0 }, p.image_data)? {
+        Shipment::Figure(f) => Ok(toml::to_string(&f)?),
+        Shipment::Sweep(s) => Ok(toml::to_string(&s)?),
     }
 }
 

@@ -122,39 +122,21 @@ fn image_figure_resumes_from_its_run_directories() {
     assert_eq!(run(&base, &resumed_dir), straight, "a finished run gave other numbers");
     let after = std::fs::read_to_string(&metrics_path).unwrap();
     assert_eq!(before, after, "a finished run was trained again");
-    // `xtask lid` reads a U-Net run directory: FLIPD and the NB dimension of 6 digits, at the
-    // schedule's step nearest to the asked t0.
+    // The library opens the figure's U-Net run directory (as `geomem lid --run-dir` does):
+    // FLIPD and the NB dimension of 6 digits at the schedule's step nearest to the asked t0.
+    use geomem_lid::{Flipd, NormalBundleLid, PointwiseLid};
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
     let digits = geomem_data::ImageSet::digits().unwrap().rows(&[0, 1, 2, 3, 4, 5]).unwrap();
-    let pts = d.join("digits.npy");
-    geomem_data::write_npy(&pts, digits.as_ref()).unwrap();
-    let run_dir = resumed_dir.join("image_dimension/runs/N16_s0");
-    let lid_out = d.join("lid");
-    let o = xtask(&[
-        "lid",
-        "--data",
-        pts.to_str().unwrap(),
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "--estimator",
-        "flipd",
-        "--estimator",
-        "nb",
-        "--t0",
-        "1e-3",
-        "--out",
-        lid_out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("step k ="));
-    let table = std::fs::read_to_string(lid_out.join("lid.csv")).unwrap();
-    let rows: Vec<Vec<f64>> =
-        table.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
-    assert_eq!(rows.len(), 6);
-    assert!(rows.iter().all(|r| r.len() == 2 && r.iter().all(|v| v.is_finite())), "{table}");
-    assert!(rows.iter().all(|r| (0.0..=64.0).contains(&r[1])), "NB dimension outside 0..=d: {table}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lid_out.join("summary.json")).unwrap()).unwrap();
-    let t = summary["t_model"].as_f64().unwrap();
+    let run_dir = geomem_nets::RunDir::open(resumed_dir.join("image_dimension/runs/N16_s0")).unwrap();
+    assert_eq!(run_dir.config().kind(), "ddpm");
+    assert_eq!(run_dir.metrics().iter().map(|r| r.step).collect::<Vec<_>>(), [20, 40]);
+    let t = run_dir.config().field_time(1e-3).unwrap();
     let (_, nearest) = geomem_score::DdpmSchedule::linear(1e-4, 2e-2, 1000).unwrap().nearest_step(1e-3).unwrap();
     assert_eq!(t, nearest, "the U-Net's time is the grid time nearest to t0");
+    let field = run_dir.score_field::<B>(&Default::default()).unwrap();
+    let flipd = Flipd::new(t).unwrap().estimate(&field, digits.as_ref()).unwrap();
+    let nb = NormalBundleLid { field: &field, t, scale: geomem_spectral::GapScale::Log, skip: 0 };
+    let nb = nb.lid(digits.as_ref()).unwrap();
+    assert!(flipd.len() == 6 && flipd.iter().all(|v| v.is_finite()), "{flipd:?}");
+    assert!(nb.iter().all(|v| (0.0..=64.0).contains(v)), "NB dimension outside 0..=d: {nb:?}");
 }

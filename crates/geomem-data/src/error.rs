@@ -136,6 +136,22 @@ pub enum DataError {
         /// The command that installs it.
         install: &'static str,
     },
+    /// A size that does not fit in this machine's memory.
+    #[error("{what} needs {} GiB, more than the {} GiB of memory of this machine", gib(*.bytes), gib(*.available))]
+    TooLarge {
+        /// What was asked for.
+        what: String,
+        /// The bytes it needs.
+        bytes: u128,
+        /// The bytes there are.
+        available: u128,
+    },
+    /// A file name whose type no reader knows.
+    #[error("{path}: unknown file type (points are read from .npy, .csv or .csv.gz)")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file whose contents are not what the reader expects.
     #[error("malformed file {path}: {reason}")]
     Format {
@@ -164,6 +180,11 @@ impl DataError {
             other => other,
         }
     }
+}
+
+/// Bytes in GiB, for messages.
+fn gib(bytes: u128) -> String {
+    format!("{:.1}", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// Result alias of `geomem-data`.

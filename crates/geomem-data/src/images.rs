@@ -96,9 +96,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
 }
 
-/// Largest image file accepted after decompression (1 GiB; MNIST's training images take
-/// 47 MB, CIFAR-10's five batches 154 MB).
-const MAX_BYTES: u64 = 1 << 30;
+/// Largest image file accepted after decompression (1 GiB, the cap of `.csv.gz` too;
+/// MNIST's training images take 47 MB, CIFAR-10's five batches 154 MB).
+const MAX_BYTES: u64 = crate::io::MAX_DECOMPRESSED;
 
 /// The bytes of a raw or gzip file (recognised by its first two bytes `1f 8b`), reading at
 /// most `MAX_BYTES + 1` decompressed bytes.

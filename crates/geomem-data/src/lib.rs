@@ -25,6 +25,7 @@ mod hidden;
 mod images;
 mod io;
 mod linear;
+mod memory;
 mod npy;
 mod random;
 mod subsets;
@@ -36,8 +37,9 @@ pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
 pub use images::{
     read_cifar10, read_fashion_mnist, read_idx_images, read_idx_labels, read_mnist, ImageSet, Split, FASHION_MNIST_DIR,
 };
-pub use io::{parse_csv, parse_npy, read_csv, read_npy, write_csv, write_npy};
+pub use io::{parse_csv, parse_npy, read_csv, read_npy, read_points, write_csv, write_npy, PointsFormat};
 pub use linear::{Block, Embedding, LinearManifold, NoisyLinear};
+pub use memory::{check_memory, matrix_bytes, physical_memory};
 pub use random::{gaussian_matrix, haar_orthogonal};
 pub use subsets::{NestedSplit, NestedSubsets};
 pub use von_mises::VonMisesCircle;

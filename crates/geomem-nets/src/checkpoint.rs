@@ -9,8 +9,6 @@
 //! the previous or the new checkpoint, never a partial one.
 
 use crate::error::{io, NetsError, Result};
-use crate::model::ResidualMlp;
-use crate::train::{TrainConfig, TrainState};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::Adam;
@@ -25,7 +23,7 @@ pub const FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"GEOMEMCK";
 const VERSION: u32 = 1;
 
-type Rec = BinBytesRecorder<FullPrecisionSettings>;
+pub(crate) type Rec = BinBytesRecorder<FullPrecisionSettings>;
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -42,17 +40,8 @@ struct Meta {
     config: serde_json::Value,
 }
 
-fn rec_err(e: impl std::fmt::Display) -> NetsError {
+pub(crate) fn rec_err(e: impl std::fmt::Display) -> NetsError {
     NetsError::Record(e.to_string())
-}
-
-/// Encodes `state` into checkpoint bytes.
-///
-/// # Errors
-/// [`NetsError::Record`] when a record cannot be encoded.
-pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> Result<Vec<u8>> {
-    let config = serde_json::to_value(cfg).map_err(rec_err)?;
-    encode_parts(state.step, config, &state.model, &state.ema, &state.optim)
 }
 
 /// Encodes any trained module (weights, EMA weights, Adam state) with its step and
@@ -79,14 +68,6 @@ pub(crate) fn encode_parts<B: AutodiffBackend, M: AutodiffModule<B>>(
     let h = fnv1a(&out);
     out.extend_from_slice(&h.to_le_bytes());
     Ok(out)
-}
-
-/// Writes `state` to `path` atomically (temporary file, fsync, rename).
-///
-/// # Errors
-/// [`NetsError::Io`], [`NetsError::Record`].
-pub fn save<B: AutodiffBackend>(path: &Path, state: &TrainState<B>, cfg: &TrainConfig) -> Result<()> {
-    write_atomic(path, &encode(state, cfg)?)
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
@@ -137,29 +118,6 @@ pub(crate) fn sections<'a>(path: &Path, b: &'a [u8]) -> Result<(u64, serde_json:
     }
     let meta: Meta = serde_json::from_slice(parts[0]).map_err(|e| bad(format!("metadata: {e}")))?;
     Ok((meta.step, meta.config, [parts[1], parts[2], parts[3]]))
-}
-
-/// Decodes checkpoint bytes for the run `cfg`.
-///
-/// # Errors
-/// [`NetsError::CorruptCheckpoint`] for a damaged file, a checkpoint of another run
-/// (different network or training settings) or records that do not decode.
-pub fn decode<B: AutodiffBackend>(
-    path: &Path,
-    bytes: &[u8],
-    cfg: &TrainConfig,
-    device: &B::Device,
-) -> Result<TrainState<B>> {
-    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
-    let (step, config, [m, e, o]) = sections(path, bytes)?;
-    let stored: TrainConfig = crate::train::config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
-    if !stored.same_run(cfg) {
-        return Err(bad("the checkpoint belongs to a run with other settings".into()));
-    }
-    let model: ResidualMlp<B> = cfg.model.init(device)?;
-    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
-    let (model, ema, optim) = load_parts(path, [m, e, o], model, ema, &AdamConfig::new(), device)?;
-    Ok(TrainState { model, ema, optim, step })
 }
 
 /// Weights, EMA weights and Adam state of a module.
@@ -225,31 +183,4 @@ pub(crate) fn load_checked<B: Backend, M: Module<B>>(
     } else {
         Err(format!("{what} record has parameter shapes {got:?}, the configuration needs {want:?}"))
     }
-}
-
-/// Reads and decodes `path`.
-///
-/// # Errors
-/// [`NetsError::Io`] when unreadable, otherwise as [`decode`].
-pub fn load<B: AutodiffBackend>(path: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    decode(path, &bytes, cfg, device)
-}
-
-/// Loads only the EMA weights of a checkpoint, on any backend (for evaluation).
-///
-/// # Errors
-/// As [`decode`].
-pub fn load_ema<B: Backend>(path: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<ResidualMlp<B>> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let (_, config, [_, e, _]) = sections(path, &bytes)?;
-    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
-    let stored: TrainConfig = crate::train::config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
-    if stored.model != cfg.model {
-        return Err(bad("the checkpoint holds another network".into()));
-    }
-    let ema: ResidualMlp<B> = cfg.model.init(device)?;
-    let record =
-        Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?;
-    load_checked(ema, record, "EMA").map_err(bad)
 }

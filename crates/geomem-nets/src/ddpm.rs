@@ -16,11 +16,12 @@
 //! the initial weights).
 
 use crate::checkpoint;
+use crate::draws::HostData;
+use crate::ema::EmaNet;
 use crate::error::{param, NetsError};
-use crate::train::{
-    check_loop, config_from_json, mix, mse_and_grads, open_run, run_loop, split_grads, weights_finite, Cadence,
-    EmaMapper, Flatten, HostData, LogRow, Trainer,
-};
+use crate::metrics::LogRow;
+use crate::split::{mse_and_grads, split_grads};
+use crate::train_loop::{check_loop, config_from_json, mix, open_run, run_loop, weights_finite, Cadence, Trainer};
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
@@ -294,10 +295,7 @@ impl<B: AutodiffBackend> DdpmState<B> {
             clip_global(&self.model, &mut grads, cfg.clip_grad);
         }
         self.model = self.optim.step(cfg.lr, self.model.clone(), grads);
-        let decay = cfg.ema_decay.min((1.0 + self.step as f64) / (10.0 + self.step as f64));
-        let mut flat = Flatten { out: Vec::new() };
-        self.model.valid().visit(&mut flat);
-        self.ema = self.ema.clone().map(&mut EmaMapper { src: flat.out.into_iter(), decay });
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.ema_decay, self.step);
         self.step += 1;
         loss
     }
@@ -332,21 +330,20 @@ pub fn load_ddpm<B: AutodiffBackend>(
     Ok(DdpmState { model, ema, optim, step })
 }
 
-/// Loads only the EMA weights of a DDPM checkpoint, on any backend.
-///
-/// # Errors
-/// As [`load_ddpm`].
-pub fn load_ddpm_ema<B: Backend>(path: &Path, device: &B::Device) -> crate::error::Result<(UNet<B>, DdpmTrainConfig)> {
-    use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-    let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
-    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
-    let (_, config, [_, e, _]) = checkpoint::sections(path, &bytes)?;
-    let cfg: DdpmTrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
-    cfg.check()?;
-    let skeleton: UNet<B> = cfg.model.init_seeded(device, 0)?;
-    let rec = Recorder::<B>::load(&BinBytesRecorder::<FullPrecisionSettings>::default(), e.to_vec(), device)
-        .map_err(|e| bad(format!("EMA record: {e}")))?;
-    Ok((checkpoint::load_checked(skeleton, rec, "EMA").map_err(bad)?, cfg))
+impl<B: Backend> EmaNet<B> for UNet<B> {
+    type Config = DdpmTrainConfig;
+    fn load_ema(path: &Path, device: &B::Device) -> crate::error::Result<(Self, DdpmTrainConfig)> {
+        use burn::record::Recorder;
+        let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
+        let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+        let (_, config, [_, e, _]) = checkpoint::sections(path, &bytes)?;
+        let cfg: DdpmTrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
+        cfg.check()?;
+        let skeleton: UNet<B> = cfg.model.init_seeded(device, 0)?;
+        let rec = Recorder::<B>::load(&checkpoint::Rec::default(), e.to_vec(), device)
+            .map_err(|e| bad(format!("EMA record: {e}")))?;
+        Ok((checkpoint::load_checked(skeleton, rec, "EMA").map_err(bad)?, cfg))
+    }
 }
 
 /// Trains (or resumes) a DDPM run on `images` (`N × d`, `d = c·h·w`, channel-major).

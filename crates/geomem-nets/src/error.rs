@@ -43,6 +43,16 @@ pub enum NetsError {
         /// What is wrong.
         reason: String,
     },
+    /// A metrics file (`metrics.csv`) that is not a single run's metrics.
+    #[error("bad metrics file {path}, line {line}: {reason}")]
+    Metrics {
+        /// The file.
+        path: PathBuf,
+        /// The line (1 is the header).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A burn record that could not be encoded or decoded.
     #[error("record error: {0}")]
     Record(String),

@@ -1,9 +1,9 @@
 //! The denoising loss of a network on a fixed set of draws, for comparing training points
 //! with held-out points (the train/held-out gap that memorization opens).
 
+use crate::draws::{log_uniform_sigmas, noisy_rows, HostData};
 use crate::error::{param, Result};
 use crate::model::ResidualMlp;
-use crate::train::{log_uniform_sigmas, noisy_rows, HostData};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use faer::MatRef;

@@ -13,33 +13,42 @@
 
 mod checkpoint;
 mod ddpm;
+mod draws;
+mod ema;
 mod error;
 mod eval;
 mod export;
 mod field;
 mod host;
+mod metrics;
 mod model;
 mod noise;
+mod run_dir;
 mod sampling;
+mod split;
 mod stacked;
 mod train;
+mod train_loop;
 mod unet;
 
-pub use checkpoint::{
-    decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, load_ema,
-    save as save_checkpoint, FILE as CHECKPOINT_FILE,
-};
-pub use ddpm::{load_ddpm, load_ddpm_ema, train_ddpm, DdpmState, DdpmTrainConfig};
+pub use checkpoint::FILE as CHECKPOINT_FILE;
+pub use ddpm::{load_ddpm, train_ddpm, DdpmState, DdpmTrainConfig};
+pub use ema::{load_ema, EmaNet};
 pub use error::{NetsError, Result};
 pub use eval::{ddpm_loss, dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::{JvpMethod, NetScore, TrainedScore, EXACT_JVP_BELOW};
 pub use host::HostMlp;
+pub use metrics::{read_metrics, LogRow, METRICS_FILE};
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
 pub use noise::{NoiseForm, NoiseModel};
+pub use run_dir::{RunConfig, RunDir, RunScore};
 pub use sampling::{sample, sample_ddpm, DdpmSampling, Sampler, SamplingParams};
 pub use stacked::{
     check_stack, train_stacked, StackedBlock, StackedLinear, StackedLogRow, StackedMlp, StackedTrainState,
 };
-pub use train::{train, LogRow, TrainConfig, TrainState};
+pub use train::{
+    decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, save as save_checkpoint, train,
+    TrainConfig, TrainState,
+};
 pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig, UNetEps};

@@ -78,6 +78,8 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
     param("sigma_min", p.sigma_min, p.sigma_min.is_finite() && p.sigma_min > 0.0, "must be finite and > 0")?;
     param("sigma_max", p.sigma_max, p.sigma_max.is_finite() && p.sigma_max > p.sigma_min, "must be > sigma_min")?;
     let d = field.dim();
+    param("n", n, n >= 1, "must be >= 1")?;
+    param("n", n, fits_in_memory(n, d), "n × d values must fit in memory")?;
     let fits = n.checked_mul(d).and_then(|e| e.checked_mul(8)).is_some_and(|b| b <= isize::MAX as usize);
     param("n", n, fits, "n × d values must fit in memory")?;
     let mut rng = StdRng::seed_from_u64(p.seed);
@@ -104,6 +106,11 @@ pub fn sample<F: ScoreField + ?Sized>(field: &F, n: usize, p: &SamplingParams) -
         }
     }
     Ok(x)
+}
+
+/// Whether `n × d` values of `f64` (a few such matrices) can be addressed at all.
+fn fits_in_memory(n: usize, d: usize) -> bool {
+    n.checked_mul(d).and_then(|e| e.checked_mul(8)).is_some_and(|b| b <= isize::MAX as usize)
 }
 
 /// Settings of [`sample_ddpm`].
@@ -160,8 +167,7 @@ pub fn sample_ddpm<M: VpEpsModel + ?Sized>(
     param("steps", p.steps, (1..=big_t).contains(&p.steps), "must lie in 1..=T")?;
     param("n", n, n >= 1, "must be >= 1")?;
     let d = model.dim();
-    let fits = n.checked_mul(d).and_then(|e| e.checked_mul(8)).is_some_and(|b| b <= isize::MAX as usize);
-    param("n", n, fits, "n × d values must fit in memory")?;
+    param("n", n, fits_in_memory(n, d), "n × d values must fit in memory")?;
     let mut rng = StdRng::seed_from_u64(p.seed);
     let mut normal = || <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng);
     let mut x = Mat::from_fn(n, d, |_, _| normal());

@@ -14,9 +14,12 @@
 //! a GPU it fills the device with many small nets. The code is generic over the backend.
 
 use crate::checkpoint;
+use crate::draws::HostData;
 use crate::error::{io, param, NetsError, Result};
+use crate::metrics::{open_metrics, METRICS_FILE};
 use crate::model::{host_conditioning, ResidualMlp};
-use crate::train::{open_metrics, weights_finite, Draw, EmaMapper, Flatten, HostData, TrainConfig};
+use crate::train::{Draw, TrainConfig};
+use crate::train_loop::weights_finite;
 use burn::module::{AutodiffModule, Module, Param};
 use burn::nn::Linear;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -239,10 +242,7 @@ impl<B: AutodiffBackend> StackedTrainState<B> {
         let per_net = (diff.clone() * diff).sum_dim(2).sum_dim(1).reshape([m]).div_scalar((b * d) as f64);
         let grads = GradientsParams::from_grads(per_net.clone().sum().backward(), &self.model);
         self.model = self.optim.step(cfgs[0].lr, self.model.clone(), grads);
-        let decay = cfgs[0].ema_decay.min((1.0 + self.step as f64) / (10.0 + self.step as f64));
-        let mut flat = Flatten { out: Vec::new() };
-        self.model.valid().visit(&mut flat);
-        self.ema = self.ema.clone().map(&mut EmaMapper { src: flat.out.into_iter(), decay });
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfgs[0].ema_decay, self.step);
         self.step += 1;
         per_net.inner()
     }
@@ -292,7 +292,7 @@ fn load_stacked<B: AutodiffBackend>(
     };
     let stored: Vec<TrainConfig> = list
         .into_iter()
-        .map(crate::train::config_from_json)
+        .map(crate::train_loop::config_from_json)
         .collect::<serde_json::Result<_>>()
         .map_err(|e| bad(format!("config: {e}")))?;
     let same = stored.len() == cfgs.len() && stored.iter().zip(cfgs).all(|(a, b)| a.same_run(b));
@@ -353,7 +353,7 @@ pub fn train_stacked<B: AutodiffBackend>(
         .collect::<Vec<_>>()
         .join(",");
     let mut metrics = match run_dir {
-        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), state.step, &head)?),
+        Some(dir) => Some(open_metrics(&dir.join(METRICS_FILE), state.step, &head)?),
         None => None,
     };
     let cfg = &cfgs[0];

@@ -9,24 +9,26 @@
 //! a run resumed from the checkpoint of step `k` draws exactly what an uninterrupted run
 //! draws from step `k` on.
 
-use crate::checkpoint;
-use crate::error::{param, NetsError};
-
+use crate::checkpoint::{self, Rec};
+use crate::draws::{log_uniform_sigmas, noisy_rows, HostData};
+use crate::ema::EmaNet;
+use crate::error::{io, param, NetsError};
+use crate::metrics::LogRow;
 use crate::model::{ResidualMlp, ResidualMlpConfig};
+use crate::split::{mse_and_grads, split_grads};
+use crate::train_loop::{check_loop, config_from_json, mix, open_run, run_loop, weights_finite, Cadence, Trainer};
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::record::Recorder;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use faer::MatRef;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::time::Instant;
 
 /// Settings of a training run; saved as `config.json` in the run directory.
 #[derive(Config, Debug, PartialEq)]
@@ -131,84 +133,6 @@ pub struct TrainState<B: AutodiffBackend> {
     pub step: u64,
 }
 
-/// Checks the settings every trainer shares: `steps >= 1`, `batch_size >= 1`, `batch_split`
-/// in `1..=batch_size`, a finite `lr > 0`, `ema_decay` in `[0, 1)`, `log_every >= 1`.
-pub(crate) fn check_loop(
-    steps: u64,
-    batch_size: usize,
-    batch_split: usize,
-    lr: f64,
-    ema_decay: f64,
-    log_every: u64,
-) -> crate::error::Result<()> {
-    param("steps", steps, steps >= 1, "must be >= 1")?;
-    param("batch_size", batch_size, batch_size >= 1, "must be >= 1")?;
-    param("batch_split", batch_split, (1..=batch_size).contains(&batch_split), "must lie in [1, batch_size]")?;
-    param("lr", lr, lr.is_finite() && lr > 0.0, "must be finite and > 0")?;
-    param("ema_decay", ema_decay, (0.0..1.0).contains(&ema_decay), "must lie in [0, 1)")?;
-    param("log_every", log_every, log_every >= 1, "must be >= 1")
-}
-
-/// A training configuration from its JSON form, `batch_split` (added after the first
-/// release) taking its default 1 when absent, so that older run directories and checkpoints
-/// still read.
-pub(crate) fn config_from_json<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> serde_json::Result<T> {
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("batch_split").or_insert(serde_json::Value::from(1));
-    }
-    serde_json::from_value(value)
-}
-
-/// One row of the metrics CSV.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[non_exhaustive]
-pub struct LogRow {
-    /// Steps done.
-    pub step: u64,
-    /// Loss of the last batch.
-    pub loss: f64,
-    /// Exponential moving average (0.9 per logged row) of the logged losses.
-    pub loss_ema: f64,
-    /// Steps per second since the previous row.
-    pub steps_per_sec: f64,
-}
-
-pub(crate) fn mix(seed: u64, step: u64) -> u64 {
-    // splitmix64 of (seed, step): independent streams per step.
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-pub(crate) struct Flatten<B: Backend> {
-    pub(crate) out: Vec<Tensor<B, 1>>,
-}
-
-impl<B: Backend> ModuleVisitor<B> for Flatten<B> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let t = param.val();
-        let n = t.shape().num_elements();
-        self.out.push(t.reshape([n]));
-    }
-}
-
-pub(crate) struct EmaMapper<B: Backend> {
-    pub(crate) src: std::vec::IntoIter<Tensor<B, 1>>,
-    pub(crate) decay: f64,
-}
-
-impl<B: Backend> ModuleMapper<B> for EmaMapper<B> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let Some(src) = self.src.next() else { return param };
-        let decay = self.decay;
-        param.map(|e| {
-            let dims = e.dims();
-            e.mul_scalar(decay) + src.reshape(dims).mul_scalar(1.0 - decay)
-        })
-    }
-}
-
 /// The random draws of one training step: noise levels (`b`), noisy inputs and noises
 /// (`b × d`, row-major). A function of `(cfg.seed, step)` only.
 pub(crate) struct Draw {
@@ -223,62 +147,6 @@ impl Draw {
         let sigma = log_uniform_sigmas(&mut rng, cfg.batch_size, cfg.sigma_min, cfg.sigma_max);
         let (xt, eps) = noisy_rows(&mut rng, data, &sigma, |rng, _| rng.random_range(0..data.n));
         Self { sigma, xt, eps }
-    }
-}
-
-/// `b` noise levels with `ln σ` uniform on `[ln σ_min, ln σ_max]`.
-pub(crate) fn log_uniform_sigmas(rng: &mut StdRng, b: usize, sigma_min: f64, sigma_max: f64) -> Vec<f32> {
-    let (lmin, lmax) = (sigma_min.ln(), sigma_max.ln());
-    (0..b).map(|_| (lmin + (lmax - lmin) * rng.random::<f64>()).exp() as f32).collect()
-}
-
-/// Noisy inputs `x_i + σ_k ε_k` and noises `ε_k` (row-major, one row per `σ_k`), the data
-/// row of draw `k` given by `row(rng, k)` (drawn before its noise).
-pub(crate) fn noisy_rows(
-    rng: &mut StdRng,
-    data: &HostData,
-    sigma: &[f32],
-    mut row: impl FnMut(&mut StdRng, usize) -> usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let d = data.d;
-    let (mut xt, mut eps) = (Vec::with_capacity(sigma.len() * d), Vec::with_capacity(sigma.len() * d));
-    for (k, s) in sigma.iter().enumerate() {
-        let i = row(rng, k);
-        for j in 0..d {
-            let e: f32 = StandardNormal.sample(rng);
-            eps.push(e);
-            xt.push(data.values[i * d + j] + s * e);
-        }
-    }
-    (xt, eps)
-}
-
-/// The training data as a row-major `f32` buffer, checked.
-pub(crate) struct HostData {
-    pub(crate) values: Vec<f32>,
-    pub(crate) n: usize,
-    pub(crate) d: usize,
-}
-
-impl HostData {
-    pub(crate) fn new(data: MatRef<'_, f64>, d: usize) -> crate::error::Result<Self> {
-        if data.nrows() == 0 {
-            return Err(NetsError::Data("no training points".into()));
-        }
-        if data.ncols() != d {
-            return Err(NetsError::Data(format!("points have dimension {}, the network expects {d}", data.ncols())));
-        }
-        let mut values = Vec::with_capacity(data.nrows() * d);
-        for i in 0..data.nrows() {
-            for j in 0..d {
-                let v = data[(i, j)];
-                if !v.is_finite() {
-                    return Err(NetsError::Data(format!("non-finite value at row {i}, column {j}")));
-                }
-                values.push(v as f32);
-            }
-        }
-        Ok(Self { values, n: data.nrows(), d })
     }
 }
 
@@ -313,10 +181,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             })
         };
         self.model = self.optim.step(cfg.lr, self.model.clone(), grads);
-        let decay = cfg.ema_decay.min((1.0 + self.step as f64) / (10.0 + self.step as f64));
-        let mut flat = Flatten { out: Vec::new() };
-        self.model.valid().visit(&mut flat);
-        self.ema = self.ema.clone().map(&mut EmaMapper { src: flat.out.into_iter(), decay });
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.ema_decay, self.step);
         self.step += 1;
         loss
     }
@@ -338,74 +203,6 @@ fn batch_loss<B: AutodiffBackend>(
     let xt = Tensor::<B, 2>::from_data(TensorData::new(draw.xt[lo..hi].to_vec(), [b, d]), device);
     let eps = Tensor::<B, 2>::from_data(TensorData::new(draw.eps[lo..hi].to_vec(), [b, d]), device);
     mse_and_grads(model.forward(xt, cin, emb), eps, total)
-}
-
-/// `‖pred − eps‖²` as a mean (`total = None`) or as a sum over `total` entries, and its
-/// gradients (one backward pass).
-pub(crate) fn mse_and_grads<B: AutodiffBackend, const D: usize>(
-    pred: Tensor<B, D>,
-    eps: Tensor<B, D>,
-    total: Option<usize>,
-) -> (Tensor<B::InnerBackend, 1>, B::Gradients) {
-    let diff = pred - eps;
-    let sq = diff.clone() * diff;
-    let loss = match total {
-        None => sq.mean(),
-        Some(n) => sq.sum().mul_scalar(1.0 / n as f64),
-    };
-    let grads = loss.backward();
-    (loss.inner(), grads)
-}
-
-/// The gradients of one batch of `b` rows split into `parts` contiguous parts, each part's
-/// loss and gradients from `part` (its loss scaled so that the parts add up to the whole
-/// batch's) on its own rayon task with a fresh autodiff copy of the weights (so the parts
-/// share no graph), summed in part order: the same numbers whatever the number of threads.
-pub(crate) fn split_grads<B, M, F>(
-    model: &M,
-    b: usize,
-    parts: usize,
-    part: F,
-) -> (GradientsParams, Tensor<B::InnerBackend, 1>)
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    F: Fn(&M, std::ops::Range<usize>) -> (Tensor<B::InnerBackend, 1>, B::Gradients) + Sync,
-{
-    use rayon::prelude::*;
-    let jobs: Vec<_> = (0..parts).map(|p| (M::from_inner(model.valid()), p * b / parts..(p + 1) * b / parts)).collect();
-    let mut done: Vec<(GradientsParams, Tensor<B::InnerBackend, 1>)> = jobs
-        .into_par_iter()
-        .map(|(copy, rows)| {
-            let (loss, grads) = part(&copy, rows);
-            (GradientsParams::from_grads(grads, &copy), loss)
-        })
-        .collect();
-    let (mut grads, mut loss) = done.remove(0);
-    for (g, l) in done {
-        model.visit(&mut AddGrads { acc: &mut grads, other: g });
-        loss = loss + l;
-    }
-    (grads, loss)
-}
-
-/// Adds the gradients `other` into `acc`, parameter by parameter.
-struct AddGrads<'a> {
-    acc: &'a mut GradientsParams,
-    other: GradientsParams,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for AddGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let (a, o) =
-            (self.acc.remove::<B::InnerBackend, D>(param.id), self.other.remove::<B::InnerBackend, D>(param.id));
-        if let Some(sum) = match (a, o) {
-            (Some(a), Some(o)) => Some(a + o),
-            (a, o) => a.or(o),
-        } {
-            self.acc.register(param.id, sum);
-        }
-    }
 }
 
 /// Trains (or resumes) a run on `data` (`N × d`).
@@ -433,12 +230,8 @@ pub fn train<B: AutodiffBackend>(
 ) -> crate::error::Result<TrainState<B>> {
     cfg.check()?;
     let host = HostData::new(data, cfg.model.d)?;
-    let state = open_run(
-        run_dir,
-        |ck| checkpoint::load::<B>(ck, cfg, device),
-        || TrainState::new(cfg, device),
-        |cpath| cfg.save(cpath),
-    )?;
+    let state =
+        open_run(run_dir, |ck| load::<B>(ck, cfg, device), || TrainState::new(cfg, device), |cpath| cfg.save(cpath))?;
     let cadence = Cadence { steps: cfg.steps, log_every: cfg.log_every, checkpoint_every: cfg.checkpoint_every };
     let mut run = ToyRun { state, data: &host, cfg, device };
     run_loop(&mut run, &cadence, run_dir, on_log)?;
@@ -465,187 +258,86 @@ impl<B: AutodiffBackend> Trainer for ToyRun<'_, B> {
         weights_finite(&self.state.model)
     }
     fn save(&self, dir: &Path) -> crate::error::Result<()> {
-        checkpoint::save(&dir.join(checkpoint::FILE), &self.state, self.cfg)
+        save(&dir.join(checkpoint::FILE), &self.state, self.cfg)
     }
 }
 
-/// What the shared training loop ([`run_loop`]) needs from a run.
-pub(crate) trait Trainer {
-    /// The backend the loss comes back on.
-    type Inner: Backend;
-    /// Steps done.
-    fn steps_done(&self) -> u64;
-    /// One optimisation step; the loss, not yet read back.
-    fn advance(&mut self) -> Tensor<Self::Inner, 1>;
-    /// Whether every trained weight is finite.
-    fn weights_finite(&self) -> bool;
-    /// Writes the checkpoint into `dir`.
-    fn save(&self, dir: &Path) -> crate::error::Result<()>;
+// The toy network's checkpoints (the layout of `checkpoint.rs`, the settings a
+// `TrainConfig`).
+
+/// Encodes `state` into checkpoint bytes.
+///
+/// # Errors
+/// [`NetsError::Record`] when a record cannot be encoded.
+pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> crate::error::Result<Vec<u8>> {
+    let config = serde_json::to_value(cfg).map_err(checkpoint::rec_err)?;
+    checkpoint::encode_parts(state.step, config, &state.model, &state.ema, &state.optim)
 }
 
-/// How far a run goes and how often it logs and checkpoints.
-pub(crate) struct Cadence {
-    pub(crate) steps: u64,
-    pub(crate) log_every: u64,
-    pub(crate) checkpoint_every: u64,
+/// Writes `state` to `path` atomically (temporary file, fsync, rename).
+///
+/// # Errors
+/// [`NetsError::Io`], [`NetsError::Record`].
+pub fn save<B: AutodiffBackend>(path: &Path, state: &TrainState<B>, cfg: &TrainConfig) -> crate::error::Result<()> {
+    checkpoint::write_atomic(path, &encode(state, cfg)?)
 }
 
-/// The state of a run: resumed from `run_dir`'s checkpoint when there is one (`load`),
-/// otherwise fresh (`fresh`), after `save_config` wrote `config.json` into a new run
-/// directory.
-pub(crate) fn open_run<S>(
-    run_dir: Option<&Path>,
-    load: impl FnOnce(&Path) -> crate::error::Result<S>,
-    fresh: impl FnOnce() -> crate::error::Result<S>,
-    save_config: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> crate::error::Result<S> {
-    let Some(dir) = run_dir else { return fresh() };
-    std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
-    let ck = dir.join(checkpoint::FILE);
-    if ck.exists() {
-        return load(&ck);
-    }
-    let cpath = dir.join("config.json");
-    save_config(&cpath).map_err(crate::error::io(&cpath))?;
-    fresh()
-}
-
-/// The loop every trainer shares: steps until `cadence.steps`, reads the loss back only on
-/// log and checkpoint steps (GPU backends stay asynchronous in between), stops with
-/// [`NetsError::NonFiniteLoss`] at the first non-finite loss or weights (the last
-/// checkpoint, all finite, is kept), checkpoints into `run_dir`, appends the metric rows
-/// to its `metrics.csv`, and returns early when `on_log` breaks (as a crash would: no extra
-/// checkpoint). A run that ends writes its final checkpoint.
-pub(crate) fn run_loop<T: Trainer>(
-    run: &mut T,
-    cadence: &Cadence,
-    run_dir: Option<&Path>,
-    on_log: &mut dyn FnMut(&LogRow) -> ControlFlow<()>,
-) -> crate::error::Result<()> {
-    let start = run.steps_done();
-    // A resumed run continues the smoothed loss of its last kept row, so that its metrics
-    // equal an uninterrupted run's.
-    let loss_ema = run_dir.and_then(|dir| loss_ema_at(&dir.join("metrics.csv"), start));
-    let mut metrics = match run_dir {
-        Some(dir) => Some(open_metrics(&dir.join("metrics.csv"), start, "step,loss,loss_ema,steps_per_sec")?),
-        None => None,
-    };
-    let mut log = LogState { loss_ema, last: Instant::now(), last_step: start, last_finite: start };
-    let diverged = |step, loss, last_finite| NetsError::NonFiniteLoss { step, loss, last_finite_step: last_finite };
-    while run.steps_done() < cadence.steps {
-        let loss = run.advance();
-        let s = run.steps_done();
-        let log_now = s.is_multiple_of(cadence.log_every) || s == cadence.steps;
-        let ck_now = run_dir.is_some() && cadence.checkpoint_every > 0 && s.is_multiple_of(cadence.checkpoint_every);
-        if !(log_now || ck_now) {
-            continue;
-        }
-        let l = f64::from(loss.into_scalar().elem::<f32>());
-        if !l.is_finite() {
-            return Err(diverged(s, l, log.last_finite));
-        }
-        if let (Some(dir), true) = (run_dir, ck_now) {
-            if !run.weights_finite() {
-                return Err(diverged(s, f64::NAN, log.last_finite));
-            }
-            run.save(dir)?;
-        }
-        log.last_finite = s;
-        if log_now {
-            let row = log.row(s, l);
-            if let Some((w, path)) = metrics.as_mut() {
-                writeln!(w, "{},{},{},{}", row.step, row.loss, row.loss_ema, row.steps_per_sec)
-                    .map_err(crate::error::io(path))?;
-                w.flush().map_err(crate::error::io(path))?;
-            }
-            if on_log(&row).is_break() {
-                return Ok(());
-            }
-        }
-    }
-    if let Some(dir) = run_dir {
-        if !run.weights_finite() {
-            return Err(diverged(run.steps_done(), f64::NAN, log.last_finite));
-        }
-        run.save(dir)?;
-    }
-    Ok(())
-}
-
-/// The smoothed loss and the timing of the metric rows.
-struct LogState {
-    /// Exponential moving average of the logged losses; `None` before the first row.
-    loss_ema: Option<f64>,
-    last: Instant,
-    last_step: u64,
-    /// Last step whose loss (and, at checkpoints, weights) were seen finite.
-    last_finite: u64,
-}
-
-impl LogState {
-    fn row(&mut self, step: u64, loss: f64) -> LogRow {
-        let ema = self.loss_ema.map_or(loss, |e| 0.9 * e + 0.1 * loss);
-        self.loss_ema = Some(ema);
-        let rate = (step - self.last_step) as f64 / self.last.elapsed().as_secs_f64().max(1e-9);
-        (self.last, self.last_step) = (Instant::now(), step);
-        LogRow { step, loss, loss_ema: ema, steps_per_sec: rate }
-    }
-}
-
-/// Whether every weight of `model` is finite (one read-back per checkpoint).
-pub(crate) fn weights_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
-    let mut flat = Flatten { out: Vec::new() };
-    model.visit(&mut flat);
-    if flat.out.is_empty() {
-        return true;
-    }
-    let bad = Tensor::cat(flat.out, 0).is_finite().bool_not().int().sum().into_scalar();
-    bad.elem::<i64>() == 0
-}
-
-/// The `loss_ema` of the last row at or before `step` of a metrics file (`None` without one).
-fn loss_ema_at(path: &Path, step: u64) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let s: u64 = f.next()?.parse().ok()?;
-            let ema: f64 = f.nth(1)?.parse().ok()?;
-            (s <= step).then_some(ema)
-        })
-        .last()
-}
-
-/// Opens `metrics.csv` for appending, dropping rows past `step` (written after the
-/// checkpoint a resumed run starts from).
-pub(crate) fn open_metrics(
+/// Decodes checkpoint bytes for the run `cfg`.
+///
+/// # Errors
+/// [`NetsError::CorruptCheckpoint`] for a damaged file, a checkpoint of another run
+/// (different network or training settings) or records that do not decode.
+pub fn decode<B: AutodiffBackend>(
     path: &Path,
-    step: u64,
-    head: &str,
-) -> crate::error::Result<(std::io::BufWriter<std::fs::File>, std::path::PathBuf)> {
-    let keep: Vec<String> = match std::fs::read_to_string(path) {
-        Ok(s) => s
-            .lines()
-            .skip(1)
-            .filter(|l| l.split(',').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|k| k <= step))
-            .map(String::from)
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let f = std::fs::File::create(path).map_err(crate::error::io(path))?;
-    let mut w = std::io::BufWriter::new(f);
-    writeln!(w, "{head}").map_err(crate::error::io(path))?;
-    for l in keep {
-        writeln!(w, "{l}").map_err(crate::error::io(path))?;
+    bytes: &[u8],
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> crate::error::Result<TrainState<B>> {
+    let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+    let (step, config, [m, e, o]) = checkpoint::sections(path, bytes)?;
+    let stored: TrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
+    if !stored.same_run(cfg) {
+        return Err(bad("the checkpoint belongs to a run with other settings".into()));
     }
-    Ok((w, path.to_path_buf()))
+    let model: ResidualMlp<B> = cfg.model.init(device)?;
+    let ema: ResidualMlp<B::InnerBackend> = cfg.model.init(device)?;
+    let (model, ema, optim) = checkpoint::load_parts(path, [m, e, o], model, ema, &AdamConfig::new(), device)?;
+    Ok(TrainState { model, ema, optim, step })
+}
+
+/// Reads and decodes `path`.
+///
+/// # Errors
+/// [`NetsError::Io`] when unreadable, otherwise as [`decode`].
+pub fn load<B: AutodiffBackend>(
+    path: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> crate::error::Result<TrainState<B>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    decode(path, &bytes, cfg, device)
+}
+
+impl<B: Backend> EmaNet<B> for ResidualMlp<B> {
+    type Config = TrainConfig;
+    fn load_ema(path: &Path, device: &B::Device) -> crate::error::Result<(Self, TrainConfig)> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let (_, config, [_, e, _]) = checkpoint::sections(path, &bytes)?;
+        let bad = |reason: String| NetsError::CorruptCheckpoint { path: path.to_path_buf(), reason };
+        let cfg: TrainConfig = config_from_json(config).map_err(|e| bad(format!("config: {e}")))?;
+        cfg.check()?;
+        let ema: ResidualMlp<B> = cfg.model.init(device)?;
+        let record =
+            Recorder::<B>::load(&Rec::default(), e.to_vec(), device).map_err(|e| bad(format!("EMA record: {e}")))?;
+        Ok((checkpoint::load_checked(ema, record, "EMA").map_err(bad)?, cfg))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
+    use burn::module::{Module, ModuleVisitor, Param};
     type B = Autodiff<Flex>;
 
     /// Every parameter's gradient, by name order of the visit.

@@ -5,7 +5,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use faer::Mat;
-use geomem_nets::{load_ddpm_ema, train_ddpm, DdpmTrainConfig, NetsError, UNetConfig, UNetEps};
+use geomem_nets::{load_ema, train_ddpm, DdpmTrainConfig, NetsError, RunConfig, RunDir, UNet, UNetConfig, UNetEps};
 use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
 use std::ops::ControlFlow;
 
@@ -83,9 +83,23 @@ fn stopped_and_resumed_equals_uninterrupted() {
     assert_eq!(resumed.step, 20);
     assert!(weights(&full.model) == weights(&resumed.model), "weights equal after resuming");
     assert!(weights(&full.ema) == weights(&resumed.ema), "EMA equal after resuming");
-    let (ema, saved) = load_ddpm_ema::<Flex>(&b.join("checkpoint.bin"), &dev).unwrap();
+    let (ema, saved): (UNet<Flex>, _) = load_ema(&b.join("checkpoint.bin"), &dev).unwrap();
     assert_eq!(saved, cfg);
     assert!(weights(&ema) == weights(&full.ema), "the checkpoint's EMA is the run's");
+    // The run directory as the library opens it: settings, the rows of steps 5..20, the
+    // checkpoint's step, and the EMA net as a field on the schedule's grid.
+    let run = RunDir::open(&b).unwrap();
+    assert_eq!(run.config(), &RunConfig::Ddpm(cfg.clone()));
+    assert_eq!(run.metrics().iter().map(|r| r.step).collect::<Vec<_>>(), vec![5, 10, 15, 20]);
+    assert_eq!(run.checkpoint_step().unwrap(), 20);
+    let sched = cfg.schedule().unwrap();
+    let (k, t) = sched.nearest_step(0.01).unwrap();
+    assert_eq!(run.config().field_time(0.01).unwrap(), t);
+    assert!(run.config().field_time(0.0).is_err());
+    let field = run.score_field::<B>(&dev).unwrap();
+    let x = Mat::from_fn(2, 64, |i, j| images()[(i, j)] * sched.vp_to_ve_scale(k).unwrap());
+    let direct = VpScore::discrete(UNetEps::new(ema, dev, 256), sched).score_batch(x.as_ref(), t).unwrap();
+    assert!(field.score_batch(x.as_ref(), t).unwrap() == direct, "RunDir's field is the EMA net's");
     // Another run's settings are refused, not silently restarted.
     let other = cfg.clone().with_lr(1e-3);
     let err = train_ddpm::<B>(images().as_ref(), &other, Some(&b), &dev, &mut |_| ControlFlow::Continue(()));

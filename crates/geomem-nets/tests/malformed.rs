@@ -80,12 +80,51 @@ fn malformed_checkpoints() {
     let mut long = good.clone();
     long[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(corrupt(dec(&reseal(long))).contains("truncated section"));
-    // load_ema refuses another network as well.
+    // load_ema returns the stored settings; a run directory whose config.json describes
+    // another network than its checkpoint holds is refused when its field is loaded.
     let dir = tmpdir("ema");
     let ck = dir.join(CHECKPOINT_FILE);
     std::fs::write(&ck, &good).unwrap();
-    assert!(matches!(load_ema::<Flex>(&ck, &other, &dev()), Err(NetsError::CorruptCheckpoint { .. })));
-    assert!(matches!(load_ema::<Flex>(&dir.join("missing.bin"), &c, &dev()), Err(NetsError::Io { .. })));
+    let (_, stored): (ResidualMlp<Flex>, TrainConfig) = load_ema(&ck, &dev()).unwrap();
+    assert_eq!(stored, c);
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&other).unwrap()).unwrap();
+    let run = RunDir::open(&dir).unwrap();
+    assert!(matches!(run.score_field::<B>(&dev()), Err(NetsError::CorruptCheckpoint { .. })));
+    let missing = load_ema::<Flex, ResidualMlp<Flex>>(&dir.join("missing.bin"), &dev());
+    assert!(matches!(missing, Err(NetsError::Io { .. })));
+}
+
+/// A toy run directory opened by the library: its settings, one metrics row per logged
+/// step, the checkpoint's step, its EMA net as a field (the trained state's EMA, scores
+/// equal) and its samples; a missing directory, a missing or foreign `config.json` and a
+/// malformed `metrics.csv` are typed errors.
+#[test]
+fn run_directories_open_with_their_field_and_errors() {
+    let dir = tmpdir("rundir");
+    let (x, c) = (data(20, 3), cfg(3, 12).with_checkpoint_every(6).with_log_every(4));
+    let state = go(&x, &c, Some(&dir)).unwrap();
+    let run = RunDir::open(&dir).unwrap();
+    assert_eq!(run.config(), &RunConfig::Toy(c.clone()));
+    assert_eq!((run.config().kind(), run.config().dim(), run.config().steps()), ("toy", 3, 12));
+    assert_eq!(run.metrics().iter().map(|r| r.step).collect::<Vec<_>>(), vec![4, 8, 12]);
+    assert_eq!(run.checkpoint_step().unwrap(), 12);
+    assert_eq!(run.config().field_time(0.3).unwrap(), 0.3);
+    let field = run.score_field::<B>(&dev()).unwrap();
+    let direct = TrainedScore::<B>::new(state.ema.clone(), dev());
+    let (a, b) = (field.score_batch(x.as_ref(), 0.3).unwrap(), direct.score_batch(x.as_ref(), 0.3).unwrap());
+    assert!(a == b, "the run directory's field is the trained EMA net");
+    let s = run.sample::<B>(5, 20, 1, &dev()).unwrap();
+    assert_eq!((s.nrows(), s.ncols()), (5, 3));
+    assert!(s == run.sample::<B>(5, 20, 1, &dev()).unwrap(), "seeded");
+    assert!(matches!(RunDir::open(dir.join("none")), Err(NetsError::Io { .. })));
+    let empty = tmpdir("rundir-empty");
+    assert!(matches!(RunDir::open(&empty), Err(NetsError::Io { .. })));
+    std::fs::write(empty.join("config.json"), "{\"model\": 3}").unwrap();
+    assert!(matches!(RunDir::open(&empty), Err(NetsError::Config { .. })));
+    std::fs::copy(dir.join("config.json"), empty.join("config.json")).unwrap();
+    assert!(matches!(RunDir::open(&empty).unwrap().score_field::<B>(&dev()), Err(NetsError::Io { .. })));
+    std::fs::write(empty.join("metrics.csv"), "step,loss\n1,2\n").unwrap();
+    assert!(matches!(RunDir::open(&empty), Err(NetsError::Metrics { line: 1, .. })));
 }
 
 #[test]

@@ -12,7 +12,9 @@
 //! | [`EmpiricalJacobianModel::closed_form_spectrum_at`], [`EmpiricalJacobianModel::sample_at`] | the same at a point `x` of the manifold, `Φ_j(x) = φ(t, x) + φ(t, x + √t e_j)` | seed 000 Eq. 34-37 |
 //! | [`NotebookTheory`] | the theory panel as the authors' notebook computes it (and [`NotebookTheory::values_at`], its extension to a point `x`) | their code, not printed |
 //! | [`EmpiricalJacobianModel::onset_times`], [`refine_around`] | where each `φ` switches on; a `t`-grid refined there | Eq. 18 |
+//! | [`SpectrumTheory`] ([`JacobianForm`], [`NotebookTheory`]) | any closed form's per-direction values and onset times, behind one trait | Eq. 19/43, notebook |
 //! | [`exact_spectrum`] | `1/(t + σ_k²)` | Eq. 8 |
+//! | [`principal_variances`], [`PositionalRem::of_data`] | `σ_i²` of a data set (its covariance's eigenvalues) and its REM at the mean | Sec. 5, Supp. C |
 //!
 //! ```
 //! use geomem_rem::PositionalRem;
@@ -23,13 +25,17 @@
 //! ```
 
 mod condensation;
+mod data;
 mod error;
 mod jacobian_model;
 mod notebook;
 mod participation;
+mod theory;
 
 pub use condensation::{omega2, r2, r4, PositionalRem};
+pub use data::principal_variances;
 pub use error::{RemError, Result};
 pub use jacobian_model::{exact_spectrum, refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel};
 pub use notebook::{drop_top_normalized, NotebookTheory};
 pub use participation::{n_eff, participation_ratio};
+pub use theory::{JacobianForm, SpectrumTheory};

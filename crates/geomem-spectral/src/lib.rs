@@ -10,6 +10,7 @@
 //! | [`Method::MatrixFree`], [`MatrixFreeParams`] | leading singular values of `I + tJ` or `tJ` from `O(k)` products, with error bounds | Halko, Martinsson & Tropp 2011 |
 //! | [`JacobianSpectrum`] | the result, whole or one end, with the readings below | — |
 //! | [`Spectrum`] | sorted, normalised spectra; gaps `s_k - s_{k+1}` | seed 001 Eq. 7 |
+//! | [`authors_spectrum`] | the authors' synthetic procedure (`K = d` unit Haar directions) and the mean score's share of its top value | their `analyze_spectrum.py` |
 //! | [`SecondDerivativeRule`] | first `|s''| > c · median` after `d̄` values | seed 001 Alg. 3 |
 //! | [`block_stiffness`], [`block_weights_in_top`], [`block_weights_of_values`], [`stiffening`] | which variance block a field loses, from its Jacobian | seed 001 Fig. 15 |
 //! | [`signed_spectrum`], [`sign_split`] | eigenvalues of `(J + Jᵀ)/2` by decreasing `|λ|`: attractive or repulsive directions on each side of a gap | — |
@@ -24,6 +25,7 @@
 //! assert_eq!(s.dimension_from_largest_gap(GapScale::Linear, 0).unwrap(), 3);
 //! ```
 
+mod authors;
 mod dimension;
 mod directions;
 mod error;
@@ -37,6 +39,7 @@ mod signs;
 mod spectrum;
 mod subspaces;
 
+pub use authors::{authors_spectrum, AuthorsSpectrum};
 pub use dimension::{soft_count, stiffness, PooledDimensions, Reading, SecondDerivativeRule, STIFF_LEVEL};
 pub use directions::{Directions, OrthonormalBasis};
 pub use error::{singular_values, Result, SpectralError};

@@ -13,8 +13,8 @@ use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold, NoisyLinear};
 use geomem_score::{EmpiricalScore, ScoreField};
 use geomem_spectral::{
-    block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize, sign_split,
-    signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
+    authors_spectrum, block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize,
+    sign_split, signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
     SpectrumEstimator, SpectrumParams, OPEN_LOG_GAP,
 };
 use std::fmt::Write;
@@ -156,11 +156,39 @@ pub(super) fn analytic<F: ScoreField>(
 /// spectrum's 0-based index `j` at `x = j + 2`, the rank among all `d` values, so the gaps
 /// their figure shows at its marks are those of `authors`, not of `authors_drop1`
 /// (`docs/THEORY.md` §8).
-pub(super) const PROCEDURES: [&str; 3] = ["analytic", "authors", "authors_drop1"];
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Procedure {
+    /// The field's own Jacobian (`pointwise_jacobian`).
+    Analytic,
+    /// The authors' procedure (`geomem_spectral::authors_spectrum`), all `d` values.
+    Authors,
+    /// The same without its largest value.
+    AuthorsDrop1,
+}
 
-/// One cell of `procedure` (one of [`PROCEDURES`]).
+impl Procedure {
+    /// Every procedure, in table order.
+    pub(super) const ALL: [Procedure; 3] = [Procedure::Analytic, Procedure::Authors, Procedure::AuthorsDrop1];
+
+    /// The name in tables and CSV files.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Procedure::Analytic => "analytic",
+            Procedure::Authors => "authors",
+            Procedure::AuthorsDrop1 => "authors_drop1",
+        }
+    }
+}
+
+impl std::fmt::Display for Procedure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One cell of `procedure`.
 pub(super) fn cell<F: ScoreField>(
-    procedure: &str,
+    procedure: Procedure,
     pts: &[(&F, Vec<f64>)],
     t: f64,
     mk: [usize; 3],
@@ -168,34 +196,25 @@ pub(super) fn cell<F: ScoreField>(
     seed: u64,
 ) -> Result<Cell> {
     match procedure {
-        "analytic" => analytic(pts, t, mk, n_eff),
-        "authors" => authors(pts, t, mk, seed, false),
-        _ => authors(pts, t, mk, seed, true),
+        Procedure::Analytic => analytic(pts, t, mk, n_eff),
+        Procedure::Authors => authors(pts, t, mk, seed, false),
+        Procedure::AuthorsDrop1 => authors(pts, t, mk, seed, true),
     }
 }
 
-/// The authors' synthetic procedure at every point: scores at `x + √t n_i` for the rows of
-/// one Haar orthogonal matrix, divided by `√t` (NB Alg. 1, `K = d`, unit directions),
-/// optionally without the largest singular value. `mean_share` records `√K |mean column| / s_1`,
-/// the share of the top value that the mean score (a rank-one part) accounts for.
+/// The authors' synthetic procedure at every point (`geomem_spectral::authors_spectrum`,
+/// the Haar matrix of point `i` from `seed + i`), optionally without the largest singular
+/// value; `mean_share` is the mean over the points of the mean score's share of the top value.
 fn authors<F: ScoreField>(pts: &[(&F, Vec<f64>)], t: f64, mk: [usize; 3], seed: u64, drop: bool) -> Result<Cell> {
     let (mut spectra, mut rows) = (Vec::new(), Vec::new());
     for (i, (field, x)) in pts.iter().enumerate() {
-        let p = NormalBundleParams::default()
-            .k(D)
-            .variant(NormalBundleVariant::Scores)
-            .perturbation(Perturbation::UnitOrthonormal)
-            .seed(seed + i as u64);
-        let m = normal_bundle_matrix(*field, x, t, &p)?;
-        let all = singular_values(m.as_ref())?;
-        let mean_col = (0..m.nrows()).map(|r| (m.row(r).iter().sum::<f64>() / m.ncols() as f64).powi(2)).sum::<f64>();
-        let share = (mean_col * m.ncols() as f64).sqrt() / all[0];
-        let s = if drop { all[1..].to_vec() } else { all };
+        let a = authors_spectrum(*field, x, t, seed + i as u64)?;
+        let s = if drop { a.values[1..].to_vec() } else { a.values };
         let g = marked_gaps(&s, &mk)?;
         rows.push((
             [0, 1, 2].map(|k| g.at_marks[k].unwrap_or(f64::NAN)),
             [0, 1, 2].map(|k| f64::from(u8::from(g.largest_at == mk[k]))),
-            share,
+            a.mean_share,
         ));
         spectra.push(normalize(&s));
     }
@@ -219,7 +238,7 @@ pub(super) struct Measured {
     pub(super) point: Point,
     /// `empirical` or `net` (a trained network).
     pub(super) field: &'static str,
-    pub(super) procedure: &'static str,
+    pub(super) procedure: Procedure,
     pub(super) marks: [usize; 3],
     pub(super) cells: Vec<Cell>,
 }
@@ -254,7 +273,7 @@ fn measure(v: &Variant, n: usize, times: &[f64], st: &Settings) -> Result<Vec<Me
     for p in [Point::Centre, Point::Train, Point::HeldOut] {
         let pts = points(v, &fields, p, count, st.seed + 1);
         let mk = marks(v.sphere, p);
-        for procedure in PROCEDURES {
+        for procedure in Procedure::ALL {
             let cells = times
                 .iter()
                 .map(|&t| cell(procedure, &pts, t, mk, &empirical_n_eff, st.seed + 7))
@@ -282,7 +301,7 @@ fn write_measured(mut w: Csv, mut s: Csv, all: &[Measured], times: &[f64]) -> Re
                 m.n.to_string(),
                 m.point.name().into(),
                 m.field.into(),
-                m.procedure.into(),
+                m.procedure.name().into(),
                 format!("{t:e}"),
             ];
             let mut row = id.to_vec();
@@ -399,7 +418,7 @@ fn measured_row(m: &Measured, ctrl: &Measured, times: &[f64]) -> Result<String> 
     let best = (0..times.len()).max_by(|&a, &b| m.cells[a].gaps[1].total_cmp(&m.cells[b].gaps[1])).unwrap_or(0);
     let (c, k) = (&m.cells[best], &ctrl.cells[best]);
     write!(s, " {:.3}: {:.2} vs {:.2} |", times[best], c.gaps[1], k.gaps[1])?;
-    if m.procedure == "analytic" {
+    if m.procedure == Procedure::Analytic {
         let w = |c: &Cell, i: usize| format!("{:.2}/{:.2}", c.weights[i], c.weights[i + 1]);
         write!(
             s,
@@ -438,7 +457,14 @@ pub(super) fn measured_summary(title: &str, all: &[Measured], times: &[f64]) -> 
     Ok(s)
 }
 
-fn find<'a>(all: &'a [Measured], data: &str, control: bool, n: usize, p: Point, proc_: &str) -> Option<&'a Measured> {
+fn find<'a>(
+    all: &'a [Measured],
+    data: &str,
+    control: bool,
+    n: usize,
+    p: Point,
+    proc_: Procedure,
+) -> Option<&'a Measured> {
     all.iter().find(|m| m.variant == data && m.control == control && m.n == n && m.point == p && m.procedure == proc_)
 }
 
@@ -453,8 +479,8 @@ fn claims(all: &[Measured], times: &[f64], sizes: &[usize]) -> Result<String> {
     );
     for &n in sizes {
         let (Some(m), Some(c)) = (
-            find(all, "linear", false, n, Point::Centre, "analytic"),
-            find(all, "linear", true, n, Point::Centre, "analytic"),
+            find(all, "linear", false, n, Point::Centre, Procedure::Analytic),
+            find(all, "linear", true, n, Point::Centre, Procedure::Analytic),
         ) else {
             continue;
         };
@@ -476,7 +502,7 @@ fn claims(all: &[Measured], times: &[f64], sizes: &[usize]) -> Result<String> {
     }
     for &n in sizes {
         let i = at(0.05);
-        for proc_ in PROCEDURES {
+        for proc_ in Procedure::ALL {
             let (Some(m), Some(c)) = (
                 find(all, "sphere", false, n, Point::Centre, proc_),
                 find(all, "sphere", true, n, Point::Centre, proc_),
@@ -485,7 +511,7 @@ fn claims(all: &[Measured], times: &[f64], sizes: &[usize]) -> Result<String> {
             };
             let f = |x: &Measured| {
                 let k = &x.cells[i];
-                if proc_ == "analytic" {
+                if proc_ == Procedure::Analytic {
                     format!(
                         "gap 25 = {:.2}, repulsive above 25 = {:.0}, N_eff/N = {:.2}",
                         k.gaps[1],
@@ -536,9 +562,8 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
 /// Spectra and signed eigenvalues of every analytic family of `field` at size `n`.
 pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: &str) -> Vec<Panel> {
     let mut panels = Vec::new();
-    for m in all.iter().filter(|m| m.n == n && m.procedure == "analytic" && m.field == field) {
-        let tag =
-            format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
+    for m in all.iter().filter(|m| m.n == n && m.procedure == Procedure::Analytic && m.field == field) {
+        let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
         let spectra: Vec<Vec<f64>> = m.cells.iter().map(|c| c.spectrum.clone()).collect();
         let signed: Vec<Vec<f64>> = m.cells.iter().map(|c| c.signed.clone()).collect();
         panels.push(Panel {
@@ -570,6 +595,7 @@ fn form_title(name: &str) -> &str {
         "derived_exact_tc" => "Eq. 19 derived, exact t_c",
         "derived_eq15_tc" => "Eq. 19 derived, Eq. 15 t_c",
         "notebook_linear" => "authors' notebook, linear data",
+        "notebook_linear_own_scales" => "authors' notebook, linear data on its own scales",
         "notebook_sphere" => "authors' notebook, sphere data",
         other => other,
     }

@@ -7,14 +7,14 @@
 
 use super::green_gap::{
     cell, empirical_n_eff, marks, measured_panels, measured_summary, time_bar, write_measured_files, Cell, Measured,
-    Point, PROCEDURES,
+    Point, Procedure,
 };
 use crate::backend::{self, Inner, Train};
 use crate::out::{bar, FigureDir};
 use crate::plot::Figure;
 use crate::sweep::{self, Spec, Variant};
 use anyhow::Result;
-use geomem_nets::{load_ema, TrainedScore, CHECKPOINT_FILE};
+use geomem_nets::{load_ema, ResidualMlp, TrainConfig, TrainedScore, CHECKPOINT_FILE};
 use geomem_score::{EmpiricalScore, ScoreField};
 use std::fmt::Write;
 
@@ -68,7 +68,7 @@ fn families<F: ScoreField>(
     for p in [Point::Centre, Point::Train, Point::HeldOut] {
         let pts = pairs(f, p, job.data, v.d);
         let mk = marks(v.sphere, p);
-        for procedure in PROCEDURES {
+        for procedure in Procedure::ALL {
             let cells =
                 times.iter().map(|&t| cell(procedure, &pts, t, mk, n_eff, seed)).collect::<Result<Vec<Cell>>>()?;
             let (variant, control) = (data_name(v), is_control(v));
@@ -88,7 +88,8 @@ fn measure_all(spec: &Spec, dir: &FigureDir, times: &[f64]) -> Result<Vec<Measur
         let v = &spec.variants[j.variant];
         let data = sweep::job_data(spec, j)?;
         let path = sweep::job_dir(spec, &dir.dir, j).join(CHECKPOINT_FILE);
-        let ema = load_ema::<Inner>(&path, &spec.train_config(v, j), &backend::device())?;
+        let (ema, stored): (ResidualMlp<Inner>, TrainConfig) = load_ema(&path, &backend::device())?;
+        anyhow::ensure!(stored.model == spec.train_config(v, j).model, "{}: another network", path.display());
         let net = TrainedScore::<Train>::new(ema, backend::device());
         let emp = EmpiricalScore::new(data.train.clone())?;
         let job = JobView { v, n: j.n, data: &data, seed: spec.base_seed + 7 };
@@ -175,7 +176,13 @@ fn support_table(spec: &Spec) -> Result<String> {
 /// sphere's centre).
 const CLAIM_TIMES: [f64; 3] = [AUTHORS_LAST_T, 1e-3, 0.05];
 
-fn family<'a>(all: &'a [Measured], m: &Measured, control: bool, field: &str, procedure: &str) -> Option<&'a Measured> {
+fn family<'a>(
+    all: &'a [Measured],
+    m: &Measured,
+    control: bool,
+    field: &str,
+    procedure: Procedure,
+) -> Option<&'a Measured> {
     all.iter().find(|c| {
         c.variant == m.variant
             && c.n == m.n
@@ -206,15 +213,15 @@ fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
         "high-block weight above 25: net vs control (isotropic 0.29)",
     ];
     let mut rows = Vec::new();
-    for m in all.iter().filter(|m| m.field == "net" && m.procedure == "analytic" && !m.control) {
+    for m in all.iter().filter(|m| m.field == "net" && m.procedure == Procedure::Analytic && !m.control) {
         let (Some(mc), Some(a), Some(ac), Some(a1), Some(a1c), Some(e), Some(ec)) = (
-            family(all, m, true, "net", "analytic"),
-            family(all, m, false, "net", "authors"),
-            family(all, m, true, "net", "authors"),
-            family(all, m, false, "net", "authors_drop1"),
-            family(all, m, true, "net", "authors_drop1"),
-            family(all, m, false, "empirical", "analytic"),
-            family(all, m, true, "empirical", "analytic"),
+            family(all, m, true, "net", Procedure::Analytic),
+            family(all, m, false, "net", Procedure::Authors),
+            family(all, m, true, "net", Procedure::Authors),
+            family(all, m, false, "net", Procedure::AuthorsDrop1),
+            family(all, m, true, "net", Procedure::AuthorsDrop1),
+            family(all, m, false, "empirical", Procedure::Analytic),
+            family(all, m, true, "empirical", Procedure::Analytic),
         ) else {
             continue;
         };

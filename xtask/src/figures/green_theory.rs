@@ -6,7 +6,9 @@
 
 use crate::out::logspace;
 use anyhow::Result;
-use geomem_rem::{refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel, NotebookTheory};
+use geomem_rem::{
+    refine_around, ClosedForm, CondensationMethod, EmpiricalJacobianModel, JacobianForm, NotebookTheory, SpectrumTheory,
+};
 use geomem_spectral::{block_weights_of_values, intervals_where, marked_gaps, normalize, OPEN_LOG_GAP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -15,8 +17,14 @@ use rand_distr::{Distribution, StandardNormal};
 /// The marked positions at `x0 = 0` for 2 + 5 in d = 30: d - m, d - m2 (green), d - m1.
 pub const MARKS: [usize; 3] = [23, 25, 28];
 
-/// Binds a form to variances.
-type Bind = Box<dyn Fn(&[f64]) -> Result<Evaluator>>;
+/// How a closed form is built for given variances.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// Eq. 18's model in one of its closed forms, with a condensation method.
+    Eq18(ClosedForm, CondensationMethod),
+    /// The authors' notebook, on linear or sphere data.
+    Notebook { sphere: bool },
+}
 
 /// One closed form: its name and how to evaluate it for given variances.
 pub struct Form {
@@ -25,20 +33,23 @@ pub struct Form {
     pub sigma2: Vec<f64>,
     /// Points of the form's data lie on the unit sphere (the authors' normalised data).
     pub sphere: bool,
-    eval: Bind,
+    kind: Kind,
+    /// N of the form.
+    n: f64,
 }
 
-/// A form bound to variances: its value per direction (in the order of the variances) at
-/// `(t, x)`, and the times where its `φ` switch on at `x`.
-pub struct Evaluator {
-    values: ValuesAt,
-    onsets: OnsetsAt,
+impl Form {
+    /// The form bound to variances `sigma2`.
+    fn bind(&self, sigma2: &[f64]) -> Result<Box<dyn SpectrumTheory>> {
+        Ok(match self.kind {
+            Kind::Eq18(form, method) => {
+                let model = EmpiricalJacobianModel::new(sigma2, self.n)?.with_condensation(method);
+                Box::new(JacobianForm { model, form })
+            }
+            Kind::Notebook { sphere } => Box::new(NotebookTheory::new(sigma2, self.n, sphere)?),
+        })
+    }
 }
-
-/// A form's per-direction values at `(t, x)`.
-type ValuesAt = Box<dyn Fn(f64, &[f64]) -> Result<Vec<f64>>>;
-/// A form's onset times of `φ` at `x`.
-type OnsetsAt = Box<dyn Fn(&[f64]) -> Result<Vec<f64>>>;
 
 fn blocks(v1: f64, v2: f64, off: f64) -> Vec<f64> {
     [vec![v1; 2], vec![v2; 5], vec![off; 23]].concat()
@@ -48,28 +59,6 @@ fn blocks(v1: f64, v2: f64, off: f64) -> Vec<f64> {
 pub fn isotropic(sigma2: &[f64]) -> Vec<f64> {
     let mean = sigma2[..7].iter().sum::<f64>() / 7.0;
     blocks(mean, mean, sigma2[7])
-}
-
-fn eq18(form: ClosedForm, method: CondensationMethod, n: f64) -> Bind {
-    Box::new(move |s: &[f64]| {
-        let m = std::rc::Rc::new(EmpiricalJacobianModel::new(s, n)?.with_condensation(method));
-        let m2 = m.clone();
-        Ok(Evaluator {
-            values: Box::new(move |t, x| Ok(m.closed_form_values_at(t, x, form)?)),
-            onsets: Box::new(move |x| Ok(m2.onset_times_at(x)?)),
-        })
-    })
-}
-
-fn notebook(n: f64, sphere: bool) -> Bind {
-    Box::new(move |s: &[f64]| {
-        let m = std::rc::Rc::new(NotebookTheory::new(s, n, sphere)?);
-        let m2 = m.clone();
-        Ok(Evaluator {
-            values: Box::new(move |t, x| Ok(m.values_at(t, x)?)),
-            onsets: Box::new(move |x| Ok(m2.onset_times_at(x)?)),
-        })
-    })
 }
 
 /// The forms, at `n` points: linear data are the paper's (variances 1 and 0.3), sphere data
@@ -82,15 +71,15 @@ pub fn forms(n: f64) -> Vec<Form> {
     let nb = blocks(1.0, 0.09, 1e-12);
     let (p, d) = (ClosedForm::Eq19AsPrinted, ClosedForm::Derived);
     let (ex, lt) = (CondensationMethod::Exact, CondensationMethod::LargeT);
-    let f = |name, sigma2: &Vec<f64>, sphere, eval| Form { name, sigma2: sigma2.clone(), sphere, eval };
+    let f = |name, sigma2: &Vec<f64>, sphere, kind| Form { name, sigma2: sigma2.clone(), sphere, kind, n };
     vec![
-        f("eq19_printed_eq15_tc", &lin, false, eq18(p, lt, n)),
-        f("eq19_printed_exact_tc", &lin, false, eq18(p, ex, n)),
-        f("derived_exact_tc", &lin, false, eq18(d, ex, n)),
-        f("derived_eq15_tc", &lin, false, eq18(d, lt, n)),
-        f("notebook_linear", &lin, false, notebook(n, false)),
-        f("notebook_linear_own_scales", &nb, false, notebook(n, false)),
-        f("notebook_sphere", &nb, true, notebook(n, true)),
+        f("eq19_printed_eq15_tc", &lin, false, Kind::Eq18(p, lt)),
+        f("eq19_printed_exact_tc", &lin, false, Kind::Eq18(p, ex)),
+        f("derived_exact_tc", &lin, false, Kind::Eq18(d, ex)),
+        f("derived_eq15_tc", &lin, false, Kind::Eq18(d, lt)),
+        f("notebook_linear", &lin, false, Kind::Notebook { sphere: false }),
+        f("notebook_linear_own_scales", &nb, false, Kind::Notebook { sphere: false }),
+        f("notebook_sphere", &nb, true, Kind::Notebook { sphere: true }),
     ]
 }
 
@@ -182,11 +171,11 @@ pub struct PointGreen {
 /// `refine` points within ±10 % of every onset time of every point.
 pub fn run_form(form: &Form, control: bool, position: Position, base: usize, refine: usize) -> Result<TheoryRun> {
     let sigma2 = if control { isotropic(&form.sigma2) } else { form.sigma2.clone() };
-    let ev = (form.eval)(&sigma2)?;
+    let ev = form.bind(&sigma2)?;
     let pts = position.points(&sigma2, form.sphere);
     let mut onsets = Vec::new();
     for x in &pts {
-        onsets.extend((ev.onsets)(x)?);
+        onsets.extend(ev.onset_times_at(x)?);
     }
     onsets.sort_by(f64::total_cmp);
     onsets.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
@@ -197,7 +186,7 @@ pub fn run_form(form: &Form, control: bool, position: Position, base: usize, ref
     for &t in &times {
         let (mut sp, mut g3, mut ab) = (vec![0.0; sigma2.len()], [0.0; 3], [0.0; 2]);
         for (x, pg) in pts.iter().zip(&mut point_green) {
-            let v = (ev.values)(t, x)?;
+            let v = ev.values_at(t, x)?;
             let w = block_weights_of_values(&v, &[0..2, 2..7], &[MARKS[1]])?;
             let above = [w[0][0], w[0][1]];
             ab[0] += above[0] / k;

@@ -10,9 +10,8 @@ use geomem_lid::{median, memorization, MemKind, Mle};
 use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, TrainedScore};
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
-    block_stiffness, block_weights_in_top, log_spectrum_distance, normal_bundle_spectrum, signed_spectrum,
-    singular_values, spectrum, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
-    SpectrumEstimator, SpectrumParams,
+    authors_spectrum, block_stiffness, block_weights_in_top, log_spectrum_distance, signed_spectrum, singular_values,
+    spectrum, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation, SpectrumEstimator, SpectrumParams,
 };
 use serde::{Deserialize, Serialize};
 
@@ -186,12 +185,7 @@ impl Fields<'_> {
         let (net, exact, empirical) =
             (singular_values(jn.as_ref())?, singular_values(je.as_ref())?, singular_values(jm.as_ref())?);
         let nb = spectrum(self.net, x, t, &SpectrumParams::improved_normal_bundle(seed))?.into_values();
-        let authors = NormalBundleParams::default()
-            .k(v.d)
-            .variant(NormalBundleVariant::Scores)
-            .perturbation(Perturbation::UnitOrthonormal)
-            .seed(seed + 1);
-        let net_authors = normal_bundle_spectrum(self.net, x, t, &authors)?;
+        let net_authors = authors_spectrum(self.net, x, t, seed + 1)?.values;
         let (basis, ranges, marks) = (self.identity.as_mat(), v.ranges(), v.marks());
         let stiff = |j: &Mat<f64>| block_stiffness(j.as_ref(), basis, &ranges);
         let weights = |j: &Mat<f64>| block_weights_in_top(j.as_ref(), basis, &ranges, &marks);

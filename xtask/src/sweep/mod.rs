@@ -155,6 +155,7 @@ impl Spec {
     }
 
     pub fn check(&self) -> Result<()> {
+        crate::out::check_name(&self.name)?;
         if self.variants.is_empty() || self.sizes.is_empty() || self.snapshots.is_empty() || self.times.is_empty() {
             bail!("{}: variants, sizes, snapshots and times must not be empty", self.name);
         }
@@ -172,12 +173,24 @@ impl Spec {
             g.check(&format!("{}: green_times", self.name))?;
         }
         for v in &self.variants {
+            geomem_data::check_memory(&format!("{}: variant {}: one job", self.name, v.label), self.job_bytes(v))?;
             v.data().with_context(|| format!("variant {}", v.label))?;
             if v.marks.as_ref().is_some_and(|m| m.is_empty() || m.iter().any(|&k| k == 0 || k >= v.d)) {
                 bail!("{}: variant {}: marks must be non-empty and lie in 1..d", self.name, v.label);
             }
         }
         Ok(())
+    }
+
+    /// What one job of variant `v` holds at once, as far as the spec decides it: its largest
+    /// training set (and its `f32` copy), the held-out points and samples, and one `d × d`
+    /// Jacobian.
+    fn job_bytes(&self, v: &Variant) -> u128 {
+        use geomem_data::matrix_bytes;
+        let n = self.sizes.iter().copied().max().unwrap_or(0);
+        matrix_bytes(n, v.d) * 3 / 2
+            + matrix_bytes(self.heldout.saturating_add(self.samples), v.d)
+            + matrix_bytes(v.d, v.d)
     }
 
     /// Every job, in a fixed order (variant, size, seed).

@@ -231,13 +231,6 @@ fn samples_and_flipd(
 
 /// `(step, loss, loss_ema)` of every row of a run directory's `metrics.csv`.
 fn logged_curve(dir: &std::path::Path) -> Result<Vec<(u64, f64, f64)>> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv"))?;
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            anyhow::ensure!(f.len() >= 3, "metrics.csv row '{l}' has fewer than 3 fields");
-            Ok((f[0].parse()?, f[1].parse()?, f[2].parse()?))
-        })
-        .collect()
+    let rows = geomem_nets::read_metrics(&dir.join(geomem_nets::METRICS_FILE))?;
+    Ok(rows.iter().map(|r| (r.step, r.loss, r.loss_ema)).collect())
 }

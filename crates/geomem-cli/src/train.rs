@@ -1,21 +1,21 @@
-//! `cargo xtask train`: train the paper's score network on a dataset file, in a run
-//! directory that survives interruption (rerun the same command to resume).
+//! `geomem train`: train the paper's toy score network (seed 001, Supp. A: a residual MLP,
+//! denoising score matching for the VE process, an EMA of the weights) on a data file, in a
+//! run directory that survives interruption (rerun the same command to resume).
 
 use crate::backend::{self, Train};
-use crate::out::bar;
-use crate::plot::{palette, save_panels, Panel, Series};
-use anyhow::{bail, Context, Result};
+use crate::output::{bar, read_points};
+use anyhow::{Context, Result};
 use geomem_nets::{save_safetensors, train, ResidualMlpConfig, TrainConfig};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Arguments of `xtask train`.
+/// Arguments of `geomem train`.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// Training points, one per row: `.npy` (float64/float32/int) or `.csv`/`.csv.gz`.
     #[arg(long)]
     pub data: PathBuf,
-    /// Run directory (config.json, metrics.csv, checkpoint.bin, loss plot, ema.safetensors).
+    /// Run directory (config.json, metrics.csv, checkpoint.bin, ema.safetensors).
     #[arg(long)]
     pub run_dir: PathBuf,
     /// Total optimisation steps.
@@ -63,19 +63,9 @@ pub struct TrainArgs {
     pub sigma_max: f64,
 }
 
-pub fn read_data(path: &Path) -> Result<faer::Mat<f64>> {
-    let name = path.to_string_lossy();
-    if name.ends_with(".npy") {
-        Ok(geomem_data::read_npy(path)?)
-    } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-        Ok(geomem_data::read_csv(path)?)
-    } else {
-        bail!("{name}: expected a .npy, .csv or .csv.gz file")
-    }
-}
-
+/// Runs `geomem train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
-    let all = read_data(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let all = read_points(&a.data)?;
     let data = match a.n {
         Some(n) => geomem_data::NestedSubsets::new(all.nrows(), a.subset_seed).subset(all.as_ref(), n)?,
         None => all,
@@ -112,31 +102,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     })?;
     pb.finish_and_clear();
     save_safetensors(&state.ema, &a.run_dir.join("ema.safetensors"))?;
-    loss_plot(&a.run_dir, "DSM loss")?;
     println!("done: {} steps; EMA weights in {}", state.step, a.run_dir.join("ema.safetensors").display());
     Ok(())
-}
-
-/// `loss.png`/`loss.svg` of a run directory, from its `metrics.csv`.
-pub fn loss_plot(run_dir: &Path, title: &str) -> Result<()> {
-    let mut r = csv::Reader::from_path(run_dir.join("metrics.csv"))?;
-    let (mut raw, mut ema) = (Vec::new(), Vec::new());
-    for rec in r.records() {
-        let rec = rec?;
-        let step: f64 = rec[0].parse()?;
-        raw.push((step, rec[1].parse::<f64>()?));
-        ema.push((step, rec[2].parse::<f64>()?));
-    }
-    let panel = Panel {
-        title: title.into(),
-        x_label: "step".into(),
-        y_label: "DSM loss".into(),
-        log_y: true,
-        series: vec![
-            Series::line(raw, palette(0)).labeled("batch loss"),
-            Series::line(ema, palette(3)).labeled("smoothed"),
-        ],
-        ..Panel::default()
-    };
-    save_panels(&run_dir.join("loss"), "training loss", &[panel], 1)
 }

@@ -1,15 +1,15 @@
 //! A training run killed with SIGKILL at an arbitrary moment and restarted ends with exactly
-//! the weights of a run that was never interrupted (`cargo xtask train`, CPU backend).
+//! the weights of a run that was never interrupted (`geomem train`, CPU backend).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
+fn geomem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_geomem"))
 }
 
 fn train(data: &Path, dir: &Path) -> Command {
-    let mut c = xtask();
+    let mut c = geomem();
     c.args([
         "train",
         "--steps",
@@ -28,7 +28,7 @@ fn train(data: &Path, dir: &Path) -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("geomem-xtask-{}-{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("geomem-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
