@@ -16,9 +16,7 @@ use geomem_data::{check_memory, matrix_bytes};
 use geomem_nets::RunDir;
 use geomem_rem::PositionalRem;
 use geomem_score::{EmpiricalScore, ScoreField};
-use geomem_spectral::{
-    pointwise_jacobian_spectrum, soft_count, stiffness, GapScale, OrthonormalBasis, SecondDerivativeRule, Spectrum,
-};
+use geomem_spectral::{soft_count, spectrum, stiffness, GapScale, SecondDerivativeRule, Spectrum, SpectrumParams};
 use std::path::PathBuf;
 
 /// Arguments of `geomem spectrum`.
@@ -123,7 +121,6 @@ pub fn run(a: &SpectrumArgs) -> Result<()> {
     let rows = a.times.len() * x.nrows();
     check_memory(&format!("{rows} spectra of dimension {d}"), matrix_bytes(rows, d) + matrix_bytes(d, d))?;
     create_dir(&a.out)?;
-    let basis = OrthonormalBasis::new(Mat::identity(d, d))?;
     let mut spectra = Mat::zeros(rows, d);
     let path = a.out.join("readings.csv");
     let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
@@ -132,8 +129,9 @@ pub fn run(a: &SpectrumArgs) -> Result<()> {
     for (i, (&t, &tf)) in a.times.iter().zip(&src.times).enumerate() {
         for p in 0..x.nrows() {
             let xp: Vec<f64> = x.row(p).iter().copied().collect();
-            let s = pointwise_jacobian_spectrum(&src.field, &xp, tf, &basis)
-                .with_context(|| format!("the spectrum at point {p}, t = {tf}"))?;
+            let s = spectrum(&src.field, &xp, tf, &SpectrumParams::pointwise())
+                .with_context(|| format!("the spectrum at point {p}, t = {tf}"))?
+                .into_values();
             spectra.row_mut(i * x.nrows() + p).iter_mut().zip(&s).for_each(|(o, v)| *o = *v);
             let head = [t.to_string(), tf.to_string(), p.to_string()];
             w.write_record(head.into_iter().chain(readings(&s, tf, &rule)?))?;

@@ -13,9 +13,8 @@ use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold, NoisyLinear};
 use geomem_score::{EmpiricalScore, ScoreField};
 use geomem_spectral::{
-    authors_spectrum, block_weights_in_top, format_intervals, intervals_where, marked_gaps, normal_bundle_matrix, normalize,
-    sign_split, signed_spectrum, singular_values, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation,
-    SpectrumEstimator, SpectrumParams, OPEN_LOG_GAP,
+    authors_spectrum, block_weights_in_top, format_intervals, intervals_where, marked_gaps, normalize, sign_split,
+    signed_spectrum, OrthonormalBasis, SpectrumEstimator, SpectrumParams, OPEN_LOG_GAP,
 };
 use std::fmt::Write;
 use std::path::Path;
@@ -563,7 +562,8 @@ fn curves(values: &[Vec<f64>], times: &[f64], abs: bool) -> Vec<Series> {
 pub(super) fn measured_panels(all: &[Measured], times: &[f64], n: usize, field: &str) -> Vec<Panel> {
     let mut panels = Vec::new();
     for m in all.iter().filter(|m| m.n == n && m.procedure == Procedure::Analytic && m.field == field) {
-        let tag = format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
+        let tag =
+            format!("{}{} {}", m.variant, if m.control { " control" } else { "" }, m.point.name().replace('_', "-"));
         let spectra: Vec<Vec<f64>> = m.cells.iter().map(|c| c.spectrum.clone()).collect();
         let signed: Vec<Vec<f64>> = m.cells.iter().map(|c| c.signed.clone()).collect();
         panels.push(Panel {

@@ -235,7 +235,7 @@ fn claims(all: &[Measured], times: &[f64]) -> Result<String> {
                 m.variant.to_string(),
                 m.n.to_string(),
                 m.point.name().to_string(),
-                format!("{:.3}", times[i]),
+                format!("{:.2e}", times[i]),
                 vs(g(m), g(mc)),
                 vs(g0(m), g0(mc)),
                 vs(g(e), g(ec)),

@@ -11,7 +11,7 @@ use geomem_nets::{dsm_loss, sample, LossDraws, ResidualMlp, SamplingParams, Trai
 use geomem_score::{EmpiricalScore, GaussianScore, ScoreField};
 use geomem_spectral::{
     authors_spectrum, block_stiffness, block_weights_in_top, log_spectrum_distance, signed_spectrum, singular_values,
-    spectrum, NormalBundleParams, NormalBundleVariant, OrthonormalBasis, Perturbation, SpectrumEstimator, SpectrumParams,
+    spectrum, OrthonormalBasis, SpectrumEstimator, SpectrumParams,
 };
 use serde::{Deserialize, Serialize};
 
