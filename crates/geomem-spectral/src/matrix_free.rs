@@ -279,9 +279,10 @@ pub(crate) fn leading<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, p: &
         if found || q.nrows() >= cap {
             break found;
         }
-        let mut y = op.apply(gaussian(p.block, d, block_seed(p.seed, round)).as_ref())?;
+        let rows = p.block.min(cap - q.nrows());
+        let mut y = op.apply(gaussian(rows, d, block_seed(p.seed, round)).as_ref())?;
         project_out(&mut y, &q);
-        let new = grow(&mut op, y, &q, p.power_iterations, cap - q.nrows())?;
+        let new = grow(&mut op, y, &q, p.power_iterations)?;
         b = stack(&b, &op.apply_t(new.as_ref())?);
         q = stack(&q, &new);
         values = singular_values_of(&b)?;
@@ -312,16 +313,9 @@ fn rest<F: ScoreField + ?Sized>(op: &mut Op<'_, F>, q: &Mat<f64>, p: &MatrixFree
 }
 
 /// The next orthonormal rows of the basis from the block `y = M Ω` (already projected),
-/// with `q` power iterations; at most `room` rows.
-fn grow<F: ScoreField + ?Sized>(
-    op: &mut Op<'_, F>,
-    y: Mat<f64>,
-    basis: &Mat<f64>,
-    power: usize,
-    room: usize,
-) -> Result<Mat<f64>> {
-    let keep = y.nrows().min(room);
-    let mut y = orthonormal_rows(&y.subrows(0, keep).to_owned());
+/// with `power` power iterations.
+fn grow<F: ScoreField + ?Sized>(op: &mut Op<'_, F>, y: Mat<f64>, basis: &Mat<f64>, power: usize) -> Result<Mat<f64>> {
+    let mut y = orthonormal_rows(&y);
     for _ in 0..power {
         let z = orthonormal_rows(&op.apply_t(y.as_ref())?);
         let mut next = op.apply(z.as_ref())?;

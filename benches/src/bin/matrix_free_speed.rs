@@ -1,0 +1,123 @@
+//! One image spectrum two ways on the same U-Net, alternating: the image figure's dense
+//! estimator (the U-Net through the VP adapter, central differences of K = 4d per-channel
+//! orthogonal perturbations, 8d forward images, SVD of d × K; what `image_spectrum_speed`
+//! times) and the matrix-free leading values of `I + tJ` and of `tJ` (`NetScore::vp`:
+//! VJPs by reverse mode, JVPs by central differences). Prints each time and the readings of
+//! both (Algorithm 3, largest gap, soft count, stiffness).
+//!
+//! The net is trained first for `STEPS` steps (DDPM, batch 16, lr 1e-3, EMA 0.999) on the
+//! first `N` training images: Fashion-MNIST (28 × 28, `/usr/share/datasets/fashion-mnist`)
+//! for a 28 × 28 config, the embedded 8 × 8 digits otherwise; its EMA weights are measured.
+//!
+//! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS]`
+//! (defaults: 1 round, step k = 0, 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
+//! d = dense, s = denoiser end, n = score end).
+
+use burn::backend::{Autodiff, Flex};
+use burn::config::Config;
+use geomem_data::{read_fashion_mnist, ImageSet, Split};
+use geomem_nets::{train_ddpm, DdpmTrainConfig, NetScore, UNet, UNetConfig, UNetEps};
+use geomem_score::{VpGrid, VpScore};
+use geomem_spectral::{
+    normal_bundle_spectrum, spectrum, GapScale, JacobianSpectrum, MatrixFreeParams, NormalBundleParams, Operator,
+    Perturbation, SecondDerivativeRule, SpectrumParams,
+};
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+type B = Autodiff<Flex>;
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> Res<T>
+where
+    T::Err: std::error::Error + 'static,
+{
+    Ok(match args.get(i) {
+        Some(s) => s.parse()?,
+        None => default,
+    })
+}
+
+fn images(cfg: &UNetConfig, n: usize) -> Res<faer::Mat<f64>> {
+    let set = if cfg.image_size == 28 { read_fashion_mnist(Split::Train)? } else { ImageSet::digits()? };
+    Ok(set.rows(&(0..n.min(set.len())).collect::<Vec<_>>())?)
+}
+
+fn report(name: &str, secs: f64, s: &JacobianSpectrum, rule: &SecondDerivativeRule) {
+    let show = |r: Result<String, geomem_spectral::SpectralError>| r.unwrap_or_else(|e| format!("({e})"));
+    println!(
+        "{name}: {secs:.2} s, {} values, {:?}, gap found {}; Algorithm 3 {}, largest gap -> {}, soft count {}, t*s_median {}",
+        s.values().len(),
+        s.products(),
+        s.gap_found(),
+        show(s.read(rule).map(|r| format!("{r:?} = {}", r.dimension(s.dim())))),
+        show(s.dimension_from_largest_gap(GapScale::Linear, 0).map(|v| v.to_string())),
+        show(s.soft_count().map(|v| v.to_string())),
+        show(s.stiffness().map(|(a, b)| format!("{a:.4}..{b:.4}"))),
+    );
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let cfg = UNetConfig::load(args.get(1).map_or("experiments/unet/digits.json", String::as_str))?;
+    let (steps, n): (u64, usize) = (arg(&args, 2, 100)?, arg(&args, 3, 16)?);
+    let (rounds, k, parallel): (usize, usize, usize) = (arg(&args, 4, 1)?, arg(&args, 5, 0)?, arg(&args, 6, 2)?);
+    let d = cfg.channels * cfg.image_size * cfg.image_size;
+    let rule = SecondDerivativeRule::new(arg(&args, 7, d / 8)?, arg(&args, 8, 15.0)?)?;
+    let ops: String = arg(&args, 9, "dsn".to_string())?;
+    let train = DdpmTrainConfig::new(cfg.clone())
+        .with_steps(steps)
+        .with_batch_size(16.min(n))
+        .with_lr(1e-3)
+        .with_ema_decay(0.999)
+        .with_checkpoint_every(0)
+        .with_log_every(steps.max(1));
+    let data = images(&cfg, n)?;
+    let dev = Default::default();
+    let start = Instant::now();
+    let mut last = 0.0;
+    let state = train_ddpm::<B>(data.as_ref(), &train, None, &dev, &mut |r| {
+        last = r.loss_ema;
+        ControlFlow::Continue(())
+    })?;
+    println!(
+        "trained {steps} steps on {} images in {:.1} s (EMA loss {last:.4})",
+        data.nrows(),
+        start.elapsed().as_secs_f64()
+    );
+    let sched = train.schedule()?;
+    let t = sched.ve_time(k)?;
+    let x: Vec<f64> = data.row(0).iter().copied().collect();
+    let dense = VpScore::discrete(
+        UNetEps::<Flex>::new(state.ema.clone(), dev, 512).with_parallel_batches(parallel),
+        sched.clone(),
+    );
+    let free = NetScore::<B, UNet<B>>::vp(state.ema, VpGrid::Discrete(sched), dev)
+        .with_batch(64)
+        .with_parallel_batches(parallel);
+    let nb = NormalBundleParams::default()
+        .perturbation(Perturbation::PerChannelOrthogonal { channels: cfg.channels, size: cfg.image_size });
+    println!("d = {d}, step k = {k} (t = {t:.3e}), {parallel} passes side by side, rule {rule:?}");
+    for r in 0..rounds {
+        for op in ops.chars() {
+            let start = Instant::now();
+            let (name, s) = match op {
+                'd' => (
+                    "dense (figure's NB, 8d forward images)",
+                    JacobianSpectrum::whole(normal_bundle_spectrum(&dense, &x, t, &nb.seed(r as u64))?, t)?,
+                ),
+                's' | 'n' => {
+                    let operator = if op == 's' { Operator::Denoiser } else { Operator::Score };
+                    let p = MatrixFreeParams::default().operator(operator).seed(r as u64);
+                    (
+                        if op == 's' { "matrix-free I + tJ" } else { "matrix-free tJ" },
+                        spectrum(&free, &x, t, &SpectrumParams::matrix_free(p))?,
+                    )
+                }
+                _ => continue,
+            };
+            report(&format!("round {r}, {name}"), start.elapsed().as_secs_f64(), &s, &rule);
+        }
+    }
+    Ok(())
+}
