@@ -41,8 +41,8 @@ fn experiment_files_with_impossible_sizes_or_names() {
     let sweep = |sizes: &str, d: usize, name: &str| {
         format!("name = \"{name}\"\nsizes = {sizes}\nsnapshots = [10]\ntimes = [0.1]\n[[variants]]\nlabel = \"v\"\nd = {d}\nblocks = [[2, 1.0]]\n")
     };
-    run_fails(&sweep("[2000000000]", 30, "big"), "needs");
-    run_fails(&sweep("[10]", 30_000_000, "wide"), "needs");
+    run_fails(&sweep("[2000000000]", 30, "big"), "(d = 30, sizes up to 2000000000): one job needs");
+    run_fails(&sweep("[10]", 30_000_000, "wide"), "(d = 30000000, sizes up to 10): one job needs");
     run_fails(&sweep("[10]", 30, "../escaped"), "one folder name");
 }
 

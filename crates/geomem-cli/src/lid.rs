@@ -154,7 +154,7 @@ impl Plan {
         // Neighbours there are: every reference point, or every other point.
         let (available, among) = match reference {
             Some(r) => (r.nrows(), "reference points"),
-            None => (x.nrows() - 1, "other points"),
+            None => (x.nrows().saturating_sub(1), "other points"),
         };
         let mut plan = Plan { estimators: Vec::new(), notes: Vec::new(), t_model: None, twonn_neighbors: None };
         let mut net: Option<(Arc<RunScore<Train>>, f64)> = None;
@@ -241,7 +241,6 @@ fn model_estimator(e: Estimator, field: Arc<RunScore<Train>>, t: f64, a: &LidArg
 /// Runs `geomem lid`.
 pub fn run(a: &LidArgs) -> Result<()> {
     let x = read_points(&a.data)?;
-    ensure!(x.nrows() >= 2 || a.reference.is_some(), "{}: one point has no neighbours", a.data.display());
     let reference = a.reference.as_deref().map(read_points).transpose()?;
     let plan = Plan::new(a, x.as_ref(), reference.as_ref())?;
     for note in &plan.notes {

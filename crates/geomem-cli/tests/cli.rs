@@ -135,6 +135,10 @@ fn lid_command() {
     fails_with(&bad, "--twonn-neighbors 100", "explicit neighbourhood above the data");
     assert!(!String::from_utf8_lossy(&bad.stdout).contains("mle"), "MLE ran before the check");
     assert!(!none.exists(), "output written before the check");
+    // One point has no neighbours among the others.
+    let one = d.join("one.csv");
+    std::fs::write(&one, "1,2,3,4\n").unwrap();
+    fails_with(&geomem(&["lid", "--data", s(&one), "--out", s(&none)]), "MLE needs k <= 0", "one point");
     // A reference of another dimension.
     let other = d.join("other.csv");
     std::fs::write(&other, "1,2\n3,4\n5,6\n").unwrap();

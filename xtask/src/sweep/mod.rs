@@ -173,7 +173,9 @@ impl Spec {
             g.check(&format!("{}: green_times", self.name))?;
         }
         for v in &self.variants {
-            geomem_data::check_memory(&format!("{}: variant {}: one job", self.name, v.label), self.job_bytes(v))?;
+            let n = self.sizes.iter().max().unwrap_or(&0);
+            let what = format!("{}: variant {} (d = {}, sizes up to {n}): one job", self.name, v.label, v.d);
+            geomem_data::check_memory(&what, self.job_bytes(v))?;
             v.data().with_context(|| format!("variant {}", v.label))?;
             if v.marks.as_ref().is_some_and(|m| m.is_empty() || m.iter().any(|&k| k == 0 || k >= v.d)) {
                 bail!("{}: variant {}: marks must be non-empty and lie in 1..d", self.name, v.label);
