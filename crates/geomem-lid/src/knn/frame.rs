@@ -53,7 +53,12 @@ pub(super) struct Frame {
     pub(super) mean: Vec<f64>,
     pub(super) scale: f64,
     pub(super) basis: Basis,
+    /// Whether the full screen runs on AMX tiles in bfloat16.
+    pub(super) amx: bool,
 }
+
+/// Fewest coordinates worth an AMX tile product (its tiles take 32 at a time).
+const AMX_LEAST: usize = 64;
 
 /// Points sampled for the subspace the reference spans.
 const SAMPLE: usize = 64;
@@ -89,19 +94,31 @@ impl Frame {
                 .reduce(|| 0.0, f64::max)
         };
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
-        let mut frame = Self { pre, mean, scale, basis: Basis::Full };
+        let mut frame = Self { pre, mean, scale, basis: Basis::Full, amx: false };
         if project {
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
-                None => frame.use_principal(r),
+                None => frame.use_full_or_principal(r),
             }
         }
         frame
     }
 
+    /// The full coordinates on AMX tiles where this machine has them (and the dimension is
+    /// worth a tile), else principal directions ([`Frame::use_principal`]).
+    pub(super) fn use_full_or_principal(&mut self, r: MatRef<'_, f64>) {
+        if r.ncols() >= AMX_LEAST && super::amx::available() {
+            self.basis = Basis::Full;
+            self.amx = true;
+        } else {
+            self.use_principal(r);
+        }
+    }
+
     /// Principal directions of the reference as the basis, where it has enough points and
     /// coordinates for them to pay; else the full coordinates.
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
+        self.amx = false;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
         let eligible =

@@ -34,6 +34,7 @@
 //! the result equals a brute-force double-precision search (`tests/knn.rs`), ties broken by
 //! the smaller index.
 
+mod amx;
 mod exact;
 mod frame;
 mod points;
@@ -130,7 +131,7 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
             t3 - t2,
             (crate::knn::cpu_seconds() - t0) - t3,
             p.keep,
-            p.q.screen.d
+            p.q.screen.dim()
         );
         eprintln!(
             "stats {:?}",

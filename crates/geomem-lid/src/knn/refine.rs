@@ -5,8 +5,10 @@
 //! does. A query whose candidates run out first is certified by its floor, or rescanned
 //! against the whole reference.
 
+use super::amx;
 use super::exact::{exact_sq, prefetch};
-use super::points::{Points, Prepared, DEEP_BLOCK, HEAD};
+use super::points::{Points, Prepared, Screen, DEEP_BLOCK, HEAD};
+use super::scan::TILE;
 use super::screen::key;
 use super::top::Top;
 use faer::{Accum, Mat, Par};
@@ -197,16 +199,43 @@ const RESCAN: usize = 64;
 /// reference; per query, `(ľ_j, j)` in reference order. Any summation order obeys the
 /// screen's error bound.
 fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(f64, usize)>> {
-    let (r, q) = (p.reference(), p.q.screen.mat());
-    let rs = r.screen.mat();
-    let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
-    let mut g = Mat::<f32>::zeros(rs.ncols(), picks.len());
-    faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+    let r = p.reference();
+    let nr = r.norms.len();
+    let (g, ld) = products(&p.q.screen, &r.screen, picks, nr, par);
     let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
-        let others = (0..rs.ncols()).filter(|&j| !(same && j == i));
-        others.map(|j| (key(p.q.norms[i], r.norms[j], g[(j, c)], p.q.lens[i], r.lens[j], p.pair), j)).collect()
+        let others = (0..nr).filter(|&j| !(same && j == i));
+        let g = &g[c * ld..];
+        others.map(|j| (key(p.q.norms[i], r.norms[j], g[j], p.q.lens[i], r.lens[j], p.pair), j)).collect()
     };
     picks.iter().enumerate().map(row).collect()
+}
+
+/// The products of the queries `picks` with all `nr` reference points: column `c` of the
+/// result (leading dimension returned) holds query `picks[c]`'s.
+fn products(q: &Screen, r: &Screen, picks: &[usize], nr: usize, par: Par) -> (Vec<f32>, usize) {
+    match (q, r) {
+        (Screen::F32(q), Screen::F32(r)) => {
+            let (q, rs) = (q.mat(), r.mat());
+            let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
+            let mut g = vec![0f32; nr * picks.len()];
+            let gm = faer::MatMut::from_column_major_slice_mut(&mut g, nr, picks.len());
+            faer::linalg::matmul::matmul(gm, Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+            (g, nr)
+        }
+        (Screen::Bf16(q), Screen::Bf16(r)) => {
+            let mut rows = amx::Bf16::zeros(picks.len(), 0);
+            rows.kp = q.kp;
+            rows.rows = vec![0; picks.len().div_ceil(amx::STEP) * amx::STEP * q.kp];
+            picks.iter().zip(rows.rows.chunks_mut(q.kp)).for_each(|(&i, dst)| dst.copy_from_slice(q.row(i)));
+            let ld = nr.div_ceil(amx::STEP) * amx::STEP;
+            let mut g = vec![0f32; picks.len().div_ceil(amx::STEP) * amx::STEP * ld];
+            for a in (0..nr).step_by(TILE) {
+                amx::tile(&mut g[a..], ld, r, a..(a + TILE).min(nr), &rows, 0..picks.len());
+            }
+            (g, ld)
+        }
+        _ => unreachable!("both point sets share one frame"),
+    }
 }
 
 fn ascending(list: &mut [(f64, usize)]) {
@@ -378,13 +407,19 @@ fn sample_walk(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, k: usize) -> 
     walk(p, i, &low, &mut Best::new(k))
 }
 
-/// The candidates to keep per query where the principal screen pays, `None` where it does
-/// not. A sample of [`ESTIMATE`] queries is walked against the whole reference: a walk
-/// passes the candidates a query must hold to be certified, and counts the exact distances
-/// and deep blocks it reads. The screen pays where its product per query (`n (m + 1)`
-/// against `n d` multiply-adds) and those reads cost less than the full product and
-/// [`kept`] exact distances (reads at [`FLOPS_PER_BYTE`]); it keeps a quarter more than nine
-/// sampled queries in ten needed.
+/// How many times faster AMX tiles multiply than AVX-512 in single precision (726 against
+/// about 250 GFLOP/s per core, measured on the machine of `docs/BENCHMARKS.md`).
+const AMX_GAIN: f64 = 3.0;
+
+/// The candidates to keep per query where this screen (principal directions, or the full
+/// coordinates on AMX) pays, `None` where the full single-precision screen would be cheaper.
+/// A sample of [`ESTIMATE`] queries is walked against the whole reference: a walk passes the
+/// candidates a query must hold to be certified, and counts the exact distances and deep
+/// blocks it reads. The screen's cost per query is its products (`n (m + 1)` multiply-adds,
+/// twice for the two passes of principal directions; `n d /` [`AMX_GAIN`] on AMX) and those
+/// reads (at [`FLOPS_PER_BYTE`]); the full screen's, `n d` and [`kept`] exact distances. On
+/// AMX a query keeps a quarter more than nine sampled queries in ten needed; on principal
+/// directions [`kept`] (the second pass collects the rest).
 pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> Option<usize> {
     let nq = p.q.norms.len();
     let t = ESTIMATE.min(nq);
@@ -394,17 +429,24 @@ pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> 
         .zip(&picks)
         .map(|(low, &i)| sample_walk(p, i, low, k))
         .collect();
-    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
+    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.dim() as f64, p.q.exact.d as f64);
     let mean = |f: fn(&Walk) -> usize| walks.iter().map(f).sum::<usize>() as f64 / t.max(1) as f64;
     let mut seen: Vec<usize> = walks.iter().map(|w| w.seen).collect();
     seen.sort_unstable();
     let most = seen.get(seen.len() * 9 / 10).copied().unwrap_or(0);
+    let amx = matches!(p.q.screen, Screen::Bf16(_));
+    let product = if amx { 2.0 * n * d / AMX_GAIN } else { 2.0 * 2.0 * n * m };
     let reads = mean(|w| w.exact) * 8.0 * d + mean(|w| w.blocks) * 4.0 * DEEP_BLOCK as f64;
-    let cost_principal = 2.0 * n * m + FLOPS_PER_BYTE * reads;
+    let cost = product + FLOPS_PER_BYTE * reads;
     let cost_full = 2.0 * n * d + FLOPS_PER_BYTE * kept(k, available) as f64 * 8.0 * d;
     if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!("sample: seen p50 {} p90 {most} max {} exact {:.1} blocks {:.1} cost {cost_principal:.3e} vs {cost_full:.3e}", seen[seen.len() / 2], seen[seen.len() - 1], mean(|w| w.exact), mean(|w| w.blocks));
+        eprintln!(
+            "sample: seen p50 {} p90 {most} exact {:.1} blocks {:.1} cost {cost:.3e} vs {cost_full:.3e}",
+            seen[seen.len() / 2],
+            mean(|w| w.exact),
+            mean(|w| w.blocks)
+        );
     }
-    let _ = most;
-    (cost_principal < cost_full).then(|| kept(k, available))
+    let keep = if amx { kept(k, available).max(most + most / 4 + 4).min(available) } else { kept(k, available) };
+    (cost < cost_full).then_some(keep)
 }
