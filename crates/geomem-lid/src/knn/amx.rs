@@ -19,13 +19,40 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+/// One cache line of bfloat16 values.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u16; 32]);
+
+/// Bfloat16 values in whole cache lines: every tile row (64 bytes) is one line, so no tile
+/// load straddles two (measured: 2.4 times slower when they do).
+pub(super) struct Lines(Vec<Line>);
+
+impl Lines {
+    /// `len` zeros, rounded up to whole lines.
+    fn zeros(len: usize) -> Self {
+        Self(vec![Line([0; 32]); len.div_ceil(32)])
+    }
+
+    pub(super) fn as_slice(&self) -> &[u16] {
+        // SAFETY: `Line` is `repr(C)` around `[u16; 32]` with no padding (64 bytes), so the
+        // lines are `32 × len` contiguous, initialised `u16`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u16>(), self.0.len() * 32) }
+    }
+
+    pub(super) fn as_mut_slice(&mut self) -> &mut [u16] {
+        // SAFETY: as in `as_slice`, borrowed mutably once.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u16>(), self.0.len() * 32) }
+    }
+}
+
 /// Points as the two AMX operands.
 pub(super) struct Bf16 {
     /// Rows of `kp` bfloat16 coordinates, zero beyond the dimension and beyond the points.
-    pub(super) rows: Vec<u16>,
+    pub(super) rows: Lines,
     /// Groups of 16 points: for each pair `p` of coordinates, 16 points × 2 bfloat16 (64
     /// bytes, one row of a `B` tile).
-    pub(super) vnni: Vec<u16>,
+    pub(super) vnni: Lines,
     /// Coordinates per point, a multiple of 32.
     pub(super) kp: usize,
 }
@@ -38,12 +65,18 @@ impl Bf16 {
     pub(super) fn zeros(n: usize, d: usize) -> Self {
         let kp = d.div_ceil(STEP) * STEP;
         let np = n.div_ceil(STEP) * STEP;
-        Self { rows: vec![0; np * kp], vnni: vec![0; np * kp], kp }
+        Self { rows: Lines::zeros(np * kp), vnni: Lines::zeros(np * kp), kp }
     }
 
-    /// Point `i`'s row.
-    pub(super) fn row(&self, i: usize) -> &[u16] {
-        &self.rows[i * self.kp..(i + 1) * self.kp]
+    /// The rows of the points `picks`, in that order (no groups).
+    pub(super) fn gather(&self, picks: &[usize]) -> Self {
+        let kp = self.kp;
+        let mut rows = Lines::zeros(picks.len().div_ceil(STEP) * STEP * kp);
+        let src = self.rows.as_slice();
+        for (&i, dst) in picks.iter().zip(rows.as_mut_slice().chunks_mut(kp)) {
+            dst.copy_from_slice(&src[i * kp..(i + 1) * kp]);
+        }
+        Self { rows, vnni: Lines::zeros(0), kp }
     }
 }
 
@@ -92,7 +125,7 @@ fn self_test() -> bool {
     let pt = |i: usize, l: usize| ((i * 7 + l * 3) % 11) as f64 / 8.0 - 0.5;
     let c = faer::Mat::from_fn(d, 64, |l, i| pt(i, l));
     let mut x = Bf16::zeros(64, d);
-    pack(c.as_ref(), x.kp, &mut x.rows, &mut x.vnni);
+    pack(c.as_ref(), x.kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
     let mut buf = vec![0f32; 64 * 64];
     tile(&mut buf, 64, &x, 0..64, &x, 0..64);
     (0..64).all(|a| {
@@ -113,7 +146,7 @@ fn self_test() -> bool {
 pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a: Range<usize>, y: &Bf16, b: Range<usize>) {
     let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, x.kp);
     assert!(a.start % STEP == 0 && b.start % STEP == 0 && x.kp == y.kp && ma <= ld);
-    assert!(x.vnni.len() >= (a.start + ma) * kp && y.rows.len() >= (b.start + mb) * kp);
+    assert!(x.vnni.as_slice().len() >= (a.start + ma) * kp && y.rows.as_slice().len() >= (b.start + mb) * kp);
     assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
     imp::tile(buf, ld, x, a.start, ma, y, b.start, mb);
 }
@@ -197,8 +230,8 @@ mod imp {
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
         for bb in (0..mb).step_by(STEP) {
             for aa in (0..ma).step_by(STEP) {
-                let rows = y.rows[(b0 + bb) * kp..].as_ptr();
-                let group = x.vnni[(a0 + aa) * kp..].as_ptr();
+                let rows = y.rows.as_slice()[(b0 + bb) * kp..].as_ptr();
+                let group = x.vnni.as_slice()[(a0 + aa) * kp..].as_ptr();
                 let out = buf[bb * ld + aa..].as_mut_ptr();
                 // SAFETY: [`super::tile`] checked that rows `b0 + bb .. + 32` of `y`, groups
                 // of points `a0 + aa .. + 32` of `x` and the 32 × 32 block of `buf` at
@@ -300,9 +333,11 @@ mod tests {
         };
         let c = faer::Mat::from_fn(d, n, |_, _| next());
         let mut x = Bf16::zeros(n, d);
-        for (b, (rows, vnni)) in x.rows.chunks_mut(64 * x.kp).zip(x.vnni.chunks_mut(64 * x.kp)).enumerate() {
+        let kp = x.kp;
+        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
+        for (b, (rows, vnni)) in chunks.enumerate() {
             let cnt = (n - b * 64).min(64);
-            pack(c.subcols(b * 64, cnt), 96, rows, vnni);
+            pack(c.subcols(b * 64, cnt), kp, rows, vnni);
         }
         let u = pair_error(x.kp);
         let len = |i: usize| c.col(i).norm_l2();
@@ -322,5 +357,34 @@ mod tests {
             }
         }
         assert!(worst > u / 64.0, "the bound is not vacuous: worst relative error {worst:e}, bound {u:e}");
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn tile_speed() {
+        assert!(available());
+        let (n, d) = (512, 784);
+        let c = faer::Mat::from_fn(d, n, |l, i| ((l * 7 + i * 3) % 13) as f64 / 13.0 - 0.5);
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
+        for (b, (rows, vnni)) in chunks.enumerate() {
+            pack(c.subcols(b * 64, 64), kp, rows, vnni);
+        }
+        let mut buf = vec![0f32; 256 * 256];
+        let reps = 4000;
+        let t0 = crate::knn::cpu_seconds();
+        let w0 = std::time::Instant::now();
+        for r in 0..reps {
+            let a = (r % 2) * 256;
+            tile(&mut buf, 256, &x, a..a + 256, &x, 256 - a..512 - a);
+        }
+        let cpu = crate::knn::cpu_seconds() - t0;
+        let flops = 2.0 * 256.0 * 256.0 * kp as f64 * reps as f64;
+        eprintln!("cpu {cpu:.3} s wall {:.3} s: {:.0} GFLOP/s (cpu)", w0.elapsed().as_secs_f64(), flops / cpu / 1e9);
     }
 }

@@ -277,7 +277,7 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
         .zip(chunks(&mut screen, m * CONVERT, count))
         .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
         .zip(chunks(&mut deep, stride * CONVERT, count))
-        .zip(chunks(&mut bf.rows, per, count).into_iter().zip(chunks(&mut bf.vnni, per, count)))
+        .zip(chunks(bf.rows.as_mut_slice(), per, count).into_iter().zip(chunks(bf.vnni.as_mut_slice(), per, count)))
         .map(|((((exact, screen), (sq, rho)), deep), (rows, vnni))| Out { exact, screen, sq, rho, deep, rows, vnni })
         .collect();
     let scratch = || Scratch { c: Mat::zeros(d, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };

@@ -223,10 +223,7 @@ fn products(q: &Screen, r: &Screen, picks: &[usize], nr: usize, par: Par) -> (Ve
             (g, nr)
         }
         (Screen::Bf16(q), Screen::Bf16(r)) => {
-            let mut rows = amx::Bf16::zeros(picks.len(), 0);
-            rows.kp = q.kp;
-            rows.rows = vec![0; picks.len().div_ceil(amx::STEP) * amx::STEP * q.kp];
-            picks.iter().zip(rows.rows.chunks_mut(q.kp)).for_each(|(&i, dst)| dst.copy_from_slice(q.row(i)));
+            let rows = q.gather(picks);
             let ld = nr.div_ceil(amx::STEP) * amx::STEP;
             let mut g = vec![0f32; picks.len().div_ceil(amx::STEP) * amx::STEP * ld];
             for a in (0..nr).step_by(TILE) {
