@@ -359,32 +359,3 @@ mod tests {
         assert!(worst > u / 64.0, "the bound is not vacuous: worst relative error {worst:e}, bound {u:e}");
     }
 }
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn tile_speed() {
-        assert!(available());
-        let (n, d) = (512, 784);
-        let c = faer::Mat::from_fn(d, n, |l, i| ((l * 7 + i * 3) % 13) as f64 / 13.0 - 0.5);
-        let mut x = Bf16::zeros(n, d);
-        let kp = x.kp;
-        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
-        for (b, (rows, vnni)) in chunks.enumerate() {
-            pack(c.subcols(b * 64, 64), kp, rows, vnni);
-        }
-        let mut buf = vec![0f32; 256 * 256];
-        let reps = 4000;
-        let t0 = crate::knn::cpu_seconds();
-        let w0 = std::time::Instant::now();
-        for r in 0..reps {
-            let a = (r % 2) * 256;
-            tile(&mut buf, 256, &x, a..a + 256, &x, 256 - a..512 - a);
-        }
-        let cpu = crate::knn::cpu_seconds() - t0;
-        let flops = 2.0 * 256.0 * 256.0 * kp as f64 * reps as f64;
-        eprintln!("cpu {cpu:.3} s wall {:.3} s: {:.0} GFLOP/s (cpu)", w0.elapsed().as_secs_f64(), flops / cpu / 1e9);
-    }
-}

@@ -121,14 +121,9 @@ impl Frame {
         self.amx = false;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
-        let eligible =
-            screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS && std::env::var_os("KNN_NOPCA").is_none();
+        let eligible = screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;
         let deep = DEEP.min(d / 2).max(screen);
-        let t0 = crate::knn::cpu_seconds();
         let found = eligible.then(|| principal(r, self.pre, &self.mean, screen, deep)).flatten();
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("principal {:.3}", (crate::knn::cpu_seconds() - t0));
-        }
         self.basis = match found {
             Some(dirs) => Basis::Principal { dirs, screen },
             None => Basis::Full,
@@ -158,7 +153,7 @@ fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: us
     // Filled as its transpose: down each column of `r`.
     let at = Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j]);
     let a = at.transpose();
-    let p = (deep + std::env::var("KNN_OVER").ok().and_then(|v| v.parse().ok()).unwrap_or(deep / 4)).min(s).min(d);
+    let p = (deep + deep / 4).min(s).min(d);
     // Test matrix: uniform entries in [-1, 1) from SplitMix64 (any full-rank random matrix
     // serves the range finder).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -170,17 +165,10 @@ fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: us
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     };
     let omega = Mat::from_fn(s, p, |_, _| uniform());
-    let y = if std::env::var_os("KNN_POW").is_some() { a * (a.transpose() * (a * &omega)) } else { a * &omega };
-    let tt = std::time::Instant::now();
+    let y = a * (a.transpose() * (a * &omega));
     let q = y.qr().compute_thin_Q();
-    let t_qr = tt.elapsed().as_secs_f64();
     let b = q.transpose() * a;
-    let bb = &b * b.transpose();
-    let t_b = tt.elapsed().as_secs_f64();
-    let evd = bb.self_adjoint_eigen(faer::Side::Lower).ok()?;
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!("qr {t_qr:.3} b {:.3} evd {:.3}", t_b - t_qr, tt.elapsed().as_secs_f64() - t_b);
-    }
+    let evd = (&b * b.transpose()).self_adjoint_eigen(faer::Side::Lower).ok()?;
     let values = evd.S().column_vector();
     let mut order: Vec<usize> = (0..p).collect();
     order.sort_by(|&x, &y| values[y].total_cmp(&values[x]));

@@ -105,38 +105,17 @@ pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
 }
 
 fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
-    let t0 = crate::knn::cpu_seconds();
     let p = points::prepare(q, r, same, k);
-    let t1 = crate::knn::cpu_seconds() - t0;
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(p.keep)).collect();
     scan::scan(&mut tops, &p, same);
-    let t2 = crate::knn::cpu_seconds() - t0;
     let (mut queries, order) = refine::first(&p, tops, k, same);
     let open = queries.iter().filter(|q| q.is_open()).count();
-    let t3 = crate::knn::cpu_seconds() - t0;
     if 2 * open < p.reference().norms.len() {
         refine::rescan(&p, &mut queries, same);
     } else {
         let mut tops: Vec<Top> = queries.iter().map(|q| Top::collecting(q.reach())).collect();
         scan::scan(&mut tops, &p, same);
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("second scan {:.3}", crate::knn::cpu_seconds() - t0 - t3);
-        }
         queries = refine::second(&p, queries, tops, &order);
-    }
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!(
-            "prepare {t1:.3} scan {:.3} first {:.3} open {open} second {:.3} keep {} screen {}",
-            t2 - t1,
-            t3 - t2,
-            (crate::knn::cpu_seconds() - t0) - t3,
-            p.keep,
-            p.q.screen.dim()
-        );
-        eprintln!(
-            "stats {:?}",
-            refine::STATS.iter().map(|a| a.swap(0, std::sync::atomic::Ordering::Relaxed)).collect::<Vec<_>>()
-        );
     }
     let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
     out.indices.reserve(q.nrows() * k);
@@ -145,14 +124,4 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
         out.indices.extend(ix);
     }
     out
-}
-
-/// Temporary: process CPU seconds (utime + stime).
-#[doc(hidden)]
-pub fn cpu_seconds() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
 }

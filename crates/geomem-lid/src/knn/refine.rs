@@ -189,8 +189,6 @@ fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -
     (false, ends.len())
 }
 
-pub(super) static STATS: [std::sync::atomic::AtomicUsize; 6] = [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
-
 /// Queries per product of the rescans.
 const RESCAN: usize = 64;
 
@@ -318,9 +316,6 @@ pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<
         let (cands, floor) = &lists[i];
         let mut best = Best::new(k);
         let w = walk(p, i, cands, &mut best);
-        STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
-        STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
-        STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
         let tau = best.tau() * p.unit2;
         let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
         let open = (!certified).then(|| {
@@ -342,11 +337,7 @@ pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &
     in_order(order, |i| {
         let (mut q, top) = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("once");
         if let Some((walked, _)) = q.open.take() {
-            let c = top.finish().0;
-            STATS[3].fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
-            let w = walk_more(p, i, c, &walked, &mut q.best);
-            STATS[4].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
-            STATS[5].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+            walk_more(p, i, top.finish().0, &walked, &mut q.best);
         }
         q
     })
@@ -436,14 +427,6 @@ pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> 
     let reads = mean(|w| w.exact) * 8.0 * d + mean(|w| w.blocks) * 4.0 * DEEP_BLOCK as f64;
     let cost = product + FLOPS_PER_BYTE * reads;
     let cost_full = 2.0 * n * d + FLOPS_PER_BYTE * kept(k, available) as f64 * 8.0 * d;
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!(
-            "sample: seen p50 {} p90 {most} exact {:.1} blocks {:.1} cost {cost:.3e} vs {cost_full:.3e}",
-            seen[seen.len() / 2],
-            mean(|w| w.exact),
-            mean(|w| w.blocks)
-        );
-    }
     let keep = if amx { kept(k, available).max(most + most / 4 + 4).min(available) } else { kept(k, available) };
     (cost < cost_full).then_some(keep)
 }
