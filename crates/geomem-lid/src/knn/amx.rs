@@ -145,7 +145,7 @@ fn self_test() -> bool {
 /// Where a range or `buf` is too short for that (a bug of the caller, never the data's).
 pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a: Range<usize>, y: &Bf16, b: Range<usize>) {
     let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, x.kp);
-    assert!(a.start % STEP == 0 && b.start % STEP == 0 && x.kp == y.kp && ma <= ld);
+    assert!(a.start.is_multiple_of(STEP) && b.start.is_multiple_of(STEP) && x.kp == y.kp && ma <= ld);
     assert!(x.vnni.as_slice().len() >= (a.start + ma) * kp && y.rows.as_slice().len() >= (b.start + mb) * kp);
     assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
     imp::tile(buf, ld, x, a.start, ma, y, b.start, mb);
@@ -357,5 +357,29 @@ mod tests {
             }
         }
         assert!(worst > u / 64.0, "the bound is not vacuous: worst relative error {worst:e}, bound {u:e}");
+    }
+
+    /// Coordinates that all round the same way (just above 1 and its halves, by 3/8 of a
+    /// bfloat16 step): the product errs by three quarters of the bound, and stays within it.
+    #[test]
+    fn aligned_roundings_come_near_the_bound() {
+        if !available() {
+            return eprintln!("no AMX here: nothing to test");
+        }
+        let (n, d) = (32, 96);
+        let v = 1.0 + 3.0 * 2f64.powi(-10);
+        let c = faer::Mat::from_fn(d, n, |_, i| v * 2f64.powi(-((i % 4) as i32) - 1));
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        pack(c.as_ref(), kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
+        let mut buf = vec![0f32; 32 * 32];
+        tile(&mut buf, 32, &x, 0..32, &x, 0..32);
+        let u = pair_error(kp);
+        let rel = |a: usize, b: usize| {
+            let exact: f64 = (0..d).map(|l| c[(l, a)] * c[(l, b)]).sum();
+            (f64::from(buf[b * 32 + a]) - exact).abs() / (c.col(a).norm_l2() * c.col(b).norm_l2())
+        };
+        let worst = (0..32).flat_map(|a| (0..32).map(move |b| (a, b))).map(|(a, b)| rel(a, b)).fold(0.0, f64::max);
+        assert!(worst <= u && worst > 0.7 * u, "worst relative error {worst:e}, bound {u:e}");
     }
 }

@@ -53,12 +53,17 @@ pub(super) struct Frame {
     pub(super) mean: Vec<f64>,
     pub(super) scale: f64,
     pub(super) basis: Basis,
-    /// Whether the full screen runs on AMX tiles in bfloat16.
+    /// Whether the full screen runs on AMX tiles in bfloat16, and whether it may.
     pub(super) amx: bool,
+    allow_amx: bool,
 }
 
 /// Fewest coordinates worth an AMX tile product (its tiles take 32 at a time).
 const AMX_LEAST: usize = 64;
+/// Fewest reference points worth looking for a basis or a faster product: below, the full
+/// single-precision product is cheap, and the search of many small sets (pointwise TwoNN's
+/// neighbourhoods) pays no fixed costs.
+const PROJECT_POINTS: usize = 256;
 
 /// Points sampled for the subspace the reference spans.
 const SAMPLE: usize = 64;
@@ -81,9 +86,10 @@ const PRINCIPAL_LEFT: f64 = 0.25;
 
 impl Frame {
     /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
-    /// the reference itself), and (`project`) the subspace the reference spans, in parallel
-    /// over the coordinates.
-    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, project: bool) -> Self {
+    /// the reference itself), in parallel over the coordinates, and with enough reference
+    /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles (if `allow_amx`)
+    /// or principal directions where they pay.
+    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, allow_amx: bool) -> Self {
         let n = r.nrows() as f64;
         let mean: Vec<f64> =
             (0..r.ncols()).into_par_iter().map(|j| r.col(j).iter().map(|v| v * pre).sum::<f64>() / n).collect();
@@ -94,8 +100,8 @@ impl Frame {
                 .reduce(|| 0.0, f64::max)
         };
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
-        let mut frame = Self { pre, mean, scale, basis: Basis::Full, amx: false };
-        if project {
+        let mut frame = Self { pre, mean, scale, basis: Basis::Full, amx: false, allow_amx };
+        if r.nrows() >= PROJECT_POINTS {
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
                 None => frame.use_full_or_principal(r),
@@ -104,10 +110,11 @@ impl Frame {
         frame
     }
 
-    /// The full coordinates on AMX tiles where this machine has them (and the dimension is
-    /// worth a tile), else principal directions ([`Frame::use_principal`]).
+    /// The full coordinates on AMX tiles where this machine has them and they may pay (enough
+    /// coordinates and points), else principal directions ([`Frame::use_principal`]).
     pub(super) fn use_full_or_principal(&mut self, r: MatRef<'_, f64>) {
-        if r.ncols() >= AMX_LEAST && super::amx::available() {
+        let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+        if self.allow_amx && worth && super::amx::available() {
             self.basis = Basis::Full;
             self.amx = true;
         } else {
@@ -147,7 +154,7 @@ impl Frame {
 /// the seed, and it changes only how fast the search runs: the search's bounds hold for any
 /// orthonormal basis. `None` if the small eigenproblem fails or the first `screen` directions
 /// leave out more than [`PRINCIPAL_LEFT`] of the sample's spread.
-fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: usize) -> Option<Mat<f64>> {
+pub(super) fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: usize) -> Option<Mat<f64>> {
     let (n, d) = (r.nrows(), r.ncols());
     let s = PRINCIPAL_SAMPLE.min(n);
     // Filled as its transpose: down each column of `r`.

@@ -320,9 +320,9 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
 /// A spanning basis that leaves out more than the screen resolves is replaced by principal
 /// directions where they may pay; principal directions are kept only where a sample of
 /// queries says they pay ([`refine::estimate`]), which also sets the candidates kept.
-pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
+pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize, allow_amx: bool) -> Prepared {
     let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
-    let mut frame = Frame::new((!same).then_some(q), r, scale, true);
+    let mut frame = Frame::new((!same).then_some(q), r, scale, allow_amx);
     let available = r.nrows() - usize::from(same);
     loop {
         let qp = points(q, &frame);

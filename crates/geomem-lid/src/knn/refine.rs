@@ -430,3 +430,55 @@ pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> 
     let keep = if amx { kept(k, available).max(most + most / 4 + 4).min(available) } else { kept(k, available) };
     (cost < cost_full).then_some(keep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::points::prepare;
+    use super::*;
+    use faer::Mat;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `n` points `tanh(F z)` around a 6-dimensional latent, in `d` dimensions, plus noise.
+    fn curved(n: usize, d: usize, noise: f64, rng: &mut StdRng) -> Mat<f64> {
+        let mut normal = || rng.sample::<f64, _>(rand_distr::StandardNormal);
+        let f = Mat::from_fn(6, d, |_, _| normal() / 6f64.sqrt());
+        let z = Mat::from_fn(n, 6, |_, _| normal());
+        let e = Mat::from_fn(n, d, |_, _| noise * normal());
+        Mat::from_fn(n, d, |i, j| (0..6).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>().tanh() + e[(i, j)])
+    }
+
+    /// Every pair's key (less the query's `err`) and, on principal directions, every deep
+    /// bound lie below the exact squared distance; and not far below for some pairs (the
+    /// bounds are not vacuous). For the full single-precision screen, principal directions
+    /// and AMX tiles.
+    #[test]
+    fn keys_and_deep_bounds_lie_below_the_exact_distances() {
+        let mut rng = StdRng::seed_from_u64(31);
+        let x = curved(1500, 160, 0.02, &mut rng);
+        let mut screens = vec![(prepare(x.as_ref(), x.as_ref(), true, 5, false), "principal")];
+        let white = Mat::from_fn(300, 96, |_, _| rng.random_range(-1.0..1.0));
+        screens.push((prepare(white.as_ref(), white.as_ref(), true, 5, false), "full"));
+        if amx::available() {
+            screens.push((prepare(x.as_ref(), x.as_ref(), true, 5, true), "amx"));
+        }
+        assert!(screens[0].0.deep.is_some(), "the curved points take principal directions");
+        for (p, name) in &screens {
+            let picks: Vec<usize> = (0..p.q.norms.len()).step_by(37).collect();
+            let (mut tight, mut pruned) = (0usize, 0usize);
+            for (low, &i) in against_all(p, &picks, true, Par::Seq).into_iter().zip(&picks) {
+                for (l, j) in low {
+                    let exact = exact_sq(p.q.exact.mat(), i, p.q.exact.mat(), j, p.scale) * p.unit2;
+                    assert!(l - p.err[i] <= exact, "{name}: key of ({i}, {j}) {l} above {exact}");
+                    tight += usize::from(l - p.err[i] > 0.98 * exact);
+                    if p.deep.is_some() {
+                        assert!(!deep_pruned(p, &p.q, i, j, l, exact).0, "{name}: ({i}, {j}) pruned at its distance");
+                        pruned += usize::from(deep_pruned(p, &p.q, i, j, l, 0.9 * exact).0);
+                    }
+                }
+            }
+            assert!(tight > 0, "{name}: every key more than 2 % below its distance");
+            assert!(p.deep.is_none() || pruned > 0, "{name}: the deep bounds never prune at 90 % of the distance");
+        }
+    }
+}
