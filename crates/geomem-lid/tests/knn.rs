@@ -1,7 +1,8 @@
 //! The GEMM search equals brute force in double precision, with duplicates, ties, huge and
-//! tiny units; errors for bad input.
-use faer::Mat;
-use geomem_lid::knn::knn_brute_force;
+//! tiny units, on every screen (AMX tiles where the machine has them, and the portable
+//! ones); errors for bad input.
+use faer::{Mat, MatRef};
+use geomem_lid::knn::{knn_brute_force, knn_self_without_amx, knn_without_amx};
 use geomem_lid::{knn, knn_self, LidError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -32,13 +33,29 @@ fn same(a: &geomem_lid::Neighbours, b: &geomem_lid::Neighbours) {
     }
 }
 
+/// Both searches of one data set (with and without AMX) against brute force.
+fn self_equal(x: MatRef<'_, f64>, k: usize) -> geomem_lid::Neighbours {
+    let brute = knn_brute_force(x, x, k, true);
+    same(&knn_self_without_amx(x, k).unwrap(), &brute);
+    let nb = knn_self(x, k).unwrap();
+    same(&nb, &brute);
+    nb
+}
+
+/// Both searches of queries against a reference against brute force.
+fn cross_equal(q: MatRef<'_, f64>, x: MatRef<'_, f64>, k: usize) {
+    let brute = knn_brute_force(q, x, k, false);
+    same(&knn_without_amx(q, x, k).unwrap(), &brute);
+    same(&knn(q, x, k).unwrap(), &brute);
+}
+
 #[test]
 fn several_panels_and_transposed_blocks() {
     // 1300 points: three panels, so the transposed update of earlier panels runs.
     let x = gaussian(1300, 7, 1.0, 1);
-    same(&knn_self(x.as_ref(), 5).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 5, true));
+    self_equal(x.as_ref(), 5);
     let q = gaussian(600, 7, 1.0, 2);
-    same(&knn(q.as_ref(), x.as_ref(), 3).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 3, false));
+    cross_equal(q.as_ref(), x.as_ref(), 3);
 }
 
 #[test]
@@ -55,8 +72,7 @@ fn duplicates_and_near_ties_fall_back_to_exact() {
             x[(i, j)] = ((i * (j + 1)) % 5) as f64;
         }
     }
-    let nb = knn_self(x.as_ref(), 10).unwrap();
-    same(&nb, &knn_brute_force(x.as_ref(), x.as_ref(), 10, true));
+    let nb = self_equal(x.as_ref(), 10);
     assert_eq!(nb.distances(0)[..10], [0.0; 10], "39 duplicates at distance 0");
     assert!(!nb.indices(0).contains(&0), "a point is not its own neighbour");
 }
@@ -66,14 +82,14 @@ fn units_do_not_matter() {
     // 1e307: sums of the coordinates (a mean, say) would overflow; 1e-310: subnormal.
     for scale in [1e-310, 1e-150, 1e-20, 1e30, 1e200, 1e307] {
         let x = gaussian(200, 5, scale, 4);
-        same(&knn_self(x.as_ref(), 4).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 4, true));
+        self_equal(x.as_ref(), 4);
     }
 }
 
 #[test]
 fn high_dimension_equals_brute_force() {
     let x = gaussian(700, 784, 1.0, 5);
-    same(&knn_self(x.as_ref(), 20).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 20, true));
+    self_equal(x.as_ref(), 20);
 }
 
 /// `n` points of a random `r`-dimensional subspace of `R^d`, shifted by `offset` in every
@@ -88,9 +104,9 @@ fn low_rank_data_far_from_the_origin_equal_brute_force() {
     // Screened in 3 projected coordinates (the search centres and projects); exact anyway.
     for noise in [0.0, 1e-6, 1e-2] {
         let x = subspace(700, 3, 60, 1e3, noise, 11);
-        same(&knn_self(x.as_ref(), 7).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 7, true));
+        self_equal(x.as_ref(), 7);
         let q = subspace(300, 3, 60, 1e3, noise, 11 + 100);
-        same(&knn(q.as_ref(), x.as_ref(), 5).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 5, false));
+        cross_equal(q.as_ref(), x.as_ref(), 5);
     }
 }
 
@@ -101,11 +117,11 @@ fn a_point_off_the_sampled_subspace_is_still_found() {
     let mut x = subspace(400, 2, 30, 0.0, 0.0, 12);
     x[(5, 0)] += 0.3;
     let q = subspace(50, 2, 30, 0.0, 0.0, 13);
-    same(&knn_self(x.as_ref(), 6).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), 6, true));
-    same(&knn(q.as_ref(), x.as_ref(), 4).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 4, false));
+    self_equal(x.as_ref(), 6);
+    cross_equal(q.as_ref(), x.as_ref(), 4);
     // Queries off the reference's plane.
     let off = gaussian(50, 30, 1.0, 14);
-    same(&knn(off.as_ref(), x.as_ref(), 4).unwrap(), &knn_brute_force(off.as_ref(), x.as_ref(), 4, false));
+    cross_equal(off.as_ref(), x.as_ref(), 4);
 }
 
 /// `n` points `tanh(F z)` with `z` in `r` dimensions and `F` `d × r`, shifted by `offset`:
@@ -116,22 +132,58 @@ fn curved(n: usize, r: usize, d: usize, offset: f64, seed: u64) -> Mat<f64> {
 }
 
 #[test]
-fn curved_data_screened_on_principal_directions_equal_brute_force() {
-    // d = 160 and 1500 points: the self-searches screen on 40 principal directions plus
-    // each point's distance off them (a lower bound, loose by up to 4 ρ_i ρ_j), keeping 10,
-    // 17 and 41 candidates for k = 1, 5, 20 (seen with a temporary print); the cross searches
-    // here find the full screen cheaper. The result is exact either way.
+fn curved_data_equal_brute_force() {
+    // d = 160 and 1500 points: full rank, most of the spread in a few directions. With AMX
+    // the self-searches screen all 160 coordinates in bfloat16; without, on 40 principal
+    // directions plus each point's distance off them, the further 40 read pair by pair.
+    // The cross searches with 200 and 60 queries pay for neither (too few queries).
     for offset in [0.0, 50.0] {
         let x = curved(1500, 6, 160, offset, 15);
         for k in [1, 5, 20] {
-            same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+            self_equal(x.as_ref(), k);
         }
         let q = curved(200, 6, 160, offset, 15 + 100);
-        same(&knn(q.as_ref(), x.as_ref(), 5).unwrap(), &knn_brute_force(q.as_ref(), x.as_ref(), 5, false));
+        cross_equal(q.as_ref(), x.as_ref(), 5);
         // Queries far off the reference's principal directions.
         let off = gaussian(60, 160, 1.0, 17);
-        same(&knn(off.as_ref(), x.as_ref(), 3).unwrap(), &knn_brute_force(off.as_ref(), x.as_ref(), 3, false));
+        cross_equal(off.as_ref(), x.as_ref(), 3);
     }
+}
+
+#[test]
+fn ties_and_copies_on_the_fast_screens_equal_brute_force() {
+    // Enough points and coordinates for AMX tiles (or principal directions): a coarse grid
+    // (many exactly tied distances), 70 copies of one point and a few far outliers.
+    let mut x = gaussian(1300, 96, 1.5, 21);
+    for j in 0..96 {
+        for i in 0..1300 {
+            x[(i, j)] = x[(i, j)].round();
+        }
+        for i in 1..70 {
+            x[(i * 17, j)] = x[(0, j)];
+        }
+        x[(1299, j)] += 1e3;
+    }
+    for k in [1, 2, 20, 75] {
+        self_equal(x.as_ref(), k);
+    }
+    let q = gaussian(300, 96, 1.5, 22);
+    cross_equal(q.as_ref(), x.as_ref(), 3);
+}
+
+#[test]
+fn fashion_mnist_equals_brute_force() {
+    // Real images, f64 in [0, 1]: the data of the benchmark.
+    let set = match geomem_data::read_fashion_mnist(geomem_data::Split::Train) {
+        Ok(s) => s,
+        Err(e) => return eprintln!("Fashion-MNIST not installed, skipped: {e}"),
+    };
+    let x = Mat::from_fn(1500, set.dim(), |i, j| ((set.images[(i, j)] + 1.0) * 127.5).round() / 255.0);
+    for k in [2, 20] {
+        self_equal(x.as_ref(), k);
+    }
+    let q = Mat::from_fn(300, set.dim(), |i, j| ((set.images[(1500 + i, j)] + 1.0) * 127.5).round() / 255.0);
+    cross_equal(q.as_ref(), x.as_ref(), 2);
 }
 
 #[test]
@@ -159,13 +211,13 @@ proptest! {
             // Coordinates on a coarse grid: many exactly tied distances and duplicates.
             for j in 0..d { for i in 0..n { x[(i, j)] = x[(i, j)].round(); } }
         }
-        same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+        self_equal(x.as_ref(), k);
     }
 
     #[test]
     fn low_rank_equals_brute_force(n in 3usize..300, r in 1usize..4, k in 1usize..6, seed in 0u64..1000, offset in -1e4f64..1e4) {
         let (k, d) = (k.min(n - 1), 16 + r);
         let x = subspace(n, r, d, offset, 0.0, seed);
-        same(&knn_self(x.as_ref(), k).unwrap(), &knn_brute_force(x.as_ref(), x.as_ref(), k, true));
+        self_equal(x.as_ref(), k);
     }
 }

@@ -53,7 +53,17 @@ pub(super) struct Frame {
     pub(super) mean: Vec<f64>,
     pub(super) scale: f64,
     pub(super) basis: Basis,
+    /// Whether the full screen runs on AMX tiles in bfloat16, and whether it may.
+    pub(super) amx: bool,
+    allow_amx: bool,
 }
+
+/// Fewest coordinates worth an AMX tile product (its tiles take 32 at a time).
+const AMX_LEAST: usize = 64;
+/// Fewest reference points worth looking for a basis or a faster product: below, the full
+/// single-precision product is cheap, and the search of many small sets (pointwise TwoNN's
+/// neighbourhoods) pays no fixed costs.
+const PROJECT_POINTS: usize = 256;
 
 /// Points sampled for the subspace the reference spans.
 const SAMPLE: usize = 64;
@@ -76,9 +86,10 @@ const PRINCIPAL_LEFT: f64 = 0.25;
 
 impl Frame {
     /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
-    /// the reference itself), and (`project`) the subspace the reference spans, in parallel
-    /// over the coordinates.
-    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, project: bool) -> Self {
+    /// the reference itself), in parallel over the coordinates, and with enough reference
+    /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles (if `allow_amx`)
+    /// or principal directions where they pay.
+    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, allow_amx: bool) -> Self {
         let n = r.nrows() as f64;
         let mean: Vec<f64> =
             (0..r.ncols()).into_par_iter().map(|j| r.col(j).iter().map(|v| v * pre).sum::<f64>() / n).collect();
@@ -89,29 +100,37 @@ impl Frame {
                 .reduce(|| 0.0, f64::max)
         };
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
-        let mut frame = Self { pre, mean, scale, basis: Basis::Full };
-        if project {
+        let mut frame = Self { pre, mean, scale, basis: Basis::Full, amx: false, allow_amx };
+        if r.nrows() >= PROJECT_POINTS {
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
-                None => frame.use_principal(r),
+                None => frame.use_full_or_principal(r),
             }
         }
         frame
     }
 
+    /// The full coordinates on AMX tiles where this machine has them and they may pay (enough
+    /// coordinates and points), else principal directions ([`Frame::use_principal`]).
+    pub(super) fn use_full_or_principal(&mut self, r: MatRef<'_, f64>) {
+        let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+        if self.allow_amx && worth && super::amx::available() {
+            self.basis = Basis::Full;
+            self.amx = true;
+        } else {
+            self.use_principal(r);
+        }
+    }
+
     /// Principal directions of the reference as the basis, where it has enough points and
     /// coordinates for them to pay; else the full coordinates.
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
+        self.amx = false;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
-        let eligible =
-            screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS && std::env::var_os("KNN_NOPCA").is_none();
+        let eligible = screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;
         let deep = DEEP.min(d / 2).max(screen);
-        let t0 = crate::knn::cpu_seconds();
         let found = eligible.then(|| principal(r, self.pre, &self.mean, screen, deep)).flatten();
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("principal {:.3}", (crate::knn::cpu_seconds() - t0));
-        }
         self.basis = match found {
             Some(dirs) => Basis::Principal { dirs, screen },
             None => Basis::Full,
@@ -135,13 +154,13 @@ impl Frame {
 /// the seed, and it changes only how fast the search runs: the search's bounds hold for any
 /// orthonormal basis. `None` if the small eigenproblem fails or the first `screen` directions
 /// leave out more than [`PRINCIPAL_LEFT`] of the sample's spread.
-fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: usize) -> Option<Mat<f64>> {
+pub(super) fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: usize) -> Option<Mat<f64>> {
     let (n, d) = (r.nrows(), r.ncols());
     let s = PRINCIPAL_SAMPLE.min(n);
     // Filled as its transpose: down each column of `r`.
     let at = Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j]);
     let a = at.transpose();
-    let p = (deep + std::env::var("KNN_OVER").ok().and_then(|v| v.parse().ok()).unwrap_or(deep / 4)).min(s).min(d);
+    let p = (deep + deep / 4).min(s).min(d);
     // Test matrix: uniform entries in [-1, 1) from SplitMix64 (any full-rank random matrix
     // serves the range finder).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -153,17 +172,10 @@ fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: us
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     };
     let omega = Mat::from_fn(s, p, |_, _| uniform());
-    let y = if std::env::var_os("KNN_POW").is_some() { a * (a.transpose() * (a * &omega)) } else { a * &omega };
-    let tt = std::time::Instant::now();
+    let y = a * (a.transpose() * (a * &omega));
     let q = y.qr().compute_thin_Q();
-    let t_qr = tt.elapsed().as_secs_f64();
     let b = q.transpose() * a;
-    let bb = &b * b.transpose();
-    let t_b = tt.elapsed().as_secs_f64();
-    let evd = bb.self_adjoint_eigen(faer::Side::Lower).ok()?;
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!("qr {t_qr:.3} b {:.3} evd {:.3}", t_b - t_qr, tt.elapsed().as_secs_f64() - t_b);
-    }
+    let evd = (&b * b.transpose()).self_adjoint_eigen(faer::Side::Lower).ok()?;
     let values = evd.S().column_vector();
     let mut order: Vec<usize> = (0..p).collect();
     order.sort_by(|&x, &y| values[y].total_cmp(&values[x]));

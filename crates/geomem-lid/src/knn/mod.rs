@@ -34,6 +34,7 @@
 //! the result equals a brute-force double-precision search (`tests/knn.rs`), ties broken by
 //! the smaller index.
 
+mod amx;
 mod exact;
 mod frame;
 mod points;
@@ -84,11 +85,8 @@ impl Neighbours {
 /// [`crate::LidError::Data`] for empty or non-finite inputs or different widths;
 /// [`crate::LidError::InvalidParameter`] unless `1 <= k <= reference.nrows()`.
 pub fn knn(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
-    check_points("reference points", reference, 1)?;
-    check_points("query points", queries, 1)?;
-    check_width("query points", queries.ncols(), reference.ncols())?;
-    param("k", k, k >= 1 && k <= reference.nrows(), "must lie in 1 ..= number of reference points")?;
-    Ok(search(queries, reference, k, false))
+    check_cross(queries, reference, k)?;
+    Ok(search(queries, reference, k, false, true))
 }
 
 /// The `k` nearest other points of every row of `data`: point `i` is not its own neighbour
@@ -98,44 +96,55 @@ pub fn knn(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Re
 /// [`crate::LidError::Data`] for empty or non-finite data;
 /// [`crate::LidError::InvalidParameter`] unless `1 <= k < data.nrows()`.
 pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
-    check_points("data points", data, 2)?;
-    param("k", k, k >= 1 && k < data.nrows(), "must lie in 1 .. number of points")?;
-    Ok(search(data, data, k, true))
+    check_self(data, k)?;
+    Ok(search(data, data, k, true, true))
 }
 
-fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neighbours {
-    let t0 = crate::knn::cpu_seconds();
-    let p = points::prepare(q, r, same, k);
-    let t1 = crate::knn::cpu_seconds() - t0;
+/// [`knn`] without AMX tiles, whatever the machine: the portable screens, which the tests
+/// compare with brute force too.
+///
+/// # Errors
+/// As [`knn`].
+#[doc(hidden)]
+pub fn knn_without_amx(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
+    check_cross(queries, reference, k)?;
+    Ok(search(queries, reference, k, false, false))
+}
+
+/// [`knn_self`] without AMX tiles (see [`knn_without_amx`]).
+///
+/// # Errors
+/// As [`knn_self`].
+#[doc(hidden)]
+pub fn knn_self_without_amx(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
+    check_self(data, k)?;
+    Ok(search(data, data, k, true, false))
+}
+
+fn check_cross(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<()> {
+    check_points("reference points", reference, 1)?;
+    check_points("query points", queries, 1)?;
+    check_width("query points", queries.ncols(), reference.ncols())?;
+    param("k", k, k >= 1 && k <= reference.nrows(), "must lie in 1 ..= number of reference points")
+}
+
+fn check_self(data: MatRef<'_, f64>, k: usize) -> Result<()> {
+    check_points("data points", data, 2)?;
+    param("k", k, k >= 1 && k < data.nrows(), "must lie in 1 .. number of points")
+}
+
+fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool, allow_amx: bool) -> Neighbours {
+    let p = points::prepare(q, r, same, k, allow_amx);
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(p.keep)).collect();
     scan::scan(&mut tops, &p, same);
-    let t2 = crate::knn::cpu_seconds() - t0;
     let (mut queries, order) = refine::first(&p, tops, k, same);
     let open = queries.iter().filter(|q| q.is_open()).count();
-    let t3 = crate::knn::cpu_seconds() - t0;
     if 2 * open < p.reference().norms.len() {
         refine::rescan(&p, &mut queries, same);
     } else {
         let mut tops: Vec<Top> = queries.iter().map(|q| Top::collecting(q.reach())).collect();
         scan::scan(&mut tops, &p, same);
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("second scan {:.3}", crate::knn::cpu_seconds() - t0 - t3);
-        }
         queries = refine::second(&p, queries, tops, &order);
-    }
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!(
-            "prepare {t1:.3} scan {:.3} first {:.3} open {open} second {:.3} keep {} screen {}",
-            t2 - t1,
-            t3 - t2,
-            (crate::knn::cpu_seconds() - t0) - t3,
-            p.keep,
-            p.q.screen.d
-        );
-        eprintln!(
-            "stats {:?}",
-            refine::STATS.iter().map(|a| a.swap(0, std::sync::atomic::Ordering::Relaxed)).collect::<Vec<_>>()
-        );
     }
     let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
     out.indices.reserve(q.nrows() * k);
@@ -146,12 +155,68 @@ fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool) -> Neigh
     out
 }
 
-/// Temporary: process CPU seconds (utime + stime).
-#[doc(hidden)]
-pub fn cpu_seconds() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+#[cfg(test)]
+mod tests {
+    use super::frame::{max_abs, power_scale, Frame};
+    use super::points::{prepare, Screen};
+    use faer::Mat;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `n` points of a random `r`-dimensional subspace of `R^d` around `offset`, plus noise.
+    fn subspace(n: usize, r: usize, d: usize, offset: f64, noise: f64, rng: &mut StdRng) -> Mat<f64> {
+        let mut normal = || rng.sample::<f64, _>(rand_distr::StandardNormal);
+        let f = Mat::from_fn(r, d, |_, _| normal());
+        let z = Mat::from_fn(n, r, |_, _| normal());
+        let e = Mat::from_fn(n, d, |_, _| noise * normal());
+        Mat::from_fn(n, d, |i, j| offset + (0..r).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>() + e[(i, j)])
+    }
+
+    /// The screen's dimension for one data set, without AMX.
+    fn dim(x: &Mat<f64>) -> usize {
+        prepare(x.as_ref(), x.as_ref(), true, 5, false).q.screen.dim()
+    }
+
+    /// Which screen the integration tests' data get: projected where the points span a
+    /// low-dimensional subspace to what single precision resolves, on principal directions
+    /// where most of the spread lies in a few and a sample says they pay, full otherwise;
+    /// AMX tiles (where the machine has them) instead of principal directions or the full
+    /// single-precision screen.
+    #[test]
+    fn the_screen_is_projected_only_where_the_points_span_few_dimensions() {
+        let mut rng = StdRng::seed_from_u64(21);
+        // A basis of m vectors: m coordinates on it and the distance off it.
+        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 0.0, &mut rng)), 3 + 1);
+        let slightly = subspace(700, 3, 60, 1e3, 1e-6, &mut rng);
+        let p = prepare(slightly.as_ref(), slightly.as_ref(), true, 5, true);
+        assert_eq!(p.q.screen.dim(), 3 + 1, "noise below the screen's resolution is left out");
+        assert!(p.err.iter().all(|&e| e > 0.0));
+        assert_eq!(dim(&subspace(700, 3, 60, 1e3, 1e-2, &mut rng)), 60, "resolved noise: all coordinates");
+        // Point 5 is not sampled; it shifts the mean by 0.3 / 4000 only, below what the
+        // sample resolves, so the basis holds the plane alone and point 5 lies off it.
+        let mut outlier = subspace(4000, 2, 30, 0.0, 0.0, &mut rng);
+        assert_eq!(dim(&outlier), 2 + 1);
+        outlier[(5, 0)] += 0.3;
+        assert_eq!(dim(&outlier), 30, "a point off the sampled plane: the projection is dropped");
+        // Enough coordinates and points for principal directions: kept where most of the
+        // spread lies in a few (noise of 1 % around a 3-dimensional subspace), not for white
+        // noise, where they would leave nearly every point within reach.
+        let (close, noise) =
+            (subspace(2000, 3, 256, 0.0, 0.01, &mut rng), subspace(2000, 256, 256, 0.0, 0.0, &mut rng));
+        assert_eq!(dim(&close), 64 + 1, "principal directions");
+        assert_eq!(dim(&noise), 256, "white noise: all coordinates");
+        let f = Frame::new(None, noise.as_ref(), power_scale(max_abs(noise.as_ref())), false);
+        assert!(super::frame::principal(noise.as_ref(), f.pre, &f.mean, 64, 128).is_none(), "not even tried");
+        assert_eq!(dim(&subspace(300, 20, 40, 0.0, 0.0, &mut rng)), 40, "too many dimensions to pay");
+        // Queries off the reference's subspace: the projection is dropped.
+        let (x, q) = (subspace(400, 2, 30, 0.0, 0.0, &mut rng), subspace(50, 30, 30, 0.0, 0.0, &mut rng));
+        assert_eq!(prepare(q.as_ref(), x.as_ref(), false, 5, false).q.screen.dim(), 30);
+        // With AMX: every coordinate in bfloat16, for white noise and the curved points alike.
+        if super::amx::available() {
+            for x in [&close, &noise] {
+                let p = prepare(x.as_ref(), x.as_ref(), true, 5, true);
+                assert!(matches!(p.q.screen, Screen::Bf16(_)) && p.q.screen.dim() == 256);
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! precision (the exact distances), its screening coordinates in single precision, and on a
 //! principal basis its further coordinates and the distances off the basis's leading parts.
 
+use super::amx::{self, Bf16};
 use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
 use super::refine;
 use super::screen::Refs;
@@ -31,8 +32,8 @@ impl<T> Columns<T> {
 pub(super) struct Points {
     /// `d × n`, unscaled: the exact distances.
     pub(super) exact: Columns<f64>,
-    /// `m × n`, the screening coordinates of [`Frame`] rounded to `f32`: the products.
-    pub(super) screen: Columns<f32>,
+    /// The screening coordinates of [`Frame`], as the products read them.
+    pub(super) screen: Screen,
     /// Squared norms of the centred, scaled points (the screen's units).
     pub(super) norms: Vec<f64>,
     /// Half of each norm in `f32`, and the largest norm: what the screens compare with.
@@ -45,6 +46,24 @@ pub(super) struct Points {
     pub(super) rho: Vec<f64>,
     /// On a principal basis, the coordinates past the screen's.
     pub(super) deep: Option<Deep>,
+}
+
+/// The screening coordinates of a point set.
+pub(super) enum Screen {
+    /// `m × n`, rounded to `f32`.
+    F32(Columns<f32>),
+    /// All `d` centred coordinates rounded to bfloat16, for AMX tiles.
+    Bf16(Bf16),
+}
+
+impl Screen {
+    /// The screen's dimension (AMX: the dimension rounded up to 32).
+    pub(super) fn dim(&self) -> usize {
+        match self {
+            Self::F32(c) => c.d,
+            Self::Bf16(b) => b.kp,
+        }
+    }
 }
 
 /// What the pairwise refinement reads of a point on a principal basis, one contiguous
@@ -117,6 +136,9 @@ struct Out<'a> {
     sq: &'a mut [f64],
     rho: &'a mut [f64],
     deep: &'a mut [f32],
+    /// On AMX, the block's bfloat16 rows and groups.
+    rows: &'a mut [u16],
+    vnni: &'a mut [u16],
 }
 
 /// `count` consecutive chunks of `per` entries of `v` (empty ones when `per` is 0; the last
@@ -218,6 +240,7 @@ fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, o
     let mut c = s.c.as_mut().subcols_mut(0, cnt);
     centre(ex, frame, c.rb_mut(), out.sq);
     match &frame.basis {
+        Basis::Full if frame.amx => amx::pack(c.rb(), d.div_ceil(amx::STEP) * amx::STEP, out.rows, out.vnni),
         Basis::Full => {
             let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, d, cnt);
             screen.copy_from(c.rb().map(|&v| v as f32));
@@ -233,7 +256,8 @@ fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, o
 /// `frame`, in one parallel pass over blocks of points (each block converted while its
 /// transpose is still in cache; the projections as products per block).
 pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
-    let (d, n, m) = (x.ncols(), x.nrows(), frame.dim());
+    let (d, n) = (x.ncols(), x.nrows());
+    let m = if frame.amx { 0 } else { frame.dim() };
     let ends = deep_ends(frame);
     let stride = ends.last().map_or(0, |w| HEAD + w);
     let basis_dim = match &frame.basis {
@@ -245,13 +269,16 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
     let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
     let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
     let mut deep = vec![0f32; stride * n];
+    let mut bf = Bf16::zeros(if frame.amx { n } else { 0 }, d);
+    let per = if frame.amx { CONVERT * bf.kp } else { 0 };
     let count = n.div_ceil(CONVERT);
     let outs: Vec<Out<'_>> = chunks(&mut exact, d * CONVERT, count)
         .into_iter()
         .zip(chunks(&mut screen, m * CONVERT, count))
         .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
         .zip(chunks(&mut deep, stride * CONVERT, count))
-        .map(|(((exact, screen), (sq, rho)), deep)| Out { exact, screen, sq, rho, deep })
+        .zip(chunks(bf.rows.as_mut_slice(), per, count).into_iter().zip(chunks(bf.vnni.as_mut_slice(), per, count)))
+        .map(|((((exact, screen), (sq, rho)), deep), (rows, vnni))| Out { exact, screen, sq, rho, deep, rows, vnni })
         .collect();
     let scratch = || Scratch { c: Mat::zeros(d, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
     outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
@@ -265,7 +292,7 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
         exact: Columns { data: exact, d },
-        screen: Columns { data: screen, d: m },
+        screen: if frame.amx { Screen::Bf16(bf) } else { Screen::F32(Columns { data: screen, d: m }) },
         norms,
         halves,
         max_norm,
@@ -293,51 +320,51 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
 /// A spanning basis that leaves out more than the screen resolves is replaced by principal
 /// directions where they may pay; principal directions are kept only where a sample of
 /// queries says they pay ([`refine::estimate`]), which also sets the candidates kept.
-pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize) -> Prepared {
+pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize, allow_amx: bool) -> Prepared {
     let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
-    let t0 = crate::knn::cpu_seconds();
-    let mut frame = Frame::new((!same).then_some(q), r, scale, true);
+    let mut frame = Frame::new((!same).then_some(q), r, scale, allow_amx);
     let available = r.nrows() - usize::from(same);
     loop {
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("frame {:.3}", (crate::knn::cpu_seconds() - t0));
-        }
         let qp = points(q, &frame);
-        if std::env::var_os("KNN_DEBUG").is_some() {
-            eprintln!("points {:.3}", (crate::knn::cpu_seconds() - t0));
-        }
         let rp = (!same).then(|| points(r, &frame));
         let rmax = rp.as_ref().map_or(qp.max_norm, |p| p.max_norm);
         let rho_max = rp.iter().flat_map(|p| &p.rho).chain(&qp.rho).copied().fold(0.0, f64::max);
         if matches!(frame.basis, Basis::Span(_)) && rho_max * rho_max > gamma(q.ncols()) * rmax {
-            frame.use_principal(r);
+            frame.use_full_or_principal(r);
             continue;
         }
-        let deep = match &frame.basis {
-            Basis::Principal { dirs, .. } => Some((deep_ends(&frame), eps_projection(q.ncols(), dirs.ncols()))),
-            _ => None,
-        };
-        let g = gamma(frame.dim());
-        let slack = deep.as_ref().map_or(0.0, |(_, eps)| 4.0 * eps.sqrt());
-        let err =
-            qp.norms.iter().map(|&a| 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + 1e-30).collect();
-        let unit2 = frame.scale * frame.scale;
-        let principal = deep.is_some();
-        let mut p = Prepared { q: qp, r: rp, err, pair: g, keep: refine::kept(k, available), scale, unit2, deep };
-        if principal {
-            let t0 = crate::knn::cpu_seconds();
-            let e = refine::estimate(&p, k, same, available);
-            if std::env::var_os("KNN_DEBUG").is_some() {
-                eprintln!("estimate {:.3} -> {e:?}", (crate::knn::cpu_seconds() - t0));
-            }
-            match e {
-                Some(keep) => p.keep = keep,
-                None => {
-                    frame.basis = Basis::Full;
-                    continue;
-                }
-            }
+        let mut p = prepared(qp, rp, &frame, rmax, scale, refine::kept(k, available));
+        if !(frame.amx || matches!(frame.basis, Basis::Principal { .. })) {
+            return p;
         }
-        return p;
+        match refine::estimate(&p, k, same, available) {
+            Some(keep) => {
+                p.keep = keep;
+                return p;
+            }
+            None if frame.amx => frame.use_principal(r),
+            None => frame.basis = Basis::Full,
+        }
     }
+}
+
+/// The prepared point sets with the error terms of their screen (`rmax` the reference's
+/// largest squared norm).
+fn prepared(qp: Points, rp: Option<Points>, frame: &Frame, rmax: f64, scale: f64, keep: usize) -> Prepared {
+    let deep = match &frame.basis {
+        Basis::Principal { dirs, .. } => Some((deep_ends(frame), eps_projection(qp.exact.d, dirs.ncols()))),
+        _ => None,
+    };
+    let (pair, flush) = match &qp.screen {
+        Screen::Bf16(b) => (amx::pair_error(b.kp), 2.0 * amx::flush_error(b.kp)),
+        Screen::F32(c) => (gamma(c.d), 0.0),
+    };
+    let slack = deep.as_ref().map_or(0.0, |(_, eps)| 4.0 * eps.sqrt());
+    let err = qp
+        .norms
+        .iter()
+        .map(|&a| 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + flush + 1e-30)
+        .collect();
+    let unit2 = frame.scale * frame.scale;
+    Prepared { q: qp, r: rp, err, pair, keep, scale, unit2, deep }
 }

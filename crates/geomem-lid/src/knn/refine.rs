@@ -5,8 +5,10 @@
 //! does. A query whose candidates run out first is certified by its floor, or rescanned
 //! against the whole reference.
 
+use super::amx;
 use super::exact::{exact_sq, prefetch};
-use super::points::{Points, Prepared, DEEP_BLOCK, HEAD};
+use super::points::{Points, Prepared, Screen, DEEP_BLOCK, HEAD};
+use super::scan::TILE;
 use super::screen::key;
 use super::top::Top;
 use faer::{Accum, Mat, Par};
@@ -187,8 +189,6 @@ fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -
     (false, ends.len())
 }
 
-pub(super) static STATS: [std::sync::atomic::AtomicUsize; 6] = [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
-
 /// Queries per product of the rescans.
 const RESCAN: usize = 64;
 
@@ -197,16 +197,40 @@ const RESCAN: usize = 64;
 /// reference; per query, `(ľ_j, j)` in reference order. Any summation order obeys the
 /// screen's error bound.
 fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(f64, usize)>> {
-    let (r, q) = (p.reference(), p.q.screen.mat());
-    let rs = r.screen.mat();
-    let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
-    let mut g = Mat::<f32>::zeros(rs.ncols(), picks.len());
-    faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+    let r = p.reference();
+    let nr = r.norms.len();
+    let (g, ld) = products(&p.q.screen, &r.screen, picks, nr, par);
     let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
-        let others = (0..rs.ncols()).filter(|&j| !(same && j == i));
-        others.map(|j| (key(p.q.norms[i], r.norms[j], g[(j, c)], p.q.lens[i], r.lens[j], p.pair), j)).collect()
+        let others = (0..nr).filter(|&j| !(same && j == i));
+        let g = &g[c * ld..];
+        others.map(|j| (key(p.q.norms[i], r.norms[j], g[j], p.q.lens[i], r.lens[j], p.pair), j)).collect()
     };
     picks.iter().enumerate().map(row).collect()
+}
+
+/// The products of the queries `picks` with all `nr` reference points: column `c` of the
+/// result (leading dimension returned) holds query `picks[c]`'s.
+fn products(q: &Screen, r: &Screen, picks: &[usize], nr: usize, par: Par) -> (Vec<f32>, usize) {
+    match (q, r) {
+        (Screen::F32(q), Screen::F32(r)) => {
+            let (q, rs) = (q.mat(), r.mat());
+            let qf = Mat::<f32>::from_fn(q.nrows(), picks.len(), |l, c| q[(l, picks[c])]);
+            let mut g = vec![0f32; nr * picks.len()];
+            let gm = faer::MatMut::from_column_major_slice_mut(&mut g, nr, picks.len());
+            faer::linalg::matmul::matmul(gm, Accum::Replace, rs.transpose(), qf.as_ref(), 1.0f32, par);
+            (g, nr)
+        }
+        (Screen::Bf16(q), Screen::Bf16(r)) => {
+            let rows = q.gather(picks);
+            let ld = nr.div_ceil(amx::STEP) * amx::STEP;
+            let mut g = vec![0f32; picks.len().div_ceil(amx::STEP) * amx::STEP * ld];
+            for a in (0..nr).step_by(TILE) {
+                amx::tile(&mut g[a..], ld, r, a..(a + TILE).min(nr), &rows, 0..picks.len());
+            }
+            (g, ld)
+        }
+        _ => unreachable!("both point sets share one frame"),
+    }
 }
 
 fn ascending(list: &mut [(f64, usize)]) {
@@ -292,9 +316,6 @@ pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<
         let (cands, floor) = &lists[i];
         let mut best = Best::new(k);
         let w = walk(p, i, cands, &mut best);
-        STATS[0].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
-        STATS[1].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
-        STATS[2].fetch_add(w.seen, std::sync::atomic::Ordering::Relaxed);
         let tau = best.tau() * p.unit2;
         let certified = w.stopped || floor.is_infinite() || beyond(floor - p.err[i], tau);
         let open = (!certified).then(|| {
@@ -316,11 +337,7 @@ pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &
     in_order(order, |i| {
         let (mut q, top) = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("once");
         if let Some((walked, _)) = q.open.take() {
-            let c = top.finish().0;
-            STATS[3].fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
-            let w = walk_more(p, i, c, &walked, &mut q.best);
-            STATS[4].fetch_add(w.exact, std::sync::atomic::Ordering::Relaxed);
-            STATS[5].fetch_add(w.blocks, std::sync::atomic::Ordering::Relaxed);
+            walk_more(p, i, top.finish().0, &walked, &mut q.best);
         }
         q
     })
@@ -378,13 +395,19 @@ fn sample_walk(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, k: usize) -> 
     walk(p, i, &low, &mut Best::new(k))
 }
 
-/// The candidates to keep per query where the principal screen pays, `None` where it does
-/// not. A sample of [`ESTIMATE`] queries is walked against the whole reference: a walk
-/// passes the candidates a query must hold to be certified, and counts the exact distances
-/// and deep blocks it reads. The screen pays where its product per query (`n (m + 1)`
-/// against `n d` multiply-adds) and those reads cost less than the full product and
-/// [`kept`] exact distances (reads at [`FLOPS_PER_BYTE`]); it keeps a quarter more than nine
-/// sampled queries in ten needed.
+/// How many times faster AMX tiles multiply than AVX-512 in single precision (726 against
+/// about 250 GFLOP/s per core, measured on the machine of `docs/BENCHMARKS.md`).
+const AMX_GAIN: f64 = 3.0;
+
+/// The candidates to keep per query where this screen (principal directions, or the full
+/// coordinates on AMX) pays, `None` where the full single-precision screen would be cheaper.
+/// A sample of [`ESTIMATE`] queries is walked against the whole reference: a walk passes the
+/// candidates a query must hold to be certified, and counts the exact distances and deep
+/// blocks it reads. The screen's cost per query is its products (`n (m + 1)` multiply-adds,
+/// twice for the two passes of principal directions; `n d /` [`AMX_GAIN`] on AMX) and those
+/// reads (at [`FLOPS_PER_BYTE`]); the full screen's, `n d` and [`kept`] exact distances. On
+/// AMX a query keeps a quarter more than nine sampled queries in ten needed; on principal
+/// directions [`kept`] (the second pass collects the rest).
 pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> Option<usize> {
     let nq = p.q.norms.len();
     let t = ESTIMATE.min(nq);
@@ -394,17 +417,68 @@ pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> 
         .zip(&picks)
         .map(|(low, &i)| sample_walk(p, i, low, k))
         .collect();
-    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.d as f64, p.q.exact.d as f64);
+    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.dim() as f64, p.q.exact.d as f64);
     let mean = |f: fn(&Walk) -> usize| walks.iter().map(f).sum::<usize>() as f64 / t.max(1) as f64;
     let mut seen: Vec<usize> = walks.iter().map(|w| w.seen).collect();
     seen.sort_unstable();
     let most = seen.get(seen.len() * 9 / 10).copied().unwrap_or(0);
+    let amx = matches!(p.q.screen, Screen::Bf16(_));
+    let product = if amx { 2.0 * n * d / AMX_GAIN } else { 2.0 * 2.0 * n * m };
     let reads = mean(|w| w.exact) * 8.0 * d + mean(|w| w.blocks) * 4.0 * DEEP_BLOCK as f64;
-    let cost_principal = 2.0 * n * m + FLOPS_PER_BYTE * reads;
+    let cost = product + FLOPS_PER_BYTE * reads;
     let cost_full = 2.0 * n * d + FLOPS_PER_BYTE * kept(k, available) as f64 * 8.0 * d;
-    if std::env::var_os("KNN_DEBUG").is_some() {
-        eprintln!("sample: seen p50 {} p90 {most} max {} exact {:.1} blocks {:.1} cost {cost_principal:.3e} vs {cost_full:.3e}", seen[seen.len() / 2], seen[seen.len() - 1], mean(|w| w.exact), mean(|w| w.blocks));
+    let keep = if amx { kept(k, available).max(most + most / 4 + 4).min(available) } else { kept(k, available) };
+    (cost < cost_full).then_some(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::points::prepare;
+    use super::*;
+    use faer::Mat;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `n` points `tanh(F z)` around a 6-dimensional latent, in `d` dimensions, plus noise.
+    fn curved(n: usize, d: usize, noise: f64, rng: &mut StdRng) -> Mat<f64> {
+        let mut normal = || rng.sample::<f64, _>(rand_distr::StandardNormal);
+        let f = Mat::from_fn(6, d, |_, _| normal() / 6f64.sqrt());
+        let z = Mat::from_fn(n, 6, |_, _| normal());
+        let e = Mat::from_fn(n, d, |_, _| noise * normal());
+        Mat::from_fn(n, d, |i, j| (0..6).map(|l| z[(i, l)] * f[(l, j)]).sum::<f64>().tanh() + e[(i, j)])
     }
-    let _ = most;
-    (cost_principal < cost_full).then(|| kept(k, available))
+
+    /// Every pair's key (less the query's `err`) and, on principal directions, every deep
+    /// bound lie below the exact squared distance; and not far below for some pairs (the
+    /// bounds are not vacuous). For the full single-precision screen, principal directions
+    /// and AMX tiles.
+    #[test]
+    fn keys_and_deep_bounds_lie_below_the_exact_distances() {
+        let mut rng = StdRng::seed_from_u64(31);
+        let x = curved(1500, 160, 0.02, &mut rng);
+        let mut screens = vec![(prepare(x.as_ref(), x.as_ref(), true, 5, false), "principal")];
+        let white = Mat::from_fn(300, 96, |_, _| rng.random_range(-1.0..1.0));
+        screens.push((prepare(white.as_ref(), white.as_ref(), true, 5, false), "full"));
+        if amx::available() {
+            screens.push((prepare(x.as_ref(), x.as_ref(), true, 5, true), "amx"));
+        }
+        assert!(screens[0].0.deep.is_some(), "the curved points take principal directions");
+        for (p, name) in &screens {
+            let picks: Vec<usize> = (0..p.q.norms.len()).step_by(37).collect();
+            let (mut tight, mut pruned) = (0usize, 0usize);
+            for (low, &i) in against_all(p, &picks, true, Par::Seq).into_iter().zip(&picks) {
+                for (l, j) in low {
+                    let exact = exact_sq(p.q.exact.mat(), i, p.q.exact.mat(), j, p.scale) * p.unit2;
+                    assert!(l - p.err[i] <= exact, "{name}: key of ({i}, {j}) {l} above {exact}");
+                    tight += usize::from(l - p.err[i] > 0.98 * exact);
+                    if p.deep.is_some() {
+                        assert!(!deep_pruned(p, &p.q, i, j, l, exact).0, "{name}: ({i}, {j}) pruned at its distance");
+                        pruned += usize::from(deep_pruned(p, &p.q, i, j, l, 0.9 * exact).0);
+                    }
+                }
+            }
+            assert!(tight > 0, "{name}: every key more than 2 % below its distance");
+            assert!(p.deep.is_none() || pruned > 0, "{name}: the deep bounds never prune at 90 % of the distance");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The screening products, tile by tile: a query block against the whole reference, or on
 //! one data set the lower block triangle in the rounds of a round-robin tournament.
 
-use super::points::Prepared;
+use super::amx;
+use super::points::{Points, Prepared, Screen};
 use super::screen::{update_cols, update_rows};
 use super::top::Top;
 use faer::prelude::{IntoConst, ReborrowMut};
@@ -16,18 +17,21 @@ pub(super) const TILE: usize = 256;
 
 /// `x_a · y_b` for the points `a` of `x` (rows of the tile) and `b` of `y` (columns), into
 /// `buf`.
-fn tile<'a>(
-    buf: &'a mut [f32],
-    x: MatRef<'_, f32>,
-    a: Range<usize>,
-    y: MatRef<'_, f32>,
-    b: Range<usize>,
-) -> MatRef<'a, f32> {
+fn tile<'a>(buf: &'a mut [f32], x: &Points, a: Range<usize>, y: &Points, b: Range<usize>) -> MatRef<'a, f32> {
     let (ra, rb) = (a.len(), b.len());
-    let mut g = MatMut::from_column_major_slice_mut(&mut buf[..ra * rb], ra, rb);
-    let (lhs, rhs) = (x.subcols(a.start, ra).transpose(), y.subcols(b.start, rb));
-    faer::linalg::matmul::matmul(g.rb_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-    g.into_const()
+    match (&x.screen, &y.screen) {
+        (Screen::Bf16(xs), Screen::Bf16(ys)) => {
+            amx::tile(buf, TILE, xs, a, ys, b);
+            MatRef::from_column_major_slice_with_stride(&buf[..], ra, rb, TILE)
+        }
+        (Screen::F32(xs), Screen::F32(ys)) => {
+            let mut g = MatMut::from_column_major_slice_mut(&mut buf[..ra * rb], ra, rb);
+            let (lhs, rhs) = (xs.mat().subcols(a.start, ra).transpose(), ys.mat().subcols(b.start, rb));
+            faer::linalg::matmul::matmul(g.rb_mut(), Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+            g.into_const()
+        }
+        _ => unreachable!("both point sets share one frame"),
+    }
 }
 
 /// One tile buffer per thread of the current pool.
@@ -65,17 +69,18 @@ fn scan_cross(tops: &mut [Top], p: &Prepared) {
         let bq = b * TILE..(b * TILE + TILE).min(nq);
         for a in (0..nr).step_by(TILE) {
             let ar = a..(a + TILE).min(nr);
-            let g = tile(&mut buf, r.screen.mat(), ar.clone(), p.q.screen.mat(), bq.clone());
+            let g = tile(&mut buf, r, ar.clone(), &p.q, bq.clone());
             update_cols(chunk, g, p.q.refs(bq.clone()), r.refs(ar), r.max_norm, p.pair, None);
         }
     });
 }
 
-/// Blocks of nearly equal size, at most [`TILE`], their number a multiple of 4 where the
-/// points allow: the rounds of [`round_robin`] then hold an even number of equal tiles.
+/// Blocks of at most [`TILE`] points, starting at multiples of 32 (as AMX tiles need), their
+/// number a multiple of 4 where the points allow: the rounds of [`round_robin`] then hold an
+/// even number of tiles, nearly all of one size.
 fn blocks(n: usize) -> Vec<Range<usize>> {
     let count = n.div_ceil(TILE).next_multiple_of(4).min(n);
-    let size = n.div_ceil(count);
+    let size = n.div_ceil(count).next_multiple_of(32);
     (0..n).step_by(size).map(|a| a..(a + size).min(n)).collect()
 }
 
@@ -84,8 +89,8 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
 fn scan_self(tops: &mut [Top], p: &Prepared) {
-    let (x, rmax) = (p.q.screen.mat(), p.q.max_norm);
-    let blocks = blocks(x.ncols());
+    let (x, rmax) = (&p.q, p.q.max_norm);
+    let blocks = blocks(x.norms.len());
     let bufs = Buffers::new();
     // The diagonal tiles first: each block against itself.
     split(tops, &blocks).into_par_iter().zip(&blocks).for_each(|(chunk, a)| {
@@ -165,19 +170,17 @@ mod tests {
     }
 
     #[test]
-    fn blocks_cover_the_points_in_equal_parts() {
-        for n in [1, 2, 3, 5, 255, 256, 257, 1000, 10_000, 10_001] {
+    fn blocks_cover_the_points_at_multiples_of_32() {
+        for n in [1, 2, 3, 5, 255, 256, 257, 1000, 10_000, 10_001, 60_000] {
             let b = blocks(n);
             assert_eq!(b[0].start, 0);
             assert_eq!(b.last().unwrap().end, n);
             assert!(b.windows(2).all(|w| w[0].end == w[1].start));
-            assert!(b.iter().all(|r| !r.is_empty() && r.len() <= TILE));
-            let (lo, hi) = (b.iter().map(|r| r.len()).min().unwrap(), b.iter().map(|r| r.len()).max().unwrap());
-            if n >= 4 {
-                assert!(b.len().is_multiple_of(4) || hi - lo <= 1, "n = {n}: {} blocks, sizes {lo}..{hi}", b.len());
-            }
+            assert!(b.iter().all(|r| !r.is_empty() && r.len() <= TILE && r.start % 32 == 0));
+            // All but the last of one size.
+            assert!(b[..b.len() - 1].iter().all(|r| r.len() == b[0].len()), "n = {n}");
         }
         assert_eq!(blocks(10_000).len(), 40);
-        assert!(blocks(10_000).iter().all(|r| r.len() == 250));
+        assert_eq!(blocks(1000).len(), 4);
     }
 }

@@ -1,0 +1,385 @@
+//! Screening products on Intel AMX: points rounded to bfloat16 and multiplied in tiles by
+//! `TDPBF16PS`, sums in single precision.
+//!
+//! A tile multiply-add computes `C[m][n] += Σ_p A[m][2p]·B[p][2n] + A[m][2p+1]·B[p][2n+1]`
+//! on 16 × 16 single-precision sums: a product of 16 × 32 by 32 × 16 bfloat16 values, about
+//! three times as many multiply-adds per cycle as AVX-512 in single precision (measured on
+//! the machine of `docs/BENCHMARKS.md`). The points are kept twice: as rows of `kp`
+//! coordinates (the `A` operand, `kp` the dimension rounded up to 32 with zeros) and in
+//! groups of 16 in the pair-interleaved layout of the `B` operand.
+//!
+//! # Error
+//! Rounding to bfloat16 (8 significant bits, after rounding to `f32`) errs by at most
+//! `u_b = 2⁻⁸ (1 + 2⁻¹⁵)` relative; products of two bfloat16 are exact in single precision;
+//! the sums are single-precision operations in an unspecified order (`γ_kp`), with subnormal
+//! inputs and results flushed to zero (at most `2⁻¹²⁶` each). So the product of two points
+//! errs by at most `(2u_b + u_b² + γ_kp (1 + u_b)²) |x||y| + 3 kp 2⁻¹²⁶` ([`pair_error`],
+//! [`flush_error`]).
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// One cache line of bfloat16 values.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u16; 32]);
+
+/// Bfloat16 values in whole cache lines: every tile row (64 bytes) is one line, so no tile
+/// load straddles two (measured: 2.4 times slower when they do).
+pub(super) struct Lines(Vec<Line>);
+
+impl Lines {
+    /// `len` zeros, rounded up to whole lines.
+    fn zeros(len: usize) -> Self {
+        Self(vec![Line([0; 32]); len.div_ceil(32)])
+    }
+
+    pub(super) fn as_slice(&self) -> &[u16] {
+        // SAFETY: `Line` is `repr(C)` around `[u16; 32]` with no padding (64 bytes), so the
+        // lines are `32 × len` contiguous, initialised `u16`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u16>(), self.0.len() * 32) }
+    }
+
+    pub(super) fn as_mut_slice(&mut self) -> &mut [u16] {
+        // SAFETY: as in `as_slice`, borrowed mutably once.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u16>(), self.0.len() * 32) }
+    }
+}
+
+/// Points as the two AMX operands.
+pub(super) struct Bf16 {
+    /// Rows of `kp` bfloat16 coordinates, zero beyond the dimension and beyond the points.
+    pub(super) rows: Lines,
+    /// Groups of 16 points: for each pair `p` of coordinates, 16 points × 2 bfloat16 (64
+    /// bytes, one row of a `B` tile).
+    pub(super) vnni: Lines,
+    /// Coordinates per point, a multiple of 32.
+    pub(super) kp: usize,
+}
+
+/// Points per step of the kernel on each side.
+pub(super) const STEP: usize = 32;
+
+impl Bf16 {
+    /// Room for `n` points (rounded up to [`STEP`]) of dimension `d`, all zero.
+    pub(super) fn zeros(n: usize, d: usize) -> Self {
+        let kp = d.div_ceil(STEP) * STEP;
+        let np = n.div_ceil(STEP) * STEP;
+        Self { rows: Lines::zeros(np * kp), vnni: Lines::zeros(np * kp), kp }
+    }
+
+    /// The rows of the points `picks`, in that order (no groups).
+    pub(super) fn gather(&self, picks: &[usize]) -> Self {
+        let kp = self.kp;
+        let mut rows = Lines::zeros(picks.len().div_ceil(STEP) * STEP * kp);
+        let src = self.rows.as_slice();
+        for (&i, dst) in picks.iter().zip(rows.as_mut_slice().chunks_mut(kp)) {
+            dst.copy_from_slice(&src[i * kp..(i + 1) * kp]);
+        }
+        Self { rows, vnni: Lines::zeros(0), kp }
+    }
+}
+
+/// `x` rounded to bfloat16 (through `f32`, to nearest, ties to even; finite `x`).
+pub(super) fn bf16(x: f64) -> u16 {
+    let b = (x as f32).to_bits();
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// Writes the points `c` (`d × cnt`, one per column, the `cnt` points from `first` on, a
+/// multiple of 16) into their rows `rows` and groups `vnni` (the parts of a [`Bf16`] that
+/// hold them).
+pub(super) fn pack(c: faer::MatRef<'_, f64>, kp: usize, rows: &mut [u16], vnni: &mut [u16]) {
+    for (t, col) in c.col_iter().enumerate() {
+        let (group, lane) = (t / 16, t % 16);
+        for (l, &v) in col.iter().enumerate() {
+            let h = bf16(v);
+            rows[t * kp + l] = h;
+            vnni[group * kp * 16 + (l / 2) * 32 + lane * 2 + l % 2] = h;
+        }
+    }
+}
+
+/// The relative error of one product of two points (`u` of `super::screen::key`).
+pub(super) fn pair_error(kp: usize) -> f64 {
+    let ub = 2f64.powi(-8) * (1.0 + 2f64.powi(-15));
+    let gamma = 1.1 * kp as f64 * 2f64.powi(-24);
+    2.0 * ub + ub * ub + gamma * (1.0 + ub).powi(2)
+}
+
+/// The absolute error of one product from flushed subnormals (coordinates at most 1).
+pub(super) fn flush_error(kp: usize) -> f64 {
+    3.0 * kp as f64 * 2f64.powi(-126)
+}
+
+/// Whether AMX tiles run here: the CPU has them, the system saves their state, this process
+/// was allowed to use them, and a small product comes out right. Asked once per process.
+pub(super) fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| std::env::var_os("GEOMEM_NO_AMX").is_none() && imp::detect() && self_test())
+}
+
+/// A product of two small point sets against the same product in double precision.
+fn self_test() -> bool {
+    let d = 40;
+    let pt = |i: usize, l: usize| ((i * 7 + l * 3) % 11) as f64 / 8.0 - 0.5;
+    let c = faer::Mat::from_fn(d, 64, |l, i| pt(i, l));
+    let mut x = Bf16::zeros(64, d);
+    pack(c.as_ref(), x.kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
+    let mut buf = vec![0f32; 64 * 64];
+    tile(&mut buf, 64, &x, 0..64, &x, 0..64);
+    (0..64).all(|a| {
+        (0..64).all(|b| {
+            let exact: f64 = (0..d).map(|l| pt(a, l) * pt(b, l)).sum();
+            (f64::from(buf[b * 64 + a]) - exact).abs() <= 1e-5 * (1.0 + exact.abs())
+        })
+    })
+}
+
+/// `g[a_i, b_j] = x_{a.start + i} · y_{b.start + j}` into `buf` (column-major, leading
+/// dimension `ld`): rows from the groups of `x`, columns from the rows of `y`, both ranges
+/// starting at multiples of [`STEP`]; entries past the ranges up to the next multiple of
+/// [`STEP`] are written too.
+///
+/// # Panics
+/// Where a range or `buf` is too short for that (a bug of the caller, never the data's).
+pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a: Range<usize>, y: &Bf16, b: Range<usize>) {
+    let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, x.kp);
+    assert!(a.start.is_multiple_of(STEP) && b.start.is_multiple_of(STEP) && x.kp == y.kp && ma <= ld);
+    assert!(x.vnni.as_slice().len() >= (a.start + ma) * kp && y.rows.as_slice().len() >= (b.start + mb) * kp);
+    assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
+    imp::tile(buf, ld, x, a.start, ma, y, b.start, mb);
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod imp {
+    use super::{Bf16, STEP};
+    use std::arch::asm;
+
+    /// The tile configuration: palette 1, eight tiles of 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct Config {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    const CONFIG: Config = Config {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+
+    pub(super) fn detect() -> bool {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        // SAFETY: `cpuid` exists on every x86-64 processor; leaf 7 is read only when the
+        // processor reports it.
+        #[allow(unused_unsafe)] // safe since Rust 1.89, unsafe before
+        let (max, leaf1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
+        if max < 7 || leaf1.ecx & (1 << 27) == 0 {
+            return false;
+        }
+        // SAFETY: as above.
+        #[allow(unused_unsafe)]
+        let leaf7 = unsafe { __cpuid_count(7, 0) };
+        let (amx_bf16, amx_tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
+        if !(amx_bf16 && amx_tile) {
+            return false;
+        }
+        let (lo, _hi): (u32, u32);
+        // SAFETY: `xgetbv` with ecx = 0 reads XCR0, allowed since OSXSAVE is set (checked).
+        unsafe {
+            asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi, options(nomem, nostack, preserves_flags))
+        };
+        // XCR0 bits 17 and 18: the system saves the tile configuration and data.
+        lo & (0b11 << 17) == (0b11 << 17) && permission()
+    }
+
+    /// Linux's `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: the tile data state may
+    /// be used by every thread of the process from now on.
+    fn permission() -> bool {
+        const SYS_ARCH_PRCTL: usize = 158;
+        const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
+        const XFEATURE_XTILEDATA: usize = 18;
+        let ret: isize;
+        // SAFETY: the system call reads no memory of ours; it clobbers rcx and r11.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack)
+            )
+        };
+        ret == 0
+    }
+
+    /// See [`super::tile`]; the bounds were checked there.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a0: usize, ma: usize, y: &Bf16, b0: usize, mb: usize) {
+        let kp = x.kp;
+        // SAFETY: AMX was detected and allowed ([`super::available`] runs before any tile);
+        // the configuration is a valid palette-1 layout.
+        unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+        for bb in (0..mb).step_by(STEP) {
+            for aa in (0..ma).step_by(STEP) {
+                let rows = y.rows.as_slice()[(b0 + bb) * kp..].as_ptr();
+                let group = x.vnni.as_slice()[(a0 + aa) * kp..].as_ptr();
+                let out = buf[bb * ld + aa..].as_mut_ptr();
+                // SAFETY: [`super::tile`] checked that rows `b0 + bb .. + 32` of `y`, groups
+                // of points `a0 + aa .. + 32` of `x` and the 32 × 32 block of `buf` at
+                // `(aa, bb)` with leading dimension `ld` lie inside the slices.
+                unsafe { block(rows, group, kp, out, ld) };
+            }
+        }
+        // SAFETY: releases the tile state taken by `ldtilecfg` above.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+
+    /// One 32 × 32 block: rows `rows[0..32]` (32 points as `A` rows) against the two groups
+    /// at `group` (32 points as `B`), written to `out` (row `r` of the AMX result, point `r`
+    /// of `rows`, is column `r` of the column-major output).
+    ///
+    /// # Safety
+    /// As checked by [`super::tile`]: 32 rows of `kp` bfloat16 at `rows`, two groups of
+    /// `16 kp` at `group`, and 32 columns of 32 floats at `out` with leading dimension `ld`;
+    /// the tile configuration loaded.
+    unsafe fn block(rows: *const u16, group: *const u16, kp: usize, out: *mut f32, ld: usize) {
+        let row_stride = kp * 2;
+        // SAFETY: see the function's contract; every pointer moves inside its region.
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                "2:",
+                "tileloadd tmm4, [{a0} + {sa}*1]",
+                "tileloadd tmm5, [{a1} + {sa}*1]",
+                "tileloadd tmm6, [{b0} + {sb}*1]",
+                "tileloadd tmm7, [{b1} + {sb}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "add {a0}, 64",
+                "add {a1}, 64",
+                "add {b0}, 1024",
+                "add {b1}, 1024",
+                "dec {n}",
+                "jnz 2b",
+                "tilestored [{c} + {sc}*1], tmm0",
+                "lea {a0}, [{c} + 64]",
+                "tilestored [{a0} + {sc}*1], tmm1",
+                "mov {a1}, {sc}",
+                "shl {a1}, 4",
+                "add {a1}, {c}",
+                "tilestored [{a1} + {sc}*1], tmm2",
+                "add {a1}, 64",
+                "tilestored [{a1} + {sc}*1], tmm3",
+                a0 = inout(reg) rows => _,
+                a1 = inout(reg) rows.add(16 * kp) => _,
+                b0 = inout(reg) group => _,
+                b1 = inout(reg) group.add(16 * kp) => _,
+                n = inout(reg) kp / STEP => _,
+                sa = in(reg) row_stride,
+                sb = in(reg) 64usize,
+                c = in(reg) out,
+                sc = in(reg) ld * 4,
+                options(nostack)
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod imp {
+    use super::Bf16;
+
+    pub(super) fn detect() -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tile(_: &mut [f32], _: usize, _: &Bf16, _: usize, _: usize, _: &Bf16, _: usize, _: usize) {
+        unreachable!("AMX is never detected here")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Products of random points in tiles at offsets, against double precision within the
+    /// stated bound (and not far inside it: the bound is what the screen may use).
+    #[test]
+    fn tiles_equal_double_precision_within_the_bound() {
+        if !available() {
+            eprintln!("no AMX here: nothing to test");
+            return;
+        }
+        let (n, d) = (200, 77);
+        let mut s = 0x1234_5678u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let c = faer::Mat::from_fn(d, n, |_, _| next());
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
+        for (b, (rows, vnni)) in chunks.enumerate() {
+            let cnt = (n - b * 64).min(64);
+            pack(c.subcols(b * 64, cnt), kp, rows, vnni);
+        }
+        let u = pair_error(x.kp);
+        let len = |i: usize| c.col(i).norm_l2();
+        let mut worst: f64 = 0.0;
+        for (a, b) in [(0..64, 0..64), (32..200, 96..131), (160..200, 0..200)] {
+            let (ma, mb) = (a.len().div_ceil(32) * 32, b.len().div_ceil(32) * 32);
+            let mut buf = vec![f32::NAN; mb * 256];
+            tile(&mut buf, 256, &x, a.clone(), &x, b.clone());
+            for (j, bj) in b.clone().enumerate() {
+                for (i, ai) in a.clone().enumerate() {
+                    let exact: f64 = (0..d).map(|l| c[(l, ai)] * c[(l, bj)]).sum();
+                    let err = (f64::from(buf[j * 256 + i]) - exact).abs();
+                    assert!(err <= u * len(ai) * len(bj) + flush_error(x.kp), "({ai}, {bj}): {err}");
+                    worst = worst.max(err / (len(ai) * len(bj)));
+                }
+                assert!(ma <= 256);
+            }
+        }
+        assert!(worst > u / 64.0, "the bound is not vacuous: worst relative error {worst:e}, bound {u:e}");
+    }
+
+    /// Coordinates that all round the same way (just above 1 and its halves, by 3/8 of a
+    /// bfloat16 step): the product errs by three quarters of the bound, and stays within it.
+    #[test]
+    fn aligned_roundings_come_near_the_bound() {
+        if !available() {
+            return eprintln!("no AMX here: nothing to test");
+        }
+        let (n, d) = (32, 96);
+        let v = 1.0 + 3.0 * 2f64.powi(-10);
+        let c = faer::Mat::from_fn(d, n, |_, i| v * 2f64.powi(-((i % 4) as i32) - 1));
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        pack(c.as_ref(), kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
+        let mut buf = vec![0f32; 32 * 32];
+        tile(&mut buf, 32, &x, 0..32, &x, 0..32);
+        let u = pair_error(kp);
+        let rel = |a: usize, b: usize| {
+            let exact: f64 = (0..d).map(|l| c[(l, a)] * c[(l, b)]).sum();
+            (f64::from(buf[b * 32 + a]) - exact).abs() / (c.col(a).norm_l2() * c.col(b).norm_l2())
+        };
+        let worst = (0..32).flat_map(|a| (0..32).map(move |b| (a, b))).map(|(a, b)| rel(a, b)).fold(0.0, f64::max);
+        assert!(worst <= u && worst > 0.7 * u, "worst relative error {worst:e}, bound {u:e}");
+    }
+}
