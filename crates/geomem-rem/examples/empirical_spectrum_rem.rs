@@ -8,7 +8,7 @@
 //! own dimensions soften.
 use geomem_rem::PositionalRem;
 use geomem_score::EmpiricalScore;
-use geomem_spectral::{pointwise_jacobian_spectrum, soft_count, GapScale, OrthonormalBasis, Spectrum};
+use geomem_spectral::{soft_count, spectrum, GapScale, Spectrum, SpectrumParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = match std::env::args().nth(1) {
@@ -24,9 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{n} points in R^{d}: REM condensation time at the data's mean t_c = {tc:.4}");
     let mean: Vec<f64> = (0..d).map(|j| (0..n).map(|i| x[(i, j)]).sum::<f64>() / n as f64).collect();
     let field = EmpiricalScore::new(x)?;
-    let basis = OrthonormalBasis::new(faer::Mat::identity(d, d))?;
     for t in [tc / 10.0, tc, 10.0 * tc] {
-        let s = pointwise_jacobian_spectrum(&field, &mean, t, &basis)?;
+        let s = spectrum(&field, &mean, t, &SpectrumParams::pointwise())?.into_values();
         let nb = Spectrum::new(s.clone())?.dimension_from_largest_gap(GapScale::Log, 0)?;
         println!(
             "t = {t:.4}: t·s from {:.3} to {:.3}, soft directions {}, NB dimension {nb}",
