@@ -38,7 +38,10 @@ impl<B: Backend> NoiseModel<B> for MyNet<B> {
 
 type B = Autodiff<Flex>;
 
-fn run() -> Result<(Vec<f64>, Vec<f64>, f64), Box<dyn std::error::Error>> {
+/// FLIPD at each point, the NB spectrum, and its dimension reading.
+type Outcome = Result<(Vec<f64>, Vec<f64>, f64), Box<dyn std::error::Error>>;
+
+fn run() -> Outcome {
     let (d, device) = (6, Default::default());
     B::seed(&device, 7);
     let net: MyNet<Flex> =
