@@ -38,7 +38,7 @@ impl<B: Backend> NoiseModel<B> for MyNet<B> {
 
 type B = Autodiff<Flex>;
 
-/// FLIPD at each point, the NB spectrum, and its dimension reading.
+/// The FLIPD values, the NB spectrum, and the check computed by hand.
 type Outcome = Result<(Vec<f64>, Vec<f64>, f64), Box<dyn std::error::Error>>;
 
 fn run() -> Outcome {
