@@ -1,7 +1,7 @@
 //! Exact k nearest neighbours: a single-precision screen by batched GEMM, then exact
 //! double-precision distances for the few candidates that bounds cannot rule out.
 //!
-//! * **Coordinates** ([`frame`], [`points`]). The screen works in centred coordinates (the
+//! * **Coordinates** (`frame`, `points`). The screen works in centred coordinates (the
 //!   reference's mean subtracted, so that single precision resolves the data's spread however
 //!   far they lie from the origin), scaled by powers of two, and on a basis where one pays:
 //!   the subspace the reference spans where it spans a low-dimensional one (a linear manifold
@@ -11,14 +11,14 @@
 //!   noise). On a basis of `m` directions the screen holds the `m` coordinates and, as
 //!   coordinate `m + 1`, each point's distance `ρ` off the basis: the screened value
 //!   `ľ = |P q - P r|² + (ρ_q - ρ_r)²` is a lower bound on the squared distance.
-//! * **Screen** ([`scan`], [`screen`], [`top`]). Squared distances `|q|² + |r|² - 2 q·r`
+//! * **Screen** (`scan`, `screen`, `top`). Squared distances `|q|² + |r|² - 2 q·r`
 //!   come from single-precision matrix products in tiles of at most 256 × 256 points, each
 //!   tile screened while it is still in the core's cache: each query keeps its smallest
 //!   screened values (a few more than `k` without principal directions, as many as nine
 //!   sampled queries in ten need with them) and a floor below which nothing it dropped lies.
 //!   On one data set (`knn_self`) only the tiles of the lower block triangle are multiplied,
 //!   each updating the points of both its blocks: half the products of a full search.
-//! * **Refinement** ([`refine`], [`exact`]). Each query walks its candidates in ascending
+//! * **Refinement** (`refine`, `exact`). Each query walks its candidates in ascending
 //!   screened value, keeping the `k` smallest exact distances `√Σ(q - r)²` met so far; a
 //!   candidate whose lower bound lies beyond the `k`-th is never measured, and the walk stops
 //!   at the first whose screened value does. On principal directions each candidate is first
