@@ -7,7 +7,10 @@
 //! feature, `burn::backend::Cuda`.
 //!
 //! A trained network (usually its EMA weights) is a [`geomem_score::ScoreField`] through
-//! [`TrainedScore`], so every estimator of `geomem-spectral` runs on it unchanged.
+//! [`TrainedScore`], so every estimator of `geomem-spectral` runs on it unchanged. A run
+//! directory written by [`train`] or [`train_ddpm`] opens with [`RunDir::open`]: its
+//! settings, its metrics ([`read_metrics`]) and its EMA network as a field
+//! ([`RunDir::score_field`]); [`load_ema`] reads the EMA weights of either network.
 
 mod checkpoint;
 mod ddpm;
