@@ -50,4 +50,5 @@ pub use train::{
     decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, save as save_checkpoint, train,
     TrainConfig, TrainState,
 };
+pub use train_loop::LoopConfig;
 pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig, UNetEps};
