@@ -21,7 +21,9 @@ use crate::ema::EmaNet;
 use crate::error::{param, NetsError};
 use crate::metrics::LogRow;
 use crate::split::{mse_and_grads, split_grads};
-use crate::train_loop::{check_loop, config_from_json, mix, open_run, run_loop, weights_finite, Cadence, Trainer};
+use crate::train_loop::{
+    config_from_json, loop_builders, mix, open_run, run_loop, weights_finite, LoopConfig, Trainer,
+};
 use crate::unet::{UNet, UNetConfig};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
@@ -42,15 +44,11 @@ use std::path::Path;
 pub struct DdpmTrainConfig {
     /// Network settings.
     pub model: UNetConfig,
-    /// Optimisation steps (the paper: 400 000 for MNIST, 500 000 for CIFAR-10).
-    #[config(default = 10000)]
-    pub steps: u64,
-    /// Batch size.
-    #[config(default = 128)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[config(default = 1e-4)]
-    pub lr: f64,
+    /// The loop's settings (the toy network's defaults, but `lr = 1e-4`). A `batch_split`
+    /// above 1 needs `dropout = 0`: dropout masks come from the backend's one generator,
+    /// whose draws would depend on the order the parts run in.
+    #[config(default = "LoopConfig::new().with_lr(1e-4)")]
+    pub run: LoopConfig,
     /// First `β` of the linear schedule.
     #[config(default = 1e-4)]
     pub beta_min: f64,
@@ -60,29 +58,12 @@ pub struct DdpmTrainConfig {
     /// Number of diffusion steps `T`.
     #[config(default = 1000)]
     pub timesteps: usize,
-    /// Parts each batch is split into, their gradients computed in parallel and summed in
-    /// order before clipping (as [`crate::TrainConfig::batch_split`]: 1 is the plain step,
-    /// k > 1 the same step up to rounding, the same numbers on any number of threads; a run
-    /// resumes only with its own k). Needs `dropout = 0`: dropout masks come from the
-    /// backend's one generator, whose draws would depend on the order the parts run in.
-    #[config(default = 1)]
-    pub batch_split: usize,
     /// Global gradient-norm bound (0: no clipping).
     #[config(default = 1.0)]
     pub clip_grad: f64,
-    /// EMA decay (with the warm-up of the module doc).
-    #[config(default = 0.9999)]
-    pub ema_decay: f64,
-    /// Seed of the initialisation and of every draw.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Steps between checkpoints (0: only at the end).
-    #[config(default = 1000)]
-    pub checkpoint_every: u64,
-    /// Steps between metric rows.
-    #[config(default = 100)]
-    pub log_every: u64,
 }
+
+loop_builders!(DdpmTrainConfig);
 
 impl DdpmTrainConfig {
     /// Checks every setting.
@@ -91,11 +72,11 @@ impl DdpmTrainConfig {
     /// [`NetsError::InvalidParameter`].
     pub fn check(&self) -> crate::error::Result<()> {
         self.model.check()?;
-        check_loop(self.steps, self.batch_size, self.batch_split, self.lr, self.ema_decay, self.log_every)?;
+        self.run.check()?;
         param(
             "batch_split",
-            self.batch_split,
-            self.batch_split == 1 || self.model.dropout == 0.0,
+            self.run.batch_split,
+            self.run.batch_split == 1 || self.model.dropout == 0.0,
             "must be 1 when dropout > 0 (dropout masks come from the backend's one generator)",
         )?;
         param(
@@ -132,29 +113,9 @@ impl DdpmTrainConfig {
     }
 
     fn same_run(&self, o: &Self) -> bool {
-        (
-            &self.model,
-            self.batch_size,
-            self.batch_split,
-            self.lr,
-            self.beta_min,
-            self.beta_max,
-            self.timesteps,
-            self.clip_grad,
-            self.ema_decay,
-            self.seed,
-        ) == (
-            &o.model,
-            o.batch_size,
-            o.batch_split,
-            o.lr,
-            o.beta_min,
-            o.beta_max,
-            o.timesteps,
-            o.clip_grad,
-            o.ema_decay,
-            o.seed,
-        )
+        self.run.same_run(&o.run)
+            && (&self.model, self.beta_min, self.beta_max, self.timesteps, self.clip_grad)
+                == (&o.model, o.beta_min, o.beta_max, o.timesteps, o.clip_grad)
     }
 
     fn adam(&self) -> AdamConfig {
@@ -183,8 +144,8 @@ struct Draw {
 
 impl Draw {
     fn new(data: &[f32], n: usize, d: usize, ab: &[f64], cfg: &DdpmTrainConfig, step: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(mix(cfg.seed, step));
-        let b = cfg.batch_size;
+        let mut rng = StdRng::seed_from_u64(mix(cfg.run.seed, step));
+        let b = cfg.run.batch_size;
         let (mut xk, mut steps, mut eps) =
             (Vec::with_capacity(b * d), Vec::with_capacity(b), Vec::with_capacity(b * d));
         for _ in 0..b {
@@ -260,13 +221,13 @@ fn clip_global<B: AutodiffBackend>(model: &UNet<B>, grads: &mut GradientsParams,
 }
 
 impl<B: AutodiffBackend> DdpmState<B> {
-    /// A fresh run: weights drawn on the host from `cfg.seed`.
+    /// A fresh run: weights drawn on the host from `cfg.run.seed`.
     ///
     /// # Errors
     /// As [`DdpmTrainConfig::check`].
     pub fn new(cfg: &DdpmTrainConfig, device: &B::Device) -> crate::error::Result<Self> {
         cfg.check()?;
-        let model: UNet<B> = cfg.model.init_seeded(device, cfg.seed)?;
+        let model: UNet<B> = cfg.model.init_seeded(device, cfg.run.seed)?;
         let ema = model.valid();
         Ok(Self { model, ema, optim: cfg.adam().init(), step: 0 })
     }
@@ -281,21 +242,21 @@ impl<B: AutodiffBackend> DdpmState<B> {
     ) -> Tensor<B::InnerBackend, 1> {
         let draw = Draw::new(data, n, cfg.model.channels * cfg.model.image_size.pow(2), ab, cfg, self.step);
         if cfg.model.dropout > 0.0 {
-            B::seed(device, mix(cfg.seed ^ 0xD80F_0A7D, self.step));
+            B::seed(device, mix(cfg.run.seed ^ 0xD80F_0A7D, self.step));
         }
-        let b = cfg.batch_size;
-        let (mut grads, loss) = if cfg.batch_split <= 1 {
+        let b = cfg.run.batch_size;
+        let (mut grads, loss) = if cfg.run.batch_split <= 1 {
             let (loss, grads) = draw.loss(&self.model, 0..b, None, device);
             (GradientsParams::from_grads(grads, &self.model), loss)
         } else {
             let total = draw.eps.len();
-            split_grads(&self.model, b, cfg.batch_split, |copy, rows| draw.loss(copy, rows, Some(total), device))
+            split_grads(&self.model, b, cfg.run.batch_split, |copy, rows| draw.loss(copy, rows, Some(total), device))
         };
         if cfg.clip_grad > 0.0 {
             clip_global(&self.model, &mut grads, cfg.clip_grad);
         }
-        self.model = self.optim.step(cfg.lr, self.model.clone(), grads);
-        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.ema_decay, self.step);
+        self.model = self.optim.step(cfg.run.lr, self.model.clone(), grads);
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.run.ema_decay, self.step);
         self.step += 1;
         loss
     }
@@ -374,9 +335,8 @@ pub fn train_ddpm<B: AutodiffBackend>(
         || DdpmState::new(cfg, device),
         |cpath| cfg.save(cpath),
     )?;
-    let cadence = Cadence { steps: cfg.steps, log_every: cfg.log_every, checkpoint_every: cfg.checkpoint_every };
     let mut run = DdpmRun { state, data: &host, ab: &ab, cfg, device };
-    run_loop(&mut run, &cadence, run_dir, on_log)?;
+    run_loop(&mut run, &cfg.run, run_dir, on_log)?;
     Ok(run.state)
 }
 

@@ -10,6 +10,10 @@
 //! becomes a [`geomem_score::ScoreField`] through [`NetScore`], with its Jacobian, VJPs and
 //! divergence by automatic differentiation; the toy net ([`TrainedScore`]) and the U-Net
 //! are two such modules. Every estimator of `geomem-spectral` runs on them unchanged.
+//!
+//! A run directory written by [`train`] or [`train_ddpm`] opens with [`RunDir::open`]: its
+//! settings, its metrics ([`read_metrics`]) and its EMA network as a field
+//! ([`RunDir::score_field`]); [`load_ema`] reads the EMA weights of either network.
 
 mod checkpoint;
 mod ddpm;
@@ -51,4 +55,5 @@ pub use train::{
     decode as decode_checkpoint, encode as encode_checkpoint, load as load_checkpoint, save as save_checkpoint, train,
     TrainConfig, TrainState,
 };
+pub use train_loop::LoopConfig;
 pub use unet::{timestep_embedding, AttnBlock, ResBlock, Stage, UNet, UNetConfig, UNetEps};

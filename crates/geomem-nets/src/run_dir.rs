@@ -94,8 +94,8 @@ impl RunConfig {
     /// The number of steps the run is set to reach.
     pub fn steps(&self) -> u64 {
         match self {
-            Self::Toy(c) => c.steps,
-            Self::Ddpm(c) => c.steps,
+            Self::Toy(c) => c.run.steps,
+            Self::Ddpm(c) => c.run.steps,
         }
     }
 

@@ -183,10 +183,10 @@ pub fn check_stack(cfgs: &[TrainConfig]) -> Result<()> {
     param("stacked runs", cfgs.len(), !cfgs.is_empty(), "at least one run")?;
     for c in cfgs {
         c.check()?;
-        param("batch_split", c.batch_split, c.batch_split == 1, "must be 1 in a stacked run")?;
-        let same = c.clone().with_seed(cfgs[0].seed);
-        let ok = same.same_run(&cfgs[0]) && c.steps == cfgs[0].steps;
-        param("stacked runs", c.seed, ok, "must share every setting but the seed")?;
+        param("batch_split", c.run.batch_split, c.run.batch_split == 1, "must be 1 in a stacked run")?;
+        let same = c.clone().with_seed(cfgs[0].run.seed);
+        let ok = same.same_run(&cfgs[0]) && c.run.steps == cfgs[0].run.steps;
+        param("stacked runs", c.run.seed, ok, "must share every setting but the seed")?;
     }
     Ok(())
 }
@@ -210,7 +210,7 @@ impl<B: AutodiffBackend> StackedTrainState<B> {
     /// As [`check_stack`].
     pub fn new(cfgs: &[TrainConfig], device: &B::Device) -> Result<Self> {
         check_stack(cfgs)?;
-        let nets = cfgs.iter().map(|c| c.model.init_seeded::<B>(device, c.seed)).collect::<Result<Vec<_>>>()?;
+        let nets = cfgs.iter().map(|c| c.model.init_seeded::<B>(device, c.run.seed)).collect::<Result<Vec<_>>>()?;
         let model = StackedMlp::from_nets(&nets)?;
         let ema = model.valid();
         Ok(Self { model, ema, optim: AdamConfig::new().init(), step: 0 })
@@ -226,7 +226,7 @@ impl<B: AutodiffBackend> StackedTrainState<B> {
 
     /// One step of every net; returns the per-net losses (`M`, not yet read back).
     fn step(&mut self, data: &[HostData], cfgs: &[TrainConfig], device: &B::Device) -> Tensor<B::InnerBackend, 1> {
-        let (m, b, d, e) = (cfgs.len(), cfgs[0].batch_size, self.model.d, self.model.emb_dim);
+        let (m, b, d, e) = (cfgs.len(), cfgs[0].run.batch_size, self.model.d, self.model.emb_dim);
         let (mut xt, mut eps, mut emb) = (Vec::new(), Vec::new(), Vec::new());
         for (h, c) in data.iter().zip(cfgs) {
             let draw = Draw::new(h, c, self.step);
@@ -241,8 +241,8 @@ impl<B: AutodiffBackend> StackedTrainState<B> {
         let diff = pred - t(eps, d);
         let per_net = (diff.clone() * diff).sum_dim(2).sum_dim(1).reshape([m]).div_scalar((b * d) as f64);
         let grads = GradientsParams::from_grads(per_net.clone().sum().backward(), &self.model);
-        self.model = self.optim.step(cfgs[0].lr, self.model.clone(), grads);
-        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfgs[0].ema_decay, self.step);
+        self.model = self.optim.step(cfgs[0].run.lr, self.model.clone(), grads);
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfgs[0].run.ema_decay, self.step);
         self.step += 1;
         per_net.inner()
     }
@@ -358,11 +358,11 @@ pub fn train_stacked<B: AutodiffBackend>(
     };
     let cfg = &cfgs[0];
     let (mut last, mut last_step, mut last_finite) = (Instant::now(), state.step, state.step);
-    while state.step < cfg.steps {
+    while state.step < cfg.run.steps {
         let loss = state.step(&host, cfgs, device);
         let s = state.step;
-        let log_now = s % cfg.log_every == 0 || s == cfg.steps;
-        let ck_now = run_dir.is_some() && cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0;
+        let log_now = s % cfg.run.log_every == 0 || s == cfg.run.steps;
+        let ck_now = run_dir.is_some() && cfg.run.checkpoint_every > 0 && s % cfg.run.checkpoint_every == 0;
         if !(log_now || ck_now) {
             continue;
         }

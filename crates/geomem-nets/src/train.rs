@@ -16,7 +16,9 @@ use crate::error::{io, param, NetsError};
 use crate::metrics::LogRow;
 use crate::model::{ResidualMlp, ResidualMlpConfig};
 use crate::split::{mse_and_grads, split_grads};
-use crate::train_loop::{check_loop, config_from_json, mix, open_run, run_loop, weights_finite, Cadence, Trainer};
+use crate::train_loop::{
+    config_from_json, loop_builders, mix, open_run, run_loop, weights_finite, LoopConfig, Trainer,
+};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -35,41 +37,18 @@ use std::path::Path;
 pub struct TrainConfig {
     /// Network settings.
     pub model: ResidualMlpConfig,
-    /// Total number of optimisation steps (the paper: 2 000 000).
-    #[config(default = 10000)]
-    pub steps: u64,
-    /// Batch size.
-    #[config(default = 128)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[config(default = 1e-3)]
-    pub lr: f64,
+    /// The loop's settings: steps, batch, learning rate, EMA, seed, cadence.
+    #[config(default = "LoopConfig::new()")]
+    pub run: LoopConfig,
     /// Smallest noise level.
     #[config(default = 0.01)]
     pub sigma_min: f64,
     /// Largest noise level.
     #[config(default = 50.0)]
     pub sigma_max: f64,
-    /// EMA decay; the effective decay at step `k` is `min(decay, (1 + k)/(10 + k))`.
-    #[config(default = 0.9999)]
-    pub ema_decay: f64,
-    /// Seed of the initialisation and of every draw.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Parts each batch is split into, their gradients computed in parallel (one thread
-    /// each, rayon) and summed in order. 1 (the default) is the plain step; k > 1 gives the
-    /// same step up to the rounding of the sum (a different run: resuming needs the same k),
-    /// and the same numbers on any number of threads. Worth it for one net on several cores;
-    /// a sweep is faster with one net per core and k = 1.
-    #[config(default = 1)]
-    pub batch_split: usize,
-    /// Steps between checkpoints (0: only at the end).
-    #[config(default = 1000)]
-    pub checkpoint_every: u64,
-    /// Steps between metric rows.
-    #[config(default = 100)]
-    pub log_every: u64,
 }
+
+loop_builders!(TrainConfig);
 
 impl TrainConfig {
     /// Checks every setting.
@@ -78,7 +57,7 @@ impl TrainConfig {
     /// [`NetsError::InvalidParameter`].
     pub fn check(&self) -> crate::error::Result<()> {
         self.model.check()?;
-        check_loop(self.steps, self.batch_size, self.batch_split, self.lr, self.ema_decay, self.log_every)?;
+        self.run.check()?;
         param(
             "sigma_min",
             self.sigma_min,
@@ -111,13 +90,9 @@ impl TrainConfig {
     /// `checkpoint_every` and `log_every`).
     pub(crate) fn same_run(&self, other: &Self) -> bool {
         self.model == other.model
-            && self.batch_size == other.batch_size
-            && self.batch_split == other.batch_split
-            && self.lr == other.lr
+            && self.run.same_run(&other.run)
             && self.sigma_min == other.sigma_min
             && self.sigma_max == other.sigma_max
-            && self.ema_decay == other.ema_decay
-            && self.seed == other.seed
     }
 }
 
@@ -134,7 +109,7 @@ pub struct TrainState<B: AutodiffBackend> {
 }
 
 /// The random draws of one training step: noise levels (`b`), noisy inputs and noises
-/// (`b × d`, row-major). A function of `(cfg.seed, step)` only.
+/// (`b × d`, row-major). A function of `(cfg.run.seed, step)` only.
 pub(crate) struct Draw {
     pub(crate) sigma: Vec<f32>,
     pub(crate) xt: Vec<f32>,
@@ -143,21 +118,21 @@ pub(crate) struct Draw {
 
 impl Draw {
     pub(crate) fn new(data: &HostData, cfg: &TrainConfig, step: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(mix(cfg.seed, step));
-        let sigma = log_uniform_sigmas(&mut rng, cfg.batch_size, cfg.sigma_min, cfg.sigma_max);
+        let mut rng = StdRng::seed_from_u64(mix(cfg.run.seed, step));
+        let sigma = log_uniform_sigmas(&mut rng, cfg.run.batch_size, cfg.sigma_min, cfg.sigma_max);
         let (xt, eps) = noisy_rows(&mut rng, data, &sigma, |rng, _| rng.random_range(0..data.n));
         Self { sigma, xt, eps }
     }
 }
 
 impl<B: AutodiffBackend> TrainState<B> {
-    /// A fresh run: weights drawn on the host from `cfg.seed`.
+    /// A fresh run: weights drawn on the host from `cfg.run.seed`.
     ///
     /// # Errors
     /// As [`TrainConfig::check`].
     pub fn new(cfg: &TrainConfig, device: &B::Device) -> crate::error::Result<Self> {
         cfg.check()?;
-        let model: ResidualMlp<B> = cfg.model.init_seeded(device, cfg.seed)?;
+        let model: ResidualMlp<B> = cfg.model.init_seeded(device, cfg.run.seed)?;
         let ema = model.valid();
         Ok(Self { model, ema, optim: AdamConfig::new().init(), step: 0 })
     }
@@ -171,17 +146,17 @@ impl<B: AutodiffBackend> TrainState<B> {
         device: &B::Device,
     ) -> Tensor<B::InnerBackend, 1> {
         let draw = Draw::new(data, cfg, self.step);
-        let (grads, loss) = if cfg.batch_split <= 1 {
-            let (loss, grads) = batch_loss(&self.model, &draw, 0..cfg.batch_size, None, device);
+        let (grads, loss) = if cfg.run.batch_split <= 1 {
+            let (loss, grads) = batch_loss(&self.model, &draw, 0..cfg.run.batch_size, None, device);
             (GradientsParams::from_grads(grads, &self.model), loss)
         } else {
-            let total = cfg.batch_size * data.d;
-            split_grads(&self.model, cfg.batch_size, cfg.batch_split, |copy, rows| {
+            let total = cfg.run.batch_size * data.d;
+            split_grads(&self.model, cfg.run.batch_size, cfg.run.batch_split, |copy, rows| {
                 batch_loss(copy, &draw, rows, Some(total), device)
             })
         };
-        self.model = self.optim.step(cfg.lr, self.model.clone(), grads);
-        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.ema_decay, self.step);
+        self.model = self.optim.step(cfg.run.lr, self.model.clone(), grads);
+        self.ema = crate::ema::update(self.ema.clone(), &self.model, cfg.run.ema_decay, self.step);
         self.step += 1;
         loss
     }
@@ -232,9 +207,8 @@ pub fn train<B: AutodiffBackend>(
     let host = HostData::new(data, cfg.model.d)?;
     let state =
         open_run(run_dir, |ck| load::<B>(ck, cfg, device), || TrainState::new(cfg, device), |cpath| cfg.save(cpath))?;
-    let cadence = Cadence { steps: cfg.steps, log_every: cfg.log_every, checkpoint_every: cfg.checkpoint_every };
     let mut run = ToyRun { state, data: &host, cfg, device };
-    run_loop(&mut run, &cadence, run_dir, on_log)?;
+    run_loop(&mut run, &cfg.run, run_dir, on_log)?;
     Ok(run.state)
 }
 

@@ -168,7 +168,7 @@ fn hand_edited_config_json() {
             "model.emb_dim" => v["model"]["emb_dim"] = value,
             "model.hidden" => v["model"]["hidden"] = value,
             "model.sigma_data" => v["model"]["sigma_data"] = value,
-            _ => v["steps"] = value,
+            _ => v["run"]["steps"] = value,
         }
         let p = dir.join(format!("config{k}.json"));
         std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
@@ -177,6 +177,12 @@ fn hand_edited_config_json() {
             other => panic!("{what}: {other:?}"),
         }
     }
+    // A loop setting edited in its place of before `run` existed is refused, not ignored.
+    let mut v = base.clone();
+    v["steps"] = serde_json::json!(5);
+    let p = dir.join("misplaced.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    assert!(matches!(TrainConfig::read(&p), Err(NetsError::Config { reason, .. }) if reason.contains("inside `run`")));
     let p = dir.join("garbage.json");
     std::fs::write(&p, "{ not json").unwrap();
     assert!(matches!(TrainConfig::read(&p), Err(NetsError::Config { .. })));

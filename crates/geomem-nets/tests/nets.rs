@@ -333,11 +333,15 @@ fn batch_split_is_checked_and_defaults_to_one() {
     assert!(matches!(run(&c.clone().with_batch_split(0)), Err(NetsError::InvalidParameter { .. })));
     assert!(matches!(run(&c.clone().with_batch_split(9)), Err(NetsError::InvalidParameter { .. })));
     assert!(run(&c.clone().with_batch_split(8)).is_ok());
-    // A config.json written before the setting existed reads as the plain step.
+    // A config.json written before the setting existed (and before the loop settings were
+    // nested as `run`: flat keys) reads as the plain step, every other setting kept.
     let mut json: serde_json::Value = serde_json::to_value(c.clone().with_batch_split(4)).unwrap();
-    json.as_object_mut().unwrap().remove("batch_split");
+    let obj = json.as_object_mut().unwrap();
+    let run = obj.remove("run").unwrap();
+    obj.extend(run.as_object().unwrap().clone());
+    obj.remove("batch_split");
     let path = tmpdir("old-config").join("config.json");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, json.to_string()).unwrap();
-    assert_eq!(TrainConfig::read(&path).unwrap().batch_split, 1);
+    assert_eq!(TrainConfig::read(&path).unwrap(), c.clone().with_batch_split(1));
 }

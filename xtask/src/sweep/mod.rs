@@ -162,7 +162,7 @@ impl Spec {
         if self.snapshots.windows(2).any(|w| w[0] >= w[1]) || self.snapshots[0] == 0 {
             bail!("{}: snapshots must increase from >= 1", self.name);
         }
-        let batch = TrainConfig::new(ResidualMlpConfig::new(1)).batch_size;
+        let batch = TrainConfig::new(ResidualMlpConfig::new(1)).run.batch_size;
         if !(1..=batch).contains(&self.batch_split) {
             bail!("{}: batch_split must lie in 1..={batch} (the batch size)", self.name);
         }
