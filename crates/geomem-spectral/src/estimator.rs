@@ -129,7 +129,7 @@ impl<'a> SpectrumEstimator<'a> {
     /// dimension or a field error; [`SpectralError::InvalidParameter`] for a bad step or
     /// `K`, and for `MatrixFree`, which forms no matrix.
     pub fn jacobian<F: ScoreField + ?Sized>(&self, field: &F, x: &[f64], t: f64) -> Result<Mat<f64>> {
-        let basis = || self.basis.as_deref().map_or_else(|| self.own_basis(field.dim()), |b| Cow::Borrowed(b));
+        let basis = || self.basis.as_deref().map_or_else(|| self.own_basis(field.dim()), Cow::Borrowed);
         match self.params.method {
             Method::FiniteDifference { scheme, step } => finite_difference(field, x, t, (scheme, step), &basis()),
             Method::Pointwise => pointwise(field, x, t, &basis()),
