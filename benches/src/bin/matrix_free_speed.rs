@@ -9,9 +9,9 @@
 //! first `N` training images: Fashion-MNIST (28 × 28, `/usr/share/datasets/fashion-mnist`)
 //! for a 28 × 28 config, the embedded 8 × 8 digits otherwise; its EMA weights are measured.
 //!
-//! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS]`
-//! (defaults: 1 round, step k = 0, 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
-//! d = dense, s = denoiser end, n = score end).
+//! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS] [MAX_RANK]`
+//! (defaults: 1 round, steps k = `0` (a comma-separated list), 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
+//! d = dense, s = denoiser end, n = score end; MAX_RANK = d).
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
@@ -61,10 +61,12 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let cfg = UNetConfig::load(args.get(1).map_or("experiments/unet/digits.json", String::as_str))?;
     let (steps, n): (u64, usize) = (arg(&args, 2, 100)?, arg(&args, 3, 16)?);
-    let (rounds, k, parallel): (usize, usize, usize) = (arg(&args, 4, 1)?, arg(&args, 5, 0)?, arg(&args, 6, 2)?);
+    let (rounds, parallel): (usize, usize) = (arg(&args, 4, 1)?, arg(&args, 6, 2)?);
+    let ks: Vec<usize> = arg(&args, 5, "0".to_string())?.split(',').map(str::parse).collect::<Result<_, _>>()?;
     let d = cfg.channels * cfg.image_size * cfg.image_size;
     let rule = SecondDerivativeRule::new(arg(&args, 7, d / 8)?, arg(&args, 8, 15.0)?)?;
     let ops: String = arg(&args, 9, "dsn".to_string())?;
+    let max_rank: usize = arg(&args, 10, d)?;
     let train = DdpmTrainConfig::new(cfg.clone())
         .with_steps(steps)
         .with_batch_size(16.min(n))
@@ -86,37 +88,39 @@ fn main() -> Res<()> {
         start.elapsed().as_secs_f64()
     );
     let sched = train.schedule()?;
-    let t = sched.ve_time(k)?;
     let x: Vec<f64> = data.row(0).iter().copied().collect();
     let dense = VpScore::discrete(
         UNetEps::<Flex>::new(state.ema.clone(), dev, 512).with_parallel_batches(parallel),
         sched.clone(),
     );
-    let free = NetScore::<B, UNet<B>>::vp(state.ema, VpGrid::Discrete(sched), dev)
+    let free = NetScore::<B, UNet<B>>::vp(state.ema, VpGrid::Discrete(sched.clone()), dev)
         .with_batch(64)
         .with_parallel_batches(parallel);
     let nb = NormalBundleParams::default()
         .perturbation(Perturbation::PerChannelOrthogonal { channels: cfg.channels, size: cfg.image_size });
-    println!("d = {d}, step k = {k} (t = {t:.3e}), {parallel} passes side by side, rule {rule:?}");
-    for r in 0..rounds {
-        for op in ops.chars() {
-            let start = Instant::now();
-            let (name, s) = match op {
-                'd' => (
-                    "dense (figure's NB, 8d forward images)",
-                    JacobianSpectrum::whole(normal_bundle_spectrum(&dense, &x, t, &nb.seed(r as u64))?, t)?,
-                ),
-                's' | 'n' => {
-                    let operator = if op == 's' { Operator::Denoiser } else { Operator::Score };
-                    let p = MatrixFreeParams::default().operator(operator).seed(r as u64);
-                    (
-                        if op == 's' { "matrix-free I + tJ" } else { "matrix-free tJ" },
-                        spectrum(&free, &x, t, &SpectrumParams::matrix_free(p))?,
-                    )
-                }
-                _ => continue,
-            };
-            report(&format!("round {r}, {name}"), start.elapsed().as_secs_f64(), &s, &rule);
+    for k in ks {
+        let t = sched.ve_time(k)?;
+        println!("d = {d}, step k = {k} (t = {t:.3e}), {parallel} passes side by side, rule {rule:?}");
+        for r in 0..rounds {
+            for op in ops.chars() {
+                let start = Instant::now();
+                let (name, s) = match op {
+                    'd' => (
+                        "dense (figure's NB, 8d forward images)",
+                        JacobianSpectrum::whole(normal_bundle_spectrum(&dense, &x, t, &nb.seed(r as u64))?, t)?,
+                    ),
+                    's' | 'n' => {
+                        let operator = if op == 's' { Operator::Denoiser } else { Operator::Score };
+                        let p = MatrixFreeParams::default().operator(operator).max_rank(max_rank).seed(r as u64);
+                        (
+                            if op == 's' { "matrix-free I + tJ" } else { "matrix-free tJ" },
+                            spectrum(&free, &x, t, &SpectrumParams::matrix_free(p))?,
+                        )
+                    }
+                    _ => continue,
+                };
+                report(&format!("k = {k}, round {r}, {name}"), start.elapsed().as_secs_f64(), &s, &rule);
+            }
         }
     }
     Ok(())
