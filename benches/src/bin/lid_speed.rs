@@ -1,24 +1,35 @@
 //! Speed of geomem-lid's estimators, beside scikit-dimension on the same points.
 //!
-//! Writes two data sets of N = 10 000 points in d = 784 (seeded), both of intrinsic
-//! dimension 10: `DIR/points.npy`, a 10-dimensional Gaussian subspace (linear rank 10: the
-//! search screens in the subspace), and `DIR/curved.npy`, the hidden-manifold model
-//! `tanh(F z)` with `z` in 10 dimensions (full linear rank: the search screens in all 784
-//! coordinates); for each, `DIR/{mle_pw,twonn_pw}{,_curved}.npy`. Times exact k-NN, MLE
-//! (k = 20), TwoNN (global, and pointwise on 100 neighbours) on both and FLIPD (empirical
-//! score and the toy network), and prints one JSON object; with a second argument
-//! `knn-only`, only the k-NN searches (k = 20 and 2) on both. `benches/compare/skdim_lid.py
-//! DIR` then times scikit-dimension on the same files and compares the outputs.
+//! Usage: `cargo run --release -p geomem-benches --bin lid_speed -- DIR [SET] [ESTIMATOR]`
 //!
-//! Usage: `cargo run --release -p geomem-benches --bin lid_speed [DIR]`
+//! Data sets (`SET`, default `all`: the first three), each written to `DIR/SET.npy` (unless
+//! there) so that `benches/compare/skdim_lid.py DIR SET` reads the same points:
+//! * `points`: N = 10 000 points of a 10-dimensional Gaussian subspace of R^784 (seeded;
+//!   linear rank 10: the search screens in the subspace);
+//! * `curved`: the hidden-manifold model `tanh(F z)`, `z` in 10 dimensions, in R^784 (full
+//!   linear rank, most of the spread in a few directions);
+//! * `fashion`: the first 10 000 Fashion-MNIST training images as f64 in [0, 1] (pixel / 255;
+//!   real images, d = 784; read with `geomem_data::read_fashion_mnist`);
+//! * `fashion60k`: all 60 000 of them.
+//!
+//! Estimators (`ESTIMATOR`, default `all`): `knn` (the exact search, k = 20 and k = 2),
+//! `mle` (k = 20, pointwise + harmonic mean), `twonn` (global), `twonn-pw` (pointwise on 100
+//! neighbours; not on `fashion60k`), `flipd` (the empirical score and a toy network, once,
+//! not per set). Sets of 10 000 points are timed best of 3, `fashion60k` once. Writes
+//! `DIR/{mle_pw,twonn_pw}_SET.npy` and prints one JSON object of timings and outputs. Run one
+//! estimator per process to read its peak memory (`/usr/bin/time -v`).
 
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
-use geomem_data::{write_npy, Activation, Block, Embedding, HiddenManifold, LinearManifold};
+use geomem_data::{read_fashion_mnist, write_npy, Activation, Block, Embedding, HiddenManifold, LinearManifold, Split};
 use geomem_lid::{knn_self, Combine, Flipd, Mle, TwoNn};
 use geomem_nets::{ResidualMlpConfig, TrainedScore};
 use geomem_score::EmpiricalScore;
+use serde_json::{Map, Value};
+use std::path::Path;
 use std::time::Instant;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     let mut best = f64::INFINITY;
@@ -32,45 +43,59 @@ fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("reps >= 1"))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/lid_speed".into()));
-    std::fs::create_dir_all(&dir)?;
-    let lm = LinearManifold::new(784, &[Block { dim: 10, variance: 1.0 }], Embedding::RandomRotation { seed: 3 })?;
-    let x = lm.sample(10_000, 1);
-    write_npy(dir.join("points.npy"), x.as_ref())?;
-    let curved = HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1);
-    write_npy(dir.join("curved.npy"), curved.as_ref())?;
-    let mut timings = serde_json::Map::new();
-    for (points, tag) in [(&x, ""), (&curved, "_curved")] {
-        for k in [20, 2] {
-            let (t, _) = best_of(3, || knn_self(points.as_ref(), k).expect("knn"));
-            timings.insert(format!("knn_self_k{k}_s{tag}"), t.into());
+/// The points of data set `set`.
+fn data(set: &str) -> Res<Mat<f64>> {
+    Ok(match set {
+        "points" => {
+            let lm =
+                LinearManifold::new(784, &[Block { dim: 10, variance: 1.0 }], Embedding::RandomRotation { seed: 3 })?;
+            lm.sample(10_000, 1)
         }
-    }
-    if std::env::args().nth(2).as_deref() == Some("knn-only") {
-        println!("{}", serde_json::Value::Object(timings));
-        return Ok(());
-    }
-    let col = |v: &[f64]| Mat::from_fn(v.len(), 1, |i, _| v[i]);
-    for (points, tag) in [(&x, ""), (&curved, "_curved")] {
-        let (t_mle, mle) = best_of(3, || Mle::default().pointwise(points.as_ref()).expect("mle"));
-        let (t_twonn, twonn) = best_of(3, || TwoNn::default().global(points.as_ref()).expect("twonn"));
-        let (t_pw, twonn_pw) = best_of(1, || TwoNn::default().pointwise(points.as_ref(), 100).expect("twonn pw"));
-        write_npy(dir.join(format!("mle_pw{tag}.npy")), col(&mle).as_ref())?;
-        write_npy(dir.join(format!("twonn_pw{tag}.npy")), col(&twonn_pw).as_ref())?;
-        let entries = [
-            ("mle_k20_s", t_mle),
-            ("mle_harmonic", Combine::Harmonic.apply(&mle)),
-            ("twonn_global_s", t_twonn),
-            ("twonn", twonn.dimension),
-            ("twonn_pointwise_100_s", t_pw),
-        ];
-        for (key, v) in entries {
-            timings.insert(format!("{key}{tag}"), v.into());
+        "curved" => HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1),
+        "fashion" | "fashion60k" => {
+            let n = if set == "fashion" { 10_000 } else { 60_000 };
+            let images = read_fashion_mnist(Split::Train)?.images;
+            // Stored in [-1, 1] as byte / 127.5 - 1: back to the byte, then / 255 exactly.
+            Mat::from_fn(n, images.ncols(), |i, j| ((images[(i, j)] + 1.0) * 127.5).round() / 255.0)
         }
-    }
+        other => return Err(format!("unknown data set {other}").into()),
+    })
+}
 
-    // FLIPD: the empirical score of 1000 points in d = 784, and the toy network in d = 30.
+/// Times `what` on the points `x` of `set` into `out` (keys end in `_SET`).
+fn time_set(dir: &Path, set: &str, x: &Mat<f64>, what: &str, out: &mut Map<String, Value>) -> Res<()> {
+    let reps = if set == "fashion60k" { 1 } else { 3 };
+    let col = |v: &[f64]| Mat::from_fn(v.len(), 1, |i, _| v[i]);
+    let mut put = |key: &str, v: Value| out.insert(format!("{key}_{set}"), v);
+    if what == "all" || what == "knn" {
+        for k in [20, 2] {
+            let (t, _) = best_of(reps, || knn_self(x.as_ref(), k).expect("knn"));
+            put(&format!("knn_self_k{k}_s"), t.into());
+        }
+    }
+    if what == "all" || what == "mle" {
+        let (t, mle) = best_of(reps, || Mle::default().pointwise(x.as_ref()).expect("mle"));
+        write_npy(dir.join(format!("mle_pw_{set}.npy")), col(&mle).as_ref())?;
+        put("mle_k20_s", t.into());
+        put("mle_harmonic", Combine::Harmonic.apply(&mle).into());
+    }
+    if what == "all" || what == "twonn" {
+        let (t, fit) = best_of(reps, || TwoNn::default().global(x.as_ref()).expect("twonn"));
+        put("twonn_global_s", t.into());
+        put("twonn", fit.dimension.into());
+    }
+    if (what == "all" && set != "fashion60k") || what == "twonn-pw" {
+        let (t, pw) = best_of(1, || TwoNn::default().pointwise(x.as_ref(), 100).expect("twonn pw"));
+        write_npy(dir.join(format!("twonn_pw_{set}.npy")), col(&pw).as_ref())?;
+        put("twonn_pointwise_100_s", t.into());
+    }
+    Ok(())
+}
+
+/// FLIPD throughput: the empirical score of 1000 of the `points` in d = 784, and the toy
+/// network in d = 30.
+fn time_flipd(out: &mut Map<String, Value>) -> Res<()> {
+    let x = data("points")?;
     let emp = EmpiricalScore::new(x.subrows(0, 1000).to_owned())?;
     let q = x.subrows(1000, 200).to_owned();
     let (t_emp, _) = best_of(3, || Flipd::new(0.1).expect("t0").estimate(&emp, q.as_ref()).expect("flipd"));
@@ -79,11 +104,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lm30 = LinearManifold::new(30, &[Block { dim: 7, variance: 1.0 }], Embedding::Aligned)?;
     let q30 = lm30.sample(1000, 2);
     let (t_net, _) = best_of(3, || Flipd::new(0.1).expect("t0").estimate(&field, q30.as_ref()).expect("flipd"));
-    timings.insert("n".into(), 10_000.into());
-    timings.insert("d".into(), 784.into());
-    timings.insert("threads".into(), rayon::current_num_threads().into());
-    timings.insert("flipd_empirical_n1000_d784_points_per_s".into(), (200.0 / t_emp).into());
-    timings.insert("flipd_toy_net_d30_points_per_s".into(), (1000.0 / t_net).into());
-    println!("{}", serde_json::Value::Object(timings));
+    out.insert("flipd_empirical_n1000_d784_points_per_s".into(), (200.0 / t_emp).into());
+    out.insert("flipd_toy_net_d30_points_per_s".into(), (1000.0 / t_net).into());
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "target/lid_speed".into()));
+    let set = args.get(2).map_or("all", String::as_str);
+    let what = args.get(3).map_or("all", String::as_str);
+    std::fs::create_dir_all(&dir)?;
+    let sets: Vec<&str> = if set == "all" { vec!["points", "curved", "fashion"] } else { vec![set] };
+    let mut out = Map::new();
+    out.insert("threads".into(), rayon::current_num_threads().into());
+    for s in sets {
+        let x = data(s)?;
+        let file = dir.join(format!("{s}.npy"));
+        if !file.exists() {
+            write_npy(file, x.as_ref())?;
+        }
+        if what != "flipd" {
+            time_set(&dir, s, &x, what, &mut out)?;
+        }
+    }
+    if what == "all" || what == "flipd" {
+        time_flipd(&mut out)?;
+    }
+    println!("{}", Value::Object(out));
     Ok(())
 }

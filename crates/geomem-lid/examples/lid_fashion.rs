@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let v = if let Some(k) = what.strip_prefix("knn:") {
             let nb = knn_self(x.as_ref(), k.parse()?)?;
             (0..nb.len()).map(|i| nb.distances(i).iter().sum::<f64>()).sum::<f64>()
+        } else if what == "twonn_pw" {
+            TwoNn::default().pointwise(x.as_ref(), 100)?.iter().sum::<f64>()
         } else if what == "mle" {
             Combine::Harmonic.apply(&Mle::default().pointwise(x.as_ref())?)
         } else {

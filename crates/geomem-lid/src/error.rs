@@ -52,14 +52,24 @@ pub(crate) fn check_points(what: &'static str, x: faer::MatRef<'_, f64>, min_row
     if x.ncols() == 0 {
         return Err(LidError::Data { what, reason: "no columns".into() });
     }
-    for j in 0..x.ncols() {
-        for i in 0..x.nrows() {
-            if !x[(i, j)].is_finite() {
-                return Err(LidError::Data { what, reason: format!("row {i} has a non-finite coordinate {j}") });
-            }
-        }
+    // In memory order: down the columns of a column-major matrix, along the rows otherwise.
+    let first_bad =
+        |v: &[f64]| if v.iter().all(|x| x.is_finite()) { None } else { v.iter().position(|x| !x.is_finite()) };
+    let bad = if x.row_stride() == 1 {
+        (0..x.ncols()).find_map(|j| match x.col(j).try_as_col_major() {
+            Some(c) => first_bad(c.as_slice()).map(|i| (i, j)),
+            None => x.col(j).iter().position(|v| !v.is_finite()).map(|i| (i, j)),
+        })
+    } else {
+        (0..x.nrows()).find_map(|i| match x.row(i).try_as_row_major() {
+            Some(r) => first_bad(r.as_slice()).map(|j| (i, j)),
+            None => x.row(i).iter().position(|v| !v.is_finite()).map(|j| (i, j)),
+        })
+    };
+    match bad {
+        Some((i, j)) => Err(LidError::Data { what, reason: format!("row {i} has a non-finite coordinate {j}") }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks that two point sets have the same width.

@@ -112,24 +112,30 @@ pub fn auroc(score: &[f64], positive: &[bool]) -> Result<Option<f64>> {
     Ok(Some(u / (n_pos as f64 * n_neg as f64)))
 }
 
-/// The kind of a sample in Ross et al.'s framework.
+/// The kind of a sample in Ross et al.'s framework (seed 004, Sec. 2, "Two Types of
+/// Memorization").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum MemKind {
     /// Not memorized by the nearest-neighbour label.
     Novel,
-    /// Memorized where the model's LID is below the data's: `LID_θ(x) < LID_*(x) - margin`
-    /// (overfitting-driven memorization).
+    /// Overfitting-driven memorization: memorized where the model's LID is below the data's,
+    /// `LID_θ(x) < LID_*(x) - margin` (a modelling failure: the model does not generalise).
     OdMem,
-    /// Memorized although the model's LID is not below the data's: the data itself has low
-    /// LID there (data-driven memorization).
+    /// Data-driven memorization: memorized where the model's LID equals the data's to within
+    /// the margin, `|LID_θ(x) - LID_*(x)| <= margin`: the model generalises, and the data
+    /// themselves have the low LID the memorized sample shows (duplicates: `LID_* = 0`).
     DdMem,
+    /// Memorized although the model's LID lies above the data's, `LID_θ(x) > LID_*(x) +
+    /// margin`: neither of the seed's kinds (its LID reading is that of underfitting).
+    AboveData,
 }
 
-/// Classifies every sample: `Novel` unless memorized; a memorized sample is OD-Mem when the
-/// model's LID at it is more than `margin` below the data's LID at its nearest training
-/// point, DD-Mem otherwise.
+/// Classifies every sample by seed 004's definitions: `Novel` unless memorized; a memorized
+/// sample is OD-Mem when the model's LID at it is more than `margin` below the data's LID at
+/// its nearest training point, DD-Mem when the two agree to within `margin`, and
+/// [`MemKind::AboveData`] when the model's is more than `margin` above.
 ///
 /// # Errors
 /// [`LidError::Data`] for slices of different lengths; [`LidError::InvalidParameter`] for a
@@ -140,10 +146,17 @@ pub fn classify(memorized: &[bool], model_lid: &[f64], data_lid: &[f64], margin:
         return Err(LidError::Data { what: "LID values", reason: "one model and one data LID per sample".into() });
     }
     Ok((0..memorized.len())
-        .map(|i| match (memorized[i], model_lid[i] < data_lid[i] - margin) {
-            (false, _) => MemKind::Novel,
-            (true, true) => MemKind::OdMem,
-            (true, false) => MemKind::DdMem,
+        .map(|i| {
+            let (model, data) = (model_lid[i], data_lid[i]);
+            if !memorized[i] {
+                MemKind::Novel
+            } else if model < data - margin {
+                MemKind::OdMem
+            } else if model > data + margin {
+                MemKind::AboveData
+            } else {
+                MemKind::DdMem
+            }
         })
         .collect())
 }
@@ -176,7 +189,7 @@ impl Detection {
 
 /// FLIPD of `field` at every sample for each `t0`, against the nearest-neighbour labels of
 /// `mem`: the AUROC, the medians per class and, given the data's LID at every training point
-/// (`data_lid[j]` for training point `j`), the OD-/DD-Mem kinds with `margin` ([`classify`]).
+/// (`data_lid[j]` for training point `j`), the kinds with `margin` ([`classify`]).
 ///
 /// # Errors
 /// As [`crate::Flipd::estimate`]; [`LidError::Data`] when `mem` and `samples` differ in

@@ -15,7 +15,9 @@
 //!
 //! The pointwise estimate of a point (scikit-dimension's `fit_pw`, default
 //! `n_neighbors = 100`) is the global estimate of its `n_neighbors` nearest other points,
-//! the point itself not included.
+//! the point itself not included. Every nearest-neighbour search, the neighbourhoods' own
+//! included, is [`crate::knn`]'s exact one (scikit-dimension measures the neighbourhoods by
+//! a Gram matrix, `scikit-learn`'s `euclidean_distances`: the same numbers to about 1e-14).
 
 use crate::error::{param, LidError, Result};
 use crate::knn::{knn, knn_self, Neighbours};
@@ -156,42 +158,21 @@ impl TwoNn {
         Ok(self.on_neighbourhoods(reference, &knn(queries, reference, n_neighbors)?))
     }
 
+    /// The global fit of each neighbourhood: the two nearest of every member among the
+    /// others come from [`knn_self`] on the neighbourhood's points.
     fn on_neighbourhoods(&self, data: MatRef<'_, f64>, nb: &Neighbours) -> Vec<f64> {
         // Points as contiguous columns, so gathering a neighbourhood reads memory in order.
         let dt = data.transpose().to_owned();
         (0..nb.len())
             .into_par_iter()
             .map(|i| {
-                let mut hood = Mat::zeros(data.ncols(), nb.k());
-                for (a, &p) in nb.indices(i).iter().enumerate() {
-                    hood.col_mut(a).copy_from(dt.col(p));
-                }
-                let hood = hood.transpose();
-                let (r1, r2) = two_nearest(hood.as_ref());
+                let members = nb.indices(i);
+                let hood = Mat::from_fn(data.ncols(), nb.k(), |l, a| dt[(l, members[a])]);
+                let Ok(two) = knn_self(hood.transpose(), 2) else { return f64::NAN };
+                let (r1, r2): (Vec<f64>, Vec<f64>) =
+                    (0..two.len()).map(|m| (two.distances(m)[0], two.distances(m)[1])).unzip();
                 self.from_distances(&r1, &r2).map_or(f64::NAN, |f| f.dimension)
             })
             .collect()
     }
-}
-
-/// Distances of every row of a small set to its two nearest other rows (double-precision
-/// Gram matrix, as scikit-learn's `euclidean_distances`).
-fn two_nearest(x: MatRef<'_, f64>) -> (Vec<f64>, Vec<f64>) {
-    let g = x * x.transpose();
-    let n = x.nrows();
-    (0..n)
-        .map(|i| {
-            let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
-            for j in (0..n).filter(|&j| j != i) {
-                let d2 = (g[(i, i)] + g[(j, j)] - 2.0 * g[(i, j)]).max(0.0);
-                if d2 < a {
-                    b = a;
-                    a = d2;
-                } else if d2 < b {
-                    b = d2;
-                }
-            }
-            (a.sqrt(), b.sqrt())
-        })
-        .unzip()
 }

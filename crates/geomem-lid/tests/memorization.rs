@@ -60,8 +60,17 @@ fn auroc_closed_cases() {
 
 #[test]
 fn od_and_dd_memorization() {
-    let kinds = classify(&[false, true, true], &[1.0, 0.1, 0.05], &[1.0, 1.0, 0.1], 0.25).unwrap();
-    assert_eq!(kinds, [MemKind::Novel, MemKind::OdMem, MemKind::DdMem]);
+    // Seed 004: OD-Mem where the model's LID is below the data's, DD-Mem where they agree
+    // (both low), and a third kind where the model's lies above the data's.
+    let memorized = [false, true, true, true, true, true];
+    let model = [1.0, 0.1, 0.05, 0.3, 1.5, 0.4];
+    let data = [1.0, 1.0, 0.1, 0.1, 1.0, 0.1];
+    let kinds = classify(&memorized, &model, &data, 0.25).unwrap();
+    use MemKind::*;
+    assert_eq!(kinds, [Novel, OdMem, DdMem, DdMem, AboveData, AboveData]);
+    // No margin: only exact agreement is DD-Mem.
+    let kinds = classify(&[true, true, true], &[0.2, 0.2, 0.2], &[0.2, 0.3, 0.1], 0.0).unwrap();
+    assert_eq!(kinds, [DdMem, OdMem, AboveData]);
     assert!(classify(&[true], &[1.0, 2.0], &[1.0], 0.1).is_err());
     assert!(classify(&[true], &[1.0], &[1.0], -1.0).is_err());
 }

@@ -383,3 +383,43 @@ mod tests {
         assert!(worst <= u && worst > 0.7 * u, "worst relative error {worst:e}, bound {u:e}");
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Tiles of 256 × 256 points (d = 784) cycling over 1, 2 and 4 blocks of points (0.8, 1.6
+    /// and 3.2 MB of operands): prints GFLOP/s by process CPU time (`cargo test --release -p
+    /// geomem-lid --lib tile_speed -- --ignored --nocapture`). Asserts nothing about speed.
+    #[test]
+    #[ignore]
+    fn tile_speed() {
+        if !available() {
+            return eprintln!("no AMX here");
+        }
+        let (n, d) = (1024, 784);
+        let c = faer::Mat::from_fn(d, n, |l, i| ((l * 7 + i * 3) % 13) as f64 / 13.0 - 0.5);
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
+        for (b, (rows, vnni)) in chunks.enumerate() {
+            pack(c.subcols(b * 64, 64), kp, rows, vnni);
+        }
+        let mut buf = vec![0f32; 256 * 256];
+        let cpu = || {
+            let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+            let f: Vec<f64> =
+                s.rsplit(')').next().unwrap_or("").split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+            (f[11] + f[12]) / 100.0
+        };
+        for cycle in [1, 2, 4] {
+            let range = |r: usize| (r % cycle) * 256..(r % cycle) * 256 + 256;
+            let (reps, t0) = (2000, cpu());
+            for r in 0..reps {
+                tile(&mut buf, 256, &x, range(r), &x, range(r + cycle / 2));
+            }
+            let flops = 2.0 * 256.0 * 256.0 * kp as f64 * reps as f64;
+            eprintln!("{cycle} block(s): {:.0} GFLOP/s", flops / (cpu() - t0) / 1e9);
+        }
+    }
+}

@@ -168,6 +168,23 @@ fn centre(ex: MatRef<'_, f64>, frame: &Frame, mut c: MatMut<'_, f64>, sq: &mut [
     }
 }
 
+/// The full single-precision screen of one block (points of dimension `d`): the centred,
+/// scaled points rounded to `f32`, and their squared norms (from the double-precision
+/// values).
+fn centre_f32(d: usize, frame: &Frame, out: &mut Out<'_>) {
+    let (pre, sc) = (frame.pre, frame.scale);
+    for (p, src) in out.exact.chunks(d).enumerate() {
+        let dst = &mut out.screen[p * d..(p + 1) * d];
+        let mut sq = 0.0;
+        for ((o, &v), &mu) in dst.iter_mut().zip(src).zip(&frame.mean) {
+            let c = (v * pre - mu) * sc;
+            sq += c * c;
+            *o = c as f32;
+        }
+        out.sq[p] = sq;
+    }
+}
+
 /// The screen coordinates of one block of centred points `c` on a spanning basis: the
 /// coordinates, then the remainder and its length, computed from the remainder itself (not
 /// as a difference of squared norms, which would cancel).
@@ -236,6 +253,9 @@ fn deep_ends(frame: &Frame) -> Vec<usize> {
 fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, out: &mut Out<'_>) {
     let (d, cnt) = (x.ncols(), x.nrows());
     MatMut::from_column_major_slice_mut(&mut *out.exact, d, cnt).copy_from(x.transpose());
+    if matches!(frame.basis, Basis::Full) && !frame.amx {
+        return centre_f32(d, frame, out);
+    }
     let ex = MatRef::from_column_major_slice(&*out.exact, d, cnt);
     let mut c = s.c.as_mut().subcols_mut(0, cnt);
     centre(ex, frame, c.rb_mut(), out.sq);
@@ -280,7 +300,9 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
         .zip(chunks(bf.rows.as_mut_slice(), per, count).into_iter().zip(chunks(bf.vnni.as_mut_slice(), per, count)))
         .map(|((((exact, screen), (sq, rho)), deep), (rows, vnni))| Out { exact, screen, sq, rho, deep, rows, vnni })
         .collect();
-    let scratch = || Scratch { c: Mat::zeros(d, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
+    // No scratch for the full single-precision screen, which centres in place.
+    let rows = if matches!(frame.basis, Basis::Full) && !frame.amx { 0 } else { d };
+    let scratch = || Scratch { c: Mat::zeros(rows, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
     outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
         let cnt = out.sq.len();
         convert(x.subrows(b * CONVERT, cnt), frame, &ends, s, &mut out);

@@ -16,9 +16,14 @@ use std::sync::{Mutex, MutexGuard};
 pub(super) const TILE: usize = 256;
 
 /// `x_a · y_b` for the points `a` of `x` (rows of the tile) and `b` of `y` (columns), into
-/// `buf`.
-fn tile<'a>(buf: &'a mut [f32], x: &Points, a: Range<usize>, y: &Points, b: Range<usize>) -> MatRef<'a, f32> {
+/// `buf` (grown as needed).
+fn tile<'a>(buf: &'a mut Vec<f32>, x: &Points, a: Range<usize>, y: &Points, b: Range<usize>) -> MatRef<'a, f32> {
     let (ra, rb) = (a.len(), b.len());
+    let amx = matches!(x.screen, Screen::Bf16(_));
+    let len = if amx { TILE * rb.next_multiple_of(amx::STEP) } else { ra * rb };
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
     match (&x.screen, &y.screen) {
         (Screen::Bf16(xs), Screen::Bf16(ys)) => {
             amx::tile(buf, TILE, xs, a, ys, b);
@@ -34,12 +39,13 @@ fn tile<'a>(buf: &'a mut [f32], x: &Points, a: Range<usize>, y: &Points, b: Rang
     }
 }
 
-/// One tile buffer per thread of the current pool.
+/// One tile buffer per thread of the current pool, allocated on first use (small searches
+/// need only small tiles).
 struct Buffers(Vec<Mutex<Vec<f32>>>);
 
 impl Buffers {
     fn new() -> Self {
-        Self((0..rayon::current_num_threads()).map(|_| Mutex::new(vec![0f32; TILE * TILE])).collect())
+        Self((0..rayon::current_num_threads()).map(|_| Mutex::new(Vec::new())).collect())
     }
 
     fn get(&self) -> MutexGuard<'_, Vec<f32>> {
