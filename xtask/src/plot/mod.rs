@@ -89,7 +89,14 @@ pub struct ColorBar {
 
 impl ColorBar {
     /// A logarithmic scale from `lo` to `hi` over the whole of viridis.
+    /// A range of one value (a sweep of one size) is widened to a decade around it.
     pub fn log(label: impl Into<String>, lo: f64, hi: f64) -> Self {
+        let (lo, hi) = match (lo > 0.0 && lo.is_finite(), hi > 0.0 && hi.is_finite()) {
+            (true, true) if hi > lo => (lo, hi),
+            (true, _) => (lo / 10f64.sqrt(), lo * 10f64.sqrt()),
+            (false, true) => (hi / 10f64.sqrt(), hi * 10f64.sqrt()),
+            (false, false) => (1.0, 10.0),
+        };
         Self { label: label.into(), lo, hi, log: true, top: 1.0 }
     }
     /// A logarithmic scale over `values` (their smallest and largest).
@@ -98,7 +105,17 @@ impl ColorBar {
         Self::log(label, lo, hi)
     }
     /// A linear scale from `lo` to `hi`.
+    /// A range of one value is widened by half a unit (or a tenth of the value) each side.
     pub fn linear(label: impl Into<String>, lo: f64, hi: f64) -> Self {
+        let (lo, hi) = match (lo.is_finite(), hi.is_finite()) {
+            (true, true) if hi > lo => (lo, hi),
+            (true, _) | (false, true) => {
+                let v = if lo.is_finite() { lo } else { hi };
+                let half = (0.1 * v.abs()).max(0.5);
+                (v - half, v + half)
+            }
+            (false, false) => (0.0, 1.0),
+        };
         Self { label: label.into(), lo, hi, log: false, top: 1.0 }
     }
     /// With only the dark part of viridis, up to `top` (yellow is hard to see on white).
@@ -450,7 +467,11 @@ where
     area.draw(&Rectangle::new([(x0, top), (x1, bottom)], BLACK.stroke_width(1))).map_err(err)?;
     let ticks = bar.ticks();
     let (lo, hi) = if bar.log { (bar.lo.log10(), bar.hi.log10()) } else { (bar.lo, bar.hi) };
-    let y_of = |v: f64| bottom - (((v - lo) / (hi - lo).max(1e-300)) * f64::from(bottom - top)).round() as i32;
+    // The bar's constructors keep hi > lo; ticks past the ends are clamped to the bar.
+    let y_of = |v: f64| {
+        let u = ((v - lo) / (hi - lo).max(1e-300)).clamp(0.0, 1.0);
+        bottom - (u * f64::from(bottom - top)).round() as i32
+    };
     let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
     for (v, label) in &ticks.major {
         let y = y_of(*v);
@@ -624,4 +645,29 @@ pub fn save_fields(stem: &Path, title: &str, range: (f64, f64, f64, f64), panels
     draw_fields(BitMapBackend::new(&stem.with_extension("png"), size).into_drawing_area(), title, range, panels)?;
     draw_fields(SVGBackend::new(&stem.with_extension("svg"), size).into_drawing_area(), title, range, panels)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_colour_bar_of_one_value_is_widened_and_drawn() {
+        let bar = ColorBar::log("N", 64.0, 64.0);
+        assert!(bar.lo < 64.0 && bar.hi > 64.0 && (bar.hi / bar.lo - 10.0).abs() < 1e-9);
+        let lin = ColorBar::linear("k", 3.0, 3.0);
+        assert!(lin.lo < 3.0 && lin.hi > 3.0);
+        let dir = std::env::temp_dir().join(format!("geomem-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let panel = Panel {
+            title: "one size".into(),
+            log_x: true,
+            series: vec![Series::line(vec![(1.0, 1.0), (10.0, 2.0)], bar.color(64.0))],
+            ..Panel::default()
+        };
+        // A one-size sweep drew this bar: before the widening its ticks overflowed i32.
+        Figure::new("one value", 1).colorbar(bar).save(&dir.join("one"), &[panel]).unwrap();
+        assert!(dir.join("one.png").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
