@@ -16,7 +16,7 @@
 //! The pointwise estimate of a point (scikit-dimension's `fit_pw`, default
 //! `n_neighbors = 100`) is the global estimate of its `n_neighbors` nearest other points,
 //! the point itself not included. Every nearest-neighbour search, the neighbourhoods' own
-//! included, is [`crate::knn`]'s exact one (scikit-dimension measures the neighbourhoods by
+//! included, is [`mod@crate::knn`]'s exact one (scikit-dimension measures the neighbourhoods by
 //! a Gram matrix, `scikit-learn`'s `euclidean_distances`: the same numbers to about 1e-14).
 
 use crate::error::{param, LidError, Result};
