@@ -6,12 +6,14 @@
 //! both (Algorithm 3, largest gap, soft count, stiffness).
 //!
 //! The net is trained first for `STEPS` steps (DDPM, batch 16, lr 1e-3, EMA 0.999) on the
-//! first `N` training images: Fashion-MNIST (28 × 28, `/usr/share/datasets/fashion-mnist`)
-//! for a 28 × 28 config, the embedded 8 × 8 digits otherwise; its EMA weights are measured.
+//! first `N` training images: Fashion-MNIST (`/usr/share/datasets/fashion-mnist`) for a
+//! 28 × 28 config, Fashion-MNIST mean-pooled 2 × 2 for a 14 × 14 one (the real-data
+//! figure's), the embedded 8 × 8 digits otherwise; its EMA weights are measured at the
+//! first `POINTS` training images.
 //!
-//! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS] [MAX_RANK]`
+//! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS] [MAX_RANK] [BATCH] [POINTS]`
 //! (defaults: 1 round, steps k = `0` (a comma-separated list), 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
-//! d = dense, s = denoiser end, n = score end; MAX_RANK = d).
+//! d = dense, s = denoiser end, n = score end; MAX_RANK = d; training batch 16; 1 point).
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
@@ -39,7 +41,11 @@ where
 }
 
 fn images(cfg: &UNetConfig, n: usize) -> Res<faer::Mat<f64>> {
-    let set = if cfg.image_size == 28 { read_fashion_mnist(Split::Train)? } else { ImageSet::digits()? };
+    let set = match cfg.image_size {
+        28 => read_fashion_mnist(Split::Train)?,
+        14 => read_fashion_mnist(Split::Train)?.mean_pool(2)?,
+        _ => ImageSet::digits()?,
+    };
     Ok(set.rows(&(0..n.min(set.len())).collect::<Vec<_>>())?)
 }
 
@@ -67,9 +73,10 @@ fn main() -> Res<()> {
     let rule = SecondDerivativeRule::new(arg(&args, 7, d / 8)?, arg(&args, 8, 15.0)?)?;
     let ops: String = arg(&args, 9, "dsn".to_string())?;
     let max_rank: usize = arg(&args, 10, d)?;
+    let (batch, points): (usize, usize) = (arg(&args, 11, 16)?, arg(&args, 12, 1)?);
     let train = DdpmTrainConfig::new(cfg.clone())
         .with_steps(steps)
-        .with_batch_size(16.min(n))
+        .with_batch_size(batch.min(n))
         .with_lr(1e-3)
         .with_ema_decay(0.999)
         .with_checkpoint_every(0)
@@ -88,7 +95,6 @@ fn main() -> Res<()> {
         start.elapsed().as_secs_f64()
     );
     let sched = train.schedule()?;
-    let x: Vec<f64> = data.row(0).iter().copied().collect();
     let dense = VpScore::discrete(
         UNetEps::<Flex>::new(state.ema.clone(), dev, 512).with_parallel_batches(parallel),
         sched.clone(),
@@ -98,9 +104,10 @@ fn main() -> Res<()> {
         .with_parallel_batches(parallel);
     let nb = NormalBundleParams::default()
         .perturbation(Perturbation::PerChannelOrthogonal { channels: cfg.channels, size: cfg.image_size });
-    for k in ks {
+    for (k, i) in ks.iter().flat_map(|&k| (0..points.min(data.nrows())).map(move |i| (k, i))) {
+        let x: Vec<f64> = data.row(i).iter().copied().collect();
         let t = sched.ve_time(k)?;
-        println!("d = {d}, step k = {k} (t = {t:.3e}), {parallel} passes side by side, rule {rule:?}");
+        println!("d = {d}, step k = {k} (t = {t:.3e}), point {i}, {parallel} passes side by side, rule {rule:?}");
         for r in 0..rounds {
             for op in ops.chars() {
                 let start = Instant::now();
@@ -119,7 +126,7 @@ fn main() -> Res<()> {
                     }
                     _ => continue,
                 };
-                report(&format!("k = {k}, round {r}, {name}"), start.elapsed().as_secs_f64(), &s, &rule);
+                report(&format!("k = {k}, point {i}, round {r}, {name}"), start.elapsed().as_secs_f64(), &s, &rule);
             }
         }
     }

@@ -4,7 +4,8 @@
 //! 1024 points.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin train_speed [BATCH_SPLIT]` (the
-//! batch split of `TrainConfig`, 1 when absent).
+//! batch split of `TrainConfig`, 1 when absent); `train_speed host [REPS]` times only
+//! `HostMlp`'s evaluation, of an untrained net (the same arithmetic), for profiling.
 
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
@@ -23,6 +24,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let data = lm.sample(1000, 0);
     let device = Default::default();
+    if std::env::args().nth(1).as_deref() == Some("host") {
+        let reps = std::env::args().nth(2).map_or(Ok(3000), |a| a.parse())?;
+        let model = ResidualMlpConfig::new(d).init::<Flex>(&device)?;
+        return host_eval(&geomem_nets::HostMlp::from_model(&model)?, d, reps);
+    }
     let split: usize = std::env::args().nth(1).map_or(Ok(1), |a| a.parse())?;
     let warm = TrainConfig::new(ResidualMlpConfig::new(d))
         .with_steps(200)
@@ -66,7 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dt = start.elapsed().as_secs_f64();
     println!("burn forward pass alone: {:.0} points/s (batch 1024)", (reps * 1024) as f64 / dt);
-    let host = geomem_nets::HostMlp::from_model(model)?;
+    host_eval(&geomem_nets::HostMlp::from_model(model)?, d, reps)
+}
+
+/// Times `reps` evaluations of 1024 points by `HostMlp`.
+fn host_eval(host: &geomem_nets::HostMlp, d: usize, reps: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let x = Mat::from_fn(1024, d, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
     for _ in 0..20 {
         host.score_batch(x.as_ref(), 0.25)?;
     }

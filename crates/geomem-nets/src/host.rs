@@ -12,9 +12,10 @@ use burn::tensor::backend::Backend;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef};
 use geomem_score::{Precision, ScoreField};
+use rayon::prelude::*;
 
-/// Rows per block of work.
-const CHUNK: usize = 1024;
+/// Rows per block of work (one rayon task each).
+const ROWS: usize = 256;
 
 #[derive(Debug, Clone)]
 struct Layer {
@@ -43,16 +44,21 @@ fn layer(p: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>, name: &
     Ok(Layer { w: Mat::from_fn(inp, out, |i, o| w[o * inp + i]), b: b.clone() })
 }
 
-/// `exp(x)` for `f32` without branches: `2^n · p(r)`, `x = n ln 2 + r`, `|r| <= ln2/2`.
+/// `exp(x)` for `f32` without branches or float-to-int casts: `2^n · p(r)`,
+/// `x = n ln 2 + r`, `|r| <= ln2/2`; `n` is read from the bits of `x log2 e + 1.5·2^23`
+/// (whose last mantissa bits hold it), so the whole loop vectorises.
 #[inline(always)]
 fn fast_exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: its ulp is 1
     let x = x.clamp(-87.0, 88.0);
-    // Round to nearest with the 1.5·2^23 trick (no libm call, so the loop vectorises).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let m = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = m - MAGIC;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
+    // bits(m) = bits(MAGIC) + n for |n| < 2^22; 2^n has exponent field n + 127.
+    let scale = f32::from_bits(m.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
+    scale * p
 }
 
 #[inline(always)]
@@ -60,20 +66,35 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + fast_exp(-x))
 }
 
-fn silu_into(src: MatRef<'_, f32>, mut dst: MatMut<'_, f32>) {
-    for j in 0..src.ncols() {
-        let s = src.col(j).try_as_col_major().expect("owned column").as_slice();
-        let d = dst.rb_mut().col_mut(j).try_as_col_major_mut().expect("owned column").as_slice_mut();
-        for (o, &v) in d.iter_mut().zip(s) {
-            *o = silu(v);
-        }
+/// `dst = silu(src + b)` column by column; with `store`, `src += b` as well. One pass, in
+/// AVX-512 where the CPU has it (detected at run time), else as the compiler vectorises
+/// for the build's target.
+fn bias_silu(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected on this CPU.
+        return unsafe { bias_silu_avx512(src, b, store, dst) };
     }
+    bias_silu_body(src, b, store, dst);
 }
 
-fn add_bias(mut m: MatMut<'_, f32>, b: &[f32]) {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bias_silu_avx512(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) {
+    bias_silu_body(src, b, store, dst);
+}
+
+#[inline(always)]
+fn bias_silu_body(mut src: MatMut<'_, f32>, b: &[f32], store: bool, mut dst: MatMut<'_, f32>) {
     for (j, &bj) in b.iter().enumerate() {
-        for v in m.rb_mut().col_mut(j).try_as_col_major_mut().expect("owned column").as_slice_mut() {
-            *v += bj;
+        let s = src.rb_mut().col_mut(j).try_as_col_major_mut().expect("owned column").as_slice_mut();
+        let d = dst.rb_mut().col_mut(j).try_as_col_major_mut().expect("owned column").as_slice_mut();
+        for (o, v) in d.iter_mut().zip(s.iter_mut()) {
+            let z = *v + bj;
+            if store {
+                *v = z;
+            }
+            *o = silu(z);
         }
     }
 }
@@ -112,53 +133,63 @@ impl ScoreField for HostMlp {
     }
 
     /// # Formula
-    /// `s(x, t) = -ε̂(x, √t)/√t` with the network evaluated in `f32`.
+    /// `s(x, t) = -ε̂(x, √t)/√t` with the network evaluated in `f32`, blocks of [`ROWS`]
+    /// rows on rayon tasks (each block's GEMMs on one thread: the same numbers whatever the
+    /// number of threads).
     fn eval(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> geomem_score::Result<()> {
-        let d = self.d;
         let sigma = t.sqrt();
         let c_in = (1.0 / (self.sigma_data.powi(2) + t).sqrt()) as f32;
-        let h = self.input.b.len();
-        // Bias of the input layer with the embedding folded in.
-        let emb: Vec<f32> = crate::model::fourier_embedding(self.emb_dim, sigma).collect();
-        let bias: Vec<f32> = (0..h)
-            .map(|o| self.input.b[o] + emb.iter().enumerate().map(|(e, v)| v * self.input.w[(d + e, o)]).sum::<f32>())
+        let bias = self.input_bias(sigma);
+        let starts: Vec<usize> = (0..x.nrows()).step_by(ROWS).collect();
+        let blocks: Vec<Mat<f32>> = starts
+            .par_iter()
+            .map(|&start| self.eps_rows(x.subrows(start, ROWS.min(x.nrows() - start)), c_in, &bias))
             .collect();
-        let w_x = self.input.w.as_ref().subrows(0, d);
-        let par = faer::get_global_parallelism();
-        let mut start = 0;
-        while start < x.nrows() {
-            let n = CHUNK.min(x.nrows() - start);
-            let mut xs = Mat::<f32>::zeros(n, d);
-            for j in 0..d {
-                for i in 0..n {
-                    xs[(i, j)] = x[(start + i, j)] as f32 * c_in;
-                }
-            }
-            let mut hm = Mat::<f32>::zeros(n, h);
-            matmul(hm.as_mut(), Accum::Replace, xs.as_ref(), w_x, 1.0, par);
-            add_bias(hm.as_mut(), &bias);
-            let mut t1 = Mat::<f32>::zeros(n, h);
-            let mut u = Mat::<f32>::zeros(n, h);
-            for (l1, l2) in &self.blocks {
-                silu_into(hm.as_ref(), t1.as_mut());
-                matmul(u.as_mut(), Accum::Replace, t1.as_ref(), l1.w.as_ref(), 1.0, par);
-                add_bias(u.as_mut(), &l1.b);
-                silu_into(u.as_ref(), t1.as_mut());
-                matmul(hm.as_mut(), Accum::Add, t1.as_ref(), l2.w.as_ref(), 1.0, par);
-                add_bias(hm.as_mut(), &l2.b);
-            }
-            silu_into(hm.as_ref(), t1.as_mut());
-            let mut o = Mat::<f32>::zeros(n, d);
-            matmul(o.as_mut(), Accum::Replace, t1.as_ref(), self.output.w.as_ref(), 1.0, par);
-            for j in 0..d {
+        for (&start, eps) in starts.iter().zip(&blocks) {
+            for j in 0..self.d {
                 let bj = self.output.b[j];
-                for i in 0..n {
-                    out[(start + i, j)] = -f64::from(o[(i, j)] + bj) / sigma;
+                for i in 0..eps.nrows() {
+                    out[(start + i, j)] = -f64::from(eps[(i, j)] + bj) / sigma;
                 }
             }
-            start += n;
         }
         Ok(())
+    }
+}
+
+impl HostMlp {
+    /// The input layer's bias with the Fourier embedding of `ln σ` folded in.
+    fn input_bias(&self, sigma: f64) -> Vec<f32> {
+        let emb: Vec<f32> = crate::model::fourier_embedding(self.emb_dim, sigma).collect();
+        (0..self.input.b.len())
+            .map(|o| {
+                self.input.b[o] + emb.iter().enumerate().map(|(e, v)| v * self.input.w[(self.d + e, o)]).sum::<f32>()
+            })
+            .collect()
+    }
+
+    /// `ε̂` of the rows of `x` (scaled by `c_in`) without the output bias, on this thread.
+    fn eps_rows(&self, x: MatRef<'_, f64>, c_in: f32, bias: &[f32]) -> Mat<f32> {
+        let (n, d, h) = (x.nrows(), self.d, self.input.b.len());
+        let seq = faer::Par::Seq;
+        let xs = Mat::<f32>::from_fn(n, d, |i, j| x[(i, j)] as f32 * c_in);
+        let mut hm = Mat::<f32>::zeros(n, h);
+        matmul(hm.as_mut(), Accum::Replace, xs.as_ref(), self.input.w.as_ref().subrows(0, d), 1.0, seq);
+        let mut t1 = Mat::<f32>::zeros(n, h);
+        let mut u = Mat::<f32>::zeros(n, h);
+        // `hm` lacks the bias of the layer that wrote it last; the next SiLU adds and stores it.
+        let mut pending = bias;
+        for (l1, l2) in &self.blocks {
+            bias_silu(hm.as_mut(), pending, true, t1.as_mut());
+            matmul(u.as_mut(), Accum::Replace, t1.as_ref(), l1.w.as_ref(), 1.0, seq);
+            bias_silu(u.as_mut(), &l1.b, false, t1.as_mut());
+            matmul(hm.as_mut(), Accum::Add, t1.as_ref(), l2.w.as_ref(), 1.0, seq);
+            pending = &l2.b;
+        }
+        bias_silu(hm.as_mut(), pending, false, t1.as_mut());
+        let mut o = Mat::<f32>::zeros(n, d);
+        matmul(o.as_mut(), Accum::Replace, t1.as_ref(), self.output.w.as_ref(), 1.0, seq);
+        o
     }
 }
 

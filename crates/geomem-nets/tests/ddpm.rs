@@ -5,7 +5,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use faer::Mat;
-use geomem_nets::{load_ema, train_ddpm, DdpmTrainConfig, NetsError, RunConfig, RunDir, UNet, UNetConfig, UNetEps};
+use geomem_nets::{load_ema, train_ddpm, DdpmTrainConfig, NetsError, RunConfig, RunDir, UNet, UNetEps};
 use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
 use std::ops::ControlFlow;
 
@@ -14,18 +14,7 @@ mod common;
 type B = Autodiff<Flex>;
 
 fn tiny() -> DdpmTrainConfig {
-    let model = UNetConfig::new(8, 1)
-        .with_base(16)
-        .with_mults(vec![1, 2])
-        .with_attn_resolutions(vec![4])
-        .with_res_blocks(1)
-        .with_groups(8);
-    DdpmTrainConfig::new(model)
-        .with_batch_size(16)
-        .with_lr(2e-3)
-        .with_checkpoint_every(10)
-        .with_log_every(5)
-        .with_seed(3)
+    common::tiny_unet().with_checkpoint_every(10).with_log_every(5)
 }
 
 fn images() -> Mat<f64> {

@@ -9,6 +9,8 @@ use geomem_score::{ScoreField, ScoreFieldExt, VpGrid, VpScore};
 use geomem_spectral::{singular_values, spectrum, GapScale, MatrixFreeParams, Operator, SpectrumParams};
 use std::ops::ControlFlow;
 
+mod common;
+
 type B = Autodiff<Flex>;
 
 fn dev() -> burn::backend::flex::FlexDevice {
@@ -108,19 +110,7 @@ fn matrix_free_equals_dense_for_a_trained_toy_net() {
 }
 
 fn unet(steps: u64) -> (geomem_nets::UNet<Flex>, DdpmTrainConfig) {
-    let model = UNetConfig::new(8, 1)
-        .with_base(16)
-        .with_mults(vec![1, 2])
-        .with_attn_resolutions(vec![4])
-        .with_res_blocks(1)
-        .with_groups(8);
-    let cfg = DdpmTrainConfig::new(model)
-        .with_batch_size(16)
-        .with_lr(2e-3)
-        .with_steps(steps)
-        .with_checkpoint_every(0)
-        .with_log_every(50)
-        .with_seed(3);
+    let cfg = common::tiny_unet().with_steps(steps).with_checkpoint_every(0).with_log_every(50);
     let images = geomem_data::ImageSet::digits().unwrap().rows(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
     let state = train_ddpm::<B>(images.as_ref(), &cfg, None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
     (state.ema, cfg)
