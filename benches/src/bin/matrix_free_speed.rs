@@ -13,13 +13,17 @@
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS] [MAX_RANK] [BATCH] [POINTS]`
 //! (defaults: 1 round, steps k = `0` (a comma-separated list), 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
-//! d = dense, s = denoiser end, n = score end; MAX_RANK = d; training batch 16; 1 point).
+//! d = dense, s = denoiser end, n = score end, p = time 64 VJPs and 64 JVPs; MAX_RANK = d; training batch 16; 1 point).
+//!
+//! Environment: `MF_RUN_DIR=DIR` trains into (or resumes from) a run directory, so a second
+//! call measures the same net without training; `MF_FALLBACK=1` turns on the matrix-free
+//! estimator's Jacobian fallback. JVPs are central differences at every `d`.
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
 use geomem_data::{read_fashion_mnist, ImageSet, Split};
-use geomem_nets::{train_ddpm, DdpmTrainConfig, NetScore, UNet, UNetConfig, UNetEps};
-use geomem_score::{VpGrid, VpScore};
+use geomem_nets::{train_ddpm, DdpmTrainConfig, JvpMethod, NetScore, UNet, UNetConfig, UNetEps};
+use geomem_score::{ScoreFieldExt, VpGrid, VpScore};
 use geomem_spectral::{
     normal_bundle_spectrum, spectrum, GapScale, JacobianSpectrum, MatrixFreeParams, NormalBundleParams, Operator,
     Perturbation, SecondDerivativeRule, SpectrumParams,
@@ -63,6 +67,23 @@ fn report(name: &str, secs: f64, s: &JacobianSpectrum, rule: &SecondDerivativeRu
     );
 }
 
+/// Times `m` VJPs and `m` JVPs (one batched call each) of `field` at `x`.
+fn products(field: &impl ScoreFieldExt, x: &[f64], t: f64, m: usize) -> Res<()> {
+    let u = faer::Mat::from_fn(m, x.len(), |i, j| ((i * 31 + j * 7) % 13) as f64 / 13.0 - 0.5);
+    let start = Instant::now();
+    field.vjp(x, t, u.as_ref())?;
+    let vjp = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    field.jvp(x, t, u.as_ref())?;
+    let jvp = start.elapsed().as_secs_f64();
+    println!(
+        "{m} VJPs {vjp:.2} s ({:.1} ms each), {m} JVPs {jvp:.2} s ({:.1} ms each)",
+        1e3 * vjp / m as f64,
+        1e3 * jvp / m as f64
+    );
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let cfg = UNetConfig::load(args.get(1).map_or("experiments/unet/digits.json", String::as_str))?;
@@ -73,19 +94,21 @@ fn main() -> Res<()> {
     let rule = SecondDerivativeRule::new(arg(&args, 7, d / 8)?, arg(&args, 8, 15.0)?)?;
     let ops: String = arg(&args, 9, "dsn".to_string())?;
     let max_rank: usize = arg(&args, 10, d)?;
+    let fallback = std::env::var_os("MF_FALLBACK").is_some();
     let (batch, points): (usize, usize) = (arg(&args, 11, 16)?, arg(&args, 12, 1)?);
+    let run_dir = std::env::var_os("MF_RUN_DIR").map(std::path::PathBuf::from);
     let train = DdpmTrainConfig::new(cfg.clone())
         .with_steps(steps)
         .with_batch_size(batch.min(n))
         .with_lr(1e-3)
         .with_ema_decay(0.999)
-        .with_checkpoint_every(0)
+        .with_checkpoint_every(if run_dir.is_some() { steps } else { 0 })
         .with_log_every(steps.max(1));
     let data = images(&cfg, n)?;
     let dev = Default::default();
     let start = Instant::now();
     let mut last = 0.0;
-    let state = train_ddpm::<B>(data.as_ref(), &train, None, &dev, &mut |r| {
+    let state = train_ddpm::<B>(data.as_ref(), &train, run_dir.as_deref(), &dev, &mut |r| {
         last = r.loss_ema;
         ControlFlow::Continue(())
     })?;
@@ -100,6 +123,7 @@ fn main() -> Res<()> {
         sched.clone(),
     );
     let free = NetScore::<B, UNet<B>>::vp(state.ema, VpGrid::Discrete(sched.clone()), dev)
+        .with_jvp(JvpMethod::CentralDifference)
         .with_batch(64)
         .with_parallel_batches(parallel);
     let nb = NormalBundleParams::default()
@@ -118,11 +142,19 @@ fn main() -> Res<()> {
                     ),
                     's' | 'n' => {
                         let operator = if op == 's' { Operator::Denoiser } else { Operator::Score };
-                        let p = MatrixFreeParams::default().operator(operator).max_rank(max_rank).seed(r as u64);
+                        let p = MatrixFreeParams::default()
+                            .operator(operator)
+                            .max_rank(max_rank)
+                            .seed(r as u64)
+                            .jacobian_fallback(fallback);
                         (
                             if op == 's' { "matrix-free I + tJ" } else { "matrix-free tJ" },
                             spectrum(&free, &x, t, &SpectrumParams::matrix_free(p))?,
                         )
+                    }
+                    'p' => {
+                        products(&free, &x, t, 64)?;
+                        continue;
                     }
                     _ => continue,
                 };

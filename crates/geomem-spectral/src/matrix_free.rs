@@ -27,6 +27,15 @@
 //! values remain), and one power step `max_i ‖Mᵀ y_i‖ / ‖y_i‖ ≤ ‖P M‖`, an estimate of the
 //! largest value left out (a lower bound of `‖P M‖`, close to it unless the rest is spread).
 //!
+//! # Fallback
+//! Where the spectrum has no gap the block grows to `d` and the products cost several times
+//! a whole Jacobian (each basis column takes `2q + 2` products, the bounds one more). With
+//! [`MatrixFreeParams::jacobian_fallback`] the estimator asks the field for its Jacobian
+//! instead once the products spent plus the next block's would exceed `d` (a network's
+//! Jacobian costs `d` VJPs in one batched backward pass, an empirical score's is analytic)
+//! and returns every value of the operator from it ([`Products::jacobians`] says so); a
+//! field without one (a closure) goes on with products.
+//!
 //! # Error bound per value
 //! `u_i = Q ũ_i` and `v_i` satisfy `Mᵀ u_i = σ_i v_i` by construction (`B = QᵀM` comes from
 //! the VJPs), and `L` more JVPs give `r_i = M v_i - σ_i u_i`. `(u_i, v_i)/√2` is then an
@@ -80,12 +89,16 @@ pub struct MatrixFreeParams {
     pub bounds: bool,
     /// Seed of the Gaussian test blocks.
     pub seed: u64,
+    /// Give up on products and take the field's own Jacobian (when it has one) once the
+    /// products spent plus the next block's would exceed `d` (module doc, "Fallback").
+    #[serde(default)]
+    pub jacobian_fallback: bool,
 }
 
 impl Default for MatrixFreeParams {
     /// Defaults: the denoiser operator, block 16, one power iteration, oversample 8,
     /// 2 values past the gap, a fall to half the largest value, `max_rank = d`, bounds on,
-    /// seed 0.
+    /// seed 0, no Jacobian fallback.
     fn default() -> Self {
         Self {
             operator: Operator::Denoiser,
@@ -97,6 +110,7 @@ impl Default for MatrixFreeParams {
             max_rank: None,
             bounds: true,
             seed: 0,
+            jacobian_fallback: false,
         }
     }
 }
@@ -147,6 +161,11 @@ impl MatrixFreeParams {
         self.seed = seed;
         self
     }
+    /// With or without the fallback to the field's Jacobian.
+    pub fn jacobian_fallback(mut self, on: bool) -> Self {
+        self.jacobian_fallback = on;
+        self
+    }
 
     fn check(&self) -> Result<()> {
         param("block", self.block, self.block >= 1, "need at least one column per block")?;
@@ -163,6 +182,9 @@ pub struct Products {
     pub jvp: usize,
     /// Vector-Jacobian products `uᵀ J`.
     pub vjp: usize,
+    /// Whole Jacobians taken from the field (the fallback; a network's costs `d` VJPs).
+    #[serde(default)]
+    pub jacobians: usize,
 }
 
 /// The raw result: leading singular values of the operator, decreasing.
@@ -274,12 +296,19 @@ pub(crate) fn leading<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, p: &
     let (mut q, mut b) = (Mat::<f64>::zeros(0, d), Mat::<f64>::zeros(0, d));
     let mut values: Vec<f64> = Vec::new();
     let mut round = 0u64;
+    let mut fallback = p.jacobian_fallback;
     let gap_found = loop {
         let found = fallen_past_gap(&values, p);
         if found || q.nrows() >= cap {
             break found;
         }
         let rows = p.block.min(cap - q.nrows());
+        if fallback && spent(&op.products) + rows * (2 * p.power_iterations + 2) > d {
+            if let Some(j) = field.jacobian(x, t)? {
+                return whole(j, t, p, op.products);
+            }
+            fallback = false;
+        }
         let mut y = op.apply(gaussian(rows, d, block_seed(p.seed, round)).as_ref())?;
         project_out(&mut y, &q);
         let new = grow(&mut op, y, &q, p.power_iterations)?;
@@ -294,6 +323,23 @@ pub(crate) fn leading<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, p: &
         (Vec::new(), None)
     };
     Ok(Leading { values, errors, rest, gap_found, products: op.products })
+}
+
+fn spent(p: &Products) -> usize {
+    p.jvp + p.vjp
+}
+
+/// Every singular value of the operator from the field's Jacobian `j` (the fallback):
+/// exact to the Jacobian's precision, so the bounds and the rest are 0.
+fn whole(j: Mat<f64>, t: f64, p: &MatrixFreeParams, mut products: Products) -> Result<Leading> {
+    let d = j.nrows();
+    let id = if p.operator == Operator::Denoiser { 1.0 } else { 0.0 };
+    let m = Mat::from_fn(d, d, |a, b| t * j[(a, b)] + if a == b { id } else { 0.0 });
+    let values = singular_values_of(&m)?;
+    products.jacobians += 1;
+    let (errors, rest) =
+        if p.bounds { (vec![0.0; d], Some(Rest { estimate: 0.0, bound: 0.0, probes: 0 })) } else { (Vec::new(), None) };
+    Ok(Leading { values, errors, rest, gap_found: true, products })
 }
 
 /// What the basis `q` misses (module doc); zero when it spans `R^d`.

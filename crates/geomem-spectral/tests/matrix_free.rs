@@ -223,3 +223,43 @@ fn a_closure_field_gets_the_matrix_free_path_through_the_defaults() {
     }
     assert_eq!(s.dimension_from_largest_gap(GapScale::Linear, 0).unwrap(), 4);
 }
+
+/// With the fallback, a spectrum without a gap (the score end of a Gaussian: `d - m` stiff
+/// values, all wanted) stops growing the block after at most `d` products and takes the
+/// field's Jacobian: every value equals the dense spectrum, bounds 0, one Jacobian counted.
+/// Without it the same call spends more than `d` products. A field without a Jacobian (a
+/// closure) goes on with products and still gets its values.
+#[test]
+fn the_jacobian_fallback_caps_the_products_of_a_gapless_spectrum() {
+    use geomem_score::{BatchFn, Precision};
+    let (d, m, t) = (120, 9, 1e-2);
+    let var: Vec<f64> = (0..d).map(|i| if i < m { 1.0 } else { 1e-4 * (1.0 + i as f64 / d as f64) }).collect();
+    let g = GaussianScore::from_variances(&var).unwrap();
+    let x = vec![0.0; d];
+    let want = dense_operator_values(&g, &x, t, Operator::Score);
+    let p = MatrixFreeParams::default().operator(Operator::Score).block(8);
+    let plain = spectrum(&g, &x, t, &SpectrumParams::matrix_free(p)).unwrap();
+    assert!(spent(&plain) > d && plain.products().jacobians == 0, "{:?}", plain.products());
+    let fast = spectrum(&g, &x, t, &SpectrumParams::matrix_free(p.jacobian_fallback(true))).unwrap();
+    assert!(spent(&fast) <= d && fast.products().jacobians == 1, "{:?}", fast.products());
+    let got = operator_values(&fast, Operator::Score);
+    assert_eq!(got.len(), d);
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-12 * want[0]));
+    assert!(fast.errors().unwrap().iter().all(|&e| e == 0.0));
+    let var2 = var.clone();
+    let f = BatchFn::new(d, Precision::F64, move |x: MatRef<'_, f64>, _t: f64, mut out: MatMut<'_, f64>| {
+        for i in 0..x.nrows() {
+            for j in 0..d {
+                out[(i, j)] = -x[(i, j)] / var2[j];
+            }
+        }
+    })
+    .unwrap();
+    let closure = spectrum(&f, &x, t, &SpectrumParams::matrix_free(p.jacobian_fallback(true))).unwrap();
+    assert_eq!(closure.products().jacobians, 0);
+    assert!(closure.values().len() >= d - m);
+}
+
+fn spent(s: &JacobianSpectrum) -> usize {
+    s.products().jvp + s.products().vjp
+}
