@@ -154,33 +154,31 @@ fn transpose_pairs(rows: &[u16], kp: usize, out: &mut [u16]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_pairs_avx512(rows: &[u16], kp: usize, out: &mut [u16]) {
     use std::arch::x86_64::{
-        __m512i, _mm512_loadu_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
+        _mm512_loadu_si512, _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
         _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
     };
     assert!(rows.len() >= 16 * kp && out.len() >= 16 * kp && kp.is_multiple_of(32));
+    let zero = _mm512_setzero_si512();
     for p0 in (0..kp / 2).step_by(16) {
-        // SAFETY: row `n`'s pairs `p0 .. p0 + 16` are 64 bytes inside `rows` (asserted).
-        let r: [__m512i; 16] =
-            std::array::from_fn(|n| unsafe { _mm512_loadu_si512(rows[n * kp + 2 * p0..].as_ptr().cast()) });
+        let mut r = [zero; 16];
+        for (n, v) in r.iter_mut().enumerate() {
+            // SAFETY: row `n`'s pairs `p0 .. p0 + 16` are 64 bytes inside `rows` (asserted).
+            *v = unsafe { _mm512_loadu_si512(rows[n * kp + 2 * p0..].as_ptr().cast()) };
+        }
         // Per 128-bit lane: pairs of rows interleaved, then quadruples of rows.
-        let t: [__m512i; 16] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[(i & !1) + 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_epi32(a, b)
-            } else {
-                _mm512_unpackhi_epi32(a, b)
-            }
-        });
+        let mut t = [zero; 16];
+        for i in (0..16).step_by(2) {
+            t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+        }
         // u[4g + c], lane L: rows 4g .. 4g + 4 at column 4L + c.
-        let u: [__m512i; 16] = std::array::from_fn(|i| {
-            let (g, c) = (i / 4, i % 4);
-            let (a, b) = (t[4 * g + c / 2], t[4 * g + 2 + c / 2]);
-            if c % 2 == 0 {
-                _mm512_unpacklo_epi64(a, b)
-            } else {
-                _mm512_unpackhi_epi64(a, b)
-            }
-        });
+        let mut u = [zero; 16];
+        for g in 0..4 {
+            u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+        }
         for c in 0..4 {
             let v0 = _mm512_shuffle_i32x4::<0x88>(u[c], u[4 + c]);
             let v1 = _mm512_shuffle_i32x4::<0xdd>(u[c], u[4 + c]);
