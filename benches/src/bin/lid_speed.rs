@@ -20,8 +20,10 @@
 //! estimator per process to read its peak memory (`/usr/bin/time -v`).
 
 use burn::backend::{Autodiff, Flex};
-use faer::Mat;
-use geomem_data::{read_fashion_mnist, write_npy, Activation, Block, Embedding, HiddenManifold, LinearManifold, Split};
+use faer::{Mat, MatRef};
+use geomem_data::{
+    read_idx_image_bytes, write_npy, Activation, Block, Embedding, HiddenManifold, LinearManifold, FASHION_MNIST_DIR,
+};
 use geomem_lid::{knn_self, Combine, Flipd, Mle, TwoNn};
 use geomem_nets::{ResidualMlpConfig, TrainedScore};
 use geomem_score::EmpiricalScore;
@@ -43,49 +45,56 @@ fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("reps >= 1"))
 }
 
-/// The points of data set `set`.
+/// The points of data set `set`, stored transposed (`d × n`, one point per column): their
+/// transpose is the row-major `n × d` matrix the estimators take, each point contiguous as
+/// in the C-order array scikit-dimension gets, so the search reads the points in place.
 fn data(set: &str) -> Res<Mat<f64>> {
     Ok(match set {
         "points" => {
             let lm =
                 LinearManifold::new(784, &[Block { dim: 10, variance: 1.0 }], Embedding::RandomRotation { seed: 3 })?;
-            lm.sample(10_000, 1)
+            lm.sample(10_000, 1).transpose().to_owned()
         }
-        "curved" => HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1),
+        "curved" => HiddenManifold::new(784, 10, 1.0, Activation::Tanh, 3)?.sample(10_000, 1).transpose().to_owned(),
         "fashion" | "fashion60k" => {
             let n = if set == "fashion" { 10_000 } else { 60_000 };
-            let images = read_fashion_mnist(Split::Train)?.images;
-            // Stored in [-1, 1] as byte / 127.5 - 1: back to the byte, then / 255 exactly.
-            Mat::from_fn(n, images.ncols(), |i, j| ((images[(i, j)] + 1.0) * 127.5).round() / 255.0)
+            // The pixel bytes / 255, straight from the file: no f64 copy of all 60 000 images.
+            let path = std::path::Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz");
+            let (bytes, total, h, w) = read_idx_image_bytes(path)?;
+            let d = h * w;
+            if total < n {
+                return Err(format!("{total} Fashion-MNIST training images, {n} needed").into());
+            }
+            Mat::from_fn(d, n, |j, i| f64::from(bytes[i * d + j]) / 255.0)
         }
         other => return Err(format!("unknown data set {other}").into()),
     })
 }
 
-/// Times `what` on the points `x` of `set` into `out` (keys end in `_SET`).
-fn time_set(dir: &Path, set: &str, x: &Mat<f64>, what: &str, out: &mut Map<String, Value>) -> Res<()> {
+/// Times `what` on the points `x` of `set` (rows) into `out` (keys end in `_SET`).
+fn time_set(dir: &Path, set: &str, x: MatRef<'_, f64>, what: &str, out: &mut Map<String, Value>) -> Res<()> {
     let reps = if set == "fashion60k" { 1 } else { 3 };
     let col = |v: &[f64]| Mat::from_fn(v.len(), 1, |i, _| v[i]);
     let mut put = |key: &str, v: Value| out.insert(format!("{key}_{set}"), v);
     if what == "all" || what == "knn" {
         for k in [20, 2] {
-            let (t, _) = best_of(reps, || knn_self(x.as_ref(), k).expect("knn"));
+            let (t, _) = best_of(reps, || knn_self(x, k).expect("knn"));
             put(&format!("knn_self_k{k}_s"), t.into());
         }
     }
     if what == "all" || what == "mle" {
-        let (t, mle) = best_of(reps, || Mle::default().pointwise(x.as_ref()).expect("mle"));
+        let (t, mle) = best_of(reps, || Mle::default().pointwise(x).expect("mle"));
         write_npy(dir.join(format!("mle_pw_{set}.npy")), col(&mle).as_ref())?;
         put("mle_k20_s", t.into());
         put("mle_harmonic", Combine::Harmonic.apply(&mle).into());
     }
     if what == "all" || what == "twonn" {
-        let (t, fit) = best_of(reps, || TwoNn::default().global(x.as_ref()).expect("twonn"));
+        let (t, fit) = best_of(reps, || TwoNn::default().global(x).expect("twonn"));
         put("twonn_global_s", t.into());
         put("twonn", fit.dimension.into());
     }
     if (what == "all" && set != "fashion60k") || what == "twonn-pw" {
-        let (t, pw) = best_of(1, || TwoNn::default().pointwise(x.as_ref(), 100).expect("twonn pw"));
+        let (t, pw) = best_of(1, || TwoNn::default().pointwise(x, 100).expect("twonn pw"));
         write_npy(dir.join(format!("twonn_pw_{set}.npy")), col(&pw).as_ref())?;
         put("twonn_pointwise_100_s", t.into());
     }
@@ -95,7 +104,7 @@ fn time_set(dir: &Path, set: &str, x: &Mat<f64>, what: &str, out: &mut Map<Strin
 /// FLIPD throughput: the empirical score of 1000 of the `points` in d = 784, and the toy
 /// network in d = 30.
 fn time_flipd(out: &mut Map<String, Value>) -> Res<()> {
-    let x = data("points")?;
+    let x = data("points")?.transpose().to_owned();
     let emp = EmpiricalScore::new(x.subrows(0, 1000).to_owned())?;
     let q = x.subrows(1000, 200).to_owned();
     let (t_emp, _) = best_of(3, || Flipd::new(0.1).expect("t0").estimate(&emp, q.as_ref()).expect("flipd"));
@@ -122,10 +131,10 @@ fn main() -> Res<()> {
         let x = data(s)?;
         let file = dir.join(format!("{s}.npy"));
         if !file.exists() {
-            write_npy(file, x.as_ref())?;
+            write_npy(file, x.transpose())?;
         }
         if what != "flipd" {
-            time_set(&dir, s, &x, what, &mut out)?;
+            time_set(&dir, s, x.transpose(), what, &mut out)?;
         }
     }
     if what == "all" || what == "flipd" {

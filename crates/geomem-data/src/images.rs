@@ -158,12 +158,24 @@ fn parse_idx<'a>(bytes: &'a [u8], ndims: usize, path: &Path) -> Result<(Vec<usiz
 /// [`DataError::Io`], [`DataError::Format`] (bad magic number, bad gzip, too large),
 /// [`DataError::LengthMismatch`] (truncated or over-long), [`DataError::EmptyDataset`].
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Mat<f64>, usize, usize)> {
-    let path = path.as_ref();
-    let bytes = maybe_gunzip(read_file(path)?, path)?;
-    let (dims, body) = parse_idx(&bytes, 3, path)?;
-    let (n, h, w) = (dims[0], dims[1], dims[2]);
+    let (body, n, h, w) = read_idx_image_bytes(path)?;
     let d = h * w;
     Ok((Mat::from_fn(n, d, |i, j| f64::from(body[i * d + j]) / 127.5 - 1.0), h, w))
+}
+
+/// The pixel bytes of MNIST-format images as stored (image after image, `h × w` bytes each,
+/// row by row), raw or gzip, with `(n, h, w)`: for callers that scale them themselves
+/// without an intermediate `f64` matrix.
+///
+/// # Errors
+/// As [`read_idx_images`].
+pub fn read_idx_image_bytes(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize, usize)> {
+    let path = path.as_ref();
+    let mut bytes = maybe_gunzip(read_file(path)?, path)?;
+    let (dims, body) = parse_idx(&bytes, 3, path)?;
+    let (n, h, w, head) = (dims[0], dims[1], dims[2], bytes.len() - body.len());
+    bytes.drain(..head);
+    Ok((bytes, n, h, w))
 }
 
 /// Reads MNIST-format labels (IDX, `magic 0x00000801`), raw or gzip.

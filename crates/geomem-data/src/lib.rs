@@ -35,7 +35,8 @@ pub use digits::{digits, Digits};
 pub use error::{DataError, Result};
 pub use hidden::{add_noise, project_to_sphere, Activation, HiddenManifold};
 pub use images::{
-    read_cifar10, read_fashion_mnist, read_idx_images, read_idx_labels, read_mnist, ImageSet, Split, FASHION_MNIST_DIR,
+    read_cifar10, read_fashion_mnist, read_idx_image_bytes, read_idx_images, read_idx_labels, read_mnist, ImageSet,
+    Split, FASHION_MNIST_DIR,
 };
 pub use io::{parse_csv, parse_npy, read_csv, read_npy, read_points, write_csv, write_npy, PointsFormat};
 pub use linear::{Block, Embedding, LinearManifold, NoisyLinear};

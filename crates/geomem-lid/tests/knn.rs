@@ -151,6 +151,27 @@ fn curved_data_equal_brute_force() {
 }
 
 #[test]
+fn row_major_points_are_read_in_place_with_the_same_result() {
+    // Rows contiguous and `d + 3` apart (columns of a wider column-major matrix, transposed;
+    // the three entries between rows are NaN, so a read outside a row would show): the exact
+    // distances read the caller's rows in place. Same numbers as from the column-major copy,
+    // on every screen (AMX or principal directions, the full screen for d = 7).
+    for (n, d, seed) in [(1300, 96, 31), (700, 7, 33)] {
+        let x = curved(n, 6, d, 0.0, seed);
+        let wide = Mat::from_fn(d + 3, n, |j, i| if j < d { x[(i, j)] } else { f64::NAN });
+        let rows = wide.transpose().subcols(0, d);
+        assert_eq!(rows.col_stride(), 1);
+        for k in [1, 20] {
+            assert_eq!(knn_self(rows, k).unwrap(), knn_self(x.as_ref(), k).unwrap());
+            assert_eq!(knn_self_without_amx(rows, k).unwrap(), knn_self_without_amx(x.as_ref(), k).unwrap());
+        }
+        let q = curved(150, 6, d, 0.0, seed + 100);
+        let qt = q.transpose().to_owned();
+        assert_eq!(knn(qt.transpose(), rows, 3).unwrap(), knn(q.as_ref(), x.as_ref(), 3).unwrap());
+    }
+}
+
+#[test]
 fn ties_and_copies_on_the_fast_screens_equal_brute_force() {
     // Enough points and coordinates for AMX tiles (or principal directions): a coarse grid
     // (many exactly tied distances), 70 copies of one point and a few far outliers.

@@ -4,9 +4,11 @@
 //! A tile multiply-add computes `C[m][n] += Σ_p A[m][2p]·B[p][2n] + A[m][2p+1]·B[p][2n+1]`
 //! on 16 × 16 single-precision sums: a product of 16 × 32 by 32 × 16 bfloat16 values, about
 //! three times as many multiply-adds per cycle as AVX-512 in single precision (measured on
-//! the machine of `docs/BENCHMARKS.md`). The points are kept twice: as rows of `kp`
-//! coordinates (the `A` operand, `kp` the dimension rounded up to 32 with zeros) and in
-//! groups of 16 in the pair-interleaved layout of the `B` operand.
+//! the machine of `docs/BENCHMARKS.md`). The points are kept once, as rows of `kp`
+//! coordinates (the `A` operand, `kp` the dimension rounded up to 32 with zeros); the `B`
+//! operand's groups of 16 points in the pair-interleaved layout are packed from the rows
+//! for each tile ([`Groups`]: a 16 × 16 transposition of coordinate pairs, a few percent of
+//! a tile's multiply-adds), which halves the screen's memory.
 //!
 //! # Error
 //! Rounding to bfloat16 (8 significant bits, after rounding to `f32`) errs by at most
@@ -34,6 +36,13 @@ impl Lines {
         Self(vec![Line([0; 32]); len.div_ceil(32)])
     }
 
+    /// Room for at least `len` values.
+    fn ensure(&mut self, len: usize) {
+        if self.0.len() * 32 < len {
+            self.0.resize(len.div_ceil(32), Line([0; 32]));
+        }
+    }
+
     pub(super) fn as_slice(&self) -> &[u16] {
         // SAFETY: `Line` is `repr(C)` around `[u16; 32]` with no padding (64 bytes), so the
         // lines are `32 × len` contiguous, initialised `u16`.
@@ -46,15 +55,27 @@ impl Lines {
     }
 }
 
-/// Points as the two AMX operands.
+/// Points as the `A` operand of AMX tiles.
 pub(super) struct Bf16 {
     /// Rows of `kp` bfloat16 coordinates, zero beyond the dimension and beyond the points.
     pub(super) rows: Lines,
-    /// Groups of 16 points: for each pair `p` of coordinates, 16 points × 2 bfloat16 (64
-    /// bytes, one row of a `B` tile).
-    pub(super) vnni: Lines,
     /// Coordinates per point, a multiple of 32.
     pub(super) kp: usize,
+}
+
+/// Some consecutive points of a [`Bf16`] as the `B` operand: groups of 16 points, for each
+/// pair `p` of coordinates 16 points × 2 bfloat16 (64 bytes, one row of a `B` tile).
+pub(super) struct Groups {
+    lines: Lines,
+    /// The first point held (a multiple of [`STEP`]) and how many (a multiple of [`STEP`]).
+    start: usize,
+    len: usize,
+}
+
+impl Groups {
+    pub(super) fn new() -> Self {
+        Self { lines: Lines::zeros(0), start: 0, len: 0 }
+    }
 }
 
 /// Points per step of the kernel on each side.
@@ -65,7 +86,33 @@ impl Bf16 {
     pub(super) fn zeros(n: usize, d: usize) -> Self {
         let kp = d.div_ceil(STEP) * STEP;
         let np = n.div_ceil(STEP) * STEP;
-        Self { rows: Lines::zeros(np * kp), vnni: Lines::zeros(np * kp), kp }
+        Self { rows: Lines::zeros(np * kp), kp }
+    }
+
+    /// The points `a` (from a multiple of [`STEP`], rounded up to one; the rows past the
+    /// points are zeros) packed as groups into `out`.
+    ///
+    /// # Panics
+    /// Where `a` starts off a multiple of [`STEP`] or runs past the rows (a bug of the
+    /// caller, never the data's).
+    pub(super) fn groups_into(&self, a: Range<usize>, out: &mut Groups) {
+        let (kp, len) = (self.kp, a.len().div_ceil(STEP) * STEP);
+        let src = self.rows.as_slice();
+        assert!(a.start.is_multiple_of(STEP) && src.len() >= (a.start + len) * kp);
+        out.lines.ensure(len * kp);
+        (out.start, out.len) = (a.start, len);
+        let dst = out.lines.as_mut_slice();
+        for g in 0..len / 16 {
+            let rows = &src[(a.start + g * 16) * kp..(a.start + g * 16 + 16) * kp];
+            transpose_pairs(rows, kp, &mut dst[g * 16 * kp..(g + 1) * 16 * kp]);
+        }
+    }
+
+    /// [`Bf16::groups_into`] a new [`Groups`].
+    pub(super) fn groups(&self, a: Range<usize>) -> Groups {
+        let mut g = Groups::new();
+        self.groups_into(a, &mut g);
+        g
     }
 
     /// The rows of the points `picks`, in that order (no groups).
@@ -76,7 +123,79 @@ impl Bf16 {
         for (&i, dst) in picks.iter().zip(rows.as_mut_slice().chunks_mut(kp)) {
             dst.copy_from_slice(&src[i * kp..(i + 1) * kp]);
         }
-        Self { rows, vnni: Lines::zeros(0), kp }
+        Self { rows, kp }
+    }
+}
+
+/// The 16 rows of `kp` bfloat16 in `rows` (`16 kp` values) as one group in `out`: pair `p`
+/// of point `n` (two bfloat16, one `u32`) at `u32` position `16 p + n`, a 16 × `kp/2`
+/// transposition of `u32`s.
+fn transpose_pairs(rows: &[u16], kp: usize, out: &mut [u16]) {
+    debug_assert!(rows.len() == 16 * kp && out.len() == 16 * kp && kp.is_multiple_of(32));
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected; the lengths are as asserted.
+        return unsafe { transpose_pairs_avx512(rows, kp, out) };
+    }
+    for n in 0..16 {
+        for p in 0..kp / 2 {
+            out[32 * p + 2 * n] = rows[n * kp + 2 * p];
+            out[32 * p + 2 * n + 1] = rows[n * kp + 2 * p + 1];
+        }
+    }
+}
+
+/// [`transpose_pairs`] in blocks of 16 × 16 `u32` (sixteen loads, four shuffle stages,
+/// sixteen stores).
+///
+/// # Safety
+/// avx512f must be available; `rows` and `out` hold `16 kp` values, `kp` a multiple of 32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_pairs_avx512(rows: &[u16], kp: usize, out: &mut [u16]) {
+    use std::arch::x86_64::{
+        _mm512_loadu_si512, _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
+        _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    };
+    assert!(rows.len() >= 16 * kp && out.len() >= 16 * kp && kp.is_multiple_of(32));
+    let zero = _mm512_setzero_si512();
+    for p0 in (0..kp / 2).step_by(16) {
+        let mut r = [zero; 16];
+        for (n, v) in r.iter_mut().enumerate() {
+            // SAFETY: row `n`'s pairs `p0 .. p0 + 16` are 64 bytes inside `rows` (asserted).
+            *v = unsafe { _mm512_loadu_si512(rows[n * kp + 2 * p0..].as_ptr().cast()) };
+        }
+        // Per 128-bit lane: pairs of rows interleaved, then quadruples of rows.
+        let mut t = [zero; 16];
+        for i in (0..16).step_by(2) {
+            t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        // u[4g + c], lane L: rows 4g .. 4g + 4 at column 4L + c.
+        let mut u = [zero; 16];
+        for g in 0..4 {
+            u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+        }
+        for c in 0..4 {
+            let v0 = _mm512_shuffle_i32x4::<0x88>(u[c], u[4 + c]);
+            let v1 = _mm512_shuffle_i32x4::<0xdd>(u[c], u[4 + c]);
+            let v2 = _mm512_shuffle_i32x4::<0x88>(u[8 + c], u[12 + c]);
+            let v3 = _mm512_shuffle_i32x4::<0xdd>(u[8 + c], u[12 + c]);
+            // Columns c, c + 8, c + 4, c + 12 of this block of pairs.
+            let cols = [
+                (c, _mm512_shuffle_i32x4::<0x88>(v0, v2)),
+                (c + 8, _mm512_shuffle_i32x4::<0xdd>(v0, v2)),
+                (c + 4, _mm512_shuffle_i32x4::<0x88>(v1, v3)),
+                (c + 12, _mm512_shuffle_i32x4::<0xdd>(v1, v3)),
+            ];
+            for (j, v) in cols {
+                // SAFETY: pair `p0 + j` of the group is 64 bytes inside `out` (asserted).
+                unsafe { _mm512_storeu_si512(out[32 * (p0 + j)..].as_mut_ptr().cast(), v) };
+            }
+        }
     }
 }
 
@@ -86,16 +205,12 @@ pub(super) fn bf16(x: f64) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
-/// Writes the points `c` (`d × cnt`, one per column, the `cnt` points from `first` on, a
-/// multiple of 16) into their rows `rows` and groups `vnni` (the parts of a [`Bf16`] that
-/// hold them).
-pub(super) fn pack(c: faer::MatRef<'_, f64>, kp: usize, rows: &mut [u16], vnni: &mut [u16]) {
+/// Writes the points `c` (`d × cnt`, one per column) into their rows `rows` (the part of a
+/// [`Bf16`] that holds them).
+pub(super) fn pack(c: faer::MatRef<'_, f64>, kp: usize, rows: &mut [u16]) {
     for (t, col) in c.col_iter().enumerate() {
-        let (group, lane) = (t / 16, t % 16);
         for (l, &v) in col.iter().enumerate() {
-            let h = bf16(v);
-            rows[t * kp + l] = h;
-            vnni[group * kp * 16 + (l / 2) * 32 + lane * 2 + l % 2] = h;
+            rows[t * kp + l] = bf16(v);
         }
     }
 }
@@ -125,9 +240,9 @@ fn self_test() -> bool {
     let pt = |i: usize, l: usize| ((i * 7 + l * 3) % 11) as f64 / 8.0 - 0.5;
     let c = faer::Mat::from_fn(d, 64, |l, i| pt(i, l));
     let mut x = Bf16::zeros(64, d);
-    pack(c.as_ref(), x.kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
+    pack(c.as_ref(), x.kp, x.rows.as_mut_slice());
     let mut buf = vec![0f32; 64 * 64];
-    tile(&mut buf, 64, &x, 0..64, &x, 0..64);
+    tile(&mut buf, 64, &x.groups(0..64), 0..64, &x, 0..64);
     (0..64).all(|a| {
         (0..64).all(|b| {
             let exact: f64 = (0..d).map(|l| pt(a, l) * pt(b, l)).sum();
@@ -137,18 +252,19 @@ fn self_test() -> bool {
 }
 
 /// `g[a_i, b_j] = x_{a.start + i} · y_{b.start + j}` into `buf` (column-major, leading
-/// dimension `ld`): rows from the groups of `x`, columns from the rows of `y`, both ranges
-/// starting at multiples of [`STEP`]; entries past the ranges up to the next multiple of
-/// [`STEP`] are written too.
+/// dimension `ld`): rows from the groups `x` (which hold the points `a`), columns from the
+/// rows of `y`, both ranges starting at multiples of [`STEP`]; entries past the ranges up to
+/// the next multiple of [`STEP`] are written too.
 ///
 /// # Panics
 /// Where a range or `buf` is too short for that (a bug of the caller, never the data's).
-pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a: Range<usize>, y: &Bf16, b: Range<usize>) {
-    let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, x.kp);
-    assert!(a.start.is_multiple_of(STEP) && b.start.is_multiple_of(STEP) && x.kp == y.kp && ma <= ld);
-    assert!(x.vnni.as_slice().len() >= (a.start + ma) * kp && y.rows.as_slice().len() >= (b.start + mb) * kp);
+pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Groups, a: Range<usize>, y: &Bf16, b: Range<usize>) {
+    let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, y.kp);
+    assert!(a.start.is_multiple_of(STEP) && b.start.is_multiple_of(STEP) && ma <= ld);
+    assert!(a.start >= x.start && a.start + ma <= x.start + x.len && x.lines.as_slice().len() >= x.len * kp);
+    assert!(y.rows.as_slice().len() >= (b.start + mb) * kp);
     assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
-    imp::tile(buf, ld, x, a.start, ma, y, b.start, mb);
+    imp::tile(buf, ld, x.lines.as_slice(), a.start - x.start, ma, y, b.start, mb);
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -223,15 +339,15 @@ mod imp {
 
     /// See [`super::tile`]; the bounds were checked there.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Bf16, a0: usize, ma: usize, y: &Bf16, b0: usize, mb: usize) {
-        let kp = x.kp;
+    pub(super) fn tile(buf: &mut [f32], ld: usize, x: &[u16], a0: usize, ma: usize, y: &Bf16, b0: usize, mb: usize) {
+        let kp = y.kp;
         // SAFETY: AMX was detected and allowed ([`super::available`] runs before any tile);
         // the configuration is a valid palette-1 layout.
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
         for bb in (0..mb).step_by(STEP) {
             for aa in (0..ma).step_by(STEP) {
                 let rows = y.rows.as_slice()[(b0 + bb) * kp..].as_ptr();
-                let group = x.vnni.as_slice()[(a0 + aa) * kp..].as_ptr();
+                let group = x[(a0 + aa) * kp..].as_ptr();
                 let out = buf[bb * ld + aa..].as_mut_ptr();
                 // SAFETY: [`super::tile`] checked that rows `b0 + bb .. + 32` of `y`, groups
                 // of points `a0 + aa .. + 32` of `x` and the 32 × 32 block of `buf` at
@@ -308,7 +424,7 @@ mod imp {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile(_: &mut [f32], _: usize, _: &Bf16, _: usize, _: usize, _: &Bf16, _: usize, _: usize) {
+    pub(super) fn tile(_: &mut [f32], _: usize, _: &[u16], _: usize, _: usize, _: &Bf16, _: usize, _: usize) {
         unreachable!("AMX is never detected here")
     }
 }
@@ -334,10 +450,9 @@ mod tests {
         let c = faer::Mat::from_fn(d, n, |_, _| next());
         let mut x = Bf16::zeros(n, d);
         let kp = x.kp;
-        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
-        for (b, (rows, vnni)) in chunks.enumerate() {
+        for (b, rows) in x.rows.as_mut_slice().chunks_mut(64 * kp).enumerate() {
             let cnt = (n - b * 64).min(64);
-            pack(c.subcols(b * 64, cnt), kp, rows, vnni);
+            pack(c.subcols(b * 64, cnt), kp, rows);
         }
         let u = pair_error(x.kp);
         let len = |i: usize| c.col(i).norm_l2();
@@ -345,7 +460,7 @@ mod tests {
         for (a, b) in [(0..64, 0..64), (32..200, 96..131), (160..200, 0..200)] {
             let (ma, mb) = (a.len().div_ceil(32) * 32, b.len().div_ceil(32) * 32);
             let mut buf = vec![f32::NAN; mb * 256];
-            tile(&mut buf, 256, &x, a.clone(), &x, b.clone());
+            tile(&mut buf, 256, &x.groups(a.clone()), a.clone(), &x, b.clone());
             for (j, bj) in b.clone().enumerate() {
                 for (i, ai) in a.clone().enumerate() {
                     let exact: f64 = (0..d).map(|l| c[(l, ai)] * c[(l, bj)]).sum();
@@ -357,6 +472,33 @@ mod tests {
             }
         }
         assert!(worst > u / 64.0, "the bound is not vacuous: worst relative error {worst:e}, bound {u:e}");
+    }
+
+    /// The packed groups hold pair `p` of point `n` of each group at `u32` position `16 p + n`
+    /// (the vectorised transposition against the definition).
+    #[test]
+    fn groups_interleave_the_pairs_of_sixteen_points() {
+        let (n, d) = (80, 100);
+        let c = faer::Mat::from_fn(d, n, |l, i| (l * 131 + i * 7) as f64);
+        let mut x = Bf16::zeros(n, d);
+        let kp = x.kp;
+        pack(c.as_ref(), kp, x.rows.as_mut_slice());
+        let g = x.groups(32..80);
+        let (rows, lines) = (x.rows.as_slice(), g.lines.as_slice());
+        for t in 0..64 {
+            let (group, lane) = (t / 16, t % 16);
+            for l in 0..kp {
+                assert_eq!(lines[group * kp * 16 + (l / 2) * 32 + lane * 2 + l % 2], rows[(32 + t) * kp + l]);
+            }
+        }
+        let mut plain = vec![0u16; 16 * kp];
+        for n in 0..16 {
+            for p in 0..kp / 2 {
+                plain[32 * p + 2 * n] = rows[n * kp + 2 * p];
+                plain[32 * p + 2 * n + 1] = rows[n * kp + 2 * p + 1];
+            }
+        }
+        assert_eq!(&x.groups(0..16).lines.as_slice()[..16 * kp], &plain[..]);
     }
 
     /// Coordinates that all round the same way (just above 1 and its halves, by 3/8 of a
@@ -371,9 +513,9 @@ mod tests {
         let c = faer::Mat::from_fn(d, n, |_, i| v * 2f64.powi(-((i % 4) as i32) - 1));
         let mut x = Bf16::zeros(n, d);
         let kp = x.kp;
-        pack(c.as_ref(), kp, x.rows.as_mut_slice(), x.vnni.as_mut_slice());
+        pack(c.as_ref(), kp, x.rows.as_mut_slice());
         let mut buf = vec![0f32; 32 * 32];
-        tile(&mut buf, 32, &x, 0..32, &x, 0..32);
+        tile(&mut buf, 32, &x.groups(0..32), 0..32, &x, 0..32);
         let u = pair_error(kp);
         let rel = |a: usize, b: usize| {
             let exact: f64 = (0..d).map(|l| c[(l, a)] * c[(l, b)]).sum();
@@ -401,10 +543,10 @@ mod speed {
         let c = faer::Mat::from_fn(d, n, |l, i| ((l * 7 + i * 3) % 13) as f64 / 13.0 - 0.5);
         let mut x = Bf16::zeros(n, d);
         let kp = x.kp;
-        let chunks = x.rows.as_mut_slice().chunks_mut(64 * kp).zip(x.vnni.as_mut_slice().chunks_mut(64 * kp));
-        for (b, (rows, vnni)) in chunks.enumerate() {
-            pack(c.subcols(b * 64, 64), kp, rows, vnni);
+        for (b, rows) in x.rows.as_mut_slice().chunks_mut(64 * kp).enumerate() {
+            pack(c.subcols(b * 64, 64), kp, rows);
         }
+        let mut g = Groups::new();
         let mut buf = vec![0f32; 256 * 256];
         let cpu = || {
             let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -416,7 +558,8 @@ mod speed {
             let range = |r: usize| (r % cycle) * 256..(r % cycle) * 256 + 256;
             let (reps, t0) = (2000, cpu());
             for r in 0..reps {
-                tile(&mut buf, 256, &x, range(r), &x, range(r + cycle / 2));
+                x.groups_into(range(r), &mut g);
+                tile(&mut buf, 256, &g, range(r), &x, range(r + cycle / 2));
             }
             let flops = 2.0 * 256.0 * 256.0 * kp as f64 * reps as f64;
             eprintln!("{cycle} block(s): {:.0} GFLOP/s", flops / (cpu() - t0) / 1e9);

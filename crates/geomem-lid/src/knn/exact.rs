@@ -5,13 +5,9 @@ use super::frame::unit_scale;
 use super::Neighbours;
 use faer::MatRef;
 
-/// `|q_i - r_j|²` in units scaled by `scale` (a power of two: exact, and no overflow), from
-/// the transposed copies (a point is a contiguous column).
-pub(super) fn exact_sq(qt: MatRef<'_, f64>, i: usize, rt: MatRef<'_, f64>, j: usize, scale: f64) -> f64 {
-    let (a, b) =
-        (qt.col(i).try_as_col_major().expect("owned column"), rt.col(j).try_as_col_major().expect("owned column"));
+/// `|a - b|²` in units scaled by `scale` (a power of two: exact, and no overflow).
+pub(super) fn exact_sq(a: &[f64], b: &[f64], scale: f64) -> f64 {
     // Eight independent partial sums, so the loop vectorises.
-    let (a, b) = (a.as_slice(), b.as_slice());
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| ((x - y) * scale).powi(2)).sum();
@@ -63,7 +59,10 @@ fn sorted_exact(
     k: usize,
     scale: f64,
 ) -> (Vec<f64>, Vec<usize>) {
-    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(qt, i, rt, j, scale), j)).collect();
+    fn col(m: MatRef<'_, f64>, j: usize) -> &[f64] {
+        m.col(j).try_as_col_major().expect("owned column").as_slice()
+    }
+    let mut exact: Vec<(f64, usize)> = pool.into_iter().map(|j| (exact_sq(col(qt, i), col(rt, j), scale), j)).collect();
     nearest(&mut exact, k, scale)
 }
 

@@ -1,12 +1,14 @@
-//! The point sets as the search uses them: every point a contiguous column in double
-//! precision (the exact distances), its screening coordinates in single precision, and on a
-//! principal basis its further coordinates and the distances off the basis's leading parts.
+//! The point sets as the search uses them: every point contiguous in double precision (the
+//! exact distances: the caller's rows themselves where they are contiguous, a transposed
+//! copy otherwise), its screening coordinates in single precision (or bfloat16 on AMX), and
+//! on a principal basis its further coordinates and the distances off the basis's leading
+//! parts.
 
 use super::amx::{self, Bf16};
 use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
 use super::refine;
 use super::screen::Refs;
-use faer::prelude::{Reborrow, ReborrowMut};
+use faer::prelude::{IntoConst, Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -28,10 +30,38 @@ impl<T> Columns<T> {
     }
 }
 
+/// The points in double precision, unscaled, each contiguous: what the exact distances
+/// read.
+pub(super) enum Exact<'a> {
+    /// The caller's rows themselves, where each is contiguous (a row-major matrix): no copy.
+    Rows(MatRef<'a, f64>),
+    /// A transposed copy (`d × n`, contiguous columns), where the rows are not contiguous.
+    Copy(Columns<f64>),
+}
+
+impl Exact<'_> {
+    /// Point `j`'s coordinates.
+    #[inline]
+    pub(super) fn col(&self, j: usize) -> &[f64] {
+        match self {
+            Self::Rows(x) => x.row(j).try_as_row_major().expect("contiguous rows").as_slice(),
+            Self::Copy(c) => c.col(j),
+        }
+    }
+
+    /// The points' dimension.
+    pub(super) fn d(&self) -> usize {
+        match self {
+            Self::Rows(x) => x.ncols(),
+            Self::Copy(c) => c.d,
+        }
+    }
+}
+
 /// One point set as the search uses it.
-pub(super) struct Points {
-    /// `d × n`, unscaled: the exact distances.
-    pub(super) exact: Columns<f64>,
+pub(super) struct Points<'a> {
+    /// Unscaled: the exact distances.
+    pub(super) exact: Exact<'a>,
     /// The screening coordinates of [`Frame`], as the products read them.
     pub(super) screen: Screen,
     /// Squared norms of the centred, scaled points (the screen's units).
@@ -78,7 +108,7 @@ pub(super) const DEEP_BLOCK: usize = 64;
 /// Entries of a [`Deep`] record before the coordinates (one cache line).
 pub(super) const HEAD: usize = 16;
 
-impl Points {
+impl Points<'_> {
     pub(super) fn refs(&self, r: Range<usize>) -> Refs<'_> {
         Refs {
             norms: &self.norms[r.clone()],
@@ -91,10 +121,10 @@ impl Points {
 }
 
 /// Both point sets, prepared, with what the bounds need.
-pub(super) struct Prepared {
-    pub(super) q: Points,
+pub(super) struct Prepared<'a> {
+    pub(super) q: Points<'a>,
     /// `None` on one data set: the reference is `q`.
-    pub(super) r: Option<Points>,
+    pub(super) r: Option<Points<'a>>,
     /// Per query, what the keys leave out of their error (the double-precision roundings):
     /// `key - err` is a lower bound on the squared distance (screen units).
     pub(super) err: Vec<f64>,
@@ -112,8 +142,8 @@ pub(super) struct Prepared {
     pub(super) deep: Option<(Vec<usize>, f64)>,
 }
 
-impl Prepared {
-    pub(super) fn reference(&self) -> &Points {
+impl<'a> Prepared<'a> {
+    pub(super) fn reference(&self) -> &Points<'a> {
         self.r.as_ref().unwrap_or(&self.q)
     }
 }
@@ -136,9 +166,8 @@ struct Out<'a> {
     sq: &'a mut [f64],
     rho: &'a mut [f64],
     deep: &'a mut [f32],
-    /// On AMX, the block's bfloat16 rows and groups.
+    /// On AMX, the block's bfloat16 rows.
     rows: &'a mut [u16],
-    vnni: &'a mut [u16],
 }
 
 /// `count` consecutive chunks of `per` entries of `v` (empty ones when `per` is 0; the last
@@ -171,9 +200,10 @@ fn centre(ex: MatRef<'_, f64>, frame: &Frame, mut c: MatMut<'_, f64>, sq: &mut [
 /// The full single-precision screen of one block (points of dimension `d`): the centred,
 /// scaled points rounded to `f32`, and their squared norms (from the double-precision
 /// values).
-fn centre_f32(d: usize, frame: &Frame, out: &mut Out<'_>) {
-    let (pre, sc) = (frame.pre, frame.scale);
-    for (p, src) in out.exact.chunks(d).enumerate() {
+fn centre_f32(ex: MatRef<'_, f64>, frame: &Frame, out: &mut Out<'_>) {
+    let (pre, sc, d) = (frame.pre, frame.scale, ex.nrows());
+    for (p, src) in ex.col_iter().enumerate() {
+        let src = src.try_as_col_major().expect("contiguous column").as_slice();
         let dst = &mut out.screen[p * d..(p + 1) * d];
         let mut sq = 0.0;
         for ((o, &v), &mu) in dst.iter_mut().zip(src).zip(&frame.mean) {
@@ -249,18 +279,25 @@ fn deep_ends(frame: &Frame) -> Vec<usize> {
     }
 }
 
-/// One block of points (`x`, `cnt` rows) converted into `out`.
-fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, out: &mut Out<'_>) {
+/// One block of points (`x`, `cnt` rows) converted into `out` (its transpose into
+/// `out.exact` unless the rows are used in place, `copy` false).
+fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], copy: bool, s: &mut Scratch, out: &mut Out<'_>) {
     let (d, cnt) = (x.ncols(), x.nrows());
-    MatMut::from_column_major_slice_mut(&mut *out.exact, d, cnt).copy_from(x.transpose());
+    let exact = std::mem::take(&mut out.exact);
+    let ex = if copy {
+        let mut t = MatMut::from_column_major_slice_mut(exact, d, cnt);
+        t.copy_from(x.transpose());
+        t.into_const()
+    } else {
+        x.transpose()
+    };
     if matches!(frame.basis, Basis::Full) && !frame.amx {
-        return centre_f32(d, frame, out);
+        return centre_f32(ex, frame, out);
     }
-    let ex = MatRef::from_column_major_slice(&*out.exact, d, cnt);
     let mut c = s.c.as_mut().subcols_mut(0, cnt);
     centre(ex, frame, c.rb_mut(), out.sq);
     match &frame.basis {
-        Basis::Full if frame.amx => amx::pack(c.rb(), d.div_ceil(amx::STEP) * amx::STEP, out.rows, out.vnni),
+        Basis::Full if frame.amx => amx::pack(c.rb(), d.div_ceil(amx::STEP) * amx::STEP, out.rows),
         Basis::Full => {
             let mut screen = MatMut::from_column_major_slice_mut(&mut *out.screen, d, cnt);
             screen.copy_from(c.rb().map(|&v| v as f32));
@@ -275,8 +312,10 @@ fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], s: &mut Scratch, o
 /// The points of `x` (its rows) as columns, their screening (and deep) coordinates in
 /// `frame`, in one parallel pass over blocks of points (each block converted while its
 /// transpose is still in cache; the projections as products per block).
-pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
+pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
     let (d, n) = (x.ncols(), x.nrows());
+    // Rows that are contiguous are read in place (the caller's memory, no copy).
+    let copy = x.col_stride() != 1;
     let m = if frame.amx { 0 } else { frame.dim() };
     let ends = deep_ends(frame);
     let stride = ends.last().map_or(0, |w| HEAD + w);
@@ -286,26 +325,26 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
         Basis::Principal { dirs, .. } => dirs.ncols(),
     };
     // Zeroed by the system: the pages are first touched by the tasks that fill them.
-    let (mut exact, mut screen) = (vec![0.0f64; d * n], vec![0f32; m * n]);
+    let (mut exact, mut screen) = (vec![0.0f64; if copy { d * n } else { 0 }], vec![0f32; m * n]);
     let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
     let mut deep = vec![0f32; stride * n];
     let mut bf = Bf16::zeros(if frame.amx { n } else { 0 }, d);
     let per = if frame.amx { CONVERT * bf.kp } else { 0 };
     let count = n.div_ceil(CONVERT);
-    let outs: Vec<Out<'_>> = chunks(&mut exact, d * CONVERT, count)
+    let outs: Vec<Out<'_>> = chunks(&mut exact, if copy { d * CONVERT } else { 0 }, count)
         .into_iter()
         .zip(chunks(&mut screen, m * CONVERT, count))
         .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
         .zip(chunks(&mut deep, stride * CONVERT, count))
-        .zip(chunks(bf.rows.as_mut_slice(), per, count).into_iter().zip(chunks(bf.vnni.as_mut_slice(), per, count)))
-        .map(|((((exact, screen), (sq, rho)), deep), (rows, vnni))| Out { exact, screen, sq, rho, deep, rows, vnni })
+        .zip(chunks(bf.rows.as_mut_slice(), per, count))
+        .map(|((((exact, screen), (sq, rho)), deep), rows)| Out { exact, screen, sq, rho, deep, rows })
         .collect();
     // No scratch for the full single-precision screen, which centres in place.
     let rows = if matches!(frame.basis, Basis::Full) && !frame.amx { 0 } else { d };
     let scratch = || Scratch { c: Mat::zeros(rows, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
     outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
         let cnt = out.sq.len();
-        convert(x.subrows(b * CONVERT, cnt), frame, &ends, s, &mut out);
+        convert(x.subrows(b * CONVERT, cnt), frame, &ends, copy, s, &mut out);
     });
     let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
     let max_norm = norms.iter().copied().fold(0.0, f64::max);
@@ -313,7 +352,7 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
     let lens32 = lens.iter().map(|&l| l as f32).collect();
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
-        exact: Columns { data: exact, d },
+        exact: if copy { Exact::Copy(Columns { data: exact, d }) } else { Exact::Rows(x) },
         screen: if frame.amx { Screen::Bf16(bf) } else { Screen::F32(Columns { data: screen, d: m }) },
         norms,
         halves,
@@ -342,7 +381,13 @@ pub(super) fn points(x: MatRef<'_, f64>, frame: &Frame) -> Points {
 /// A spanning basis that leaves out more than the screen resolves is replaced by principal
 /// directions where they may pay; principal directions are kept only where a sample of
 /// queries says they pay ([`refine::estimate`]), which also sets the candidates kept.
-pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usize, allow_amx: bool) -> Prepared {
+pub(super) fn prepare<'a>(
+    q: MatRef<'a, f64>,
+    r: MatRef<'a, f64>,
+    same: bool,
+    k: usize,
+    allow_amx: bool,
+) -> Prepared<'a> {
     let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
     let mut frame = Frame::new((!same).then_some(q), r, scale, allow_amx);
     let available = r.nrows() - usize::from(same);
@@ -372,9 +417,16 @@ pub(super) fn prepare(q: MatRef<'_, f64>, r: MatRef<'_, f64>, same: bool, k: usi
 
 /// The prepared point sets with the error terms of their screen (`rmax` the reference's
 /// largest squared norm).
-fn prepared(qp: Points, rp: Option<Points>, frame: &Frame, rmax: f64, scale: f64, keep: usize) -> Prepared {
+fn prepared<'a>(
+    qp: Points<'a>,
+    rp: Option<Points<'a>>,
+    frame: &Frame,
+    rmax: f64,
+    scale: f64,
+    keep: usize,
+) -> Prepared<'a> {
     let deep = match &frame.basis {
-        Basis::Principal { dirs, .. } => Some((deep_ends(frame), eps_projection(qp.exact.d, dirs.ncols()))),
+        Basis::Principal { dirs, .. } => Some((deep_ends(frame), eps_projection(qp.exact.d(), dirs.ncols()))),
         _ => None,
     };
     let (pair, flush) = match &qp.screen {

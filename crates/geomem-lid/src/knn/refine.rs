@@ -90,13 +90,13 @@ const AHEAD: usize = 4;
 /// exactly into `best`. On a principal basis the records of the candidates [`AHEAD`] are
 /// requested early, and a candidate that passes is measured after the next one is bounded
 /// (its point requested meanwhile): bounds against an older, larger `k`-th still hold.
-fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk {
+fn walk(p: &Prepared<'_>, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk {
     let r = p.reference();
-    let (qt, rt) = (p.q.exact.mat(), r.exact.mat());
+    let qi = p.q.exact.col(i);
     let mut w = Walk::default();
     let mut pending: Option<usize> = None;
     let measure = |j: usize, best: &mut Best, w: &mut Walk| {
-        best.offer(exact_sq(qt, i, rt, j, p.scale), j);
+        best.offer(exact_sq(qi, r.exact.col(j), p.scale), j);
         w.exact += 1;
         best.tau() * p.unit2
     };
@@ -109,7 +109,7 @@ fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk 
         }
         let Some(deep) = &r.deep else {
             if let Some(&(_, next)) = list.get(at + 1) {
-                prefetch(rt.col(next).try_as_col_major().expect("owned column").as_slice());
+                prefetch(r.exact.col(next));
             }
             tau = measure(j, best, &mut w);
             continue;
@@ -125,7 +125,7 @@ fn walk(p: &Prepared, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk 
                 continue;
             }
         }
-        prefetch(rt.col(j).try_as_col_major().expect("owned column").as_slice());
+        prefetch(r.exact.col(j));
         if let Some(prev) = pending.replace(j) {
             tau = measure(prev, best, &mut w);
         }
@@ -165,7 +165,7 @@ fn sq_diff(a: &[f32], b: &[f32]) -> f32 {
 /// rounding to `f32`; each `ρ` is within `(√ε + 2⁻²³) |c|` of its value (projection in
 /// double precision, [`super::points::eps_projection`], then rounding to `f32`) and the
 /// double-precision parts within `ε (|c_i| + |c_j|)²`.
-fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -> (bool, usize) {
+fn deep_pruned(p: &Prepared<'_>, r: &Points<'_>, i: usize, j: usize, l: f64, tau: f64) -> (bool, usize) {
     let (Some((ends, eps)), Some(qd), Some(rd)) = (&p.deep, &p.q.deep, &r.deep) else {
         return (false, 0);
     };
@@ -190,22 +190,30 @@ fn deep_pruned(p: &Prepared, r: &Points, i: usize, j: usize, l: f64, tau: f64) -
 }
 
 /// Queries per product of the rescans.
-const RESCAN: usize = 64;
+const RESCAN: usize = 32;
 
-/// The screened values of the queries `picks` against every reference point (but the query
-/// itself on one data set, `same`): one single-precision product against the whole
-/// reference; per query, `(ľ_j, j)` in reference order. Any summation order obeys the
+/// `f(i, row)` for each query `i` of `picks`, in parallel, `row` its screened values against
+/// every reference point (but the query itself on one data set, `same`): one
+/// single-precision product against the whole reference; per query, `(ľ_j, j)` in reference
+/// order, built only while `f` runs (a row of 16 bytes per reference point: the rows of all
+/// picks at once would take more memory than the screen). Any summation order obeys the
 /// screen's error bound.
-fn against_all(p: &Prepared, picks: &[usize], same: bool, par: Par) -> Vec<Vec<(f64, usize)>> {
+fn against_all<T: Send>(
+    p: &Prepared<'_>,
+    picks: &[usize],
+    same: bool,
+    par: Par,
+    f: impl Fn(usize, Vec<(f64, usize)>) -> T + Sync,
+) -> Vec<T> {
     let r = p.reference();
     let nr = r.norms.len();
     let (g, ld) = products(&p.q.screen, &r.screen, picks, nr, par);
-    let row = |(c, &i): (usize, &usize)| -> Vec<(f64, usize)> {
+    let row = |(c, &i): (usize, &usize)| -> T {
         let others = (0..nr).filter(|&j| !(same && j == i));
         let g = &g[c * ld..];
-        others.map(|j| (key(p.q.norms[i], r.norms[j], g[j], p.q.lens[i], r.lens[j], p.pair), j)).collect()
+        f(i, others.map(|j| (key(p.q.norms[i], r.norms[j], g[j], p.q.lens[i], r.lens[j], p.pair), j)).collect())
     };
-    picks.iter().enumerate().map(row).collect()
+    picks.par_iter().enumerate().map(row).collect()
 }
 
 /// The products of the queries `picks` with all `nr` reference points: column `c` of the
@@ -224,8 +232,11 @@ fn products(q: &Screen, r: &Screen, picks: &[usize], nr: usize, par: Par) -> (Ve
             let rows = q.gather(picks);
             let ld = nr.div_ceil(amx::STEP) * amx::STEP;
             let mut g = vec![0f32; picks.len().div_ceil(amx::STEP) * amx::STEP * ld];
+            let mut groups = amx::Groups::new();
             for a in (0..nr).step_by(TILE) {
-                amx::tile(&mut g[a..], ld, r, a..(a + TILE).min(nr), &rows, 0..picks.len());
+                let ar = a..(a + TILE).min(nr);
+                r.groups_into(ar.clone(), &mut groups);
+                amx::tile(&mut g[a..], ld, &groups, ar, &rows, 0..picks.len());
             }
             (g, ld)
         }
@@ -239,7 +250,7 @@ fn ascending(list: &mut [(f64, usize)]) {
 
 /// Query `i`'s further candidates (`low`): every one not already walked (`walked`, sorted)
 /// and not beyond the current `k`-th, walked in ascending order.
-fn walk_more(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, walked: &[usize], best: &mut Best) -> Walk {
+fn walk_more(p: &Prepared<'_>, i: usize, mut low: Vec<(f64, usize)>, walked: &[usize], best: &mut Best) -> Walk {
     let tau = best.tau() * p.unit2;
     // A value that is not a number is kept (`beyond` is false for it).
     low.retain(|&(l, j)| !beyond(l - p.err[i], tau) && walked.binary_search(&j).is_err());
@@ -309,7 +320,7 @@ fn in_order<T: Send>(order: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 /// its walk stopped at a candidate beyond its `k`-th, or when its floor lies beyond it;
 /// else its reach is the largest screened value not beyond the `k`-th. Also the order the
 /// queries were walked in (near ones together on one data set, `same`).
-pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<Query>, Vec<usize>) {
+pub(super) fn first(p: &Prepared<'_>, tops: Vec<Top>, k: usize, same: bool) -> (Vec<Query>, Vec<usize>) {
     let lists: Vec<(Vec<(f64, usize)>, f64)> = tops.into_par_iter().map(Top::finish).collect();
     let order = if same { nearby_order(&lists) } else { (0..lists.len()).collect() };
     let queries = in_order(&order, |i| {
@@ -331,7 +342,7 @@ pub(super) fn first(p: &Prepared, tops: Vec<Top>, k: usize, same: bool) -> (Vec<
 
 /// The open queries' walks over their second candidate lists (`tops`, collected below each
 /// query's reach by a second screen), in `order`.
-pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &[usize]) -> Vec<Query> {
+pub(super) fn second(p: &Prepared<'_>, queries: Vec<Query>, tops: Vec<Top>, order: &[usize]) -> Vec<Query> {
     let slots: Vec<std::sync::Mutex<Option<(Query, Top)>>> =
         queries.into_iter().zip(tops).map(|qt| std::sync::Mutex::new(Some(qt))).collect();
     in_order(order, |i| {
@@ -345,21 +356,17 @@ pub(super) fn second(p: &Prepared, queries: Vec<Query>, tops: Vec<Top>, order: &
 
 /// The open queries against the whole reference, [`RESCAN`] per product: cheaper than a
 /// second screen when few are open.
-pub(super) fn rescan(p: &Prepared, queries: &mut [Query], same: bool) {
+pub(super) fn rescan(p: &Prepared<'_>, queries: &mut [Query], same: bool) {
     let open: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].is_open()).collect();
     let done: Vec<(usize, Best)> = open
         .par_chunks(RESCAN)
         .flat_map_iter(|chunk| {
-            let rows = against_all(p, chunk, same, Par::Seq);
-            rows.into_iter()
-                .zip(chunk)
-                .map(|(low, &i)| {
-                    let q = &queries[i];
-                    let mut best = q.best.clone();
-                    walk_more(p, i, low, &q.open.as_ref().expect("open").0, &mut best);
-                    (i, best)
-                })
-                .collect::<Vec<_>>()
+            against_all(p, chunk, same, Par::Seq, |i, low| {
+                let q = &queries[i];
+                let mut best = q.best.clone();
+                walk_more(p, i, low, &q.open.as_ref().expect("open").0, &mut best);
+                (i, best)
+            })
         })
         .collect();
     for (i, best) in done {
@@ -379,14 +386,14 @@ const FLOPS_PER_BYTE: f64 = 20.0;
 /// One sampled query's walk over every reference point: the exact distances of its `k`
 /// smallest screened values bound its `k`-th from above, and the walk takes the points not
 /// beyond that bound.
-fn sample_walk(p: &Prepared, i: usize, mut low: Vec<(f64, usize)>, k: usize) -> Walk {
+fn sample_walk(p: &Prepared<'_>, i: usize, mut low: Vec<(f64, usize)>, k: usize) -> Walk {
     let r = p.reference();
     let kk = k.min(low.len());
     let mut best = Best::new(k);
     if kk > 0 {
         low.select_nth_unstable_by(kk - 1, |a, b| a.0.total_cmp(&b.0));
         for &(_, j) in &low[..kk] {
-            best.offer(exact_sq(p.q.exact.mat(), i, r.exact.mat(), j, p.scale), j);
+            best.offer(exact_sq(p.q.exact.col(i), r.exact.col(j), p.scale), j);
         }
     }
     let tau = best.tau() * p.unit2;
@@ -408,16 +415,12 @@ const AMX_GAIN: f64 = 3.0;
 /// reads (at [`FLOPS_PER_BYTE`]); the full screen's, `n d` and [`kept`] exact distances. On
 /// AMX a query keeps a quarter more than nine sampled queries in ten needed; on principal
 /// directions [`kept`] (the second pass collects the rest).
-pub(super) fn estimate(p: &Prepared, k: usize, same: bool, available: usize) -> Option<usize> {
+pub(super) fn estimate(p: &Prepared<'_>, k: usize, same: bool, available: usize) -> Option<usize> {
     let nq = p.q.norms.len();
     let t = ESTIMATE.min(nq);
     let picks: Vec<usize> = (0..t).map(|c| c * nq / t).collect();
-    let walks: Vec<Walk> = against_all(p, &picks, same, Par::rayon(0))
-        .into_par_iter()
-        .zip(&picks)
-        .map(|(low, &i)| sample_walk(p, i, low, k))
-        .collect();
-    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.dim() as f64, p.q.exact.d as f64);
+    let walks: Vec<Walk> = against_all(p, &picks, same, Par::rayon(0), |i, low| sample_walk(p, i, low, k));
+    let (n, m, d) = (p.reference().norms.len() as f64, p.q.screen.dim() as f64, p.q.exact.d() as f64);
     let mean = |f: fn(&Walk) -> usize| walks.iter().map(f).sum::<usize>() as f64 / t.max(1) as f64;
     let mut seen: Vec<usize> = walks.iter().map(|w| w.seen).collect();
     seen.sort_unstable();
@@ -466,9 +469,9 @@ mod tests {
         for (p, name) in &screens {
             let picks: Vec<usize> = (0..p.q.norms.len()).step_by(37).collect();
             let (mut tight, mut pruned) = (0usize, 0usize);
-            for (low, &i) in against_all(p, &picks, true, Par::Seq).into_iter().zip(&picks) {
+            for (i, low) in against_all(p, &picks, true, Par::Seq, |i, low| (i, low)) {
                 for (l, j) in low {
-                    let exact = exact_sq(p.q.exact.mat(), i, p.q.exact.mat(), j, p.scale) * p.unit2;
+                    let exact = exact_sq(p.q.exact.col(i), p.q.exact.col(j), p.scale) * p.unit2;
                     assert!(l - p.err[i] <= exact, "{name}: key of ({i}, {j}) {l} above {exact}");
                     tight += usize::from(l - p.err[i] > 0.98 * exact);
                     if p.deep.is_some() {

@@ -15,9 +15,16 @@ use std::sync::{Mutex, MutexGuard};
 /// cache while it is filtered.
 pub(super) const TILE: usize = 256;
 
+/// A thread's scratch: the tile's products and, on AMX, the groups of its row points.
+struct Buffer {
+    g: Vec<f32>,
+    groups: amx::Groups,
+}
+
 /// `x_a · y_b` for the points `a` of `x` (rows of the tile) and `b` of `y` (columns), into
 /// `buf` (grown as needed).
-fn tile<'a>(buf: &'a mut Vec<f32>, x: &Points, a: Range<usize>, y: &Points, b: Range<usize>) -> MatRef<'a, f32> {
+fn tile<'a>(buf: &'a mut Buffer, x: &Points<'_>, a: Range<usize>, y: &Points<'_>, b: Range<usize>) -> MatRef<'a, f32> {
+    let Buffer { g: buf, groups } = buf;
     let (ra, rb) = (a.len(), b.len());
     let amx = matches!(x.screen, Screen::Bf16(_));
     let len = if amx { TILE * rb.next_multiple_of(amx::STEP) } else { ra * rb };
@@ -26,7 +33,8 @@ fn tile<'a>(buf: &'a mut Vec<f32>, x: &Points, a: Range<usize>, y: &Points, b: R
     }
     match (&x.screen, &y.screen) {
         (Screen::Bf16(xs), Screen::Bf16(ys)) => {
-            amx::tile(buf, TILE, xs, a, ys, b);
+            xs.groups_into(a.clone(), groups);
+            amx::tile(buf, TILE, groups, a, ys, b);
             MatRef::from_column_major_slice_with_stride(&buf[..], ra, rb, TILE)
         }
         (Screen::F32(xs), Screen::F32(ys)) => {
@@ -41,14 +49,15 @@ fn tile<'a>(buf: &'a mut Vec<f32>, x: &Points, a: Range<usize>, y: &Points, b: R
 
 /// One tile buffer per thread of the current pool, allocated on first use (small searches
 /// need only small tiles).
-struct Buffers(Vec<Mutex<Vec<f32>>>);
+struct Buffers(Vec<Mutex<Buffer>>);
 
 impl Buffers {
     fn new() -> Self {
-        Self((0..rayon::current_num_threads()).map(|_| Mutex::new(Vec::new())).collect())
+        let empty = || Mutex::new(Buffer { g: Vec::new(), groups: amx::Groups::new() });
+        Self((0..rayon::current_num_threads()).map(|_| empty()).collect())
     }
 
-    fn get(&self) -> MutexGuard<'_, Vec<f32>> {
+    fn get(&self) -> MutexGuard<'_, Buffer> {
         let slot = &self.0[rayon::current_thread_index().unwrap_or(0) % self.0.len()];
         // A buffer holds no invariant, so one left by a panicking task is still usable.
         slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -56,7 +65,7 @@ impl Buffers {
 }
 
 /// The screen of every query against the reference (`same`: the queries themselves).
-pub(super) fn scan(tops: &mut [Top], p: &Prepared, same: bool) {
+pub(super) fn scan(tops: &mut [Top], p: &Prepared<'_>, same: bool) {
     if same {
         scan_self(tops, p);
     } else {
@@ -66,7 +75,7 @@ pub(super) fn scan(tops: &mut [Top], p: &Prepared, same: bool) {
 
 /// Queries against a different reference: each task owns a block of queries and runs
 /// through the reference one tile at a time.
-fn scan_cross(tops: &mut [Top], p: &Prepared) {
+fn scan_cross(tops: &mut [Top], p: &Prepared<'_>) {
     let r = p.reference();
     let (nq, nr) = (tops.len(), r.norms.len());
     let bufs = Buffers::new();
@@ -94,7 +103,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
-fn scan_self(tops: &mut [Top], p: &Prepared) {
+fn scan_self(tops: &mut [Top], p: &Prepared<'_>) {
     let (x, rmax) = (&p.q, p.q.max_norm);
     let blocks = blocks(x.norms.len());
     let bufs = Buffers::new();
