@@ -9,7 +9,7 @@
 //! * `curved`: the hidden-manifold model `tanh(F z)`, `z` in 10 dimensions, in R^784 (full
 //!   linear rank, most of the spread in a few directions);
 //! * `fashion`: the first 10 000 Fashion-MNIST training images as f64 in [0, 1] (pixel / 255;
-//!   real images, d = 784; read with `geomem_data::read_fashion_mnist`);
+//!   real images, d = 784; the IDX bytes read once with `geomem_data::read_idx_image_bytes`);
 //! * `fashion60k`: all 60 000 of them.
 //!
 //! Estimators (`ESTIMATOR`, default `all`): `knn` (the exact search, k = 20 and k = 2),
