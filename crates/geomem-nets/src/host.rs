@@ -133,7 +133,7 @@ impl ScoreField for HostMlp {
     }
 
     /// # Formula
-    /// `s(x, t) = -ε̂(x, √t)/√t` with the network evaluated in `f32`, blocks of [`ROWS`]
+    /// `s(x, t) = -ε̂(x, √t)/√t` with the network evaluated in `f32`, blocks of 256
     /// rows on rayon tasks (each block's GEMMs on one thread: the same numbers whatever the
     /// number of threads).
     fn eval(&self, x: MatRef<'_, f64>, t: f64, mut out: MatMut<'_, f64>) -> geomem_score::Result<()> {
