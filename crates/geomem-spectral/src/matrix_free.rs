@@ -34,7 +34,7 @@
 //! instead once the products spent plus the next block's would exceed `d` (a network's
 //! Jacobian costs `d` VJPs in one batched backward pass, an empirical score's is analytic)
 //! and returns every value of the operator from it ([`Products::jacobians`] says so); a
-//! field without one (a closure) goes on with products.
+//! field without one (a closure) goes on with products. Not with a `max_rank` below `d`.
 //!
 //! # Error bound per value
 //! `u_i = Q ũ_i` and `v_i` satisfy `Mᵀ u_i = σ_i v_i` by construction (`B = QᵀM` comes from
@@ -90,7 +90,8 @@ pub struct MatrixFreeParams {
     /// Seed of the Gaussian test blocks.
     pub seed: u64,
     /// Give up on products and take the field's own Jacobian (when it has one) once the
-    /// products spent plus the next block's would exceed `d` (module doc, "Fallback").
+    /// products spent plus the next block's would exceed `d` (module doc, "Fallback"); off
+    /// when `max_rank` is below `d`.
     #[serde(default)]
     pub jacobian_fallback: bool,
 }
@@ -296,7 +297,8 @@ pub(crate) fn leading<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, p: &
     let (mut q, mut b) = (Mat::<f64>::zeros(0, d), Mat::<f64>::zeros(0, d));
     let mut values: Vec<f64> = Vec::new();
     let mut round = 0u64;
-    let mut fallback = p.jacobian_fallback;
+    // A cap below d asks for at most `cap` values: the fallback, which returns all d, is off.
+    let mut fallback = p.jacobian_fallback && cap >= d;
     let gap_found = loop {
         let found = fallen_past_gap(&values, p);
         if found || q.nrows() >= cap {

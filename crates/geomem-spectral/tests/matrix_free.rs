@@ -228,7 +228,7 @@ fn a_closure_field_gets_the_matrix_free_path_through_the_defaults() {
 /// values, all wanted) stops growing the block after at most `d` products and takes the
 /// field's Jacobian: every value equals the dense spectrum, bounds 0, one Jacobian counted.
 /// Without it the same call spends more than `d` products. A field without a Jacobian (a
-/// closure) goes on with products and still gets its values.
+/// closure) goes on with products and still gets its values; so does a call capped below `d`.
 #[test]
 fn the_jacobian_fallback_caps_the_products_of_a_gapless_spectrum() {
     use geomem_score::{BatchFn, Precision};
@@ -246,6 +246,9 @@ fn the_jacobian_fallback_caps_the_products_of_a_gapless_spectrum() {
     assert_eq!(got.len(), d);
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-12 * want[0]));
     assert!(fast.errors().unwrap().iter().all(|&e| e == 0.0));
+    // A cap below d asks for at most that many values: no fallback.
+    let capped = spectrum(&g, &x, t, &SpectrumParams::matrix_free(p.max_rank(d - 1).jacobian_fallback(true))).unwrap();
+    assert!(capped.products().jacobians == 0 && capped.values().len() < d, "{:?}", capped.products());
     let var2 = var.clone();
     let f = BatchFn::new(d, Precision::F64, move |x: MatRef<'_, f64>, _t: f64, mut out: MatMut<'_, f64>| {
         for i in 0..x.nrows() {
