@@ -5,7 +5,7 @@
 //! VJPs by reverse mode, JVPs by central differences). Prints each time and the readings of
 //! both (Algorithm 3, largest gap, soft count, stiffness).
 //!
-//! The net is trained first for `STEPS` steps (DDPM, batch 16, lr 1e-3, EMA 0.999) on the
+//! The net is trained first for `STEPS` steps (DDPM, batch `BATCH`, lr 1e-3, EMA 0.999) on the
 //! first `N` training images: Fashion-MNIST (`/usr/share/datasets/fashion-mnist`) for a
 //! 28 × 28 config, Fashion-MNIST mean-pooled 2 × 2 for a 14 × 14 one (the real-data
 //! figure's), the embedded 8 × 8 digits otherwise; its EMA weights are measured at the
