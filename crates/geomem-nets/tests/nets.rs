@@ -250,6 +250,20 @@ fn host_copy_matches_the_network() {
     assert!(host.score(&[0.0; 2], 0.1).is_err());
 }
 
+/// The faer copy's numbers do not depend on the number of threads (blocks of rows, each
+/// block's products on one thread): one thread and two give the same bits, on a batch that
+/// is not a multiple of the block.
+#[test]
+fn host_copy_is_the_same_on_one_thread_and_two() {
+    let data = gaussian_data(&[1.0, 0.3, 0.1], 300, 12);
+    let state = train::<B>(data.as_ref(), &cfg(3, 20), None, &dev(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let host = HostMlp::from_model(&state.ema).unwrap();
+    let x = Mat::from_fn(1000, 3, |i, j| ((i * 3 + j * 5) % 17) as f64 / 4.0 - 2.0);
+    let one = common::on_threads(1, || host.score_batch(x.as_ref(), 0.2).unwrap());
+    let two = common::on_threads(2, || host.score_batch(x.as_ref(), 0.2).unwrap());
+    assert!((0..1000).all(|i| (0..3).all(|j| one[(i, j)].to_bits() == two[(i, j)].to_bits())));
+}
+
 #[test]
 fn safetensors_export_in_torch_layout() {
     let c = cfg(3, 1);

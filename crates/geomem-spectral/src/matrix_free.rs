@@ -307,7 +307,7 @@ pub(crate) fn leading<F: ScoreField + ?Sized>(field: &F, x: &[f64], t: f64, p: &
         let rows = p.block.min(cap - q.nrows());
         if fallback && spent(&op.products) + rows * (2 * p.power_iterations + 2) > d {
             if let Some(j) = field.jacobian(x, t)? {
-                return whole(j, t, p, op.products);
+                return whole(&op, j, p.bounds);
             }
             fallback = false;
         }
@@ -332,15 +332,15 @@ fn spent(p: &Products) -> usize {
 }
 
 /// Every singular value of the operator from the field's Jacobian `j` (the fallback):
-/// exact to the Jacobian's precision, so the bounds and the rest are 0.
-fn whole(j: Mat<f64>, t: f64, p: &MatrixFreeParams, mut products: Products) -> Result<Leading> {
+/// exact to the Jacobian's precision, so the bounds and the rest are 0. `M` is formed as
+/// the products would form it, rows `(M e_i)ᵀ` from the rows `(J e_i)ᵀ` of `Jᵀ`: `Mᵀ`,
+/// whose singular values are `M`'s.
+fn whole<F: ScoreField + ?Sized>(op: &Op<'_, F>, j: Mat<f64>, bounds: bool) -> Result<Leading> {
     let d = j.nrows();
-    let id = if p.operator == Operator::Denoiser { 1.0 } else { 0.0 };
-    let m = Mat::from_fn(d, d, |a, b| t * j[(a, b)] + if a == b { id } else { 0.0 });
-    let values = singular_values_of(&m)?;
-    products.jacobians += 1;
+    let values = singular_values_of(&op.combine(Mat::<f64>::identity(d, d).as_ref(), j.transpose().to_owned()))?;
+    let products = Products { jacobians: op.products.jacobians + 1, ..op.products };
     let (errors, rest) =
-        if p.bounds { (vec![0.0; d], Some(Rest { estimate: 0.0, bound: 0.0, probes: 0 })) } else { (Vec::new(), None) };
+        if bounds { (vec![0.0; d], Some(Rest { estimate: 0.0, bound: 0.0, probes: 0 })) } else { (Vec::new(), None) };
     Ok(Leading { values, errors, rest, gap_found: true, products })
 }
 

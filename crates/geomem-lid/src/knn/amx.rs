@@ -137,6 +137,11 @@ fn transpose_pairs(rows: &[u16], kp: usize, out: &mut [u16]) {
         // SAFETY: avx512f was detected; the lengths are as asserted.
         return unsafe { transpose_pairs_avx512(rows, kp, out) };
     }
+    transpose_pairs_portable(rows, kp, out);
+}
+
+/// [`transpose_pairs`] element by element (the fallback, and the definition).
+fn transpose_pairs_portable(rows: &[u16], kp: usize, out: &mut [u16]) {
     for n in 0..16 {
         for p in 0..kp / 2 {
             out[32 * p + 2 * n] = rows[n * kp + 2 * p];
@@ -491,14 +496,10 @@ mod tests {
                 assert_eq!(lines[group * kp * 16 + (l / 2) * 32 + lane * 2 + l % 2], rows[(32 + t) * kp + l]);
             }
         }
+        // The portable path (the fallback where AVX-512 is missing) against the same layout.
         let mut plain = vec![0u16; 16 * kp];
-        for n in 0..16 {
-            for p in 0..kp / 2 {
-                plain[32 * p + 2 * n] = rows[n * kp + 2 * p];
-                plain[32 * p + 2 * n + 1] = rows[n * kp + 2 * p + 1];
-            }
-        }
-        assert_eq!(&x.groups(0..16).lines.as_slice()[..16 * kp], &plain[..]);
+        transpose_pairs_portable(&rows[32 * kp..48 * kp], kp, &mut plain);
+        assert_eq!(&lines[..16 * kp], &plain[..]);
     }
 
     /// Coordinates that all round the same way (just above 1 and its halves, by 3/8 of a
