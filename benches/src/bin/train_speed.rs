@@ -5,12 +5,13 @@
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin train_speed [BATCH_SPLIT]` (the
 //! batch split of `TrainConfig`, 1 when absent); `train_speed host [REPS]` times only
-//! `HostMlp`'s evaluation, of an untrained net (the same arithmetic), for profiling.
+//! `HostMlp`'s evaluation, of an untrained net (the same arithmetic), for profiling;
+//! `train_speed host-train` times `train_host` (the host step) in place of burn's step.
 
 use burn::backend::{Autodiff, Flex};
 use faer::Mat;
 use geomem_data::{Block, Embedding, LinearManifold};
-use geomem_nets::{train, ResidualMlpConfig, TrainConfig, TrainedScore};
+use geomem_nets::{train, train_host, ResidualMlpConfig, TrainConfig, TrainedScore};
 use geomem_score::ScoreFieldExt;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -29,20 +30,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let model = ResidualMlpConfig::new(d).init::<Flex>(&device)?;
         return host_eval(&geomem_nets::HostMlp::from_model(&model)?, d, reps);
     }
-    let split: usize = std::env::args().nth(1).map_or(Ok(1), |a| a.parse())?;
+    let on_host = std::env::args().nth(1).as_deref() == Some("host-train");
+    let split: usize = if on_host { 1 } else { std::env::args().nth(1).map_or(Ok(1), |a| a.parse())? };
+    let run = |cfg: &TrainConfig| {
+        let mut go = |_: &_| ControlFlow::Continue(());
+        if on_host {
+            train_host::<Autodiff<Flex>>(data.as_ref(), cfg, None, &device, &mut go)
+        } else {
+            train::<Autodiff<Flex>>(data.as_ref(), cfg, None, &device, &mut go)
+        }
+    };
     let warm = TrainConfig::new(ResidualMlpConfig::new(d))
         .with_steps(200)
         .with_checkpoint_every(0)
         .with_log_every(200)
         .with_batch_split(split);
-    train::<Autodiff<Flex>>(data.as_ref(), &warm, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    run(&warm)?;
     let n = 3000;
     let cfg = warm.clone().with_steps(n).with_log_every(n);
     let start = Instant::now();
-    let state = train::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    let state = run(&cfg)?;
     let dt = start.elapsed().as_secs_f64();
     println!(
-        "geomem-nets (burn 0.21 Flex): training {:.0} steps/s (batch 128 in {split} part(s), d {d})",
+        "geomem-nets ({}): training {:.0} steps/s (batch 128 in {split} part(s), d {d})",
+        if on_host { "train_host" } else { "burn 0.21 Flex" },
         n as f64 / dt
     );
     let field = TrainedScore::<Autodiff<Flex>>::new(state.ema, device);

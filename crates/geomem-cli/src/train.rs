@@ -2,10 +2,10 @@
 //! denoising score matching for the VE process, an EMA of the weights) on a data file, in a
 //! run directory that survives interruption (rerun the same command to resume).
 
-use crate::backend::{self, Train};
+use crate::backend;
 use crate::output::{bar, read_points};
 use anyhow::{Context, Result};
-use geomem_nets::{save_safetensors, train, ResidualMlpConfig, TrainConfig};
+use geomem_nets::{save_safetensors, ResidualMlpConfig, TrainConfig};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -95,7 +95,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         a.run_dir.display()
     );
     let pb = bar(a.steps, "train");
-    let state = train::<Train>(data.as_ref(), &cfg, Some(&a.run_dir), &backend::device(), &mut |r| {
+    let state = backend::train_toy(data.as_ref(), &cfg, Some(&a.run_dir), &mut |r| {
         pb.set_position(r.step);
         pb.set_message(format!("loss {:.4} {:.0} it/s", r.loss_ema, r.steps_per_sec));
         ControlFlow::Continue(())

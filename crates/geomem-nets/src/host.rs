@@ -48,7 +48,7 @@ fn layer(p: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>, name: &
 /// `x = n ln 2 + r`, `|r| <= ln2/2`; `n` is read from the bits of `x log2 e + 1.5·2^23`
 /// (whose last mantissa bits hold it), so the whole loop vectorises.
 #[inline(always)]
-fn fast_exp(x: f32) -> f32 {
+pub(crate) fn fast_exp(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: its ulp is 1
     let x = x.clamp(-87.0, 88.0);
     let m = x * std::f32::consts::LOG2_E + MAGIC;

@@ -165,7 +165,7 @@ impl<B: AutodiffBackend> TrainState<B> {
 /// The ε-MSE of the draws `rows` of `draw` and its gradients: the mean over those rows
 /// (`total = None`), or their sum of squares over `total` entries (a part of a split
 /// batch, so that the parts' losses and gradients add up to the whole batch's).
-fn batch_loss<B: AutodiffBackend>(
+pub(crate) fn batch_loss<B: AutodiffBackend>(
     model: &ResidualMlp<B>,
     draw: &Draw,
     rows: std::ops::Range<usize>,

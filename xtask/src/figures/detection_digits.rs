@@ -14,7 +14,7 @@ use crate::plot::{palette, save_panels, Panel, Series};
 use anyhow::Result;
 use geomem_data::{digits, NestedSubsets};
 use geomem_lid::{detect, median, memorization, Detection, MemKind, Mle};
-use geomem_nets::{sample, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
+use geomem_nets::{sample, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
 use std::fmt::Write;
 use std::ops::ControlFlow;
 
@@ -61,7 +61,7 @@ fn job(n: usize, images: &faer::Mat<f64>, data_lid: &[f64], steps: u64, seed: u6
         .with_seed(seed + n as u64)
         .with_checkpoint_every(0)
         .with_log_every(steps);
-    let state = train::<Train>(train_set.as_ref(), &cfg, None, &backend::device(), &mut |_| ControlFlow::Continue(()))?;
+    let state = backend::train_toy(train_set.as_ref(), &cfg, None, &mut |_| ControlFlow::Continue(()))?;
     let net = TrainedScore::<Train>::new(state.ema, backend::device());
     let samples = sample(&net, 200, &SamplingParams::default().seed(seed + 17))?;
     let mem = memorization(samples.as_ref(), train_set.as_ref(), 1.0 / 3.0)?;

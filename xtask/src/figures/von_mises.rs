@@ -20,7 +20,7 @@ use anyhow::Result;
 use faer::Mat;
 use geomem_data::VonMisesCircle;
 use geomem_lid::{flipd_curve, knee, median, memorization};
-use geomem_nets::{sample, train, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
+use geomem_nets::{sample, ResidualMlpConfig, SamplingParams, TrainConfig, TrainedScore};
 use geomem_score::{DivergenceParams, EmpiricalScore};
 use std::ops::ControlFlow;
 
@@ -82,7 +82,7 @@ pub fn run(st: &Settings, root: &std::path::Path) -> Result<String> {
         &serde_json::json!({ "settings": st, "isolated_angle": std::f64::consts::PI, "train": cfg.to_string() }),
     )?;
     let pb = bar(steps, "von Mises: training");
-    let state = train::<Train>(data.as_ref(), &cfg, None, &backend::device(), &mut |row| {
+    let state = backend::train_toy(data.as_ref(), &cfg, None, &mut |row| {
         pb.set_position(row.step);
         ControlFlow::Continue(())
     })?;

@@ -11,10 +11,10 @@
 pub mod measure;
 pub mod report;
 
-use crate::backend::{self, Train};
+use crate::backend;
 use anyhow::{bail, Context, Result};
 use geomem_data::{Block, Embedding, LinearManifold, NestedSubsets, NoisyLinear};
-use geomem_nets::{train, ResidualMlpConfig, TrainConfig};
+use geomem_nets::{ResidualMlpConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -339,7 +339,7 @@ fn run_job(spec: &Spec, dir: &Path, j: &Job, pb: &indicatif::ProgressBar) -> Res
     let todo: Vec<u64> = spec.snapshots.iter().copied().filter(|&s| s > done).collect();
     for s in todo {
         let cfg = base.clone().with_steps(s);
-        let state = train::<Train>(data.train.as_ref(), &cfg, Some(&run_dir), &backend::device(), &mut |r| {
+        let state = backend::train_toy(data.train.as_ref(), &cfg, Some(&run_dir), &mut |r| {
             pb.inc(r.step.saturating_sub(done));
             done = r.step;
             ControlFlow::Continue(())
