@@ -97,6 +97,15 @@ pub fn gap_stats(values: &[f64], setup: &Setup) -> anyhow::Result<(usize, [f64; 
     Ok((g.largest_at, [at(0), at(1), at(2)]))
 }
 
+/// Runs `f` with rayon's work (burn Flex's threaded kernels, `HostMlp`'s row blocks) kept on
+/// the calling thread: a worker of a figure that already runs one job per core would
+/// otherwise hand every small kernel to the shared pool and wait for it, the workers'
+/// kernels queueing behind each other (the numbers do not change: each is independent of
+/// the thread count).
+pub fn on_this_thread<R: Send>(f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
+    Ok(rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(f))
+}
+
 /// Runs `job` on every item with two worker threads (burn's CPU backend trains one net per
 /// core), taking items in order and releasing the queue before each job; `done` is called
 /// after each. Results come back in completion order.
@@ -113,7 +122,7 @@ pub fn on_two_workers<T: Send, R: Send>(
                 s.spawn(|| -> anyhow::Result<()> {
                     loop {
                         let Some(item) = next.lock().expect("queue").next() else { break };
-                        let r = job(item)?;
+                        let r = on_this_thread(|| job(item))??;
                         out.lock().expect("results").push(r);
                         done();
                     }

@@ -298,7 +298,10 @@ pub fn run_jobs(spec: &Spec, dir: &Path, shard: Option<Shard>, workers: usize) -
         for _ in 0..workers.max(1) {
             s.spawn(|| {
                 while let Some(j) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if let Err(e) = run_job(spec, dir, j, &pb) {
+                    let run = || run_job(spec, dir, j, &pb);
+                    let res =
+                        if workers > 1 { crate::figures::common::on_this_thread(run).and_then(|r| r) } else { run() };
+                    if let Err(e) = res {
                         *failure.lock().expect("lock") = Some(e.context(format!("job {}", spec.job_id(j))));
                         next.store(todo.len(), Ordering::SeqCst);
                     }
