@@ -24,9 +24,9 @@ pub fn name() -> &'static str {
     }
 }
 
-/// Trains the toy network: on the CPU with the host step (`geomem_nets::train_host`, 3× burn
-/// Flex's step on this network, the same checkpoints), on CUDA with burn's step. A batch split
-/// above 1 (one net on several cores) keeps burn's step, which is what splits.
+/// Trains the toy network with `geomem_nets::train_toy`: the host step on the CPU build
+/// (3× burn Flex's step on this network, the same checkpoints), burn's step on CUDA or when a
+/// batch split is asked for.
 ///
 /// # Errors
 /// As `geomem_nets::train`.
@@ -36,9 +36,5 @@ pub fn train_toy(
     run_dir: Option<&std::path::Path>,
     on_log: &mut dyn FnMut(&geomem_nets::LogRow) -> std::ops::ControlFlow<()>,
 ) -> geomem_nets::Result<geomem_nets::TrainState<Train>> {
-    if cfg!(feature = "cuda") || cfg.run.batch_split > 1 {
-        geomem_nets::train::<Train>(data, cfg, run_dir, &device(), on_log)
-    } else {
-        geomem_nets::train_host::<Train>(data, cfg, run_dir, &device(), on_log)
-    }
+    geomem_nets::train_toy::<Train>(data, cfg, run_dir, &device(), !cfg!(feature = "cuda"), on_log)
 }

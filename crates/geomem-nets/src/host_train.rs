@@ -468,6 +468,28 @@ pub fn train_host<B: AutodiffBackend>(
     Ok(run.state.to_burn(&run.skeleton))
 }
 
+/// Trains the toy network with the step that suits the device: [`train_host`] when `on_cpu`
+/// and the batch is not split, otherwise burn's [`crate::train`] (a GPU backend, or a batch
+/// split over cores, which only burn's step does). The binaries call it with
+/// `on_cpu = !cfg!(feature = "cuda")`.
+///
+/// # Errors
+/// As [`crate::train`].
+pub fn train_toy<B: AutodiffBackend>(
+    data: faer::MatRef<'_, f64>,
+    cfg: &TrainConfig,
+    run_dir: Option<&Path>,
+    device: &B::Device,
+    on_cpu: bool,
+    on_log: &mut dyn FnMut(&LogRow) -> ControlFlow<()>,
+) -> crate::error::Result<TrainState<B>> {
+    if on_cpu && cfg.run.batch_split <= 1 {
+        train_host::<B>(data, cfg, run_dir, device, on_log)
+    } else {
+        crate::train::<B>(data, cfg, run_dir, device, on_log)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,5 +615,23 @@ mod tests {
         assert_eq!(resumed, whole);
         let gap = largest_gap(&by_burn, &whole);
         assert!(gap <= 1e-5, "burn resuming the host run: {gap}");
+    }
+
+    /// `train_toy` picks the host step on the CPU with an unsplit batch and burn's step
+    /// otherwise: each result equals the chosen trainer's bit for bit (and the two differ).
+    #[test]
+    fn train_toy_picks_the_step() {
+        let cfg = TrainConfig::new(ResidualMlpConfig::new(3).with_hidden(8)).with_steps(30).with_batch_size(8);
+        let (dev, x) = (Default::default(), data(12, 3));
+        let go = || |_: &LogRow| ControlFlow::Continue(());
+        let run = |c: &TrainConfig, cpu| weights(&train_toy::<B>(x.as_ref(), c, None, &dev, cpu, &mut go()).unwrap());
+        let host = weights(&train_host::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).unwrap());
+        let burn = weights(&crate::train::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).unwrap());
+        let split = cfg.clone().with_batch_split(2);
+        let burn_split = weights(&crate::train::<B>(x.as_ref(), &split, None, &dev, &mut go()).unwrap());
+        assert_ne!(host, burn);
+        assert_eq!(run(&cfg, true), host);
+        assert_eq!(run(&cfg, false), burn);
+        assert_eq!(run(&split, true), burn_split);
     }
 }

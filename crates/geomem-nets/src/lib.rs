@@ -44,7 +44,7 @@ pub use eval::{ddpm_loss, dsm_loss, LossDraws};
 pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::{JvpMethod, NetScore, TrainedScore, EXACT_JVP_BELOW};
 pub use host::HostMlp;
-pub use host_train::train_host;
+pub use host_train::{train_host, train_toy};
 pub use metrics::{read_metrics, LogRow, METRICS_FILE};
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};
 pub use noise::{NoiseForm, NoiseModel};
