@@ -1,7 +1,8 @@
 //! criterion benchmarks of geomem's hot paths, on seeded inputs at the sizes users run:
 //! the empirical score of a batch (d = 30, 784, 3072), its analytic Jacobian spectrum
 //! (MNIST size: N = 10 000, d = 784), the Normal Bundle and improved-NB estimators, and the
-//! REM condensation-time solver.
+//! REM condensation-time solver; 100 training steps of the toy network by the host step
+//! (`train_host`) and by burn's (`train`), d = 30, batch 128.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use geomem_data::{gaussian_matrix, Block, Embedding, LinearManifold};
@@ -77,5 +78,31 @@ fn rem_solver(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, empirical_score, empirical_jacobian, estimators, rem_solver);
+fn toy_training(c: &mut Criterion) {
+    use burn::backend::{Autodiff, Flex};
+    use geomem_nets::{train, train_host, ResidualMlpConfig, TrainConfig};
+    type B = Autodiff<Flex>;
+    let x = LinearManifold::new(
+        30,
+        &[Block { dim: 2, variance: 1.0 }, Block { dim: 5, variance: 0.3 }],
+        Embedding::Aligned,
+    )
+    .expect("valid")
+    .sample(1000, 0);
+    let cfg = TrainConfig::new(ResidualMlpConfig::new(30)).with_steps(100).with_checkpoint_every(0).with_log_every(100);
+    let dev = Default::default();
+    let go = || |_: &geomem_nets::LogRow| std::ops::ControlFlow::Continue(());
+    let mut g = c.benchmark_group("toy_training_100_steps");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("train_host", |b| {
+        b.iter(|| black_box(train_host::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).expect("train").step))
+    });
+    g.bench_function("burn_train", |b| {
+        b.iter(|| black_box(train::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).expect("train").step))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, empirical_score, empirical_jacobian, estimators, rem_solver, toy_training);
 criterion_main!(benches);
