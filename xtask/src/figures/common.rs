@@ -97,8 +97,8 @@ pub fn gap_stats(values: &[f64], setup: &Setup) -> anyhow::Result<(usize, [f64; 
     Ok((g.largest_at, [at(0), at(1), at(2)]))
 }
 
-/// Runs `f` with rayon's work (burn Flex's threaded kernels, `HostMlp`'s row blocks) kept on
-/// the calling thread: a worker of a figure that already runs one job per core would
+/// Runs `f` on a pool of its own with one thread (the caller waits), so that rayon's work
+/// inside it (burn Flex's threaded kernels, `HostMlp`'s row blocks) stays on that thread: a worker of a figure that already runs one job per core would
 /// otherwise hand every small kernel to the shared pool and wait for it, the workers'
 /// kernels queueing behind each other (the numbers do not change: each is independent of
 /// the thread count).
