@@ -69,6 +69,15 @@ impl TrainConfig {
             self.sigma_max,
             self.sigma_max.is_finite() && self.sigma_max > self.sigma_min,
             "must be finite and > sigma_min",
+        )?;
+        // One step holds a few batch × width activations: keep one below 2^31 entries.
+        let m = &self.model;
+        let rows = (self.run.batch_size as u128).checked_mul((m.d + m.emb_dim + m.hidden) as u128);
+        param(
+            "batch_size",
+            self.run.batch_size,
+            rows.is_some_and(|r| r < 1 << 31),
+            "batch_size × (d + emb_dim + hidden) must stay below 2^31",
         )
     }
 
@@ -357,5 +366,18 @@ mod tests {
                 assert!(scale > 0.0 && err <= 1e-5 * scale, "{parts} parts: gradient error {err} of {scale}");
             }
         }
+    }
+
+    /// A batch whose activations could not be allocated is a clear error, not an overflow
+    /// or an abort; the largest batch below the bound passes.
+    #[test]
+    fn oversized_batches_are_refused() {
+        let model = ResidualMlpConfig::new(30);
+        let width = 30 + 32 + 128;
+        for b in [usize::MAX, usize::MAX / 2, (1 << 31) / width + 1] {
+            let err = TrainConfig::new(model.clone()).with_batch_size(b).check().unwrap_err();
+            assert!(matches!(err, NetsError::InvalidParameter { .. }), "{b}: {err}");
+        }
+        assert!(TrainConfig::new(model).with_batch_size((1 << 31) / width - 1).check().is_ok());
     }
 }
