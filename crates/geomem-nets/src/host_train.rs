@@ -590,23 +590,39 @@ mod tests {
         assert!(gap <= 1e-5 && control > 1e-2, "host vs burn {gap}, other seed {control}");
     }
 
-    /// A host run stopped at step 120 and resumed from its run directory ends with the
-    /// uninterrupted run's weights bit for bit, and burn's trainer resumes the host's
-    /// checkpoint (the same format) to the host run's weights within rounding.
-    #[test]
-    fn host_runs_resume_bit_for_bit_and_burn_resumes_them() {
+    /// The resumption tests' run (200 steps, checkpoints every 60), its data and a fresh
+    /// temporary run directory named by `tag`.
+    fn resume_case(tag: &str) -> (TrainConfig, faer::Mat<f64>, std::path::PathBuf) {
         let cfg = TrainConfig::new(ResidualMlpConfig::new(3).with_hidden(8))
             .with_steps(200)
             .with_batch_size(8)
             .with_checkpoint_every(60)
             .with_log_every(20);
-        let (dev, x) = (Default::default(), data(20, 3));
+        let dir = std::env::temp_dir().join(format!("geomem-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (cfg, data(20, 3), dir)
+    }
+
+    /// Stops a run at its log row of step 140 (as a crash would): it resumes from step 120.
+    fn stop_after_130(r: &LogRow) -> ControlFlow<()> {
+        if r.step >= 130 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// A host run stopped after step 130 and resumed from its run directory (its checkpoint
+    /// of step 120) ends with the uninterrupted run's weights bit for bit, and burn's trainer
+    /// resumes the host's checkpoint (the same format) to the host run's weights within
+    /// rounding.
+    #[test]
+    fn host_runs_resume_bit_for_bit_and_burn_resumes_them() {
+        let (cfg, x, dir) = resume_case("host-resume");
+        let dev = Default::default();
         let whole =
             weights(&train_host::<B>(x.as_ref(), &cfg, None, &dev, &mut |_| ControlFlow::Continue(())).unwrap());
-        let dir = std::env::temp_dir().join(format!("geomem-host-resume-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let stop = |r: &LogRow| if r.step >= 130 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
-        train_host::<B>(x.as_ref(), &cfg, Some(&dir), &dev, &mut { stop }).unwrap();
+        train_host::<B>(x.as_ref(), &cfg, Some(&dir), &dev, &mut stop_after_130).unwrap();
         let copy = dir.with_extension("burn");
         let _ = std::fs::remove_dir_all(&copy);
         std::fs::create_dir_all(&copy).unwrap();
@@ -644,18 +660,11 @@ mod tests {
     /// read back from burn's records): it ends within 1e-5 of the uninterrupted burn run.
     #[test]
     fn the_host_step_resumes_a_burn_run() {
-        let cfg = TrainConfig::new(ResidualMlpConfig::new(3).with_hidden(8))
-            .with_steps(200)
-            .with_batch_size(8)
-            .with_checkpoint_every(60)
-            .with_log_every(20);
-        let (dev, x) = (Default::default(), data(20, 3));
+        let (cfg, x, dir) = resume_case("burn-to-host");
+        let dev = Default::default();
         let go = || |_: &LogRow| ControlFlow::Continue(());
         let whole = weights(&crate::train::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).unwrap());
-        let dir = std::env::temp_dir().join(format!("geomem-burn-to-host-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let stop = |r: &LogRow| if r.step >= 130 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
-        crate::train::<B>(x.as_ref(), &cfg, Some(&dir), &dev, &mut { stop }).unwrap();
+        crate::train::<B>(x.as_ref(), &cfg, Some(&dir), &dev, &mut stop_after_130).unwrap();
         let resumed = train_host::<B>(x.as_ref(), &cfg, Some(&dir), &dev, &mut go()).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(resumed.step, 200);
