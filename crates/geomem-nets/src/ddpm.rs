@@ -118,7 +118,7 @@ impl DdpmTrainConfig {
                 == (&o.model, o.beta_min, o.beta_max, o.timesteps, o.clip_grad)
     }
 
-    fn adam(&self) -> AdamConfig {
+    pub(crate) fn adam(&self) -> AdamConfig {
         AdamConfig::new().with_epsilon(1e-8)
     }
 }
@@ -136,14 +136,14 @@ pub struct DdpmState<B: AutodiffBackend> {
 }
 
 /// The draws of one step: noisy images, their steps, and the noises (row-major `b × d`).
-struct Draw {
-    xk: Vec<f32>,
-    steps: Vec<f32>,
-    eps: Vec<f32>,
+pub(crate) struct Draw {
+    pub(crate) xk: Vec<f32>,
+    pub(crate) steps: Vec<f32>,
+    pub(crate) eps: Vec<f32>,
 }
 
 impl Draw {
-    fn new(data: &[f32], n: usize, d: usize, ab: &[f64], cfg: &DdpmTrainConfig, step: u64) -> Self {
+    pub(crate) fn new(data: &[f32], n: usize, d: usize, ab: &[f64], cfg: &DdpmTrainConfig, step: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(mix(cfg.run.seed, step));
         let b = cfg.run.batch_size;
         let (mut xk, mut steps, mut eps) =
@@ -262,7 +262,11 @@ impl<B: AutodiffBackend> DdpmState<B> {
     }
 }
 
-fn save<B: AutodiffBackend>(dir: &Path, s: &DdpmState<B>, cfg: &DdpmTrainConfig) -> crate::error::Result<()> {
+pub(crate) fn save<B: AutodiffBackend>(
+    dir: &Path,
+    s: &DdpmState<B>,
+    cfg: &DdpmTrainConfig,
+) -> crate::error::Result<()> {
     let config = serde_json::to_value(cfg).map_err(|e| NetsError::Record(e.to_string()))?;
     let bytes = checkpoint::encode_parts(s.step, config, &s.model, &s.ema, &s.optim)?;
     checkpoint::write_atomic(&dir.join(checkpoint::FILE), &bytes)
@@ -321,6 +325,20 @@ pub fn train_ddpm<B: AutodiffBackend>(
     device: &B::Device,
     on_log: &mut dyn FnMut(&LogRow) -> ControlFlow<()>,
 ) -> crate::error::Result<DdpmState<B>> {
+    let (host, ab, state) = open_ddpm_run::<B>(images, cfg, run_dir, device)?;
+    let mut run = DdpmRun { state, data: &host, ab: &ab, cfg, device };
+    run_loop(&mut run, &cfg.run, run_dir, on_log)?;
+    Ok(run.state)
+}
+
+/// The checked settings' data on the host, `ᾱ_k` of every step, and the run's state (resumed
+/// from `run_dir`'s checkpoint, or fresh after writing `config.json` there).
+pub(crate) fn open_ddpm_run<B: AutodiffBackend>(
+    images: MatRef<'_, f64>,
+    cfg: &DdpmTrainConfig,
+    run_dir: Option<&Path>,
+    device: &B::Device,
+) -> crate::error::Result<(HostData, Vec<f64>, DdpmState<B>)> {
     cfg.check()?;
     let d = cfg.model.channels * cfg.model.image_size * cfg.model.image_size;
     let host = HostData::new(images, d)?;
@@ -335,9 +353,7 @@ pub fn train_ddpm<B: AutodiffBackend>(
         || DdpmState::new(cfg, device),
         |cpath| cfg.save(cpath),
     )?;
-    let mut run = DdpmRun { state, data: &host, ab: &ab, cfg, device };
-    run_loop(&mut run, &cfg.run, run_dir, on_log)?;
-    Ok(run.state)
+    Ok((host, ab, state))
 }
 
 /// A DDPM run as the shared loop sees it.

@@ -95,7 +95,7 @@ impl<B: Backend> ModuleVisitor<B> for Read<B> {
     }
 }
 
-fn read<B: Backend, M: Module<B>>(m: &M) -> Vec<(ParamId, Vec<usize>, Vec<f32>)> {
+pub(crate) fn read<B: Backend, M: Module<B>>(m: &M) -> Vec<(ParamId, Vec<usize>, Vec<f32>)> {
     let mut r = Read(Vec::new(), std::marker::PhantomData);
     m.visit(&mut r);
     r.0
@@ -204,8 +204,8 @@ impl HostState {
 // ---- element-wise passes (AVX-512 where the CPU has it) ----
 
 macro_rules! simd_dispatch {
-    ($name:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
-        fn $name($($a: $t),*) {
+    ($vis:vis $name:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
+        $vis fn $name($($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx512f") {
                 #[target_feature(enable = "avx512f")]
@@ -231,7 +231,7 @@ fn silu_body(x: &[f32], out: &mut [f32]) {
         *o = v * sigmoid(v);
     }
 }
-simd_dispatch!(silu_into, silu_body, (x: &[f32], out: &mut [f32]));
+simd_dispatch!(pub(crate) silu_into, silu_body, (x: &[f32], out: &mut [f32]));
 
 /// `dst = g ⊙ silu'(x)` (`acc = false`) or `dst += g ⊙ silu'(x)`;
 /// `silu'(x) = s(x)(1 + x(1 - s(x)))`.
@@ -243,7 +243,7 @@ fn silu_grad_body(x: &[f32], g: &[f32], dst: &mut [f32], acc: bool) {
         *o = if acc { *o + d } else { d };
     }
 }
-simd_dispatch!(silu_grad, silu_grad_body, (x: &[f32], g: &[f32], dst: &mut [f32], acc: bool));
+simd_dispatch!(pub(crate) silu_grad, silu_grad_body, (x: &[f32], g: &[f32], dst: &mut [f32], acc: bool));
 
 /// burn's Adam update of one parameter (the module doc's formula, in burn's order of
 /// operations), then the EMA `e ← a e + b θ`.
@@ -259,7 +259,7 @@ fn adam_ema_body(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut
         *e = *e * a + *w * b;
     }
 }
-simd_dispatch!(adam_ema, adam_ema_body, (w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut [f32], k: &[f32; 5]));
+simd_dispatch!(pub(crate) adam_ema, adam_ema_body, (w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut [f32], k: &[f32; 5]));
 
 // ---- the step ----
 

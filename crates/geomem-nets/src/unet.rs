@@ -109,7 +109,7 @@ pub struct UNet<B: Backend> {
 }
 
 /// A residual block's (input width, output width, attention after it).
-type Block = (usize, usize, bool);
+pub(crate) type Block = (usize, usize, bool);
 
 /// Host-seeded DDPM initialisation: `U(±√(3 s / fan_avg))`, biases zero.
 struct Init<'a, B: Backend> {
@@ -216,7 +216,7 @@ impl UNetConfig {
 
     /// The (input, output) widths of every residual block, down then middle then up, and
     /// whether attention follows it (the channel bookkeeping of the DDPM code).
-    fn plan(&self) -> (Vec<Block>, Vec<Block>) {
+    pub(crate) fn plan(&self) -> (Vec<Block>, Vec<Block>) {
         let (nf, levels) = (self.base, self.mults.len());
         let attn = |l: usize| self.attn_resolutions.contains(&self.resolution(l));
         let (mut down, mut up, mut hs, mut ch) = (Vec::new(), Vec::new(), vec![nf], nf);

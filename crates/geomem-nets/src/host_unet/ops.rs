@@ -1,0 +1,397 @@
+//! The layers of the host U-Net, forward and backward, on channel-major feature maps.
+//!
+//! A feature map of `b` images is stored channel by channel over the whole batch: channel
+//! `c`, image `i`, pixel `p` at `v[c·n + i·hw + p]`, `n = b·hw`. As a faer matrix it is
+//! `n × c`, column-major, so a convolution is one GEMM of the im2col matrix (`n × c·k²`)
+//! by the weight (`c·k² × o`, burn's `[o, c, k, k]` row-major read column-major), and a
+//! concatenation along channels is two blocks one after the other.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Feature maps of `b` square images of side `h` with `c` channels (the module doc's layout).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Act {
+    pub c: usize,
+    pub b: usize,
+    pub h: usize,
+    pub v: Vec<f32>,
+}
+
+impl Act {
+    pub fn zeros(c: usize, b: usize, h: usize) -> Self {
+        Self { c, b, h, v: vec![0.0; c * b * h * h] }
+    }
+    pub fn hw(&self) -> usize {
+        self.h * self.h
+    }
+    /// Pixels of all images, the row count of [`Act::mat`].
+    pub fn n(&self) -> usize {
+        self.b * self.hw()
+    }
+    pub fn mat(&self) -> MatRef<'_, f32> {
+        MatRef::from_column_major_slice(&self.v, self.n(), self.c)
+    }
+    pub fn mat_mut(&mut self) -> MatMut<'_, f32> {
+        let (n, c) = (self.n(), self.c);
+        MatMut::from_column_major_slice_mut(&mut self.v, n, c)
+    }
+    /// The channels of `a` followed by those of `b` (the U-Net's skip concatenation).
+    pub fn cat(a: &Act, b: &Act) -> Act {
+        let mut v = Vec::with_capacity(a.v.len() + b.v.len());
+        v.extend_from_slice(&a.v);
+        v.extend_from_slice(&b.v);
+        Act { c: a.c + b.c, b: a.b, h: a.h, v }
+    }
+    /// Splits a gradient of [`Act::cat`] back into its two parts.
+    pub fn split(self, first: usize) -> (Act, Act) {
+        let n = self.n();
+        let (b, h) = (self.b, self.h);
+        let mut v = self.v;
+        let second = v.split_off(first * n);
+        (Act { c: first, b, h, v }, Act { c: second.len() / n.max(1), b, h, v: second })
+    }
+    pub fn add(&mut self, o: &Act) {
+        self.v.iter_mut().zip(&o.v).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// The thread setting of the GEMMs: all of the current rayon pool's threads.
+pub(crate) fn par() -> Par {
+    match rayon::current_num_threads() {
+        0 | 1 => Par::Seq,
+        n => Par::rayon(n),
+    }
+}
+
+pub(crate) fn mm(dst: MatMut<'_, f32>, acc: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    matmul(dst, acc, a, b, 1.0, par());
+}
+
+/// A convolution's shape: the indices of its weight and bias in the parameter list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv {
+    pub w: usize,
+    pub b: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// Kernel side: 1 or 3.
+    pub k: usize,
+    pub stride: usize,
+    /// Padding at the top and left (the bottom and right follow from the output size).
+    pub pad: usize,
+}
+
+/// im2col chunks are kept below this many floats (whole images at a time).
+const COLS_CAP: usize = 1 << 23;
+
+impl Conv {
+    pub fn out_side(&self, h: usize) -> usize {
+        if self.stride == 1 {
+            h
+        } else {
+            h / 2
+        }
+    }
+    fn kk(&self) -> usize {
+        self.k * self.k
+    }
+    fn weight<'a>(&self, p: &'a [Vec<f32>]) -> MatRef<'a, f32> {
+        MatRef::from_column_major_slice(&p[self.w], self.cin * self.kk(), self.cout)
+    }
+    /// Images per im2col chunk.
+    fn chunk(&self, b: usize, ho: usize) -> usize {
+        (COLS_CAP / (ho * ho * self.cin * self.kk()).max(1)).clamp(1, b.max(1))
+    }
+
+    /// The convolution of `x` (with bias).
+    pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> Act {
+        let ho = self.out_side(x.h);
+        let mut y = Act::zeros(self.cout, x.b, ho);
+        let w = self.weight(p);
+        if self.k == 1 {
+            mm(y.mat_mut(), Accum::Replace, x.mat(), w);
+        } else {
+            let (per, rows_img) = (self.chunk(x.b, ho), ho * ho);
+            let mut cols = Vec::new();
+            let mut b0 = 0;
+            while b0 < x.b {
+                let b1 = (b0 + per).min(x.b);
+                let rows = (b1 - b0) * rows_img;
+                self.im2col(x, ho, b0, b1, &mut cols);
+                let c = MatRef::from_column_major_slice(&cols, rows, self.cin * self.kk());
+                mm(y.mat_mut().subrows_mut(b0 * rows_img, rows), Accum::Replace, c, w);
+                b0 = b1;
+            }
+        }
+        let n = y.n();
+        for (col, &bias) in y.v.chunks_exact_mut(n).zip(&p[self.b]) {
+            col.iter_mut().for_each(|v| *v += bias);
+        }
+        y
+    }
+
+    /// Adds the weight and bias gradients to `g` and, with `dx`, the input's gradient.
+    pub fn backward(&self, p: &[Vec<f32>], x: &Act, dy: &Act, g: &mut [Vec<f32>], dx: Option<&mut Act>) {
+        let n = dy.n();
+        for (col, gb) in dy.v.chunks_exact(n).zip(g[self.b].iter_mut()) {
+            *gb += col.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+        }
+        let w = self.weight(p);
+        let (ck, cout) = (self.cin * self.kk(), self.cout);
+        let mut gw = std::mem::take(&mut g[self.w]);
+        let mut gwm = MatMut::from_column_major_slice_mut(&mut gw, ck, cout);
+        if self.k == 1 {
+            mm(gwm.as_mut(), Accum::Add, x.mat().transpose(), dy.mat());
+            if let Some(dx) = dx {
+                mm(dx.mat_mut(), Accum::Add, dy.mat(), w.transpose());
+            }
+        } else {
+            let ho = dy.h;
+            let (per, rows_img) = (self.chunk(x.b, ho), ho * ho);
+            let (mut cols, mut dcols) = (Vec::new(), Vec::new());
+            let mut dx = dx;
+            let mut b0 = 0;
+            while b0 < x.b {
+                let b1 = (b0 + per).min(x.b);
+                let rows = (b1 - b0) * rows_img;
+                let dyc = dy.mat().subrows(b0 * rows_img, rows);
+                self.im2col(x, ho, b0, b1, &mut cols);
+                let c = MatRef::from_column_major_slice(&cols, rows, ck);
+                mm(gwm.as_mut(), Accum::Add, c.transpose(), dyc);
+                if let Some(dx) = dx.as_deref_mut() {
+                    dcols.clear();
+                    dcols.resize(rows * ck, 0.0);
+                    let dc = MatMut::from_column_major_slice_mut(&mut dcols, rows, ck);
+                    mm(dc, Accum::Replace, dyc, w.transpose());
+                    self.col2im(&dcols, ho, b0, b1, dx);
+                }
+                b0 = b1;
+            }
+        }
+        g[self.w] = gw;
+    }
+
+    /// For output row `o` and kernel offset `q`, the input row (or `None`: padding).
+    #[inline]
+    fn src(&self, o: usize, q: usize, h: usize) -> Option<usize> {
+        (self.stride * o + q).checked_sub(self.pad).filter(|&i| i < h)
+    }
+
+    /// The im2col matrix of images `b0..b1` (column-major, `(b1-b0)·ho² × cin·k²`).
+    fn im2col(&self, x: &Act, ho: usize, b0: usize, b1: usize, cols: &mut Vec<f32>) {
+        let (h, hw, n, kk) = (x.h, x.hw(), x.n(), self.kk());
+        let rows = (b1 - b0) * ho * ho;
+        cols.clear();
+        cols.resize(rows * self.cin * kk, 0.0);
+        for c in 0..self.cin {
+            for q in 0..kk {
+                let (qy, qx) = (q / self.k, q % self.k);
+                let dst = &mut cols[(c * kk + q) * rows..][..rows];
+                for (bi, b) in (b0..b1).enumerate() {
+                    let img = &x.v[c * n + b * hw..][..hw];
+                    for oy in 0..ho {
+                        let Some(iy) = self.src(oy, qy, h) else { continue };
+                        let row = &img[iy * h..][..h];
+                        let out = &mut dst[(bi * ho + oy) * ho..][..ho];
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            if let Some(ix) = self.src(ox, qx, h) {
+                                *o = row[ix];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the im2col gradient `dcols` of images `b0..b1` back onto the input's gradient.
+    fn col2im(&self, dcols: &[f32], ho: usize, b0: usize, b1: usize, dx: &mut Act) {
+        let (h, hw, n, kk) = (dx.h, dx.hw(), dx.n(), self.kk());
+        let rows = (b1 - b0) * ho * ho;
+        for c in 0..self.cin {
+            for q in 0..kk {
+                let (qy, qx) = (q / self.k, q % self.k);
+                let src = &dcols[(c * kk + q) * rows..][..rows];
+                for (bi, b) in (b0..b1).enumerate() {
+                    let img = &mut dx.v[c * n + b * hw..][..hw];
+                    for oy in 0..ho {
+                        let Some(iy) = self.src(oy, qy, h) else { continue };
+                        let row = &mut img[iy * h..][..h];
+                        let from = &src[(bi * ho + oy) * ho..][..ho];
+                        for (ox, &v) in from.iter().enumerate() {
+                            if let Some(ix) = self.src(ox, qx, h) {
+                                row[ix] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A linear layer on rows (`Z = X W + b`, `X` of `b` rows, column-major; burn's weight
+/// `[in, out]` row-major).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Linear {
+    pub w: usize,
+    pub b: usize,
+    pub cin: usize,
+    pub cout: usize,
+}
+
+impl Linear {
+    fn weight<'a>(&self, p: &'a [Vec<f32>]) -> MatRef<'a, f32> {
+        MatRef::from_column_major_slice(&p[self.w], self.cout, self.cin).transpose()
+    }
+    /// `x`: `rows × cin` column-major; returns `rows × cout` column-major.
+    pub fn forward(&self, p: &[Vec<f32>], x: &[f32], rows: usize) -> Vec<f32> {
+        let mut z = vec![0.0; rows * self.cout];
+        let xm = MatRef::from_column_major_slice(x, rows, self.cin);
+        mm(MatMut::from_column_major_slice_mut(&mut z, rows, self.cout), Accum::Replace, xm, self.weight(p));
+        for (col, &bias) in z.chunks_exact_mut(rows.max(1)).zip(&p[self.b]) {
+            col.iter_mut().for_each(|v| *v += bias);
+        }
+        z
+    }
+    /// Adds the gradients of the weight and bias to `g` and returns the input's gradient.
+    pub fn backward(&self, p: &[Vec<f32>], x: &[f32], dz: &[f32], rows: usize, g: &mut [Vec<f32>]) -> Vec<f32> {
+        for (col, gb) in dz.chunks_exact(rows.max(1)).zip(g[self.b].iter_mut()) {
+            *gb += col.iter().sum::<f32>();
+        }
+        let (xm, dzm) =
+            (MatRef::from_column_major_slice(x, rows, self.cin), MatRef::from_column_major_slice(dz, rows, self.cout));
+        // burn's weight is row-major [in, out]: as a column-major matrix it is Wᵀ (out × in).
+        let gw = MatMut::from_column_major_slice_mut(&mut g[self.w], self.cout, self.cin);
+        mm(gw, Accum::Add, dzm.transpose(), xm);
+        let mut dx = vec![0.0; rows * self.cin];
+        mm(
+            MatMut::from_column_major_slice_mut(&mut dx, rows, self.cin),
+            Accum::Replace,
+            dzm,
+            self.weight(p).transpose(),
+        );
+        dx
+    }
+}
+
+/// GroupNorm with affine parameters (`ε` = 1e-6, the U-Net's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Norm {
+    pub gamma: usize,
+    pub beta: usize,
+    pub c: usize,
+    pub groups: usize,
+}
+
+/// Per (image, group): mean and `1/√(var + ε)`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NormStats {
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+const GN_EPS: f64 = 1e-6;
+
+impl Norm {
+    /// `(b, g)` → the slices of image `b`'s channels in group `g`: `(channel, offset)`.
+    fn spans(&self, x: &Act, b: usize, g: usize) -> impl Iterator<Item = (usize, usize)> {
+        let (cg, n, hw) = (self.c / self.groups, x.n(), x.hw());
+        (g * cg..(g + 1) * cg).map(move |c| (c, c * n + b * hw))
+    }
+
+    pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+        let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f64);
+        let mut y = Act::zeros(x.c, x.b, x.h);
+        let mut st = NormStats::default();
+        let (gamma, beta) = (&p[self.gamma], &p[self.beta]);
+        for b in 0..x.b {
+            for g in 0..self.groups {
+                let sum: f64 =
+                    self.spans(x, b, g).map(|(_, o)| x.v[o..o + hw].iter().map(|&v| f64::from(v)).sum::<f64>()).sum();
+                let mean = sum / m;
+                let var: f64 = self
+                    .spans(x, b, g)
+                    .map(|(_, o)| x.v[o..o + hw].iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>())
+                    .sum::<f64>()
+                    / m;
+                let (mean, rstd) = (mean as f32, (1.0 / (var + GN_EPS).sqrt()) as f32);
+                for (c, o) in self.spans(x, b, g) {
+                    let (s, t) = (rstd * gamma[c], beta[c] - mean * rstd * gamma[c]);
+                    for (yv, &xv) in y.v[o..o + hw].iter_mut().zip(&x.v[o..o + hw]) {
+                        *yv = xv * s + t;
+                    }
+                }
+                st.mean.push(mean);
+                st.rstd.push(rstd);
+            }
+        }
+        (y, st)
+    }
+
+    /// Adds the γ, β gradients to `g`; returns the input's gradient.
+    pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+        let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f32);
+        let mut dx = Act::zeros(x.c, x.b, x.h);
+        let gamma = &p[self.gamma];
+        for b in 0..x.b {
+            for gr in 0..self.groups {
+                let (mean, rstd) = (st.mean[b * self.groups + gr], st.rstd[b * self.groups + gr]);
+                let (mut s1, mut s2) = (0f64, 0f64);
+                for (c, o) in self.spans(x, b, gr) {
+                    let (mut dg, mut db) = (0f32, 0f32);
+                    for (&xv, &d) in x.v[o..o + hw].iter().zip(&dy.v[o..o + hw]) {
+                        let xh = (xv - mean) * rstd;
+                        dg += d * xh;
+                        db += d;
+                    }
+                    g[self.gamma][c] += dg;
+                    g[self.beta][c] += db;
+                    s1 += f64::from(db * gamma[c]);
+                    s2 += f64::from(dg * gamma[c]);
+                }
+                let (a1, a2) = ((s1 as f32) / m, (s2 as f32) / m);
+                for (c, o) in self.spans(x, b, gr) {
+                    let gc = gamma[c];
+                    let it = dx.v[o..o + hw].iter_mut().zip(&x.v[o..o + hw]).zip(&dy.v[o..o + hw]);
+                    for ((dv, &xv), &d) in it {
+                        let xh = (xv - mean) * rstd;
+                        *dv = rstd * (d * gc - a1 - xh * a2);
+                    }
+                }
+            }
+        }
+        dx
+    }
+}
+
+/// Nearest-neighbour 2× upsampling.
+pub(crate) fn upsample2(x: &Act) -> Act {
+    let (h, h2) = (x.h, 2 * x.h);
+    let mut y = Act::zeros(x.c, x.b, h2);
+    for (src, dst) in x.v.chunks_exact(h * h).zip(y.v.chunks_exact_mut(h2 * h2)) {
+        for (yy, row) in dst.chunks_exact_mut(h2).enumerate() {
+            let s = &src[(yy / 2) * h..][..h];
+            for (xx, v) in row.iter_mut().enumerate() {
+                *v = s[xx / 2];
+            }
+        }
+    }
+    y
+}
+
+/// The gradient of [`upsample2`]: each input pixel sums its four copies.
+pub(crate) fn upsample2_back(dy: &Act) -> Act {
+    let (h2, h) = (dy.h, dy.h / 2);
+    let mut dx = Act::zeros(dy.c, dy.b, h);
+    for (src, dst) in dy.v.chunks_exact(h2 * h2).zip(dx.v.chunks_exact_mut(h * h)) {
+        for (yy, row) in src.chunks_exact(h2).enumerate() {
+            let d = &mut dst[(yy / 2) * h..][..h];
+            for (xx, &v) in row.iter().enumerate() {
+                d[xx / 2] += v;
+            }
+        }
+    }
+    dx
+}

@@ -1,0 +1,132 @@
+use super::state::{params, WriteFlat};
+use super::train::HostDdpm;
+use super::*;
+use crate::ddpm::{DdpmState, DdpmTrainConfig, Draw};
+use crate::split::mse_and_grads;
+use crate::unet::UNet;
+use burn::backend::{Autodiff, Flex};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData};
+
+type B = Autodiff<Flex>;
+
+/// The configurations the tests run: attention at the bottom level (the quick image
+/// figure's `smoke`), an odd 7×7 bottom level without attention (`fashion14`'s shape), three
+/// levels with two blocks each and RGB.
+fn configs() -> Vec<UNetConfig> {
+    let c = |size, ch, mults: Vec<usize>, attn: Vec<usize>, blocks| {
+        UNetConfig::new(size, ch)
+            .with_base(8)
+            .with_mults(mults)
+            .with_attn_resolutions(attn)
+            .with_res_blocks(blocks)
+            .with_groups(4)
+    };
+    vec![c(8, 1, vec![1, 2], vec![4], 1), c(14, 1, vec![1, 2], vec![], 1), c(8, 3, vec![1, 2, 2], vec![8, 2], 2)]
+}
+
+/// A seeded net with `0.05 sin(1.3 i)` added to its `i`-th scalar, so that no layer is
+/// zero (the DDPM initialisation zeroes the last conv of every block).
+fn net(cfg: &UNetConfig) -> UNet<B> {
+    let dev = Default::default();
+    let model: UNet<B> = cfg.init_seeded(&dev, 3).unwrap();
+    let (_, mut w) = params(&model);
+    let mut i = 0f32;
+    for v in w.iter_mut().flatten() {
+        *v += 0.05 * (1.3 * i).sin();
+        i += 1.0;
+    }
+    model.map(&mut WriteFlat { src: w.iter(), grad: true })
+}
+
+fn images(b: usize, d: usize, phase: f32) -> Vec<f32> {
+    (0..b * d).map(|i| (i as f32 * 0.37 + phase).sin() * 1.3).collect()
+}
+
+fn largest(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+#[test]
+fn the_host_forward_pass_is_burns() {
+    let dev = Default::default();
+    for cfg in configs() {
+        let model = net(&cfg);
+        let (dims, w) = params(&model);
+        let host = HostUNet::new(&cfg, &dims).unwrap();
+        let (b, d) = (5, host.dim());
+        let (x, steps) = (images(b, d, 0.3), [0.0, 3.0, 99.0, 500.0, 999.0]);
+        let xt = Tensor::<B, 4>::from_data(
+            TensorData::new(x.clone(), [b, cfg.channels, cfg.image_size, cfg.image_size]),
+            &dev,
+        );
+        let want: Vec<f32> = model.forward(xt, model.embed_steps(&steps, &dev)).into_data().to_vec().unwrap();
+        let got = host.eps(&w, &x, &steps);
+        let scale = largest(&want);
+        assert!(scale > 0.1, "{cfg:?}: outputs too small to test ({scale})");
+        let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= 2e-5 * scale, "{cfg:?}: largest difference {err} of {scale}");
+    }
+}
+
+/// Every gradient in visiting order, from burn's autodiff.
+fn burn_grads(model: &UNet<B>, grads: &GradientsParams) -> Vec<Vec<f32>> {
+    struct Get<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for Get<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            let g = self.0.get::<Flex, D>(p.id).map(|g| g.into_data().to_vec::<f32>().unwrap());
+            self.1.push(g.unwrap_or_else(|| vec![0.0; p.val().shape().num_elements()]));
+        }
+    }
+    let mut g = Get(grads, Vec::new());
+    model.visit(&mut g);
+    g.1
+}
+
+#[test]
+fn the_host_gradients_are_burns() {
+    let dev = Default::default();
+    for cfg in configs() {
+        let model = net(&cfg);
+        let train = DdpmTrainConfig::new(cfg.clone()).with_batch_size(6);
+        let state = DdpmState::<B> { model: model.clone(), ema: model.valid(), optim: train.adam().init(), step: 0 };
+        let host = HostDdpm::from_burn(&train, &state).unwrap();
+        let d = host.net.dim();
+        let data = images(9, d, 1.1);
+        let ab: Vec<f64> = (0..1000).map(|k| 1.0 - k as f64 / 1001.0).collect();
+        let draw = Draw::new(&data, 9, d, &ab, &train, 4);
+        let (hl, hg) = host.loss_and_grads(&draw);
+        let shape = [6, cfg.channels, cfg.image_size, cfg.image_size];
+        let t = |v: &[f32]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), shape), &dev);
+        let pred = model.forward(t(&draw.xk), model.embed_steps(&draw.steps, &dev));
+        let (loss, grads) = mse_and_grads(pred, t(&draw.eps), None);
+        let bl = loss.into_scalar();
+        assert!((hl - bl).abs() <= 1e-5 * bl, "{cfg:?}: loss {hl} vs {bl}");
+        let bg = burn_grads(&model, &GradientsParams::from_grads(grads, &model));
+        assert_eq!(bg.len(), hg.len());
+        let scale = bg.iter().map(|g| largest(g)).fold(0f32, f32::max);
+        for (i, (h, b)) in hg.iter().zip(&bg).enumerate() {
+            let err = h.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err <= 2e-5 * scale, "{cfg:?}: parameter {i} ({} values): error {err} of {scale}", h.len());
+            let own = largest(b);
+            assert!(own < 1e-6 * scale || err <= 1e-3 * own, "{cfg:?}: parameter {i}: error {err} of its {own}");
+        }
+        // A few parameters have no gradient (the attention keys' biases: softmax ignores a
+        // shift shared by one query's logits); nearly all have one to compare.
+        let flat = bg.iter().filter(|g| largest(g) <= 1e-6 * scale).count();
+        assert!(flat <= bg.len() / 10, "{cfg:?}: {flat} of {} parameters without a gradient", bg.len());
+    }
+}
+
+#[test]
+fn a_misplaced_parameter_list_is_refused() {
+    let cfg = &configs()[0];
+    let (mut dims, _) = params(&net(cfg));
+    assert!(HostUNet::new(cfg, &dims).is_ok());
+    dims.swap(0, 1);
+    assert!(HostUNet::new(cfg, &dims).unwrap_err().contains("parameter 0"));
+    let (mut dims, _) = params(&net(cfg));
+    dims.pop();
+    assert!(HostUNet::new(cfg, &dims).is_err());
+}
