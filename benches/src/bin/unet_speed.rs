@@ -8,12 +8,15 @@
 //! 1, 20 warm-up steps). Also
 //! times the forward pass as two batches of 128 evaluated side by side
 //! (`UNetEps::with_parallel_batches(2)`).
+//!
+//! Training runs the host step (`geomem_nets::train_ddpm_host`, what the binaries use on the
+//! CPU) unless `UNET_TRAINER=burn` asks for burn's autodiff step (`train_ddpm`).
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
 use burn::tensor::{Tensor, TensorData};
 use faer::Mat;
-use geomem_nets::{train_ddpm, DdpmTrainConfig, UNet, UNetConfig, UNetEps};
+use geomem_nets::{train_ddpm, train_ddpm_host, DdpmState, DdpmTrainConfig, UNet, UNetConfig, UNetEps};
 use geomem_score::{VpEpsModel, VpTime};
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -31,16 +34,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let base = DdpmTrainConfig::new(model.clone()).with_checkpoint_every(0).with_batch_split(split);
     let warm = base.clone().with_steps(warmup).with_log_every(warmup);
-    train_ddpm::<Autodiff<Flex>>(data.as_ref(), &warm, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    let burn = std::env::var("UNET_TRAINER").is_ok_and(|v| v == "burn");
+    let train = |cfg: &DdpmTrainConfig| -> Result<DdpmState<Autodiff<Flex>>, geomem_nets::NetsError> {
+        let go = &mut |_: &geomem_nets::LogRow| ControlFlow::Continue(());
+        if burn {
+            train_ddpm::<Autodiff<Flex>>(data.as_ref(), cfg, None, &device, go)
+        } else {
+            train_ddpm_host::<Autodiff<Flex>>(data.as_ref(), cfg, None, &device, go)
+        }
+    };
+    train(&warm)?;
     let cfg = base.with_steps(steps).with_log_every(steps);
     let start = Instant::now();
-    let state = train_ddpm::<Autodiff<Flex>>(data.as_ref(), &cfg, None, &device, &mut |_| ControlFlow::Continue(()))?;
+    let state = train(&cfg)?;
     let dt = start.elapsed().as_secs_f64();
     println!(
-        "training: {:.2} steps/s, {:.2} s a step (batch 128 in {split} part(s))",
+        "training ({}): {:.2} steps/s, {:.2} s a step (batch 128 in {split} part(s))",
+        if burn { "burn" } else { "host" },
         steps as f64 / dt,
         dt / steps as f64
     );
+    if std::env::var("UNET_TRAIN_ONLY").is_ok() {
+        return Ok(());
+    }
     let net: UNet<Flex> = state.ema;
     let b = 256;
     let h = model.image_size;

@@ -42,7 +42,7 @@ fn softmax_rows(s: &mut [f32], n: usize) {
         let max = (0..n).map(|c| s[c * n + r]).fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
         for c in 0..n {
-            let e = (s[c * n + r] - max).exp();
+            let e = crate::host::fast_exp(s[c * n + r] - max);
             s[c * n + r] = e;
             sum += e;
         }
@@ -62,7 +62,7 @@ impl Attn {
         let (q, k, v) = (self.q.forward(p, &t), self.k.forward(p, &t), self.v.forward(p, &t));
         let (hw, nn) = (x.hw(), x.hw() * x.hw());
         let mut a = vec![0.0; x.b * nn];
-        let mut y = Act::zeros(x.c, x.b, x.h);
+        let mut y = Act::scratch(x.c, x.b, x.h);
         for b in 0..x.b {
             let ab = &mut a[b * nn..][..nn];
             let mut sm = MatMut::from_column_major_slice_mut(ab, hw, hw);
@@ -82,7 +82,7 @@ impl Attn {
         let (c, b, h) = (t.x.c, t.x.b, t.x.h);
         let mut dy = Act::zeros(c, b, h);
         self.out.backward(p, &t.y, dout, g, Some(&mut dy));
-        let (mut dq, mut dk, mut dv) = (Act::zeros(c, b, h), Act::zeros(c, b, h), Act::zeros(c, b, h));
+        let (mut dq, mut dk, mut dv) = (Act::scratch(c, b, h), Act::scratch(c, b, h), Act::scratch(c, b, h));
         let (hw, nn) = (t.x.hw(), t.x.hw() * t.x.hw());
         let mut ds = vec![0.0; nn];
         for i in 0..b {

@@ -157,7 +157,16 @@ fn silu(x: &[f32]) -> Vec<f32> {
 }
 
 fn silu_act(x: &Act) -> Act {
-    Act { c: x.c, b: x.b, h: x.h, v: silu(&x.v) }
+    let mut y = Act::scratch(x.c, x.b, x.h);
+    silu_into(&x.v, &mut y.v);
+    y
+}
+
+/// `dy ⊙ silu'(x)` of feature maps.
+fn silu_grad_act(x: &Act, dy: &Act) -> Act {
+    let mut d = Act::scratch(x.c, x.b, x.h);
+    silu_grad(&x.v, &dy.v, &mut d.v, false);
+    d
 }
 
 /// `dy ⊙ silu'(x)`.
@@ -203,14 +212,14 @@ impl Res {
     ) -> Act {
         let mut da1 = Act::zeros(t.a1.c, t.a1.b, t.a1.h);
         self.conv1.backward(p, &t.a1, dout, g, Some(&mut da1));
-        let dn1 = Act { v: silu_back(&t.n1.v, &da1.v), ..da1 };
+        let dn1 = silu_grad_act(&t.n1, &da1);
         let dh0 = self.norm1.backward(p, &t.h0, &t.s1, &dn1, g);
         let dz: Vec<f32> = dh0.v.chunks_exact(dh0.hw()).map(|m| m.iter().sum::<f32>()).collect();
         let dsti = self.temb.backward(p, st, &dz, dh0.b, g);
         dst.iter_mut().zip(&dsti).for_each(|(a, v)| *a += v);
         let mut da0 = Act::zeros(t.a0.c, t.a0.b, t.a0.h);
         self.conv0.backward(p, &t.a0, &dh0, g, Some(&mut da0));
-        let dn0 = Act { v: silu_back(&t.n0.v, &da0.v), ..da0 };
+        let dn0 = silu_grad_act(&t.n0, &da0);
         let mut dx = self.norm0.backward(p, &t.x, &t.s0, &dn0, g);
         match &self.skip {
             Some(s) => s.backward(p, &t.x, dout, g, Some(&mut dx)),
@@ -309,7 +318,7 @@ impl HostUNet {
     /// `ε̂` of `b` images (rows of `x`, channel-major pixels) at `steps`, and the tape.
     pub fn forward(&self, p: &[Vec<f32>], x: &[f32], steps: &[f32]) -> (Act, Tape) {
         let (b, d, hw) = (steps.len(), self.dim(), self.image_size * self.image_size);
-        let mut xa = Act::zeros(self.channels, b, self.image_size);
+        let mut xa = Act::scratch(self.channels, b, self.image_size);
         for i in 0..b {
             for c in 0..self.channels {
                 xa.v[c * b * hw + i * hw..][..hw].copy_from_slice(&x[i * d + c * hw..][..hw]);
@@ -371,7 +380,7 @@ impl HostUNet {
     pub fn backward(&self, p: &[Vec<f32>], t: &Tape, dout: &Act, g: &mut [Vec<f32>]) {
         let mut dao = Act::zeros(t.ao.c, t.ao.b, t.ao.h);
         self.conv_out.backward(p, &t.ao, dout, g, Some(&mut dao));
-        let dno = Act { v: silu_back(&t.no.v, &dao.v), ..dao };
+        let dno = silu_grad_act(&t.no, &dao);
         let mut dh = self.norm_out.backward(p, &t.on, &t.so, &dno, g);
         let mut dst = vec![0.0; t.st.len()];
         let n_hs = t.down.len() + 1;

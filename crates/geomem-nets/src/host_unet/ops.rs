@@ -10,7 +10,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// Feature maps of `b` square images of side `h` with `c` channels (the module doc's layout).
-#[derive(Clone, Debug, Default)]
+/// Their buffers come from and go back to this thread's [`pool`], so that a training step
+/// reuses the previous step's memory instead of faulting in fresh pages.
+#[derive(Debug, Default)]
 pub(crate) struct Act {
     pub c: usize,
     pub b: usize,
@@ -18,9 +20,33 @@ pub(crate) struct Act {
     pub v: Vec<f32>,
 }
 
+impl Clone for Act {
+    fn clone(&self) -> Self {
+        let mut a = Act::scratch(self.c, self.b, self.h);
+        a.v.copy_from_slice(&self.v);
+        a
+    }
+}
+
+impl Drop for Act {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.v));
+    }
+}
+
 impl Act {
     pub fn zeros(c: usize, b: usize, h: usize) -> Self {
-        Self { c, b, h, v: vec![0.0; c * b * h * h] }
+        let mut a = Act::scratch(c, b, h);
+        a.v.fill(0.0);
+        a
+    }
+    /// A map whose values are left over from an earlier use: for outputs written in full.
+    pub fn scratch(c: usize, b: usize, h: usize) -> Self {
+        Self { c, b, h, v: pool::take(c * b * h * h) }
+    }
+    /// A map of this one's shape holding `v`.
+    pub fn like(&self, v: Vec<f32>) -> Self {
+        Self { c: self.c, b: self.b, h: self.h, v }
     }
     pub fn hw(&self) -> usize {
         self.h * self.h
@@ -38,21 +64,58 @@ impl Act {
     }
     /// The channels of `a` followed by those of `b` (the U-Net's skip concatenation).
     pub fn cat(a: &Act, b: &Act) -> Act {
-        let mut v = Vec::with_capacity(a.v.len() + b.v.len());
-        v.extend_from_slice(&a.v);
-        v.extend_from_slice(&b.v);
-        Act { c: a.c + b.c, b: a.b, h: a.h, v }
+        let mut out = Act::scratch(a.c + b.c, a.b, a.h);
+        out.v[..a.v.len()].copy_from_slice(&a.v);
+        out.v[a.v.len()..].copy_from_slice(&b.v);
+        out
     }
     /// Splits a gradient of [`Act::cat`] back into its two parts.
-    pub fn split(self, first: usize) -> (Act, Act) {
-        let n = self.n();
-        let (b, h) = (self.b, self.h);
-        let mut v = self.v;
-        let second = v.split_off(first * n);
-        (Act { c: first, b, h, v }, Act { c: second.len() / n.max(1), b, h, v: second })
+    pub fn split(&self, first: usize) -> (Act, Act) {
+        let mut a = Act::scratch(first, self.b, self.h);
+        let mut b = Act::scratch(self.c - first, self.b, self.h);
+        let k = a.v.len();
+        a.v.copy_from_slice(&self.v[..k]);
+        b.v.copy_from_slice(&self.v[k..]);
+        (a, b)
     }
     pub fn add(&mut self, o: &Act) {
         self.v.iter_mut().zip(&o.v).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// A per-thread pool of `f32` buffers by length: a step's activations and gradients have
+/// the lengths of the step before, so after the first step no buffer is allocated.
+pub(crate) mod pool {
+    use std::cell::RefCell;
+
+    /// Buffers kept at most (beyond, they are freed).
+    const KEEP: usize = 512;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer of length `n` (values left over from its last use, or zeros when new).
+    pub fn take(n: usize) -> Vec<f32> {
+        let found = FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            let i = f.iter().rposition(|v| v.len() == n)?;
+            Some(f.swap_remove(i))
+        });
+        found.unwrap_or_else(|| vec![0.0; n])
+    }
+
+    /// Returns a buffer to the pool.
+    pub fn give(v: Vec<f32>) {
+        if v.is_empty() {
+            return;
+        }
+        FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < KEEP {
+                f.push(v);
+            }
+        });
     }
 }
 
@@ -107,20 +170,21 @@ impl Conv {
     /// The convolution of `x` (with bias).
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> Act {
         let ho = self.out_side(x.h);
-        let mut y = Act::zeros(self.cout, x.b, ho);
+        let mut y = Act::scratch(self.cout, x.b, ho);
         let w = self.weight(p);
         if self.k == 1 {
             mm(y.mat_mut(), Accum::Replace, x.mat(), w);
         } else {
             let (per, rows_img) = (self.chunk(x.b, ho), ho * ho);
-            let mut cols = Vec::new();
             let mut b0 = 0;
             while b0 < x.b {
                 let b1 = (b0 + per).min(x.b);
                 let rows = (b1 - b0) * rows_img;
+                let mut cols = pool::take(rows * self.cin * self.kk());
                 self.im2col(x, ho, b0, b1, &mut cols);
                 let c = MatRef::from_column_major_slice(&cols, rows, self.cin * self.kk());
                 mm(y.mat_mut().subrows_mut(b0 * rows_img, rows), Accum::Replace, c, w);
+                pool::give(cols);
                 b0 = b1;
             }
         }
@@ -149,23 +213,23 @@ impl Conv {
         } else {
             let ho = dy.h;
             let (per, rows_img) = (self.chunk(x.b, ho), ho * ho);
-            let (mut cols, mut dcols) = (Vec::new(), Vec::new());
             let mut dx = dx;
             let mut b0 = 0;
             while b0 < x.b {
                 let b1 = (b0 + per).min(x.b);
                 let rows = (b1 - b0) * rows_img;
                 let dyc = dy.mat().subrows(b0 * rows_img, rows);
+                let mut cols = pool::take(rows * ck);
                 self.im2col(x, ho, b0, b1, &mut cols);
                 let c = MatRef::from_column_major_slice(&cols, rows, ck);
                 mm(gwm.as_mut(), Accum::Add, c.transpose(), dyc);
                 if let Some(dx) = dx.as_deref_mut() {
-                    dcols.clear();
-                    dcols.resize(rows * ck, 0.0);
-                    let dc = MatMut::from_column_major_slice_mut(&mut dcols, rows, ck);
+                    // The GEMM overwrites the whole buffer: cols' old values do not matter.
+                    let dc = MatMut::from_column_major_slice_mut(&mut cols, rows, ck);
                     mm(dc, Accum::Replace, dyc, w.transpose());
-                    self.col2im(&dcols, ho, b0, b1, dx);
+                    self.col2im(&mut cols, ho, b0, b1, dx);
                 }
+                pool::give(cols);
                 b0 = b1;
             }
         }
@@ -178,26 +242,39 @@ impl Conv {
         (self.stride * o + q).checked_sub(self.pad).filter(|&i| i < h)
     }
 
-    /// The im2col matrix of images `b0..b1` (column-major, `(b1-b0)·ho² × cin·k²`).
+    /// For kernel column `q`: the output columns `lo..hi` that read inside the image, and
+    /// the input column of `lo`.
+    fn span(&self, q: usize, h: usize, ho: usize) -> (usize, usize, usize) {
+        let lo = (0..ho).find(|&o| self.src(o, q, h).is_some()).unwrap_or(ho);
+        let hi = (lo..ho).find(|&o| self.src(o, q, h).is_none()).unwrap_or(ho);
+        (lo, hi, self.src(lo, q, h).unwrap_or(0))
+    }
+
+    /// The im2col matrix of images `b0..b1` (column-major, `(b1-b0)·ho² × cin·k²`); padding
+    /// reads as 0.
     fn im2col(&self, x: &Act, ho: usize, b0: usize, b1: usize, cols: &mut Vec<f32>) {
-        let (h, hw, n, kk) = (x.h, x.hw(), x.n(), self.kk());
+        if self.stride == 1 {
+            return self.im2col_same(x, b0, b1, cols);
+        }
+        let (h, hw, n, kk, s) = (x.h, x.hw(), x.n(), self.kk(), self.stride);
         let rows = (b1 - b0) * ho * ho;
         cols.clear();
         cols.resize(rows * self.cin * kk, 0.0);
-        for c in 0..self.cin {
-            for q in 0..kk {
-                let (qy, qx) = (q / self.k, q % self.k);
+        for q in 0..kk {
+            let (qy, qx) = (q / self.k, q % self.k);
+            let (lo, hi, ix0) = self.span(qx, h, ho);
+            for c in 0..self.cin {
                 let dst = &mut cols[(c * kk + q) * rows..][..rows];
                 for (bi, b) in (b0..b1).enumerate() {
                     let img = &x.v[c * n + b * hw..][..hw];
                     for oy in 0..ho {
                         let Some(iy) = self.src(oy, qy, h) else { continue };
                         let row = &img[iy * h..][..h];
-                        let out = &mut dst[(bi * ho + oy) * ho..][..ho];
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            if let Some(ix) = self.src(ox, qx, h) {
-                                *o = row[ix];
-                            }
+                        let out = &mut dst[(bi * ho + oy) * ho..][lo..hi];
+                        if s == 1 {
+                            out.copy_from_slice(&row[ix0..ix0 + (hi - lo)]);
+                        } else {
+                            out.iter_mut().zip(row[ix0..].iter().step_by(s)).for_each(|(o, &v)| *o = v);
                         }
                     }
                 }
@@ -206,28 +283,112 @@ impl Conv {
     }
 
     /// Adds the im2col gradient `dcols` of images `b0..b1` back onto the input's gradient.
-    fn col2im(&self, dcols: &[f32], ho: usize, b0: usize, b1: usize, dx: &mut Act) {
-        let (h, hw, n, kk) = (dx.h, dx.hw(), dx.n(), self.kk());
+    fn col2im(&self, dcols: &mut [f32], ho: usize, b0: usize, b1: usize, dx: &mut Act) {
+        if self.stride == 1 {
+            return self.col2im_same(dcols, b0, b1, dx);
+        }
+        let (h, hw, n, kk, s) = (dx.h, dx.hw(), dx.n(), self.kk(), self.stride);
         let rows = (b1 - b0) * ho * ho;
-        for c in 0..self.cin {
-            for q in 0..kk {
-                let (qy, qx) = (q / self.k, q % self.k);
+        for q in 0..kk {
+            let (qy, qx) = (q / self.k, q % self.k);
+            let (lo, hi, ix0) = self.span(qx, h, ho);
+            for c in 0..self.cin {
                 let src = &dcols[(c * kk + q) * rows..][..rows];
                 for (bi, b) in (b0..b1).enumerate() {
                     let img = &mut dx.v[c * n + b * hw..][..hw];
                     for oy in 0..ho {
                         let Some(iy) = self.src(oy, qy, h) else { continue };
                         let row = &mut img[iy * h..][..h];
-                        let from = &src[(bi * ho + oy) * ho..][..ho];
-                        for (ox, &v) in from.iter().enumerate() {
-                            if let Some(ix) = self.src(ox, qx, h) {
-                                row[ix] += v;
-                            }
+                        let from = &src[(bi * ho + oy) * ho..][lo..hi];
+                        if s == 1 {
+                            row[ix0..ix0 + (hi - lo)].iter_mut().zip(from).for_each(|(r, &v)| *r += v);
+                        } else {
+                            row[ix0..].iter_mut().step_by(s).zip(from).for_each(|(r, &v)| *r += v);
                         }
                     }
                 }
             }
         }
+    }
+}
+
+impl Conv {
+    /// Kernel offset `q` of a stride-1 "same" convolution: the shift of the input index
+    /// (`dy·h + dx`) and whether output pixel `(oy, ox)` reads padding.
+    fn offset(&self, q: usize, h: usize) -> (isize, impl Fn(usize, usize) -> bool) {
+        let (dy, dx) = ((q / self.k) as isize - self.pad as isize, (q % self.k) as isize - self.pad as isize);
+        let out = move |oy: usize, ox: usize| {
+            let (y, x) = (oy as isize + dy, ox as isize + dx);
+            y < 0 || y >= h as isize || x < 0 || x >= h as isize
+        };
+        (dy * h as isize + dx, out)
+    }
+
+    /// Pixels (as offsets within an image) that read padding at kernel offset `q`.
+    fn padded(&self, q: usize, h: usize) -> Vec<usize> {
+        let (_, out) = self.offset(q, h);
+        (0..h * h).filter(|&p| out(p / h, p % h)).collect()
+    }
+
+    /// [`Conv::im2col`] for stride 1: every column is the batch's channel run shifted by a
+    /// constant (one copy over all images), with the pixels that read padding set to 0.
+    fn im2col_same(&self, x: &Act, b0: usize, b1: usize, cols: &mut Vec<f32>) {
+        let (h, hw, n, kk) = (x.h, x.hw(), x.n(), self.kk());
+        let rows = (b1 - b0) * hw;
+        cols.resize(rows * self.cin * kk, 0.0);
+        for q in 0..kk {
+            let (off, _) = self.offset(q, h);
+            let pads = self.padded(q, h);
+            for c in 0..self.cin {
+                let src = &x.v[c * n + b0 * hw..][..rows];
+                let dst = &mut cols[(c * kk + q) * rows..][..rows];
+                shift_copy(src, dst, off);
+                for i in 0..b1 - b0 {
+                    pads.iter().for_each(|&p| dst[i * hw + p] = 0.0);
+                }
+            }
+        }
+    }
+
+    /// [`Conv::col2im`] for stride 1: zeroes the padding reads, then adds each column back
+    /// shifted (one pass over all images).
+    fn col2im_same(&self, dcols: &mut [f32], b0: usize, b1: usize, dx: &mut Act) {
+        let (h, hw, n, kk) = (dx.h, dx.hw(), dx.n(), self.kk());
+        let rows = (b1 - b0) * hw;
+        for q in 0..kk {
+            let (off, _) = self.offset(q, h);
+            let pads = self.padded(q, h);
+            for c in 0..self.cin {
+                let src = &mut dcols[(c * kk + q) * rows..][..rows];
+                for i in 0..b1 - b0 {
+                    pads.iter().for_each(|&p| src[i * hw + p] = 0.0);
+                }
+                let dst = &mut dx.v[c * n + b0 * hw..][..rows];
+                shift_add(src, dst, -off);
+            }
+        }
+    }
+}
+
+/// `dst[j] = src[j + off]` where that index exists, 0 elsewhere.
+fn shift_copy(src: &[f32], dst: &mut [f32], off: isize) {
+    let len = dst.len() as isize;
+    let (lo, hi) = ((-off).clamp(0, len) as usize, (len - off).clamp(0, len) as usize);
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if lo < hi {
+        let s0 = (lo as isize + off) as usize;
+        dst[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+    }
+}
+
+/// `dst[j] += src[j + off]` where that index exists.
+fn shift_add(src: &[f32], dst: &mut [f32], off: isize) {
+    let len = dst.len() as isize;
+    let (lo, hi) = ((-off).clamp(0, len) as usize, (len - off).clamp(0, len) as usize);
+    if lo < hi {
+        let s0 = (lo as isize + off) as usize;
+        dst[lo..hi].iter_mut().zip(&src[s0..s0 + (hi - lo)]).for_each(|(d, &v)| *d += v);
     }
 }
 
@@ -303,7 +464,7 @@ impl Norm {
 
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f64);
-        let mut y = Act::zeros(x.c, x.b, x.h);
+        let mut y = Act::scratch(x.c, x.b, x.h);
         let mut st = NormStats::default();
         let (gamma, beta) = (&p[self.gamma], &p[self.beta]);
         for b in 0..x.b {
@@ -333,7 +494,7 @@ impl Norm {
     /// Adds the γ, β gradients to `g`; returns the input's gradient.
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f32);
-        let mut dx = Act::zeros(x.c, x.b, x.h);
+        let mut dx = Act::scratch(x.c, x.b, x.h);
         let gamma = &p[self.gamma];
         for b in 0..x.b {
             for gr in 0..self.groups {
@@ -369,7 +530,7 @@ impl Norm {
 /// Nearest-neighbour 2× upsampling.
 pub(crate) fn upsample2(x: &Act) -> Act {
     let (h, h2) = (x.h, 2 * x.h);
-    let mut y = Act::zeros(x.c, x.b, h2);
+    let mut y = Act::scratch(x.c, x.b, h2);
     for (src, dst) in x.v.chunks_exact(h * h).zip(y.v.chunks_exact_mut(h2 * h2)) {
         for (yy, row) in dst.chunks_exact_mut(h2).enumerate() {
             let s = &src[(yy / 2) * h..][..h];

@@ -72,7 +72,7 @@ impl HostDdpm {
         let (out, tape) = self.net.forward(&self.w, &draw.xk, &draw.steps);
         let (b, hw, n) = (out.b, out.hw(), out.n());
         let count = out.v.len() as f64;
-        let mut dout = Act { v: vec![0.0; out.v.len()], ..out.clone() };
+        let mut dout = Act::scratch(out.c, out.b, out.h);
         let mut sum = 0f64;
         for c in 0..out.c {
             for i in 0..b {
