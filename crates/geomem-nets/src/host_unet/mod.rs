@@ -192,11 +192,11 @@ impl Res {
         let (n1, s1) = self.norm1.forward(p, &h0);
         let a1 = silu_act(&n1);
         let h1 = self.conv1.forward(p, &a1);
-        let mut out = match &self.skip {
-            Some(s) => s.forward(p, &x),
-            None => x.clone(),
-        };
-        out.add(&h1);
+        let mut out = h1;
+        match &self.skip {
+            Some(s) => out.add(&s.forward(p, &x)),
+            None => out.add(&x),
+        }
         (out, ResTape { x, s0, n0, a0, h0, s1, n1, a1 })
     }
 

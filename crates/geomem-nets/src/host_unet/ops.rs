@@ -119,16 +119,9 @@ pub(crate) mod pool {
     }
 }
 
-/// The thread setting of the GEMMs: all of the current rayon pool's threads.
-pub(crate) fn par() -> Par {
-    match rayon::current_num_threads() {
-        0 | 1 => Par::Seq,
-        n => Par::rayon(n),
-    }
-}
-
+/// `dst (+)= a b` on this thread (the threads share the work by parts of the batch).
 pub(crate) fn mm(dst: MatMut<'_, f32>, acc: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
-    matmul(dst, acc, a, b, 1.0, par());
+    matmul(dst, acc, a, b, 1.0, Par::Seq);
 }
 
 /// A convolution's shape: the indices of its weight and bias in the parameter list.
@@ -199,7 +192,7 @@ impl Conv {
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, dy: &Act, g: &mut [Vec<f32>], dx: Option<&mut Act>) {
         let n = dy.n();
         for (col, gb) in dy.v.chunks_exact(n).zip(g[self.b].iter_mut()) {
-            *gb += col.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+            *gb += sum(col);
         }
         let w = self.weight(p);
         let (ck, cout) = (self.cin * self.kk(), self.cout);
@@ -368,6 +361,17 @@ impl Conv {
             }
         }
     }
+}
+
+/// The sum of `v` in 16 interleaved `f32` partial sums (vectorised; the same order on every
+/// machine).
+pub(crate) fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, &x)| *a += x);
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// `dst[j] = src[j + off]` where that index exists, 0 elsewhere.

@@ -25,6 +25,9 @@ const BETA_2: f32 = 0.999;
 /// `DdpmTrainConfig::adam`'s `ε` (PyTorch's).
 const EPSILON: f32 = 1e-8;
 
+/// Images per part of a batch (see [`HostDdpm::loss_and_grads`]).
+pub(crate) const PART: usize = 32;
+
 /// Weights, EMA weights, Adam moments and steps of a host DDPM run.
 #[derive(Clone)]
 pub(crate) struct HostDdpm {
@@ -67,18 +70,38 @@ impl HostDdpm {
         DdpmState { model, ema, optim, step: self.step }
     }
 
-    /// The ε-MSE of a draw (mean over the batch and the pixels) and its gradients.
+    /// The ε-MSE of a draw (mean over the batch and the pixels) and its gradients: the
+    /// batch in parts of at most [`PART`] images on rayon tasks, their gradients summed in
+    /// part order, so that the numbers do not depend on the number of threads.
     pub fn loss_and_grads(&self, draw: &Draw) -> (f32, Vec<Vec<f32>>) {
-        let (out, tape) = self.net.forward(&self.w, &draw.xk, &draw.steps);
+        use rayon::prelude::*;
+        let (b, d) = (draw.steps.len(), self.net.dim());
+        let count = (b * d) as f64;
+        let parts: Vec<(usize, usize)> = (0..b).step_by(PART).map(|s| (s, (s + PART).min(b))).collect();
+        let done: Vec<(f64, Vec<Vec<f32>>)> =
+            parts.par_iter().map(|&(lo, hi)| self.part_grads(draw, lo, hi, count)).collect();
+        let mut it = done.into_iter();
+        let Some((mut sum, mut g)) = it.next() else { return (0.0, Vec::new()) };
+        for (s, gp) in it {
+            sum += s;
+            g.iter_mut().zip(&gp).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x += y));
+        }
+        ((sum / count) as f32, g)
+    }
+
+    /// Rows `lo..hi` of the draw: their sum of squared errors and their share of the
+    /// gradients of the mean over `count` entries.
+    fn part_grads(&self, draw: &Draw, lo: usize, hi: usize, count: f64) -> (f64, Vec<Vec<f32>>) {
+        let d = self.net.dim();
+        let (out, tape) = self.net.forward(&self.w, &draw.xk[lo * d..hi * d], &draw.steps[lo..hi]);
         let (b, hw, n) = (out.b, out.hw(), out.n());
-        let count = out.v.len() as f64;
         let mut dout = Act::scratch(out.c, out.b, out.h);
         let mut sum = 0f64;
         for c in 0..out.c {
             for i in 0..b {
-                let (o, e) = (&out.v[c * n + i * hw..][..hw], &draw.eps[(i * out.c + c) * hw..][..hw]);
-                let d = &mut dout.v[c * n + i * hw..][..hw];
-                for ((dv, &ov), &ev) in d.iter_mut().zip(o).zip(e) {
+                let (o, e) = (&out.v[c * n + i * hw..][..hw], &draw.eps[((lo + i) * out.c + c) * hw..][..hw]);
+                let dv = &mut dout.v[c * n + i * hw..][..hw];
+                for ((dv, &ov), &ev) in dv.iter_mut().zip(o).zip(e) {
                     let diff = ov - ev;
                     sum += f64::from(diff) * f64::from(diff);
                     *dv = (2.0 * f64::from(diff) / count) as f32;
@@ -87,7 +110,7 @@ impl HostDdpm {
         }
         let mut g: Vec<Vec<f32>> = self.w.iter().map(|p| vec![0.0; p.len()]).collect();
         self.net.backward(&self.w, &tape, &dout, &mut g);
-        ((sum / count) as f32, g)
+        (sum, g)
     }
 
     /// One step of [`crate::train_ddpm`]'s loop on these draws; the loss.
