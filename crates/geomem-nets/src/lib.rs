@@ -46,6 +46,7 @@ pub use export::{named_parameters, save_safetensors, NamedParameters};
 pub use field::{JvpMethod, NetScore, TrainedScore, EXACT_JVP_BELOW};
 pub use host::HostMlp;
 pub use host_train::{train_host, train_toy};
+pub use host_unet::eval::HostUNetEps;
 pub use host_unet::train::{train_ddpm_host, train_unet};
 pub use metrics::{read_metrics, LogRow, METRICS_FILE};
 pub use model::{ResidualBlock, ResidualMlp, ResidualMlpConfig};

@@ -9,6 +9,7 @@
 //! tests hold the outputs and every gradient to burn's and its autodiff's.
 
 mod attn;
+pub(crate) mod eval;
 mod ops;
 mod state;
 pub(crate) mod train;
@@ -431,13 +432,6 @@ impl HostUNet {
         let ds0 = self.temb1.backward(p, &t.s0, &dtemb, t.b, g);
         let dt0 = silu_back(&t.t0, &ds0);
         self.temb0.backward(p, &t.emb, &dt0, t.b, g);
-    }
-
-    /// `ε̂` of `b` images as rows (channel-major pixels), without keeping a tape's worth
-    /// of gradients.
-    pub fn eps(&self, p: &[Vec<f32>], x: &[f32], steps: &[f32]) -> Vec<f32> {
-        let (out, _) = self.forward(p, x, steps);
-        to_rows(&out)
     }
 }
 

@@ -44,10 +44,6 @@ impl Act {
     pub fn scratch(c: usize, b: usize, h: usize) -> Self {
         Self { c, b, h, v: pool::take(c * b * h * h) }
     }
-    /// A map of this one's shape holding `v`.
-    pub fn like(&self, v: Vec<f32>) -> Self {
-        Self { c: self.c, b: self.b, h: self.h, v }
-    }
     pub fn hw(&self) -> usize {
         self.h * self.h
     }

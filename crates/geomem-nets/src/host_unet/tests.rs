@@ -62,7 +62,7 @@ fn the_host_forward_pass_is_burns() {
             &dev,
         );
         let want: Vec<f32> = model.forward(xt, model.embed_steps(&steps, &dev)).into_data().to_vec().unwrap();
-        let got = host.eps(&w, &x, &steps);
+        let got = to_rows(&host.forward(&w, &x, &steps).0);
         let scale = largest(&want);
         assert!(scale > 0.1, "{cfg:?}: outputs too small to test ({scale})");
         let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
@@ -129,4 +129,97 @@ fn a_misplaced_parameter_list_is_refused() {
     let (mut dims, _) = params(&net(cfg));
     dims.pop();
     assert!(HostUNet::new(cfg, &dims).is_err());
+}
+
+fn small_run(steps: u64) -> (DdpmTrainConfig, faer::Mat<f64>) {
+    let cfg = DdpmTrainConfig::new(configs()[0].clone())
+        .with_batch_size(40)
+        .with_lr(1e-3)
+        .with_steps(steps)
+        .with_log_every(10)
+        .with_checkpoint_every(20)
+        .with_seed(5);
+    let data = faer::Mat::from_fn(30, 64, |i, j| ((i * 7 + j * 3) % 11) as f64 / 5.5 - 1.0);
+    (cfg, data)
+}
+
+fn all_weights(s: &DdpmState<B>) -> Vec<f32> {
+    params(&s.model).1.into_iter().chain(params(&s.ema).1).flatten().collect()
+}
+
+fn go(_: &crate::LogRow) -> std::ops::ControlFlow<()> {
+    std::ops::ControlFlow::Continue(())
+}
+
+/// 40 steps of the host step against burn's (a batch of 40 images: two parts of 32 and 8):
+/// the same training up to `f32` rounding.
+#[test]
+fn a_host_run_follows_the_burn_run() {
+    let (cfg, data) = small_run(40);
+    let dev = Default::default();
+    let host = train::train_ddpm_host::<B>(data.as_ref(), &cfg, None, &dev, &mut go).unwrap();
+    let burn = crate::train_ddpm::<B>(data.as_ref(), &cfg, None, &dev, &mut go).unwrap();
+    let (h, b) = (all_weights(&host), all_weights(&burn));
+    let gap = h.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(gap < 1e-4, "largest weight gap {gap}");
+    // The control: another seed's run is far from both.
+    let other = train::train_ddpm_host::<B>(data.as_ref(), &cfg.clone().with_seed(6), None, &dev, &mut go).unwrap();
+    let far = all_weights(&other).iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(far > 100.0 * gap.max(1e-6), "another seed differs by only {far}");
+}
+
+/// A host run stopped and resumed ends where an unbroken one does, bit for bit, on one
+/// thread or two; burn's trainer resumes a host checkpoint and the host resumes burn's.
+#[test]
+fn host_runs_resume_and_do_not_depend_on_threads() {
+    let (cfg, data) = small_run(50);
+    let dev = Default::default();
+    let root = std::env::temp_dir().join(format!("geomem_host_unet_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let whole = pool(2).install(|| train::train_ddpm_host::<B>(data.as_ref(), &cfg, None, &dev, &mut go)).unwrap();
+    let one = pool(1).install(|| train::train_ddpm_host::<B>(data.as_ref(), &cfg, None, &dev, &mut go)).unwrap();
+    assert_eq!(all_weights(&whole), all_weights(&one), "one thread and two differ");
+    let stop = |r: &crate::LogRow| if r.step >= 20 { std::ops::ControlFlow::Break(()) } else { go(r) };
+    for (name, first_host, second_host) in [("hh", true, true), ("hb", true, false), ("bh", false, true)] {
+        let dir = root.join(name);
+        let run = |host: bool, on_log: &mut dyn FnMut(&crate::LogRow) -> std::ops::ControlFlow<()>| {
+            if host {
+                train::train_ddpm_host::<B>(data.as_ref(), &cfg, Some(&dir), &dev, on_log)
+            } else {
+                crate::train_ddpm::<B>(data.as_ref(), &cfg, Some(&dir), &dev, on_log)
+            }
+        };
+        let part = run(first_host, &mut { stop }).unwrap();
+        assert!(part.step < 50, "{name}: the first run did not stop early");
+        let resumed = run(second_host, &mut go).unwrap();
+        assert_eq!(resumed.step, 50);
+        let (r, w) = (all_weights(&resumed), all_weights(&whole));
+        let gap = r.iter().zip(&w).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        if name == "hh" {
+            assert_eq!(r, w, "a resumed host run differs from the unbroken one");
+        } else {
+            assert!(gap < 1e-4, "{name}: resumed across trainers, largest gap {gap}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_host_eps_model_is_unet_eps() {
+    use geomem_score::{VpEpsModel, VpTime};
+    let cfg = &configs()[0];
+    let model = net(cfg).valid();
+    let host = eval::HostUNetEps::new(&model, cfg).unwrap();
+    let burn = crate::UNetEps::new(model, Default::default(), 16);
+    let x = faer::Mat::from_fn(37, 64, |i, j| ((i * 5 + j) as f64 * 0.37).sin());
+    let (mut a, mut b) = (faer::Mat::zeros(37, 64), faer::Mat::zeros(37, 64));
+    host.eps_into(x.as_ref(), VpTime::Step(10), a.as_mut()).unwrap();
+    burn.eps_into(x.as_ref(), VpTime::Step(10), b.as_mut()).unwrap();
+    let scale = (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max(b[(i, j)].abs()));
+    let err = (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max((a[(i, j)] - b[(i, j)]).abs()));
+    assert!(scale > 0.1 && err < 2e-5 * scale, "error {err} of {scale}");
+    assert!(host.eps_into(x.as_ref(), VpTime::Continuous(0.1), a.as_mut()).is_err());
+    let wrong = UNetConfig { base: 16, ..cfg.clone() };
+    assert!(eval::HostUNetEps::new(&net(cfg).valid(), &wrong).is_err());
 }

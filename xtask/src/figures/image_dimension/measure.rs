@@ -1,11 +1,11 @@
 //! One size of the image figure: train (or resume) a U-Net, then measure it.
 
 use super::Plan;
-use crate::backend::{self, Inner, Train};
+use crate::backend::{self, Inner, UNetNoise};
 use anyhow::{Context, Result};
 use faer::Mat;
 use geomem_lid::{auroc, median, memorization, FlipdVp};
-use geomem_nets::{ddpm_loss, sample_ddpm, train_ddpm, DdpmSampling, DdpmTrainConfig, UNetEps};
+use geomem_nets::{ddpm_loss, sample_ddpm, DdpmSampling, DdpmTrainConfig};
 use geomem_score::{DdpmSchedule, EmpiricalScore, ScoreField, VpScore};
 use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};
 use std::ops::ControlFlow;
@@ -84,7 +84,7 @@ fn train_one(pl: &Plan<'_>, train_set: &Mat<f64>, n: usize, seed: u64, runs: &st
         .with_log_every(pl.st.log_every());
     let run_dir = (pl.st.checkpoint_every > 0).then(|| runs.join(format!("N{n}_s{seed}")));
     let mut curve = Vec::new();
-    let state = train_ddpm::<Train>(train_set.as_ref(), &cfg, run_dir.as_deref(), &backend::device(), &mut |r| {
+    let state = backend::train_unet(train_set.as_ref(), &cfg, run_dir.as_deref(), &mut |r| {
         curve.push((r.step, r.loss, r.loss_ema));
         ControlFlow::Continue(())
     })
@@ -144,7 +144,7 @@ fn one_size(pl: &Plan<'_>, n: usize, seed: u64, runs: &std::path::Path) -> Resul
     };
     let t_loss = lap(&mut clock);
     let t = sched.ve_time(pl.st.step_k)?;
-    let eps = UNetEps::<Inner>::new(ema, backend::device(), 512).with_parallel_batches(pl.st.parallel_batches);
+    let eps = UNetNoise::new(ema, &pl.unet, 512, pl.st.parallel_batches)?;
     let (memorized, flipd) = samples_and_flipd(pl, &eps, &sched, &train_set, seed + n as u64)?;
     let t_samples = lap(&mut clock);
     let net = VpScore::discrete(eps, sched);
@@ -197,7 +197,7 @@ fn spectra<F: ScoreField>(pl: &Plan<'_>, net: &F, train_set: &Mat<f64>, t: f64) 
 /// 1/3) and FLIPD of the samples at each of `flipd_steps` with its AUROC.
 fn samples_and_flipd(
     pl: &Plan<'_>,
-    eps: &UNetEps<Inner>,
+    eps: &UNetNoise,
     sched: &DdpmSchedule,
     train_set: &Mat<f64>,
     seed: u64,
