@@ -57,9 +57,9 @@ pub fn train_unet(
 /// `batch`, `parallel` at a time).
 pub enum UNetNoise {
     /// The host forward pass.
-    Host(geomem_nets::HostUNetEps),
+    Host(Box<geomem_nets::HostUNetEps>),
     /// burn's forward pass on the device.
-    Burn(geomem_nets::UNetEps<Inner>),
+    Burn(Box<geomem_nets::UNetEps<Inner>>),
 }
 
 impl UNetNoise {
@@ -74,9 +74,9 @@ impl UNetNoise {
         parallel: usize,
     ) -> geomem_nets::Result<Self> {
         if cfg!(feature = "cuda") {
-            Ok(Self::Burn(geomem_nets::UNetEps::new(net, device(), batch).with_parallel_batches(parallel)))
+            Ok(Self::Burn(Box::new(geomem_nets::UNetEps::new(net, device(), batch).with_parallel_batches(parallel))))
         } else {
-            Ok(Self::Host(geomem_nets::HostUNetEps::new(&net, cfg)?))
+            Ok(Self::Host(Box::new(geomem_nets::HostUNetEps::new(&net, cfg)?)))
         }
     }
 }

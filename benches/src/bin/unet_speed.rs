@@ -1,22 +1,20 @@
-//! Training speed and forward throughput of the DDPM U-Net on burn's CPU backend (Flex),
-//! measured as `benches/compare/torch_unet.py` measures the same network in PyTorch:
+//! Training speed and forward throughput of the DDPM U-Net on the CPU, measured as `benches/compare/torch_unet.py` measures the same network in PyTorch:
 //! batch 128 of the embedded 8×8 digits (or random images of the config's size), 20 warm-up
 //! steps then `steps` timed steps; forward passes of batches of 256 images at step 10.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin unet_speed [CONFIG.json] [STEPS]
 //! [BATCH_SPLIT] [WARMUP]` (default `experiments/unet/digits.json`, 200 steps, batch split
-//! 1, 20 warm-up steps). Also
-//! times the forward pass as two batches of 128 evaluated side by side
-//! (`UNetEps::with_parallel_batches(2)`).
+//! 1, 20 warm-up steps; the batch split only changes burn's step). burn's forward pass is
+//! also timed as two batches of 128 side by side (`UNetEps::with_parallel_batches(2)`).
 //!
-//! Training runs the host step (`geomem_nets::train_ddpm_host`, what the binaries use on the
-//! CPU) unless `UNET_TRAINER=burn` asks for burn's autodiff step (`train_ddpm`).
+//! Training and the forward pass run on the host (`geomem_nets::train_ddpm_host`,
+//! `HostUNetEps`: what the binaries use on the CPU) unless `UNET_TRAINER=burn` asks for
+//! burn's (`train_ddpm`, `UNetEps`). `UNET_TRAIN_ONLY=1` skips the forward passes.
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
-use burn::tensor::{Tensor, TensorData};
 use faer::Mat;
-use geomem_nets::{train_ddpm, train_ddpm_host, DdpmState, DdpmTrainConfig, UNet, UNetConfig, UNetEps};
+use geomem_nets::{train_ddpm, train_ddpm_host, DdpmState, DdpmTrainConfig, HostUNetEps, UNet, UNetConfig, UNetEps};
 use geomem_score::{VpEpsModel, VpTime};
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -58,27 +56,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let net: UNet<Flex> = state.ema;
-    let b = 256;
-    let h = model.image_size;
-    let x = Tensor::<Flex, 4>::from_data(TensorData::new(vec![0.1f32; b * d], [b, model.channels, h, h]), &device);
-    let emb = net.embed_steps(&vec![10.0; b], &device);
-    std::hint::black_box(net.forward(x.clone(), emb.clone()).into_data());
-    let reps = 10;
-    let start = Instant::now();
-    for _ in 0..reps {
-        std::hint::black_box(net.forward(x.clone(), emb.clone()).into_data());
-    }
-    let dt = start.elapsed().as_secs_f64();
-    println!("forward: {:.0} images/s (batch {b})", (reps * b) as f64 / dt);
-    let eps = UNetEps::new(net, device, b / 2).with_parallel_batches(2);
+    let (b, reps) = (256, 10);
     let rows = Mat::from_fn(b, d, |_, _| 0.1);
     let mut out = Mat::zeros(b, d);
-    eps.eps_into(rows.as_ref(), VpTime::Step(10), out.as_mut())?;
-    let start = Instant::now();
-    for _ in 0..reps {
-        eps.eps_into(rows.as_ref(), VpTime::Step(10), out.as_mut())?;
+    let mut time = |m: &dyn VpEpsModel| -> Result<f64, Box<dyn std::error::Error>> {
+        m.eps_into(rows.as_ref(), VpTime::Step(10), out.as_mut())?;
+        let start = Instant::now();
+        for _ in 0..reps {
+            m.eps_into(rows.as_ref(), VpTime::Step(10), out.as_mut())?;
+        }
+        Ok((reps * b) as f64 / start.elapsed().as_secs_f64())
+    };
+    if !burn {
+        let host = HostUNetEps::new(&net, &model)?;
+        println!("forward (host): {:.0} images/s (batch {b}, parts of 32 on the rayon pool)", time(&host)?);
+        return Ok(());
     }
-    let dt = start.elapsed().as_secs_f64();
-    println!("forward, 2 batches of {} side by side: {:.0} images/s", b / 2, (reps * b) as f64 / dt);
+    let eps = UNetEps::new(net.clone(), device, b);
+    println!("forward (burn): {:.0} images/s (batch {b})", time(&eps)?);
+    let eps = UNetEps::new(net, device, b / 2).with_parallel_batches(2);
+    println!("forward (burn), 2 batches of {} side by side: {:.0} images/s", b / 2, time(&eps)?);
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::host_train::{silu_grad, silu_into};
 use crate::unet::{timestep_embedding, UNetConfig};
 use attn::{Attn, AttnTape};
 use ops::{upsample2, upsample2_back, Act, Conv, Linear, Norm, NormStats};
+use std::rc::Rc;
 
 /// The U-Net's layers as indices into the flat parameter list (burn's visiting order).
 #[derive(Clone, Debug)]
@@ -108,7 +109,8 @@ impl Builder<'_> {
 
 /// What the backward pass of a residual block needs.
 struct ResTape {
-    x: Act,
+    /// The input, shared with the list of stored activations (no copy).
+    x: Rc<Act>,
     s0: NormStats,
     n0: Act,
     a0: Act,
@@ -125,9 +127,13 @@ struct StageTape {
 
 /// What produced `hs[i + 1]` from `hs[i]` on the way down.
 enum Producer {
-    Stage(usize, StageTape),
-    Down(usize, Act),
+    Stage(usize, Box<StageTape>),
+    Down(usize, Rc<Act>),
 }
+
+/// One level of the up path: its stages' tapes with the width of `h` before the
+/// concatenation, then the upsampled input of its upsampling conv.
+type UpLevel = (Vec<(StageTape, usize)>, Option<Act>);
 
 /// Everything the backward pass reads, kept by [`HostUNet::forward`].
 pub(crate) struct Tape {
@@ -142,9 +148,7 @@ pub(crate) struct Tape {
     mid0: ResTape,
     mid_attn: AttnTape,
     mid1: ResTape,
-    /// Per level from the top: its stages' tapes and widths of `h` before the concatenation,
-    /// then the upsampled input of its upsampling conv.
-    up: Vec<(Vec<(StageTape, usize)>, Option<Act>)>,
+    up: Vec<UpLevel>,
     on: Act,
     so: NormStats,
     no: Act,
@@ -178,7 +182,7 @@ fn silu_back(x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 impl Res {
-    fn forward(&self, p: &[Vec<f32>], x: Act, st: &[f32]) -> (Act, ResTape) {
+    fn forward(&self, p: &[Vec<f32>], x: Rc<Act>, st: &[f32]) -> (Act, ResTape) {
         let (n0, s0) = self.norm0.forward(p, &x);
         let a0 = silu_act(&n0);
         let mut h0 = self.conv0.forward(p, &a0);
@@ -231,7 +235,7 @@ impl Res {
 }
 
 impl StageL {
-    fn forward(&self, p: &[Vec<f32>], x: Act, st: &[f32]) -> (Act, StageTape) {
+    fn forward(&self, p: &[Vec<f32>], x: Rc<Act>, st: &[f32]) -> (Act, StageTape) {
         let (h, res) = self.res.forward(p, x, st);
         match &self.attn {
             Some(a) => {
@@ -331,31 +335,31 @@ impl HostUNet {
         let s0 = silu(&t0);
         let temb = self.temb1.forward(p, &s0, b);
         let st = silu(&temb);
-        let mut hs = vec![self.conv_in.forward(p, &xa)];
+        let mut hs = vec![Rc::new(self.conv_in.forward(p, &xa))];
         let mut down = Vec::new();
         for l in 0..self.levels {
             for r in 0..self.res_blocks {
                 let i = l * self.res_blocks + r;
-                let (h, t) = self.down[i].forward(p, hs[hs.len() - 1].clone(), &st);
-                down.push(Producer::Stage(i, t));
-                hs.push(h);
+                let (h, t) = self.down[i].forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
+                down.push(Producer::Stage(i, Box::new(t)));
+                hs.push(Rc::new(h));
             }
             if l + 1 < self.levels {
-                let x = hs[hs.len() - 1].clone();
-                hs.push(self.downsample[l].forward(p, &x));
+                let x = Rc::clone(&hs[hs.len() - 1]);
+                hs.push(Rc::new(self.downsample[l].forward(p, &x)));
                 down.push(Producer::Down(l, x));
             }
         }
-        let (h, mid0) = self.mid0.forward(p, hs[hs.len() - 1].clone(), &st);
+        let (h, mid0) = self.mid0.forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
         let (h, mid_attn) = self.mid_attn.forward(p, h);
-        let (mut h, mid1) = self.mid1.forward(p, h, &st);
+        let (mut h, mid1) = self.mid1.forward(p, Rc::new(h), &st);
         let (mut stages, mut ups, mut up) = (self.up.iter(), self.upsample.iter(), Vec::new());
         for l in (0..self.levels).rev() {
             let mut tapes = Vec::new();
             for _ in 0..=self.res_blocks {
                 let (Some(s), Some(skip)) = (stages.next(), hs.pop()) else { break };
                 let c = h.c;
-                let (hn, t) = s.forward(p, Act::cat(&h, &skip), &st);
+                let (hn, t) = s.forward(p, Rc::new(Act::cat(&h, &skip)), &st);
                 tapes.push((t, c));
                 h = hn;
             }

@@ -319,6 +319,17 @@ impl Conv {
         (0..h * h).filter(|&p| out(p / h, p % h)).collect()
     }
 
+    /// Sets the pixels of `run` (whole images of `hw` pixels) listed in `pads` to 0.
+    fn zero_pads(run: &mut [f32], hw: usize, pads: &[usize]) {
+        for img in run.chunks_exact_mut(hw) {
+            for &p in pads {
+                if let Some(v) = img.get_mut(p) {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+
     /// [`Conv::im2col`] for stride 1: every column is the batch's channel run shifted by a
     /// constant (one copy over all images), with the pixels that read padding set to 0.
     fn im2col_same(&self, x: &Act, b0: usize, b1: usize, cols: &mut Vec<f32>) {
@@ -332,9 +343,7 @@ impl Conv {
                 let src = &x.v[c * n + b0 * hw..][..rows];
                 let dst = &mut cols[(c * kk + q) * rows..][..rows];
                 shift_copy(src, dst, off);
-                for i in 0..b1 - b0 {
-                    pads.iter().for_each(|&p| dst[i * hw + p] = 0.0);
-                }
+                Self::zero_pads(dst, hw, &pads);
             }
         }
     }
@@ -349,9 +358,7 @@ impl Conv {
             let pads = self.padded(q, h);
             for c in 0..self.cin {
                 let src = &mut dcols[(c * kk + q) * rows..][..rows];
-                for i in 0..b1 - b0 {
-                    pads.iter().for_each(|&p| src[i * hw + p] = 0.0);
-                }
+                Self::zero_pads(src, hw, &pads);
                 let dst = &mut dx.v[c * n + b0 * hw..][..rows];
                 shift_add(src, dst, -off);
             }
@@ -368,6 +375,31 @@ pub(crate) fn sum(v: &[f32]) -> f32 {
         acc.iter_mut().zip(c).for_each(|(a, &x)| *a += x);
     }
     acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// `Σ (v - mean)²`, in 16 interleaved partial sums.
+fn sq_dev(v: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, &x)| *a += (x - mean) * (x - mean));
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().map(|&x| (x - mean) * (x - mean)).sum::<f32>()
+}
+
+/// `(Σ d (x - mean), Σ d)`, in 16 interleaved partial sums.
+fn dot_dev(x: &[f32], d: &[f32], mean: f32) -> (f32, f32) {
+    let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
+    let (mut xc, mut dc) = (x.chunks_exact(16), d.chunks_exact(16));
+    for (xs, ds) in (&mut xc).zip(&mut dc) {
+        for i in 0..16 {
+            a[i] += ds[i] * (xs[i] - mean);
+            b[i] += ds[i];
+        }
+    }
+    let tail = xc.remainder().iter().zip(dc.remainder());
+    let (ta, tb) = tail.fold((0f32, 0f32), |(p, q), (&xv, &dv)| (p + dv * (xv - mean), q + dv));
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
 }
 
 /// `dst[j] = src[j + off]` where that index exists, 0 elsewhere.
@@ -469,14 +501,10 @@ impl Norm {
         let (gamma, beta) = (&p[self.gamma], &p[self.beta]);
         for b in 0..x.b {
             for g in 0..self.groups {
-                let sum: f64 =
-                    self.spans(x, b, g).map(|(_, o)| x.v[o..o + hw].iter().map(|&v| f64::from(v)).sum::<f64>()).sum();
+                let sum: f64 = self.spans(x, b, g).map(|(_, o)| f64::from(sum(&x.v[o..o + hw]))).sum();
                 let mean = sum / m;
-                let var: f64 = self
-                    .spans(x, b, g)
-                    .map(|(_, o)| x.v[o..o + hw].iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>())
-                    .sum::<f64>()
-                    / m;
+                let var: f64 =
+                    self.spans(x, b, g).map(|(_, o)| f64::from(sq_dev(&x.v[o..o + hw], mean as f32))).sum::<f64>() / m;
                 let (mean, rstd) = (mean as f32, (1.0 / (var + GN_EPS).sqrt()) as f32);
                 for (c, o) in self.spans(x, b, g) {
                     let (s, t) = (rstd * gamma[c], beta[c] - mean * rstd * gamma[c]);
@@ -501,12 +529,8 @@ impl Norm {
                 let (mean, rstd) = (st.mean[b * self.groups + gr], st.rstd[b * self.groups + gr]);
                 let (mut s1, mut s2) = (0f64, 0f64);
                 for (c, o) in self.spans(x, b, gr) {
-                    let (mut dg, mut db) = (0f32, 0f32);
-                    for (&xv, &d) in x.v[o..o + hw].iter().zip(&dy.v[o..o + hw]) {
-                        let xh = (xv - mean) * rstd;
-                        dg += d * xh;
-                        db += d;
-                    }
+                    let (dxc, db) = dot_dev(&x.v[o..o + hw], &dy.v[o..o + hw], mean);
+                    let dg = dxc * rstd;
                     g[self.gamma][c] += dg;
                     g[self.beta][c] += db;
                     s1 += f64::from(db * gamma[c]);

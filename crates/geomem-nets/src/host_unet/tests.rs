@@ -217,7 +217,8 @@ fn the_host_eps_model_is_unet_eps() {
     host.eps_into(x.as_ref(), VpTime::Step(10), a.as_mut()).unwrap();
     burn.eps_into(x.as_ref(), VpTime::Step(10), b.as_mut()).unwrap();
     let scale = (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max(b[(i, j)].abs()));
-    let err = (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max((a[(i, j)] - b[(i, j)]).abs()));
+    let err =
+        (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max((a[(i, j)] - b[(i, j)]).abs()));
     assert!(scale > 0.1 && err < 2e-5 * scale, "error {err} of {scale}");
     assert!(host.eps_into(x.as_ref(), VpTime::Continuous(0.1), a.as_mut()).is_err());
     let wrong = UNetConfig { base: 16, ..cfg.clone() };

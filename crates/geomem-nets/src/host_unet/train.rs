@@ -26,7 +26,7 @@ const BETA_2: f32 = 0.999;
 const EPSILON: f32 = 1e-8;
 
 /// Images per part of a batch (see [`HostDdpm::loss_and_grads`]).
-pub(crate) const PART: usize = 32;
+pub(crate) const PART: usize = 16;
 
 /// Weights, EMA weights, Adam moments and steps of a host DDPM run.
 #[derive(Clone)]
