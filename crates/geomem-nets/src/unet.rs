@@ -180,8 +180,8 @@ impl<B: Backend> Init<'_, B> {
 }
 
 impl UNetConfig {
-    /// Checks every setting: sizes `>= 1`, the image divisible by `2^(levels - 1)`, every
-    /// width a multiple of `groups`, dropout in `[0, 1)`, fewer than `2^31` parameters.
+    /// Checks every setting: sizes `>= 1`, the image divisible by `2^(levels - 1)`, `base`
+    /// and every width multiples of `groups`, dropout in `[0, 1)`, fewer than `2^31` parameters.
     ///
     /// # Errors
     /// [`crate::NetsError::InvalidParameter`] naming the first bad setting.
@@ -202,8 +202,10 @@ impl UNetConfig {
             self.image_size >= 1 && div > 0 && self.image_size.is_multiple_of(div),
             "must be >= 1 and divisible by 2^(levels - 1)",
         )?;
-        let widths_ok = self.groups >= 1 && self.mults.iter().all(|&m| (self.base * m).is_multiple_of(self.groups));
-        param("unet.groups", self.groups, widths_ok, "every width base·mult must be a multiple of groups")?;
+        let widths_ok = self.groups >= 1
+            && self.base.is_multiple_of(self.groups)
+            && self.mults.iter().all(|&m| (self.base * m).is_multiple_of(self.groups));
+        param("unet.groups", self.groups, widths_ok, "base and every width base·mult must be multiples of groups")?;
         param("unet.dropout", self.dropout, (0.0..1.0).contains(&self.dropout), "must lie in [0, 1)")?;
         let count = self.parameter_count();
         param("unet size", count.unwrap_or(u128::MAX), count.is_some_and(|c| c < 1 << 31), "fewer than 2^31 parameters")
@@ -416,6 +418,10 @@ impl<B: Backend> UNet<B> {
     /// Image height = width.
     pub fn image_size(&self) -> usize {
         self.image_size
+    }
+    /// GroupNorm groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.norm_out.num_groups
     }
     /// Pixels per image `d = c·h·w`.
     pub fn dim(&self) -> usize {

@@ -12,8 +12,9 @@ use geomem_score::{Precision, ScoreError, VpEpsModel, VpTime};
 /// A trained [`UNet`] (usually the EMA weights) as a noise predictor of the VP process at
 /// its discrete steps, evaluated on the host: the function of [`crate::UNetEps`] up to
 /// `f32` rounding (the module doc of `host_unet` says what rounds differently), several
-/// times faster on a CPU. Rows are evaluated in parts of 32 images on rayon tasks, so the
-/// numbers do not depend on the number of threads.
+/// times faster on a CPU. Rows are evaluated in parts of 16 images on rayon tasks (each part
+/// on one thread: 16 rows or fewer use one core), so the numbers do not depend on the
+/// number of threads.
 #[derive(Debug, Clone)]
 pub struct HostUNetEps {
     net: HostUNet,
@@ -25,9 +26,22 @@ impl HostUNetEps {
     ///
     /// # Errors
     /// [`NetsError::InvalidParameter`] for a `cfg` that does not pass its checks;
-    /// [`NetsError::Record`] when `model`'s parameters are not those of `cfg`.
+    /// [`NetsError::Record`] when `model`'s parameters, image size, channels or groups are
+    /// not those of `cfg`.
     pub fn new<B: Backend>(model: &UNet<B>, cfg: &UNetConfig) -> crate::error::Result<Self> {
         cfg.check()?;
+        let same = (model.image_size(), model.channels(), model.groups()) == (cfg.image_size, cfg.channels, cfg.groups);
+        if !same {
+            return Err(NetsError::Record(format!(
+                "the network has images of {}, {} channel(s), {} groups; the settings say {}, {}, {}",
+                model.image_size(),
+                model.channels(),
+                model.groups(),
+                cfg.image_size,
+                cfg.channels,
+                cfg.groups
+            )));
+        }
         let (dims, w) = params(model);
         let net = HostUNet::new(cfg, &dims).map_err(NetsError::Record)?;
         Ok(Self { net, w })
@@ -63,6 +77,14 @@ impl VpEpsModel for HostUNetEps {
             });
         };
         let d = self.net.dim();
+        for got in [x.ncols(), out.ncols()] {
+            if got != d {
+                return Err(ScoreError::DimensionMismatch { expected: d, got });
+            }
+        }
+        if out.nrows() != x.nrows() {
+            return Err(ScoreError::DimensionMismatch { expected: x.nrows(), got: out.nrows() });
+        }
         let starts: Vec<usize> = (0..x.nrows()).step_by(PART).collect();
         let done: Vec<Vec<f32>> = starts
             .par_iter()

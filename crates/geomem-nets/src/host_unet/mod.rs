@@ -1,12 +1,16 @@
 //! The DDPM [`crate::UNet`] on the host (issue 23): its forward pass and a hand-written
-//! backward pass, convolutions as im2col and faer GEMMs on the current rayon pool's
-//! threads, GroupNorm, SiLU (AVX-512 where the CPU has it), attention and the time
-//! embedding written out; the parameters are the burn module's, flat and in burn's own
-//! layouts and visiting order, so a host step reads and writes burn's records as they are.
+//! backward pass, convolutions as im2col and faer GEMMs, GroupNorm, SiLU (AVX-512 where the
+//! CPU has it), attention and the time embedding written out. A batch is cut into parts of
+//! 16 images computed on rayon tasks, each part on one thread (one-thread GEMMs), so the
+//! numbers do not depend on the number of threads. The parameters are the burn module's,
+//! flat and in burn's own layouts and visiting order, so a host step reads and writes
+//! burn's records as they are.
 //!
 //! The function is [`crate::UNet::forward`]'s up to `f32` rounding (the GEMMs' sums run in
-//! another order, GroupNorm's statistics in `f64`, the SiLU's `exp` is `HostMlp`'s); the
-//! tests hold the outputs and every gradient to burn's and its autodiff's.
+//! another order, GroupNorm's statistics in 16 `f32` lanes, the exponentials of the SiLU and
+//! of the attention's softmax are `HostMlp`'s `fast_exp`, within 1e-6 relative, its argument
+//! clamped at -87); the tests hold the outputs and every gradient to burn's and its
+//! autodiff's.
 
 mod attn;
 pub(crate) mod eval;

@@ -80,15 +80,17 @@ impl Act {
 }
 
 /// A per-thread pool of `f32` buffers by length: a step's activations and gradients have
-/// the lengths of the step before, so after the first step no buffer is allocated.
+/// the lengths of the step before, so after the first step no buffer is allocated. A thread
+/// keeps at most [`pool::KEEP_BYTES`]; beyond, returned buffers are freed.
 pub(crate) mod pool {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
-    /// Buffers kept at most (beyond, they are freed).
-    const KEEP: usize = 512;
+    /// Bytes a thread's pool holds at most.
+    pub const KEEP_BYTES: usize = 512 << 20;
 
     thread_local! {
         static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+        static HELD: Cell<usize> = const { Cell::new(0) };
     }
 
     /// A buffer of length `n` (values left over from its last use, or zeros when new).
@@ -98,20 +100,23 @@ pub(crate) mod pool {
             let i = f.iter().rposition(|v| v.len() == n)?;
             Some(f.swap_remove(i))
         });
-        found.unwrap_or_else(|| vec![0.0; n])
+        match found {
+            Some(v) => {
+                HELD.with(|h| h.set(h.get() - 4 * v.len()));
+                v
+            }
+            None => vec![0.0; n],
+        }
     }
 
-    /// Returns a buffer to the pool.
+    /// Returns a buffer to the pool (or frees it when the pool is full).
     pub fn give(v: Vec<f32>) {
-        if v.is_empty() {
+        let bytes = 4 * v.len();
+        if bytes == 0 || HELD.with(|h| h.get()) + bytes > KEEP_BYTES {
             return;
         }
-        FREE.with(|f| {
-            let mut f = f.borrow_mut();
-            if f.len() < KEEP {
-                f.push(v);
-            }
-        });
+        HELD.with(|h| h.set(h.get() + bytes));
+        FREE.with(|f| f.borrow_mut().push(v));
     }
 }
 

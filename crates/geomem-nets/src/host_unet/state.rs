@@ -43,18 +43,26 @@ pub(crate) struct Moments<'a, B: AutodiffBackend, M: AutodiffModule<B>> {
     pub m: Vec<Vec<f32>>,
     pub v: Vec<Vec<f32>>,
     pub time: usize,
+    /// Whether a moment could not be read back as `f32`.
+    pub failed: bool,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ModuleVisitor<B> for Moments<'_, B, M> {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-        let host = |t: Tensor<B::InnerBackend, D>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        let n = p.val().shape().num_elements();
+        let mut host = |t: Tensor<B::InnerBackend, D>| match t.into_data().convert::<f32>().to_vec::<f32>() {
+            Ok(v) if v.len() == n => v,
+            _ => {
+                self.failed = true;
+                vec![0.0; n]
+            }
+        };
         if let Some(r) = self.records.get(&p.id) {
             let s: AdamState<B::InnerBackend, D> = r.clone().into_state();
             self.time = s.momentum.time;
             self.m.push(host(s.momentum.moment_1));
             self.v.push(host(s.momentum.moment_2));
         } else {
-            let n = p.val().shape().num_elements();
             self.m.push(vec![0.0; n]);
             self.v.push(vec![0.0; n]);
         }
@@ -81,11 +89,17 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ModuleVisitor<B> for Records<'_, 
 }
 
 /// The moments of `model`'s parameters held by `records`, and Adam's step.
+///
+/// # Errors
+/// [`crate::NetsError::Record`] when a moment cannot be read back as `f32` of its shape.
 pub(crate) fn moments<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     records: &AdamRecs<B, M>,
-) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, usize) {
-    let mut mo = Moments::<B, M> { records, m: Vec::new(), v: Vec::new(), time: 0 };
+) -> crate::error::Result<(Vec<Vec<f32>>, Vec<Vec<f32>>, usize)> {
+    let mut mo = Moments::<B, M> { records, m: Vec::new(), v: Vec::new(), time: 0, failed: false };
     model.visit(&mut mo);
-    (mo.m, mo.v, mo.time)
+    if mo.failed {
+        return Err(crate::NetsError::Record("an Adam moment could not be read back as f32".into()));
+    }
+    Ok((mo.m, mo.v, mo.time))
 }

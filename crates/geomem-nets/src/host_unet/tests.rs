@@ -151,7 +151,7 @@ fn go(_: &crate::LogRow) -> std::ops::ControlFlow<()> {
     std::ops::ControlFlow::Continue(())
 }
 
-/// 40 steps of the host step against burn's (a batch of 40 images: two parts of 32 and 8):
+/// 40 steps of the host step against burn's (a batch of 40 images: parts of 16, 16 and 8):
 /// the same training up to `f32` rounding.
 #[test]
 fn a_host_run_follows_the_burn_run() {
@@ -221,6 +221,22 @@ fn the_host_eps_model_is_unet_eps() {
         (0..37).flat_map(|i| (0..64).map(move |j| (i, j))).fold(0f64, |m, (i, j)| m.max((a[(i, j)] - b[(i, j)]).abs()));
     assert!(scale > 0.1 && err < 2e-5 * scale, "error {err} of {scale}");
     assert!(host.eps_into(x.as_ref(), VpTime::Continuous(0.1), a.as_mut()).is_err());
-    let wrong = UNetConfig { base: 16, ..cfg.clone() };
-    assert!(eval::HostUNetEps::new(&net(cfg).valid(), &wrong).is_err());
+    let narrow = faer::Mat::<f64>::zeros(3, 63);
+    assert!(host.eps_into(narrow.as_ref(), VpTime::Step(10), a.as_mut()).is_err());
+    for wrong in [
+        UNetConfig { base: 16, ..cfg.clone() },
+        UNetConfig { groups: 2, ..cfg.clone() },
+        UNetConfig { image_size: 16, ..cfg.clone() },
+    ] {
+        assert!(eval::HostUNetEps::new(&net(cfg).valid(), &wrong).is_err(), "{wrong:?}");
+    }
+}
+
+/// `base` itself (the width of the first map and of every up-path concatenation's second
+/// half) must be a multiple of `groups`: 12 with 8 groups made burn's GroupNorm panic.
+#[test]
+fn a_base_that_groups_do_not_divide_is_refused() {
+    let cfg = UNetConfig::new(8, 1).with_base(12).with_mults(vec![2]).with_attn_resolutions(vec![]).with_groups(8);
+    assert!(cfg.check().is_err());
+    assert!(cfg.clone().with_base(16).check().is_ok());
 }

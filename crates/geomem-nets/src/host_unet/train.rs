@@ -50,7 +50,7 @@ impl HostDdpm {
         let net = HostUNet::new(&cfg.model, &dims).map_err(NetsError::Record)?;
         let (_, ema) = params(&s.ema);
         let recs: AdamRecs<B, UNet<B>> = s.optim.to_record();
-        let (m, v, adam_time) = moments(&s.model, &recs);
+        let (m, v, adam_time) = moments(&s.model, &recs)?;
         Ok(Self { net, w, ema, m, v, adam_time, step: s.step })
     }
 
@@ -166,9 +166,10 @@ impl<B: AutodiffBackend> Trainer for HostDdpmRun<'_, B> {
 
 /// [`crate::train_ddpm`] with the step computed on the host ([`super`]'s doc): the same
 /// settings, run directory, checkpoints, metrics and resumption, several times faster on a
-/// CPU; `B` only holds the returned state and encodes the checkpoints. The GEMMs use the
-/// current rayon pool's threads (`batch_split` is not needed and not used); `dropout` must be
-/// 0 (burn's dropout masks come from the backend's generator, which the host does not have).
+/// CPU; `B` only holds the returned state and encodes the checkpoints. Each batch is cut
+/// into parts of 16 images computed on the current rayon pool's threads (each part on one
+/// thread; `batch_split` is not used); `dropout` must be 0 (burn's dropout masks come from
+/// the backend's generator, which the host does not have).
 ///
 /// # Errors
 /// As [`crate::train_ddpm`]; [`NetsError::InvalidParameter`] for `dropout > 0`.
