@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     if !burn {
         let host = HostUNetEps::new(&net, &model)?;
-        println!("forward (host): {:.0} images/s (batch {b}, parts of 32 on the rayon pool)", time(&host)?);
+        println!("forward (host): {:.0} images/s (batch {b}, parts of 16 on the rayon pool)", time(&host)?);
         return Ok(());
     }
     let eps = UNetEps::new(net.clone(), device, b);
