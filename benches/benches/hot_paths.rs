@@ -2,7 +2,9 @@
 //! the empirical score of a batch (d = 30, 784, 3072), its analytic Jacobian spectrum
 //! (MNIST size: N = 10 000, d = 784), the Normal Bundle and improved-NB estimators, and the
 //! REM condensation-time solver; 100 training steps of the toy network by the host step
-//! (`train_host`) and by burn's (`train`), d = 30, batch 128.
+//! (`train_host`) and by burn's (`train`), d = 30, batch 128; 10 training steps of the
+//! image figure's smoke U-Net by the host step (`train_ddpm_host`) and by burn's
+//! (`train_ddpm`), batch 64 of 8×8 images.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use geomem_data::{gaussian_matrix, Block, Embedding, LinearManifold};
@@ -104,5 +106,36 @@ fn toy_training(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, empirical_score, empirical_jacobian, estimators, rem_solver, toy_training);
+fn unet_training(c: &mut Criterion) {
+    use burn::backend::{Autodiff, Flex};
+    use geomem_nets::{train_ddpm, train_ddpm_host, DdpmTrainConfig, UNetConfig};
+    type B = Autodiff<Flex>;
+    let model = UNetConfig::new(8, 1)
+        .with_base(16)
+        .with_mults(vec![1, 2])
+        .with_attn_resolutions(vec![4])
+        .with_res_blocks(1)
+        .with_groups(8);
+    let x = faer::Mat::from_fn(512, 64, |i, j| (((i * 131 + j * 17) % 97) as f64 / 48.5) - 1.0);
+    let cfg = DdpmTrainConfig::new(model)
+        .with_steps(10)
+        .with_batch_size(64)
+        .with_lr(1e-3)
+        .with_checkpoint_every(0)
+        .with_log_every(10);
+    let dev = Default::default();
+    let go = || |_: &geomem_nets::LogRow| std::ops::ControlFlow::Continue(());
+    let mut g = c.benchmark_group("unet_training_10_steps");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("train_ddpm_host", |b| {
+        b.iter(|| black_box(train_ddpm_host::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).expect("train").step))
+    });
+    g.bench_function("burn_train_ddpm", |b| {
+        b.iter(|| black_box(train_ddpm::<B>(x.as_ref(), &cfg, None, &dev, &mut go()).expect("train").step))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, empirical_score, empirical_jacobian, estimators, rem_solver, toy_training, unet_training);
 criterion_main!(benches);

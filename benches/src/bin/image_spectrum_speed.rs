@@ -7,10 +7,13 @@
 //! not depend on the weights).
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin image_spectrum_speed -- CONFIG.json [REPEATS] [PARALLEL] [BATCH]`
+//!
+//! With `UNET_EVAL=host` the net is evaluated on the host (`HostUNetEps`: parts of 16
+//! images on the rayon pool; BATCH and PARALLEL do not apply).
 
 use burn::backend::Flex;
 use burn::config::Config;
-use geomem_nets::{UNetConfig, UNetEps};
+use geomem_nets::{HostUNetEps, UNetConfig, UNetEps};
 use geomem_score::{DdpmSchedule, VpScore};
 use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};
 use std::time::Instant;
@@ -23,22 +26,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.get(4).map_or(Ok(512), |s| s.parse())?;
     let cfg = UNetConfig::load(path)?;
     let (c, h) = (cfg.channels, cfg.image_size);
-    let d = c * h * h;
     let device = Default::default();
     let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000)?;
     let t = sched.ve_time(0)?;
-    let net = UNetEps::<Flex>::new(cfg.init_seeded::<Flex>(&device, 0)?, device, batch).with_parallel_batches(parallel);
+    let model = cfg.init_seeded::<Flex>(&device, 0)?;
+    if std::env::var("UNET_EVAL").is_ok_and(|v| v == "host") {
+        println!("evaluated on the host (HostUNetEps)");
+        return run(path, &VpScore::discrete(HostUNetEps::new(&model, &cfg)?, sched), c, h, t, repeats, "host");
+    }
+    let net = UNetEps::<Flex>::new(model, device, batch).with_parallel_batches(parallel);
     let net = VpScore::discrete(net, sched);
+    run(path, &net, c, h, t, repeats, &format!("batches of {batch}, {parallel} at a time"))
+}
+
+/// Times `repeats` spectra of `net` at one image.
+fn run<F: geomem_score::ScoreField>(
+    path: &str,
+    net: &F,
+    c: usize,
+    h: usize,
+    t: f64,
+    repeats: usize,
+    how: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let d = c * h * h;
     let x: Vec<f64> = (0..d).map(|i| (0.37 * i as f64).sin() * 0.9).collect();
     let p = NormalBundleParams::default().perturbation(Perturbation::PerChannelOrthogonal { channels: c, size: h });
-    println!(
-        "{path}: d = {d}, K = {}, {} forward images per spectrum, batches of {batch}, {parallel} at a time",
-        4 * d,
-        8 * d
-    );
+    println!("{path}: d = {d}, K = {}, {} forward images per spectrum, {how}", 4 * d, 8 * d);
     for r in 0..repeats {
         let start = Instant::now();
-        let s = normal_bundle_spectrum(&net, &x, t, &p.seed(r as u64))?;
+        let s = normal_bundle_spectrum(net, &x, t, &p.seed(r as u64))?;
         let dt = start.elapsed().as_secs_f64();
         println!("spectrum {r}: {dt:.2} s ({:.1} forward images/s), {} values", (8 * d) as f64 / dt, s.len());
     }
