@@ -50,8 +50,7 @@ impl HostUNetEps {
     /// `ε̂` of `rows.len() / d` images (row-major, channel-major pixels) at DDPM step `k`.
     fn eps_part(&self, rows: &[f32], k: usize) -> Vec<f32> {
         let b = rows.len() / self.net.dim();
-        let (out, _) = self.net.forward(&self.w, rows, &vec![k as f32; b]);
-        to_rows(&out)
+        to_rows(&self.net.infer(&self.w, rows, &vec![k as f32; b]))
     }
 }
 

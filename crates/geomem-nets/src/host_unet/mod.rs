@@ -149,9 +149,8 @@ pub(crate) struct Tape {
     st: Vec<f32>,
     x: Act,
     down: Vec<Producer>,
-    mid0: ResTape,
-    mid_attn: AttnTape,
-    mid1: ResTape,
+    /// The middle blocks' tapes (`None` when the pass kept no tape).
+    mid: Option<Box<(ResTape, AttnTape, ResTape)>>,
     up: Vec<UpLevel>,
     on: Act,
     so: NormStats,
@@ -326,6 +325,17 @@ impl HostUNet {
 
     /// `ε̂` of `b` images (rows of `x`, channel-major pixels) at `steps`, and the tape.
     pub fn forward(&self, p: &[Vec<f32>], x: &[f32], steps: &[f32]) -> (Act, Tape) {
+        self.pass(p, x, steps, true)
+    }
+
+    /// `ε̂` of `b` images without a tape: each block's intermediate maps go back to the
+    /// buffer pool as soon as the block is done (the same numbers as [`HostUNet::forward`]).
+    pub fn infer(&self, p: &[Vec<f32>], x: &[f32], steps: &[f32]) -> Act {
+        self.pass(p, x, steps, false).0
+    }
+
+    /// The forward pass; with `keep`, the tape of the backward pass.
+    fn pass(&self, p: &[Vec<f32>], x: &[f32], steps: &[f32], keep: bool) -> (Act, Tape) {
         let (b, d, hw) = (steps.len(), self.dim(), self.image_size * self.image_size);
         let mut xa = Act::scratch(self.channels, b, self.image_size);
         for i in 0..b {
@@ -345,18 +355,23 @@ impl HostUNet {
             for r in 0..self.res_blocks {
                 let i = l * self.res_blocks + r;
                 let (h, t) = self.down[i].forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
-                down.push(Producer::Stage(i, Box::new(t)));
+                if keep {
+                    down.push(Producer::Stage(i, Box::new(t)));
+                }
                 hs.push(Rc::new(h));
             }
             if l + 1 < self.levels {
                 let x = Rc::clone(&hs[hs.len() - 1]);
                 hs.push(Rc::new(self.downsample[l].forward(p, &x)));
-                down.push(Producer::Down(l, x));
+                if keep {
+                    down.push(Producer::Down(l, x));
+                }
             }
         }
         let (h, mid0) = self.mid0.forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
         let (h, mid_attn) = self.mid_attn.forward(p, h);
         let (mut h, mid1) = self.mid1.forward(p, Rc::new(h), &st);
+        let mid = keep.then(|| Box::new((mid0, mid_attn, mid1)));
         let (mut stages, mut ups, mut up) = (self.up.iter(), self.upsample.iter(), Vec::new());
         for l in (0..self.levels).rev() {
             let mut tapes = Vec::new();
@@ -364,7 +379,9 @@ impl HostUNet {
                 let (Some(s), Some(skip)) = (stages.next(), hs.pop()) else { break };
                 let c = h.c;
                 let (hn, t) = s.forward(p, Rc::new(Act::cat(&h, &skip)), &st);
-                tapes.push((t, c));
+                if keep {
+                    tapes.push((t, c));
+                }
                 h = hn;
             }
             let mut upx = None;
@@ -375,18 +392,22 @@ impl HostUNet {
                     upx = Some(x);
                 }
             }
-            up.push((tapes, upx));
+            if keep {
+                up.push((tapes, upx));
+            }
         }
         let (no, so) = self.norm_out.forward(p, &h);
         let ao = silu_act(&no);
         let out = self.conv_out.forward(p, &ao);
-        let tape = Tape { b, emb, t0, s0, temb, st, x: xa, down, mid0, mid_attn, mid1, up, on: h, so, no, ao };
+        let tape = Tape { b, emb, t0, s0, temb, st, x: xa, down, mid, up, on: h, so, no, ao };
         (out, tape)
     }
 
     /// Adds the gradient of every parameter to `g` (zeroed by the caller), for the output
     /// gradient `dout` of the forward pass that kept `t`.
     pub fn backward(&self, p: &[Vec<f32>], t: &Tape, dout: &Act, g: &mut [Vec<f32>]) {
+        // A pass without a tape ([`HostUNet::infer`]) has nothing to differentiate.
+        let Some(mid) = t.mid.as_deref() else { return };
         let mut dao = Act::zeros(t.ao.c, t.ao.b, t.ao.h);
         self.conv_out.backward(p, &t.ao, dout, g, Some(&mut dao));
         let dno = silu_grad_act(&t.no, &dao);
@@ -412,9 +433,9 @@ impl HostUNet {
                 dh = dprev;
             }
         }
-        dh = self.mid1.backward(p, &t.mid1, &dh, &t.st, &mut dst, g);
-        dh = self.mid_attn.backward(p, &t.mid_attn, &dh, g);
-        dh = self.mid0.backward(p, &t.mid0, &dh, &t.st, &mut dst, g);
+        dh = self.mid1.backward(p, &mid.2, &dh, &t.st, &mut dst, g);
+        dh = self.mid_attn.backward(p, &mid.1, &dh, g);
+        dh = self.mid0.backward(p, &mid.0, &dh, &t.st, &mut dst, g);
         accumulate(&mut dhs[n_hs - 1], dh);
         for (i, prod) in t.down.iter().enumerate().rev() {
             let Some(dy) = dhs[i + 1].take() else { continue };

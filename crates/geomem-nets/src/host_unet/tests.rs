@@ -63,6 +63,7 @@ fn the_host_forward_pass_is_burns() {
         );
         let want: Vec<f32> = model.forward(xt, model.embed_steps(&steps, &dev)).into_data().to_vec().unwrap();
         let got = to_rows(&host.forward(&w, &x, &steps).0);
+        assert_eq!(got, to_rows(&host.infer(&w, &x, &steps)), "{cfg:?}: the pass without a tape differs");
         let scale = largest(&want);
         assert!(scale > 0.1, "{cfg:?}: outputs too small to test ({scale})");
         let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
