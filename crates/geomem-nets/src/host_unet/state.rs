@@ -88,6 +88,9 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ModuleVisitor<B> for Records<'_, 
     }
 }
 
+/// First and second moments in visiting order, and Adam's step.
+pub(crate) type AdamMoments = (Vec<Vec<f32>>, Vec<Vec<f32>>, usize);
+
 /// The moments of `model`'s parameters held by `records`, and Adam's step.
 ///
 /// # Errors
@@ -95,7 +98,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ModuleVisitor<B> for Records<'_, 
 pub(crate) fn moments<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     records: &AdamRecs<B, M>,
-) -> crate::error::Result<(Vec<Vec<f32>>, Vec<Vec<f32>>, usize)> {
+) -> crate::error::Result<AdamMoments> {
     let mut mo = Moments::<B, M> { records, m: Vec::new(), v: Vec::new(), time: 0, failed: false };
     model.visit(&mut mo);
     if mo.failed {
