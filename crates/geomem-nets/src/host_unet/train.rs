@@ -164,9 +164,10 @@ impl<B: AutodiffBackend> Trainer for HostDdpmRun<'_, B> {
     }
 }
 
-/// [`crate::train_ddpm`] with the step computed on the host ([`super`]'s doc): the same
-/// settings, run directory, checkpoints, metrics and resumption, several times faster on a
-/// CPU; `B` only holds the returned state and encodes the checkpoints. Each batch is cut
+/// [`crate::train_ddpm`] with the step computed on the host (convolutions as im2col GEMMs,
+/// GroupNorm, SiLU and attention written out, forward and backward; [`crate::HostUNetEps`]
+/// is its forward pass): the same settings, run directory, checkpoints, metrics and
+/// resumption, several times faster on a CPU; `B` only holds the returned state and encodes the checkpoints. Each batch is cut
 /// into parts of 16 images computed on the current rayon pool's threads (each part on one
 /// thread; `batch_split` is not used); `dropout` must be 0 (burn's dropout masks come from
 /// the backend's generator, which the host does not have).
