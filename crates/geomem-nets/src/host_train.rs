@@ -15,24 +15,21 @@
 
 use crate::checkpoint;
 use crate::draws::HostData;
+use crate::host_unet::state::{moments, params, AdamRecs, Records, WriteFlat};
 use crate::model::{host_conditioning, ResidualMlp};
 use crate::train::{load, save, Draw, TrainConfig, TrainState};
 use crate::train_loop::{open_run, run_loop, Trainer};
 use crate::LogRow;
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::record::AdaptorRecord;
-use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, Optimizer};
+use burn::optim::{Adam, AdamConfig, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use std::ops::ControlFlow;
 use std::path::Path;
-
-/// burn's Adam records of a toy run (a map from parameter id to state).
-type Recs<B> = <OptimizerAdaptor<Adam, ResidualMlp<B>, B> as Optimizer<ResidualMlp<B>, B>>::Record;
 
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
@@ -101,99 +98,41 @@ pub(crate) fn read<B: Backend, M: Module<B>>(m: &M) -> Vec<(ParamId, Vec<usize>,
     r.0
 }
 
-/// Replaces every float parameter's values with the host's, keeping its id.
-struct Write<'a> {
-    src: std::slice::Iter<'a, Tensor2>,
-    grad: bool,
-}
-
-impl<B: Backend> ModuleMapper<B> for Write<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let Some(src) = self.src.next() else { return param };
-        let grad = self.grad;
-        param.map(|t| {
-            let t = Tensor::from_data(TensorData::new(src.to_burn(), t.dims()), &t.device());
-            if grad {
-                t.require_grad()
-            } else {
-                t
-            }
-        })
-    }
-}
-
-/// Builds burn's Adam records (one per parameter id) from the host moments.
-struct Records<'a, B: AutodiffBackend> {
-    m: std::slice::Iter<'a, Tensor2>,
-    v: std::slice::Iter<'a, Tensor2>,
-    time: usize,
-    out: Recs<B>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for Records<'_, B> {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-        let (Some(m), Some(v)) = (self.m.next(), self.v.next()) else { return };
-        let dims = p.val().dims();
-        let dev = p.val().device();
-        let t = |x: &Tensor2| Tensor::<B::InnerBackend, D>::from_data(TensorData::new(x.to_burn(), dims), &dev);
-        let state = AdamState::new(AdaptiveMomentumState::new(self.time, t(m), t(v)));
-        self.out.insert(p.id, AdaptorRecord::from_state(state));
-    }
-}
-
-/// Reads burn's Adam moments back in visiting order (zeros and step 0 before any step).
-struct Moments<B: AutodiffBackend> {
-    records: Recs<B>,
-    m: Vec<Tensor2>,
-    v: Vec<Tensor2>,
-    time: usize,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for Moments<B> {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-        let dims = p.val().dims().to_vec();
-        let host = |t: Tensor<B::InnerBackend, D>| {
-            Tensor2::from_burn(&dims, &t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default())
-        };
-        if let Some(r) = self.records.get(&p.id) {
-            let s: AdamState<B::InnerBackend, D> = r.clone().into_state();
-            self.time = s.momentum.time;
-            self.m.push(host(s.momentum.moment_1));
-            self.v.push(host(s.momentum.moment_2));
-        } else {
-            let n: usize = dims.iter().product();
-            self.m.push(Tensor2::from_burn(&dims, &vec![0.0; n]));
-            self.v.push(Tensor2::from_burn(&dims, &vec![0.0; n]));
-        }
-    }
-}
-
 impl HostState {
-    /// The host copy of a burn run's state.
-    fn from_burn<B: AutodiffBackend>(s: &TrainState<B>) -> Self {
-        let host = |p: Vec<(ParamId, Vec<usize>, Vec<f32>)>| -> Vec<Tensor2> {
-            p.iter().map(|(_, dims, v)| Tensor2::from_burn(dims, v)).collect()
+    /// The host copy of a burn run's state (the flat conversions of `host_unet::state`,
+    /// each parameter then transposed to this module's column-major layout).
+    ///
+    /// # Errors
+    /// [`crate::NetsError::Record`] when an Adam moment cannot be read back.
+    fn from_burn<B: AutodiffBackend>(s: &TrainState<B>) -> crate::error::Result<Self> {
+        let (dims, w) = params(&s.model);
+        let (_, ema) = params(&s.ema);
+        let recs: AdamRecs<B, ResidualMlp<B>> = s.optim.to_record();
+        let (m, v, adam_time) = moments(&s.model, &recs)?;
+        let host = |vals: Vec<Vec<f32>>| -> Vec<Tensor2> {
+            dims.iter().zip(&vals).map(|(d, v)| Tensor2::from_burn(d, v)).collect()
         };
-        let mut mo = Moments { records: s.optim.to_record(), m: Vec::new(), v: Vec::new(), time: 0 };
-        s.model.visit(&mut mo);
-        Self {
-            w: host(read(&s.model)),
-            ema: host(read(&s.ema)),
-            m: mo.m,
-            v: mo.v,
-            adam_time: mo.time,
+        Ok(Self {
+            w: host(w),
+            ema: host(ema),
+            m: host(m),
+            v: host(v),
+            adam_time,
             step: s.step,
             d: s.model.d,
             emb_dim: s.model.emb_dim,
             sigma_data: s.model.sigma_data(),
-        }
+        })
     }
 
     /// The burn run's state holding these numbers (`skeleton` gives the modules and ids).
     fn to_burn<B: AutodiffBackend>(&self, skeleton: &TrainState<B>) -> TrainState<B> {
-        let model = skeleton.model.clone().map(&mut Write { src: self.w.iter(), grad: true });
-        let ema = skeleton.ema.clone().map(&mut Write { src: self.ema.iter(), grad: false });
-        let mut rec = Records { m: self.m.iter(), v: self.v.iter(), time: self.adam_time, out: Recs::<B>::default() };
+        let flat = |t: &[Tensor2]| -> Vec<Vec<f32>> { t.iter().map(Tensor2::to_burn).collect() };
+        let (w, ema, m, v) = (flat(&self.w), flat(&self.ema), flat(&self.m), flat(&self.v));
+        let model = skeleton.model.clone().map(&mut WriteFlat { src: w.iter(), grad: true });
+        let ema = skeleton.ema.clone().map(&mut WriteFlat { src: ema.iter(), grad: false });
+        let out = AdamRecs::<B, ResidualMlp<B>>::default();
+        let mut rec = Records::<B, ResidualMlp<B>> { m: m.iter(), v: v.iter(), time: self.adam_time, out };
         model.visit(&mut rec);
         let optim: OptimizerAdaptor<Adam, ResidualMlp<B>, B> = AdamConfig::new().init();
         let optim = if self.adam_time > 0 { optim.load_record(rec.out) } else { optim };
@@ -464,7 +403,7 @@ pub fn train_host<B: AutodiffBackend>(
     let host = HostData::new(data, cfg.model.d)?;
     let skeleton =
         open_run(run_dir, |ck| load::<B>(ck, cfg, device), || TrainState::new(cfg, device), |cpath| cfg.save(cpath))?;
-    let state = HostState::from_burn(&skeleton);
+    let state = HostState::from_burn(&skeleton)?;
     let work = Work::new(&state.w, cfg.run.batch_size, cfg.model.d, cfg.model.emb_dim);
     let mut run = HostRun { state, work, skeleton, data: &host, cfg, device };
     run_loop(&mut run, &cfg.run, run_dir, on_log)?;
@@ -510,10 +449,10 @@ mod tests {
         let cfg = TrainConfig::new(ResidualMlpConfig::new(3).with_hidden(8)).with_steps(5).with_batch_size(4);
         let dev = Default::default();
         let st = crate::train::<B>(data(10, 3).as_ref(), &cfg, None, &dev, &mut |_| ControlFlow::Continue(())).unwrap();
-        let host = HostState::from_burn(&st);
+        let host = HostState::from_burn(&st).unwrap();
         assert_eq!((host.adam_time, host.step), (5, 5));
         assert!(host.m.iter().any(|t| t.v.iter().any(|&x| x != 0.0)));
-        let back = HostState::from_burn(&host.to_burn(&st));
+        let back = HostState::from_burn(&host.to_burn(&st)).unwrap();
         for (a, b) in [(&host.w, &back.w), (&host.ema, &back.ema), (&host.m, &back.m), (&host.v, &back.v)] {
             assert!(a.iter().zip(b).all(|(x, y)| x.v == y.v && (x.rows, x.cols) == (y.rows, y.cols)));
         }
@@ -547,7 +486,7 @@ mod tests {
             let grads = burn::optim::GradientsParams::from_grads(grads, &st.model);
             let mut want = Grads(&grads, Vec::new());
             st.model.visit(&mut want);
-            let hs = HostState::from_burn(&st);
+            let hs = HostState::from_burn(&st).unwrap();
             let mut wk = Work::new(&hs.w, 37, d, cfg.model.emb_dim);
             hs.forward(&draw, &mut wk);
             let l = hs.backward(&mut wk, &draw.eps);

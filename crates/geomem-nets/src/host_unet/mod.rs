@@ -15,7 +15,7 @@
 mod attn;
 pub(crate) mod eval;
 mod ops;
-mod state;
+pub(crate) mod state;
 pub(crate) mod train;
 
 use crate::host_train::{silu_grad, silu_into};
