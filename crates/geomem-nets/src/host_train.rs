@@ -202,7 +202,8 @@ simd_dispatch!(pub(crate) adam_ema, adam_ema_body, (w: &mut [f32], g: &[f32], m:
 
 // ---- the step ----
 
-fn mm(dst: MatMut<'_, f32>, acc: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+/// `dst (+)= a b`, `f32`, on this thread.
+pub(crate) fn mm(dst: MatMut<'_, f32>, acc: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
     matmul(dst, acc, a, b, 1.0, Par::Seq);
 }
 

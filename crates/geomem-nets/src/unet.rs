@@ -523,6 +523,37 @@ impl<B: Backend> UNetEps<B> {
     }
 }
 
+/// The DDPM step of a U-Net evaluation, after checking the call: a discrete time, `x` and
+/// `out` of `d` columns and as many rows (shared by [`UNetEps`] and `HostUNetEps`).
+///
+/// # Errors
+/// [`geomem_score::ScoreError::InvalidParameter`] for a continuous time;
+/// [`geomem_score::ScoreError::DimensionMismatch`] for other widths or row counts.
+pub(crate) fn checked_step(
+    time: geomem_score::VpTime,
+    x: faer::MatRef<'_, f64>,
+    out: faer::MatRef<'_, f64>,
+    d: usize,
+) -> geomem_score::Result<usize> {
+    use geomem_score::ScoreError;
+    let geomem_score::VpTime::Step(k) = time else {
+        return Err(ScoreError::InvalidParameter {
+            name: "time",
+            value: format!("{time:?}"),
+            reason: "a DDPM U-Net is evaluated at its discrete steps",
+        });
+    };
+    for got in [x.ncols(), out.ncols()] {
+        if got != d {
+            return Err(ScoreError::DimensionMismatch { expected: d, got });
+        }
+    }
+    if out.nrows() != x.nrows() {
+        return Err(ScoreError::DimensionMismatch { expected: x.nrows(), got: out.nrows() });
+    }
+    Ok(k)
+}
+
 impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
     fn dim(&self) -> usize {
         self.model.dim()
@@ -537,14 +568,8 @@ impl<B: Backend> geomem_score::VpEpsModel for UNetEps<B> {
         mut out: faer::MatMut<'_, f64>,
     ) -> geomem_score::Result<()> {
         use rayon::prelude::*;
-        let geomem_score::VpTime::Step(k) = time else {
-            return Err(geomem_score::ScoreError::InvalidParameter {
-                name: "time",
-                value: format!("{time:?}"),
-                reason: "a DDPM U-Net is evaluated at its discrete steps",
-            });
-        };
         let d = self.model.dim();
+        let k = checked_step(time, x, out.as_ref(), d)?;
         let starts: Vec<usize> = (0..x.nrows()).step_by(self.batch).collect();
         for group in starts.chunks(self.parallel) {
             let m = |start: usize| self.batch.min(x.nrows() - start);

@@ -5,9 +5,9 @@ use super::state::params;
 use super::train::PART;
 use super::{to_rows, HostUNet};
 use crate::error::NetsError;
-use crate::unet::{UNet, UNetConfig};
+use crate::unet::{checked_step, UNet, UNetConfig};
 use burn::tensor::backend::Backend;
-use geomem_score::{Precision, ScoreError, VpEpsModel, VpTime};
+use geomem_score::{Precision, VpEpsModel, VpTime};
 
 /// A trained [`UNet`] (usually the EMA weights) as a noise predictor of the VP process at
 /// its discrete steps, evaluated on the host: the function of [`crate::UNetEps`] up to
@@ -68,22 +68,8 @@ impl VpEpsModel for HostUNetEps {
         mut out: faer::MatMut<'_, f64>,
     ) -> geomem_score::Result<()> {
         use rayon::prelude::*;
-        let VpTime::Step(k) = time else {
-            return Err(ScoreError::InvalidParameter {
-                name: "time",
-                value: format!("{time:?}"),
-                reason: "a DDPM U-Net is evaluated at its discrete steps",
-            });
-        };
         let d = self.net.dim();
-        for got in [x.ncols(), out.ncols()] {
-            if got != d {
-                return Err(ScoreError::DimensionMismatch { expected: d, got });
-            }
-        }
-        if out.nrows() != x.nrows() {
-            return Err(ScoreError::DimensionMismatch { expected: x.nrows(), got: out.nrows() });
-        }
+        let k = checked_step(time, x, out.as_ref(), d)?;
         let starts: Vec<usize> = (0..x.nrows()).step_by(PART).collect();
         let done: Vec<Vec<f32>> = starts
             .par_iter()

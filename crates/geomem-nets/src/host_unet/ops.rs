@@ -6,8 +6,7 @@
 //! by the weight (`c·k² × o`, burn's `[o, c, k, k]` row-major read column-major), and a
 //! concatenation along channels is two blocks one after the other.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef};
 
 /// Feature maps of `b` square images of side `h` with `c` channels (the module doc's layout).
 /// Their buffers come from and go back to this thread's [`pool`], so that a training step
@@ -121,9 +120,7 @@ pub(crate) mod pool {
 }
 
 /// `dst (+)= a b` on this thread (the threads share the work by parts of the batch).
-pub(crate) fn mm(dst: MatMut<'_, f32>, acc: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
-    matmul(dst, acc, a, b, 1.0, Par::Seq);
-}
+pub(crate) use crate::host_train::mm;
 
 /// A convolution's shape: the indices of its weight and bias in the parameter list.
 #[derive(Clone, Copy, Debug)]

@@ -162,7 +162,9 @@ fn a_host_run_follows_the_burn_run() {
     let burn = crate::train_ddpm::<B>(data.as_ref(), &cfg, None, &dev, &mut go).unwrap();
     let (h, b) = (all_weights(&host), all_weights(&burn));
     let gap = h.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(gap < 1e-4, "largest weight gap {gap}");
+    // Measured 2.4e-7; an EMA decay one step off moves it to 1.3e-4, no clipping to 3.9e-3,
+    // Adam's ε at 1e-5 instead of 1e-8 to 3.2e-2.
+    assert!(gap < 1e-5, "largest weight gap {gap}");
     // The control: another seed's run is far from both.
     let other = train::train_ddpm_host::<B>(data.as_ref(), &cfg.clone().with_seed(6), None, &dev, &mut go).unwrap();
     let far = all_weights(&other).iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
@@ -200,7 +202,7 @@ fn host_runs_resume_and_do_not_depend_on_threads() {
         if name == "hh" {
             assert_eq!(r, w, "a resumed host run differs from the unbroken one");
         } else {
-            assert!(gap < 1e-4, "{name}: resumed across trainers, largest gap {gap}");
+            assert!(gap < 1e-5, "{name}: resumed across trainers, largest gap {gap}");
         }
     }
     let _ = std::fs::remove_dir_all(&root);
