@@ -13,6 +13,7 @@
 //! autodiff's.
 
 mod attn;
+mod direct;
 pub(crate) mod eval;
 mod ops;
 pub(crate) mod state;

@@ -8,6 +8,9 @@
 
 use faer::{Accum, MatMut, MatRef};
 
+#[cfg(target_arch = "x86_64")]
+use super::direct;
+
 /// Feature maps of `b` square images of side `h` with `c` channels (the module doc's layout).
 /// Their buffers come from and go back to this thread's [`pool`], so that a training step
 /// reuses the previous step's memory instead of faulting in fresh pages.
@@ -158,10 +161,32 @@ impl Conv {
         (COLS_CAP / (ho * ho * self.cin * self.kk()).max(1)).clamp(1, b.max(1))
     }
 
+    /// Whether this convolution runs on [`direct`]'s kernels (3×3, stride 1, padding 1, on
+    /// a CPU with AVX-512) instead of im2col and a GEMM.
+    fn direct(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.k == 3 && self.stride == 1 && self.pad == 1 {
+            return direct::available();
+        }
+        false
+    }
+
     /// The convolution of `x` (with bias).
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> Act {
         let ho = self.out_side(x.h);
         let mut y = Act::scratch(self.cout, x.b, ho);
+        #[cfg(target_arch = "x86_64")]
+        if self.direct() {
+            let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
+            direct::conv(&direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
+            return y;
+        }
+        self.forward_gemm(p, x, y)
+    }
+
+    /// [`Conv::forward`] by im2col and a GEMM, into `y` (the output's shape).
+    pub(super) fn forward_gemm(&self, p: &[Vec<f32>], x: &Act, mut y: Act) -> Act {
+        let ho = y.h;
         let w = self.weight(p);
         if self.k == 1 {
             mm(y.mat_mut(), Accum::Replace, x.mat(), w);
@@ -192,6 +217,21 @@ impl Conv {
         for (col, gb) in dy.v.chunks_exact(n).zip(g[self.b].iter_mut()) {
             *gb += sum(col);
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.direct() {
+            let s = direct::shifts(x.b, x.h);
+            direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            if let Some(dx) = dx {
+                let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
+                direct::conv(&s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
+            }
+            return;
+        }
+        self.backward_gemm(p, x, dy, g, dx);
+    }
+
+    /// [`Conv::backward`]'s weight and input gradients by im2col and GEMMs.
+    pub(super) fn backward_gemm(&self, p: &[Vec<f32>], x: &Act, dy: &Act, g: &mut [Vec<f32>], dx: Option<&mut Act>) {
         let w = self.weight(p);
         let (ck, cout) = (self.cin * self.kk(), self.cout);
         let mut gw = std::mem::take(&mut g[self.w]);

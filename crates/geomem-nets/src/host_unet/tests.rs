@@ -8,6 +8,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
+use ops::Conv;
 
 type B = Autodiff<Flex>;
 
@@ -242,4 +243,45 @@ fn a_base_that_groups_do_not_divide_is_refused() {
     let cfg = UNetConfig::new(8, 1).with_base(12).with_mults(vec![2]).with_attn_resolutions(vec![]).with_groups(8);
     assert!(cfg.check().is_err());
     assert!(cfg.clone().with_base(16).check().is_ok());
+}
+
+/// The direct 3×3 kernels give im2col and GEMM's numbers, on shapes whose pixel counts
+/// leave a partial vector, with one input or output channel, channel counts that are not
+/// multiples of the tiles, and sides of 3 to 14 pixels. The input's gradient starts from
+/// non-zero values, which both paths must add to.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_direct_convolution_is_the_im2col_one() {
+    use super::ops::Act;
+    if !direct::available() {
+        eprintln!("no AVX-512 on this CPU: the direct kernels do not run here");
+        return;
+    }
+    let act = |c, b, h, phase| {
+        let mut a = Act::scratch(c, b, h);
+        a.v.copy_from_slice(&images(1, c * b * h * h, phase));
+        a
+    };
+    let close = |got: &[f32], want: &[f32], what: &str| {
+        let tol = 2e-6 * largest(want).max(1e-3);
+        let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(got.len() == want.len() && worst <= tol, "{what}: {worst:e} > {tol:e}");
+    };
+    for &(b, h, cin, cout) in
+        &[(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16)]
+    {
+        let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
+        let p = vec![images(1, 9 * cin * cout, 0.1), images(1, cout, 0.7)];
+        let x = act(cin, b, h, 0.2);
+        let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
+        close(&conv.forward(&p, &x).v, &want.v, "forward");
+        let dy = act(cout, b, h, 0.9);
+        let (mut g, mut g0) =
+            (vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]], vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]]);
+        let (mut dx, mut dx0) = (act(cin, b, h, 0.4), act(cin, b, h, 0.4));
+        conv.backward(&p, &x, &dy, &mut g, Some(&mut dx));
+        conv.backward_gemm(&p, &x, &dy, &mut g0, Some(&mut dx0));
+        close(&g[0], &g0[0], "weight gradient");
+        close(&dx.v, &dx0.v, "input gradient");
+    }
 }
