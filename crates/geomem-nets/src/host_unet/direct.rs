@@ -39,6 +39,8 @@ pub(crate) struct Shifts {
     masks: Vec<u16>,
     nv: usize,
     n: usize,
+    /// The largest `|off|`: `h + 1`.
+    reach: usize,
 }
 
 impl Shifts {
@@ -58,7 +60,7 @@ impl Shifts {
                 }
             }
         }
-        Self { off, masks, nv, n }
+        Self { off, masks, nv, n, reach: h + 1 }
     }
     #[inline(always)]
     fn mask(&self, q: usize, v: usize) -> u16 {
@@ -118,21 +120,34 @@ unsafe fn conv_all(
     add: bool,
 ) {
     const P: usize = 6;
+    // Each block of P vectors reads its pixels and their neighbours from a copy, channel
+    // rows `xs` floats apart: rows of the maps themselves lie a multiple of 4 KiB apart at
+    // some sides (8 × 8 and 28 × 28 by 16 images), and their blocks then evict each other from
+    // the L1 cache.
+    let xs = (16 * P + 2 * s.reach).next_multiple_of(16) + 16;
+    let mut buf = super::ops::pool::take(cin * xs);
     let mut v0 = 0;
     while v0 < s.nv {
         let pv = (s.nv - v0).min(P);
+        let start = (16 * v0) as isize - s.reach as isize;
+        let (lo, hi) = (start.max(0) as usize, ((start + xs as isize) as usize).min(s.n));
+        for (i, row) in buf.chunks_exact_mut(xs).enumerate() {
+            row[(lo as isize - start) as usize..][..hi - lo].copy_from_slice(&x[i * s.n + lo..i * s.n + hi]);
+        }
         let mut co = 0;
         while co < cout {
             let c = (cout - co).min(4);
-            let t = Tile { s, x, cin, cout, wt, co, v0 };
+            let t = Tile { s, x: &buf, xs, x0: -start, cin, cout, wt, co, v0 };
             macro_rules! run {
                 ($($cc:literal),*) => {
                     match (c, pv) {
-                        $(($cc, P) => t.fwd::<$cc, P>(bias, y, add),
-                          ($cc, _) => for v in v0..v0 + pv {
-                              Tile { v0: v, ..t }.fwd::<$cc, 1>(bias, y, add)
-                          },)*
-                        _ => unreachable!(),
+                        $(($cc, 6) => t.fwd::<$cc, 6>(bias, y, add),
+                          ($cc, 5) => t.fwd::<$cc, 5>(bias, y, add),
+                          ($cc, 4) => t.fwd::<$cc, 4>(bias, y, add),
+                          ($cc, 3) => t.fwd::<$cc, 3>(bias, y, add),
+                          ($cc, 2) => t.fwd::<$cc, 2>(bias, y, add),
+                          ($cc, 1) => t.fwd::<$cc, 1>(bias, y, add),)*
+                        _ => unreachable!("tiles are at most 4 channels × 6 vectors"),
                     }
                 };
             }
@@ -141,13 +156,17 @@ unsafe fn conv_all(
         }
         v0 += pv;
     }
+    super::ops::pool::give(buf);
 }
 
 /// One register tile of [`conv`]: output channels `co..co + C`, vectors `v0..v0 + P`.
 #[derive(Clone, Copy)]
 struct Tile<'a> {
     s: &'a Shifts,
+    /// The input: channel `i`'s pixel `p` at `x[i·xs + x0 + p]` (pixels a tile may read).
     x: &'a [f32],
+    xs: usize,
+    x0: isize,
     cin: usize,
     cout: usize,
     wt: &'a [f32],
@@ -163,11 +182,11 @@ impl Tile<'_> {
         let xp = self.x.as_ptr();
         for q in 0..9 {
             let m: [u16; P] = std::array::from_fn(|j| s.mask(q, self.v0 + j));
-            let shift = s.off[q] + 16 * self.v0 as isize;
+            let shift = self.x0 + s.off[q] + 16 * self.v0 as isize;
             let wq = self.wt.as_ptr().add(q * self.cin * self.cout + self.co);
             for i in 0..self.cin {
                 // Masked-off lanes are not read, so the shifted pointer may leave the slice.
-                let base = xp.add(i * s.n).wrapping_offset(shift);
+                let base = xp.add(i * self.xs).wrapping_offset(shift);
                 let xv: [__m512; P] = std::array::from_fn(|j| _mm512_maskz_loadu_ps(m[j], base.wrapping_add(16 * j)));
                 let wi = wq.add(i * self.cout);
                 for (c, row) in acc.iter_mut().enumerate() {
@@ -200,49 +219,47 @@ pub(crate) fn weight_grad(s: &Shifts, x: &[f32], cin: usize, dy: &[f32], cout: u
     unsafe { weight_grad_all(s, x, cin, dy, cout, g) }
 }
 
-/// Pixels per chunk of the weight gradient: the chunk's maps stay in the near caches while
-/// every tile of channels passes over them.
-const WG_CHUNK: usize = 16;
+/// Vectors per chunk of the weight gradient: a tile's 4 + 4 channels of a chunk stay in L1
+/// while the nine offsets pass over them.
+const WG_CHUNK: usize = 32;
 
 #[target_feature(enable = "avx512f")]
 unsafe fn weight_grad_all(s: &Shifts, x: &[f32], cin: usize, dy: &[f32], cout: usize, g: &mut [f32]) {
-    // 16-lane partial sums per (q, ci, co), reduced at the end.
-    let mut part = vec![0f32; 9 * cin * cout * 16];
-    let mut v0 = 0;
-    while v0 < s.nv {
-        let v1 = (v0 + WG_CHUNK).min(s.nv);
-        for q in 0..9 {
-            let mut ci = 0;
-            while ci < cin {
-                let ni = (cin - ci).min(4);
-                let mut co = 0;
-                while co < cout {
-                    let no = (cout - co).min(4);
-                    WTile { s, x, dy, cin, cout, q, ci, co, v0, v1 }.dispatch(ni, no, &mut part);
-                    co += no;
+    let mut ci = 0;
+    while ci < cin {
+        let ni = (cin - ci).min(4);
+        let mut co = 0;
+        while co < cout {
+            let no = (cout - co).min(4);
+            // 16-lane partial sums per (q, i, o) of this tile, reduced once at its end.
+            let mut part = [0f32; 9 * 16 * 16];
+            let mut v0 = 0;
+            while v0 < s.nv {
+                let v1 = (v0 + WG_CHUNK).min(s.nv);
+                for q in 0..9 {
+                    WTile { s, x, dy, q, ci, co, v0, v1 }.dispatch(ni, no, &mut part);
                 }
-                ci += ni;
+                v0 = v1;
             }
+            for (k, lanes) in part.chunks_exact(16).enumerate() {
+                let (q, i, o) = (k / 16, k / 4 % 4, k % 4);
+                if i < ni && o < no {
+                    g[((co + o) * cin + ci + i) * 9 + q] += crate::host_unet::ops::sum(lanes);
+                }
+            }
+            co += no;
         }
-        v0 = v1;
-    }
-    for (q, lanes) in part.chunks_exact(16 * cin * cout).enumerate() {
-        for (k, l) in lanes.chunks_exact(16).enumerate() {
-            let (ci, co) = (k / cout, k % cout);
-            g[(co * cin + ci) * 9 + q] += crate::host_unet::ops::sum(l);
-        }
+        ci += ni;
     }
 }
 
 /// One tile of [`weight_grad`]: input channels `ci..ci + I`, output channels
-/// `co..co + O`, offset `q`, vectors `v0..v1`.
+/// `co..co + O`, offset `q`, vectors `v0..v1`; its sums go to `part[q][i][o]`.
 #[derive(Clone, Copy)]
 struct WTile<'a> {
     s: &'a Shifts,
     x: &'a [f32],
     dy: &'a [f32],
-    cin: usize,
-    cout: usize,
     q: usize,
     ci: usize,
     co: usize,
@@ -288,10 +305,10 @@ impl WTile<'_> {
                 }
             }
         }
-        let base = part.as_mut_ptr().add(16 * self.q * self.cin * self.cout);
+        let base = part.as_mut_ptr().add(256 * self.q);
         for (i, row) in acc.iter().enumerate() {
             for (o, &a) in row.iter().enumerate() {
-                let dst = base.add(16 * ((self.ci + i) * self.cout + self.co + o));
+                let dst = base.add(16 * (4 * i + o));
                 _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), a));
             }
         }

@@ -245,7 +245,8 @@ fn a_base_that_groups_do_not_divide_is_refused() {
     assert!(cfg.clone().with_base(16).check().is_ok());
 }
 
-/// The direct 3×3 kernels give im2col and GEMM's numbers, on shapes whose pixel counts
+/// The direct 3×3 kernels (called directly, whatever `Conv`'s rules pick for a shape) give
+/// im2col and GEMM's numbers, on shapes whose pixel counts
 /// leave a partial vector, with one input or output channel, channel counts that are not
 /// multiples of the tiles, and sides of 3 to 14 pixels. The input's gradient starts from
 /// non-zero values, which both paths must add to.
@@ -268,20 +269,80 @@ fn the_direct_convolution_is_the_im2col_one() {
         assert!(got.len() == want.len() && worst <= tol, "{what}: {worst:e} > {tol:e}");
     };
     for &(b, h, cin, cout) in
-        &[(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16)]
+        &[(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16), (3, 15, 3, 2)]
     {
         let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
         let p = vec![images(1, 9 * cin * cout, 0.1), images(1, cout, 0.7)];
-        let x = act(cin, b, h, 0.2);
+        let (x, s) = (act(cin, b, h, 0.2), direct::shifts(b, h));
         let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
-        close(&conv.forward(&p, &x).v, &want.v, "forward");
+        let mut y = Act::scratch(cout, b, h);
+        direct::conv(&s, &x.v, cin, &direct::arrange(&p[0], cin, cout, false), Some(&p[1]), &mut y.v, false);
+        close(&y.v, &want.v, "forward");
         let dy = act(cout, b, h, 0.9);
         let (mut g, mut g0) =
             (vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]], vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]]);
         let (mut dx, mut dx0) = (act(cin, b, h, 0.4), act(cin, b, h, 0.4));
-        conv.backward(&p, &x, &dy, &mut g, Some(&mut dx));
+        direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]);
+        direct::conv(&s, &dy.v, cout, &direct::arrange(&p[0], cin, cout, true), None, &mut dx.v, true);
         conv.backward_gemm(&p, &x, &dy, &mut g0, Some(&mut dx0));
         close(&g[0], &g0[0], "weight gradient");
         close(&dx.v, &dx0.v, "input gradient");
+    }
+}
+
+/// Times the direct kernels against im2col and a GEMM per convolution shape (a part of 16
+/// images, one thread): `cargo test --release -p geomem-nets conv_paths -- --ignored
+/// --nocapture`. Prints; asserts nothing (a measurement, not a test).
+#[cfg(target_arch = "x86_64")]
+#[test]
+#[ignore = "a timing, run by hand"]
+fn conv_paths_timed() {
+    use super::ops::Act;
+    use std::time::Instant;
+    let shapes = [
+        (14, 16, 16),
+        (14, 48, 16),
+        (7, 32, 32),
+        (7, 64, 32),
+        (8, 32, 32),
+        (8, 96, 32),
+        (4, 64, 64),
+        (4, 128, 64),
+        (28, 128, 128),
+        (14, 256, 256),
+        (7, 256, 256),
+    ];
+    for (h, cin, cout) in shapes {
+        let b = 16;
+        let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
+        let p = vec![images(1, 9 * cin * cout, 0.1), images(1, cout, 0.7)];
+        let mut x = Act::scratch(cin, b, h);
+        x.v.copy_from_slice(&images(1, cin * b * h * h, 0.2));
+        let mut dy = Act::scratch(cout, b, h);
+        dy.v.copy_from_slice(&images(1, cout * b * h * h, 0.9));
+        let reps = (5e8 / (18.0 * (b * h * h * cin * cout) as f64)).clamp(1.0, 200.0) as usize;
+        // The best of 5 rounds (the VM is noisy), in ms per call.
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let round = |f: &mut dyn FnMut()| {
+                let t = Instant::now();
+                (0..reps).for_each(|_| f());
+                t.elapsed().as_secs_f64() / reps as f64 * 1e3
+            };
+            (0..5).map(|_| round(f)).fold(f64::INFINITY, f64::min)
+        };
+        let fd = time(&mut || drop(conv.forward(&p, &x)));
+        let fg = time(&mut || drop(conv.forward_gemm(&p, &x, Act::scratch(cout, b, h))));
+        let mut g = vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
+        let mut dx = Act::zeros(cin, b, h);
+        let bd = time(&mut || conv.backward(&p, &x, &dy, &mut g, Some(&mut dx)));
+        let bg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx)));
+        let wd = time(&mut || conv.backward(&p, &x, &dy, &mut g, None));
+        let wg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, None));
+        let gflop = 18.0 * (b * h * h * cin * cout) as f64 / 1e9;
+        println!(
+            "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3}",
+            gflop / fd * 1e3, bd - wd, bg - wg
+        );
     }
 }
