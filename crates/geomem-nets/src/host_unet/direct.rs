@@ -121,10 +121,11 @@ unsafe fn conv_all(
 ) {
     const P: usize = 6;
     // Each block of P vectors reads its pixels and their neighbours from a copy, channel
-    // rows `xs` floats apart: rows of the maps themselves lie a multiple of 4 KiB apart at
-    // some sides (8 × 8 and 28 × 28 by 16 images), and their blocks then evict each other from
-    // the L1 cache.
-    let xs = (16 * P + 2 * s.reach).next_multiple_of(16) + 16;
+    // rows an odd number of cache lines apart, so that the rows of all channels fall on
+    // different L1 sets: rows of the maps themselves lie a multiple of 1-4 KiB apart at
+    // some sides (4 × 4, 8 × 8 and 28 × 28 by 16 images) and then evict each other.
+    let lines = (16 * P + 2 * s.reach).div_ceil(16);
+    let xs = 16 * (lines | 1);
     let mut buf = super::ops::pool::take(cin * xs);
     let mut v0 = 0;
     while v0 < s.nv {
@@ -241,16 +242,48 @@ unsafe fn weight_grad_all(s: &Shifts, x: &[f32], cin: usize, dy: &[f32], cout: u
                 }
                 v0 = v1;
             }
-            for (k, lanes) in part.chunks_exact(16).enumerate() {
-                let (q, i, o) = (k / 16, k / 4 % 4, k % 4);
-                if i < ni && o < no {
-                    g[((co + o) * cin + ci + i) * 9 + q] += crate::host_unet::ops::sum(lanes);
+            for (q, sums) in part.chunks_exact(256).enumerate() {
+                for (k, v) in sum16(sums).into_iter().enumerate() {
+                    let (i, o) = (k / 4, k % 4);
+                    if i < ni && o < no {
+                        g[((co + o) * cin + ci + i) * 9 + q] += v;
+                    }
                 }
             }
             co += no;
         }
         ci += ni;
     }
+}
+
+/// The lane sums of 16 vectors of 16 lanes (`v[16k..16k + 16]` → entry `k`), by a
+/// transposing tree of 15 vector additions.
+#[target_feature(enable = "avx512f")]
+unsafe fn sum16(v: &[f32]) -> [f32; 16] {
+    // Output lane `l` of the tree holds the sum of vector `FROM[l]`.
+    const FROM: [usize; 16] = [0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15];
+    let ld = |k: usize| _mm512_loadu_ps(v.as_ptr().add(16 * k));
+    let a: [__m512; 8] = std::array::from_fn(|k| {
+        let (x, y) = (ld(k), ld(k + 8));
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(x, y), _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y))
+    });
+    let b: [__m512; 4] = std::array::from_fn(|j| {
+        let (x, y) = (a[j], a[j + 4]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(x, y), _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y))
+    });
+    let c: [__m512; 2] = std::array::from_fn(|j| {
+        let (x, y) = (b[j], b[j + 2]);
+        _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(x, y), _mm512_shuffle_ps::<0b11_10_11_10>(x, y))
+    });
+    let d =
+        _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(c[0], c[1]), _mm512_shuffle_ps::<0b11_01_11_01>(c[0], c[1]));
+    let mut lanes = [0f32; 16];
+    _mm512_storeu_ps(lanes.as_mut_ptr(), d);
+    let mut out = [0f32; 16];
+    for (l, &k) in FROM.iter().enumerate() {
+        out[k] = lanes[l];
+    }
+    out
 }
 
 /// One tile of [`weight_grad`]: input channels `ci..ci + I`, output channels

@@ -161,18 +161,17 @@ impl Conv {
         (COLS_CAP / (ho * ho * self.cin * self.kk()).max(1)).clamp(1, b.max(1))
     }
 
-    /// Whether this convolution's forward pass and input gradient run on [`direct`]'s
-    /// kernels (3×3, stride 1, padding 1, on a CPU with AVX-512) instead of im2col and a
-    /// GEMM; `weights`: whether its weight gradient does. The rules are the crossovers of
-    /// `conv_paths_timed` on this project's 2-core machines (docs/BENCHMARKS.md): the direct
-    /// kernels win up to 128 channels at sides of 7 and more, and for the weight gradient
-    /// only from 14 × 14 on (their per-tile sums cost more than the product on small maps).
-    fn direct(&self, h: usize, weights: bool) -> bool {
+    /// Whether this convolution runs on [`direct`]'s kernels (3×3, stride 1, padding 1, on
+    /// a CPU with AVX-512) instead of im2col and GEMMs, for maps of side `h`. The rule is
+    /// the crossover of `conv_paths_timed` on this project's 2-core machines
+    /// (docs/BENCHMARKS.md): the direct kernels win in all three passes up to 128 channels
+    /// at sides of 7 and more, and lose at 4 × 4 and at 256 channels.
+    fn direct(&self, h: usize) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128 {
-            return h >= if weights { 14 } else { 7 } && direct::available();
+        if self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128 && h >= 7 {
+            return direct::available();
         }
-        let _ = (h, weights);
+        let _ = h;
         false
     }
 
@@ -181,7 +180,7 @@ impl Conv {
         let ho = self.out_side(x.h);
         let mut y = Act::scratch(self.cout, x.b, ho);
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h, false) {
+        if self.direct(x.h) {
             let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
             direct::conv(&direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
             return y;
@@ -223,17 +222,13 @@ impl Conv {
             *gb += sum(col);
         }
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h, false) {
+        if self.direct(x.h) {
             let s = direct::shifts(x.b, x.h);
             if let Some(dx) = dx {
                 let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
                 direct::conv(&s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
             }
-            if self.direct(x.h, true) {
-                direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
-            } else {
-                self.backward_gemm(p, x, dy, g, None);
-            }
+            direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
             return;
         }
         self.backward_gemm(p, x, dy, g, dx);

@@ -331,18 +331,26 @@ fn conv_paths_timed() {
             };
             (0..5).map(|_| round(f)).fold(f64::INFINITY, f64::min)
         };
-        let fd = time(&mut || drop(conv.forward(&p, &x)));
+        let s = direct::shifts(b, h);
+        let mut y = Act::scratch(cout, b, h);
+        let fd = time(&mut || {
+            let wt = direct::arrange(&p[0], cin, cout, false);
+            direct::conv(&s, &x.v, cin, &wt, Some(&p[1]), &mut y.v, false)
+        });
         let fg = time(&mut || drop(conv.forward_gemm(&p, &x, Act::scratch(cout, b, h))));
         let mut g = vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
         let mut dx = Act::zeros(cin, b, h);
-        let bd = time(&mut || conv.backward(&p, &x, &dy, &mut g, Some(&mut dx)));
-        let bg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx)));
-        let wd = time(&mut || conv.backward(&p, &x, &dy, &mut g, None));
+        let wd = time(&mut || direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]));
         let wg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, None));
+        let id = time(&mut || {
+            let wt = direct::arrange(&p[0], cin, cout, true);
+            direct::conv(&s, &dy.v, cout, &wt, None, &mut dx.v, true)
+        });
+        let ig = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx))) - wg;
         let gflop = 18.0 * (b * h * h * cin * cout) as f64 / 1e9;
         println!(
-            "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3}",
-            gflop / fd * 1e3, bd - wd, bg - wg
+            "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3} (im2col path less its weight gradient)",
+            gflop / fd * 1e3, id, ig
         );
     }
 }
