@@ -78,18 +78,22 @@ impl Shifts {
     }
 }
 
-/// A 3×3 kernel laid out `[q][ci][co]` for the forward pass: from burn's `[co][ci][3][3]`
-/// (`flip = false`), or, for the input's gradient, the flipped transposed kernel of the
-/// convolution `ci → co` read as one from `co` to `ci` (`flip = true`).
+/// A 3×3 kernel laid out `[q][i][o]` for [`conv`], in a pool buffer (give it back): burn's
+/// `[co][ci][3][3]` as a convolution from `i = ci` to `o = co` (`flip = false`), or, for the
+/// input's gradient, its flipped transposed kernel, a convolution from `i = co` to `o = ci`
+/// (`flip = true`).
 pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
     let (a, b) = if flip { (cout, cin) } else { (cin, cout) };
-    let mut t = vec![0.0; 9 * a * b];
-    for co in 0..cout {
-        for ci in 0..cin {
-            for q in 0..9 {
-                let v = w[(co * cin + ci) * 9 + q];
-                let (qq, i, o) = if flip { (8 - q, co, ci) } else { (q, ci, co) };
-                t[(qq * a + i) * b + o] = v;
+    // From the pool: a fresh vector of this size (above 128 KiB) would be new pages each
+    // call, which cost more than a small convolution. Every entry is written below, in
+    // order; the reads jump instead.
+    let mut t = super::ops::pool::take(9 * a * b);
+    let mut dst = t.iter_mut();
+    for qq in 0..9 {
+        for i in 0..a {
+            for o in 0..b {
+                let (co, ci, q) = if flip { (i, o, 8 - qq) } else { (o, i, qq) };
+                *dst.next().expect("9·a·b entries") = w[(co * cin + ci) * 9 + q];
             }
         }
     }

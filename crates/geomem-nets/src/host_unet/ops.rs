@@ -139,6 +139,14 @@ pub(crate) struct Conv {
     pub pad: usize,
 }
 
+/// The three passes of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Forward,
+    Input,
+    Weight,
+}
+
 /// im2col chunks are kept below this many floats (whole images at a time).
 const COLS_CAP: usize = 1 << 23;
 
@@ -161,17 +169,18 @@ impl Conv {
         (COLS_CAP / (ho * ho * self.cin * self.kk()).max(1)).clamp(1, b.max(1))
     }
 
-    /// Whether this convolution runs on [`direct`]'s kernels (3×3, stride 1, padding 1, on
-    /// a CPU with AVX-512) instead of im2col and GEMMs, for maps of side `h`. The rule is
-    /// the crossover of `conv_paths_timed` on this project's 2-core machines
-    /// (docs/BENCHMARKS.md): the direct kernels win in all three passes up to 128 channels
-    /// at sides of 7 and more, and lose at 4 × 4 and at 256 channels.
-    fn direct(&self, h: usize) -> bool {
+    /// Whether this convolution's `pass` runs on [`direct`]'s kernels (3×3, stride 1,
+    /// padding 1, on a CPU with AVX-512) instead of im2col and GEMMs, for maps of side `h`.
+    /// The rule is the crossover of `conv_paths_timed` on this project's 2-core machines
+    /// (docs/BENCHMARKS.md): the direct kernels win up to 128 channels at sides of 7 and
+    /// more; at 4 × 4 only the input's gradient does; at 256 channels none does.
+    fn direct(&self, h: usize, pass: Pass) -> bool {
+        let from = if pass == Pass::Input { 4 } else { 7 };
         #[cfg(target_arch = "x86_64")]
-        if self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128 && h >= 7 {
+        if self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128 && h >= from {
             return direct::available();
         }
-        let _ = h;
+        let _ = from;
         false
     }
 
@@ -180,9 +189,10 @@ impl Conv {
         let ho = self.out_side(x.h);
         let mut y = Act::scratch(self.cout, x.b, ho);
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h) {
+        if self.direct(x.h, Pass::Forward) {
             let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
             direct::conv(&direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
+            pool::give(wt);
             return y;
         }
         self.forward_gemm(p, x, y)
@@ -222,13 +232,18 @@ impl Conv {
             *gb += sum(col);
         }
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h) {
+        if self.direct(x.h, Pass::Input) {
             let s = direct::shifts(x.b, x.h);
             if let Some(dx) = dx {
                 let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
                 direct::conv(&s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
+                pool::give(wt);
             }
-            direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            if self.direct(x.h, Pass::Weight) {
+                direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            } else {
+                self.backward_gemm(p, x, dy, g, None);
+            }
             return;
         }
         self.backward_gemm(p, x, dy, g, dx);

@@ -297,7 +297,7 @@ fn the_direct_convolution_is_the_im2col_one() {
 #[test]
 #[ignore = "a timing, run by hand"]
 fn conv_paths_timed() {
-    use super::ops::Act;
+    use super::ops::{pool, Act};
     use std::time::Instant;
     let shapes = [
         (14, 16, 16),
@@ -335,7 +335,8 @@ fn conv_paths_timed() {
         let mut y = Act::scratch(cout, b, h);
         let fd = time(&mut || {
             let wt = direct::arrange(&p[0], cin, cout, false);
-            direct::conv(&s, &x.v, cin, &wt, Some(&p[1]), &mut y.v, false)
+            direct::conv(&s, &x.v, cin, &wt, Some(&p[1]), &mut y.v, false);
+            pool::give(wt);
         });
         let fg = time(&mut || drop(conv.forward_gemm(&p, &x, Act::scratch(cout, b, h))));
         let mut g = vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
@@ -344,12 +345,14 @@ fn conv_paths_timed() {
         let wg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, None));
         let id = time(&mut || {
             let wt = direct::arrange(&p[0], cin, cout, true);
-            direct::conv(&s, &dy.v, cout, &wt, None, &mut dx.v, true)
+            direct::conv(&s, &dy.v, cout, &wt, None, &mut dx.v, true);
+            pool::give(wt);
         });
         let ig = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx))) - wg;
+        let ar = time(&mut || pool::give(direct::arrange(&p[0], cin, cout, true)));
         let gflop = 18.0 * (b * h * h * cin * cout) as f64 / 1e9;
         println!(
-            "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3} (im2col path less its weight gradient)",
+            "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3} (im2col path less its weight gradient); arranging the weights {ar:.3}",
             gflop / fd * 1e3, id, ig
         );
     }
