@@ -245,19 +245,12 @@ fn a_base_that_groups_do_not_divide_is_refused() {
     assert!(cfg.clone().with_base(16).check().is_ok());
 }
 
-/// The direct 3×3 kernels (called directly, whatever `Conv`'s rules pick for a shape) give
-/// im2col and GEMM's numbers, on shapes whose pixel counts
-/// leave a partial vector, with one input or output channel, channel counts that are not
-/// multiples of the tiles, and sides of 3 to 14 pixels. The input's gradient starts from
-/// non-zero values, which both paths must add to.
+/// Checks the direct 3×3 kernels (called directly, whatever `Conv`'s rules pick for the
+/// shape) against im2col and a GEMM on `b` images of side `h`, `cin → cout` channels: the
+/// forward pass, the weight gradient, and the input gradient added to non-zero values.
 #[cfg(target_arch = "x86_64")]
-#[test]
-fn the_direct_convolution_is_the_im2col_one() {
+fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> Result<(), String> {
     use super::ops::Act;
-    if !direct::available() {
-        eprintln!("no AVX-512 on this CPU: the direct kernels do not run here");
-        return;
-    }
     let act = |c, b, h, phase| {
         let mut a = Act::scratch(c, b, h);
         a.v.copy_from_slice(&images(1, c * b * h * h, phase));
@@ -266,27 +259,60 @@ fn the_direct_convolution_is_the_im2col_one() {
     let close = |got: &[f32], want: &[f32], what: &str| {
         let tol = 2e-6 * largest(want).max(1e-3);
         let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(got.len() == want.len() && worst <= tol, "{what}: {worst:e} > {tol:e}");
+        match got.len() == want.len() && worst <= tol {
+            true => Ok(()),
+            false => Err(format!("{b}×{h}² {cin}→{cout} {what}: {worst:e} > {tol:e}")),
+        }
     };
-    for &(b, h, cin, cout) in
-        &[(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16), (3, 15, 3, 2)]
-    {
-        let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
-        let p = vec![images(1, 9 * cin * cout, 0.1), images(1, cout, 0.7)];
-        let (x, s) = (act(cin, b, h, 0.2), direct::shifts(b, h));
-        let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
-        let mut y = Act::scratch(cout, b, h);
-        direct::conv(&s, &x.v, cin, &direct::arrange(&p[0], cin, cout, false), Some(&p[1]), &mut y.v, false);
-        close(&y.v, &want.v, "forward");
-        let dy = act(cout, b, h, 0.9);
-        let (mut g, mut g0) =
-            (vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]], vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]]);
-        let (mut dx, mut dx0) = (act(cin, b, h, 0.4), act(cin, b, h, 0.4));
-        direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]);
-        direct::conv(&s, &dy.v, cout, &direct::arrange(&p[0], cin, cout, true), None, &mut dx.v, true);
-        conv.backward_gemm(&p, &x, &dy, &mut g0, Some(&mut dx0));
-        close(&g[0], &g0[0], "weight gradient");
-        close(&dx.v, &dx0.v, "input gradient");
+    let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
+    let p = vec![images(1, 9 * cin * cout, 0.1 + phase), images(1, cout, 0.7)];
+    let (x, s) = (act(cin, b, h, 0.2 + phase), direct::shifts(b, h));
+    let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
+    let mut y = Act::scratch(cout, b, h);
+    direct::conv(&s, &x.v, cin, &direct::arrange(&p[0], cin, cout, false), Some(&p[1]), &mut y.v, false);
+    close(&y.v, &want.v, "forward")?;
+    let dy = act(cout, b, h, 0.9);
+    let zero = || vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
+    let (mut g, mut g0) = (zero(), zero());
+    let (mut dx, mut dx0) = (act(cin, b, h, 0.4), act(cin, b, h, 0.4));
+    direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]);
+    direct::conv(&s, &dy.v, cout, &direct::arrange(&p[0], cin, cout, true), None, &mut dx.v, true);
+    conv.backward_gemm(&p, &x, &dy, &mut g0, Some(&mut dx0));
+    close(&g[0], &g0[0], "weight gradient")?;
+    close(&dx.v, &dx0.v, "input gradient")
+}
+
+/// The direct kernels on shapes whose pixel counts leave a partial vector, with one input
+/// or output channel, channel counts that are not multiples of the tiles, sides 3 to 15.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_direct_convolution_is_the_im2col_one() {
+    if !direct::available() {
+        eprintln!("no AVX-512 on this CPU: the direct kernels do not run here");
+        return;
+    }
+    let shapes =
+        [(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16), (3, 15, 3, 2)];
+    for (b, h, cin, cout) in shapes {
+        direct_matches_im2col(b, h, cin, cout, 0.0).unwrap();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 48,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(23),
+        ..Default::default()
+    })]
+    /// The same on random shapes (seeded by proptest).
+    #[test]
+    fn the_direct_convolution_is_the_im2col_one_on_any_shape(
+        b in 1usize..6, h in 1usize..17, cin in 1usize..12, cout in 1usize..12, phase in 0f32..3.0,
+    ) {
+        if direct::available() {
+            direct_matches_im2col(b, h, cin, cout, phase).map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
     }
 }
 
