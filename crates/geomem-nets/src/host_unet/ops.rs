@@ -429,6 +429,7 @@ impl Conv {
 
 /// The sum of `v` in 16 interleaved `f32` partial sums (vectorised; the same order on every
 /// machine).
+#[inline(always)]
 pub(crate) fn sum(v: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let mut chunks = v.chunks_exact(16);
@@ -439,6 +440,7 @@ pub(crate) fn sum(v: &[f32]) -> f32 {
 }
 
 /// `Σ (v - mean)²`, in 16 interleaved partial sums.
+#[inline(always)]
 fn sq_dev(v: &[f32], mean: f32) -> f32 {
     let mut acc = [0f32; 16];
     let mut chunks = v.chunks_exact(16);
@@ -449,6 +451,7 @@ fn sq_dev(v: &[f32], mean: f32) -> f32 {
 }
 
 /// `(Σ d (x - mean), Σ d)`, in 16 interleaved partial sums.
+#[inline(always)]
 fn dot_dev(x: &[f32], d: &[f32], mean: f32) -> (f32, f32) {
     let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
     let (mut xc, mut dc) = (x.chunks_exact(16), d.chunks_exact(16));
@@ -550,12 +553,29 @@ const GN_EPS: f64 = 1e-6;
 
 impl Norm {
     /// `(b, g)` → the slices of image `b`'s channels in group `g`: `(channel, offset)`.
+    #[inline(always)]
     fn spans(&self, x: &Act, b: usize, g: usize) -> impl Iterator<Item = (usize, usize)> {
         let (cg, n, hw) = (self.c / self.groups, x.n(), x.hw());
         (g * cg..(g + 1) * cg).map(move |c| (c, c * n + b * hw))
     }
 
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+                n.forward_body(p, x)
+            }
+            // SAFETY: avx512f was detected on this CPU.
+            return unsafe { wide(self, p, x) };
+        }
+        self.forward_body(p, x)
+    }
+
+    /// [`Norm::forward`], compiled wide or narrow by its caller: the same operations in the
+    /// same order either way (16 interleaved partial sums), so the same numbers.
+    #[inline(always)]
+    fn forward_body(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f64);
         let mut y = Act::scratch(x.c, x.b, x.h);
         let mut st = NormStats::default();
@@ -582,6 +602,21 @@ impl Norm {
 
     /// Adds the γ, β gradients to `g`; returns the input's gradient.
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+                n.backward_body(p, x, st, dy, g)
+            }
+            // SAFETY: avx512f was detected on this CPU.
+            return unsafe { wide(self, p, x, st, dy, g) };
+        }
+        self.backward_body(p, x, st, dy, g)
+    }
+
+    /// [`Norm::backward`], compiled wide or narrow by its caller (as [`Norm::forward_body`]).
+    #[inline(always)]
+    fn backward_body(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f32);
         let mut dx = Act::scratch(x.c, x.b, x.h);
         let gamma = &p[self.gamma];
