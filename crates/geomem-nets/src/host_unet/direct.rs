@@ -106,8 +106,8 @@ pub(crate) fn conv(s: &Shifts, x: &[f32], cin: usize, wt: &[f32], bias: Option<&
     let cout = wt.len() / (9 * cin).max(1);
     assert!(x.len() >= cin * s.n && y.len() >= cout * s.n && wt.len() == 9 * cin * cout);
     assert!(bias.is_none_or(|b| b.len() == cout));
-    // SAFETY: avx512f is checked by `available` before any call (`Conv` asks it), and the
-    // lengths above bound every unmasked access.
+    assert!(available(), "the direct kernels need AVX-512 (Conv checks before choosing them)");
+    // SAFETY: avx512f was checked just above, and the lengths bound every unmasked access.
     unsafe { conv_all(s, x, cin, cout, wt, bias, y, add) }
 }
 
@@ -220,6 +220,7 @@ impl Tile<'_> {
 /// `cin` and `dy` of `cout` channels.
 pub(crate) fn weight_grad(s: &Shifts, x: &[f32], cin: usize, dy: &[f32], cout: usize, g: &mut [f32]) {
     assert!(x.len() >= cin * s.n && dy.len() >= cout * s.n && g.len() == 9 * cin * cout);
+    assert!(available(), "the direct kernels need AVX-512 (Conv checks before choosing them)");
     // SAFETY: as in `conv`.
     unsafe { weight_grad_all(s, x, cin, dy, cout, g) }
 }
