@@ -169,19 +169,24 @@ impl Conv {
         (COLS_CAP / (ho * ho * self.cin * self.kk()).max(1)).clamp(1, b.max(1))
     }
 
-    /// Whether this convolution's `pass` runs on [`direct`]'s kernels (3×3, stride 1,
-    /// padding 1, on a CPU with AVX-512) instead of im2col and GEMMs, for maps of side `h`.
-    /// The rule is the crossover of `conv_paths_timed` on this project's 2-core machines
-    /// (docs/BENCHMARKS.md): the direct kernels win up to 128 channels at sides of 7 and
-    /// more; at 4 × 4 only the input's gradient does; at 256 channels none does.
-    fn direct(&self, h: usize, pass: Pass) -> bool {
-        let from = if pass == Pass::Input { 4 } else { 7 };
-        #[cfg(target_arch = "x86_64")]
-        if self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128 && h >= from {
-            return direct::available();
-        }
-        let _ = from;
-        false
+    /// The instruction set on which this convolution's `pass` runs [`direct`]'s kernels (3×3,
+    /// stride 1, padding 1) instead of im2col and GEMMs, for maps of side `h`; `None` for
+    /// im2col. The rules are the crossovers of `conv_paths_timed` on this project's 2-core
+    /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on both):
+    /// - AVX-512: every pass at sides of 7 and more; at 4 × 4 the input's gradient only;
+    /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's
+    ///   gradient never (its tiles are too small in 16 registers to beat the GEMM).
+    #[cfg(target_arch = "x86_64")]
+    fn direct(&self, h: usize, pass: Pass) -> Option<direct::Isa> {
+        let fits = self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128;
+        direct::best().filter(|isa| {
+            fits && match (isa, pass) {
+                (direct::Isa::Avx512, Pass::Input) => h >= 4,
+                (direct::Isa::Avx512, _) => h >= 7,
+                (direct::Isa::Avx2, Pass::Weight) => false,
+                (direct::Isa::Avx2, _) => (7..=16).contains(&h),
+            }
+        })
     }
 
     /// The convolution of `x` (with bias).
@@ -189,9 +194,9 @@ impl Conv {
         let ho = self.out_side(x.h);
         let mut y = Act::scratch(self.cout, x.b, ho);
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h, Pass::Forward) {
+        if let Some(isa) = self.direct(x.h, Pass::Forward) {
             let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
-            direct::conv(&direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
+            direct::conv(isa, &direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
             pool::give(wt);
             return y;
         }
@@ -232,15 +237,15 @@ impl Conv {
             *gb += sum(col);
         }
         #[cfg(target_arch = "x86_64")]
-        if self.direct(x.h, Pass::Input) {
+        if let Some(isa) = self.direct(x.h, Pass::Input) {
             let s = direct::shifts(x.b, x.h);
             if let Some(dx) = dx {
                 let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
-                direct::conv(&s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
+                direct::conv(isa, &s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
                 pool::give(wt);
             }
-            if self.direct(x.h, Pass::Weight) {
-                direct::weight_grad(&s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            if let Some(isa) = self.direct(x.h, Pass::Weight) {
+                direct::weight_grad(isa, &s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
             } else {
                 self.backward_gemm(p, x, dy, g, None);
             }
@@ -561,19 +566,43 @@ impl Norm {
 
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
-                n.forward_body(p, x)
+        match direct::best() {
+            Some(direct::Isa::Avx512) => {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+                    n.forward_body(p, x)
+                }
+                // SAFETY: avx512f was detected on this CPU.
+                return unsafe { wide(self, p, x) };
             }
-            // SAFETY: avx512f was detected on this CPU.
-            return unsafe { wide(self, p, x) };
+            Some(direct::Isa::Avx2) => {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+                    n.forward_body(p, x)
+                }
+                // SAFETY: avx2 and fma were detected on this CPU.
+                return unsafe { wide(self, p, x) };
+            }
+            None => {}
         }
         self.forward_body(p, x)
     }
 
-    /// [`Norm::forward`], compiled wide or narrow by its caller: the same operations in the
-    /// same order either way (16 interleaved partial sums), so the same numbers.
+    /// [`Norm::forward`] in the baseline build, whatever the CPU (for the tests).
+    #[cfg(test)]
+    pub fn forward_baseline(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
+        self.forward_body(p, x)
+    }
+
+    /// [`Norm::backward`] in the baseline build, whatever the CPU (for the tests).
+    #[cfg(test)]
+    pub fn backward_baseline(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+        self.backward_body(p, x, st, dy, g)
+    }
+
+    /// [`Norm::forward`], compiled for AVX-512, AVX2 or the baseline by its caller: the same
+    /// operations in the same order either way (16 interleaved partial sums; Rust never fuses
+    /// a multiply and an add on its own), so the same numbers.
     #[inline(always)]
     fn forward_body(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f64);
@@ -603,13 +632,24 @@ impl Norm {
     /// Adds the γ, β gradients to `g`; returns the input's gradient.
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
-                n.backward_body(p, x, st, dy, g)
+        match direct::best() {
+            Some(direct::Isa::Avx512) => {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+                    n.backward_body(p, x, st, dy, g)
+                }
+                // SAFETY: avx512f was detected on this CPU.
+                return unsafe { wide(self, p, x, st, dy, g) };
             }
-            // SAFETY: avx512f was detected on this CPU.
-            return unsafe { wide(self, p, x, st, dy, g) };
+            Some(direct::Isa::Avx2) => {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
+                    n.backward_body(p, x, st, dy, g)
+                }
+                // SAFETY: avx2 and fma were detected on this CPU.
+                return unsafe { wide(self, p, x, st, dy, g) };
+            }
+            None => {}
         }
         self.backward_body(p, x, st, dy, g)
     }

@@ -245,9 +245,37 @@ fn a_base_that_groups_do_not_divide_is_refused() {
     assert!(cfg.clone().with_base(16).check().is_ok());
 }
 
+/// The direct kernels' three passes on `b` images of side `h`, `cin → cout` channels, on
+/// `isa`: the forward pass, the weight gradient, and the input gradient added to non-zero
+/// values (as `Act`s: `(y, g, dx)`).
+#[cfg(target_arch = "x86_64")]
+fn direct_passes(isa: direct::Isa, b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> [Vec<f32>; 3] {
+    let act = |c, b, h, phase| images(1, c * b * h * h, phase);
+    let w = images(1, 9 * cin * cout, 0.1 + phase);
+    let (x, s) = (act(cin, b, h, 0.2 + phase), direct::shifts(b, h));
+    let mut y = vec![0.0; cout * b * h * h];
+    direct::conv(isa, &s, &x, cin, &direct::arrange(&w, cin, cout, false), Some(&images(1, cout, 0.7)), &mut y, false);
+    let dy = act(cout, b, h, 0.9);
+    let (mut g, mut dx) = (vec![0.0; 9 * cin * cout], act(cin, b, h, 0.4));
+    direct::weight_grad(isa, &s, &x, cin, &dy, cout, &mut g);
+    direct::conv(isa, &s, &dy, cout, &direct::arrange(&w, cin, cout, true), None, &mut dx, true);
+    [y, g, dx]
+}
+
+/// The instruction sets of the direct kernels that this CPU has.
+#[cfg(target_arch = "x86_64")]
+fn direct_isas() -> Vec<direct::Isa> {
+    let isas: Vec<_> = [direct::Isa::Avx512, direct::Isa::Avx2].into_iter().filter(|i| i.on_this_cpu()).collect();
+    if isas.is_empty() {
+        eprintln!("neither AVX-512 nor AVX2 + FMA on this CPU: the direct kernels do not run here");
+    }
+    isas
+}
+
 /// Checks the direct 3×3 kernels (called directly, whatever `Conv`'s rules pick for the
-/// shape) against im2col and a GEMM on `b` images of side `h`, `cin → cout` channels: the
-/// forward pass, the weight gradient, and the input gradient added to non-zero values.
+/// shape) on every instruction set of this CPU against im2col and a GEMM on `b` images of
+/// side `h`, `cin → cout` channels: the forward pass, the weight gradient, and the input
+/// gradient added to non-zero values.
 #[cfg(target_arch = "x86_64")]
 fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> Result<(), String> {
     use super::ops::Act;
@@ -266,20 +294,19 @@ fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32
     };
     let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
     let p = vec![images(1, 9 * cin * cout, 0.1 + phase), images(1, cout, 0.7)];
-    let (x, s) = (act(cin, b, h, 0.2 + phase), direct::shifts(b, h));
+    let x = act(cin, b, h, 0.2 + phase);
     let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
-    let mut y = Act::scratch(cout, b, h);
-    direct::conv(&s, &x.v, cin, &direct::arrange(&p[0], cin, cout, false), Some(&p[1]), &mut y.v, false);
-    close(&y.v, &want.v, "forward")?;
     let dy = act(cout, b, h, 0.9);
-    let zero = || vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
-    let (mut g, mut g0) = (zero(), zero());
-    let (mut dx, mut dx0) = (act(cin, b, h, 0.4), act(cin, b, h, 0.4));
-    direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]);
-    direct::conv(&s, &dy.v, cout, &direct::arrange(&p[0], cin, cout, true), None, &mut dx.v, true);
+    let mut g0 = vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
+    let mut dx0 = act(cin, b, h, 0.4);
     conv.backward_gemm(&p, &x, &dy, &mut g0, Some(&mut dx0));
-    close(&g[0], &g0[0], "weight gradient")?;
-    close(&dx.v, &dx0.v, "input gradient")
+    for isa in direct_isas() {
+        let [y, g, dx] = direct_passes(isa, b, h, cin, cout, phase);
+        close(&y, &want.v, &format!("{isa:?} forward"))?;
+        close(&g, &g0[0], &format!("{isa:?} weight gradient"))?;
+        close(&dx, &dx0.v, &format!("{isa:?} input gradient"))?;
+    }
+    Ok(())
 }
 
 /// The direct kernels on shapes whose pixel counts leave a partial vector, with one input
@@ -287,14 +314,41 @@ fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_direct_convolution_is_the_im2col_one() {
-    if !direct::available() {
-        eprintln!("no AVX-512 on this CPU: the direct kernels do not run here");
-        return;
-    }
     let shapes =
         [(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16), (3, 15, 3, 2)];
     for (b, h, cin, cout) in shapes {
         direct_matches_im2col(b, h, cin, cout, 0.0).unwrap();
+    }
+}
+
+/// Every lane sum of the weight gradient's reduction is [`direct::lanes::hsum`]'s, on each
+/// instruction set of this CPU (the order that makes them agree bit for bit).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_lane_sums_are_the_reference_tree() {
+    let v: Vec<f32> = images(1, 256, 0.3).iter().enumerate().map(|(k, x)| x * 10f32.powi(k as i32 % 7 - 3)).collect();
+    let want: Vec<f32> = v.chunks_exact(16).map(direct::lanes::hsum).collect();
+    for isa in direct_isas() {
+        assert_eq!(direct::lanes::sums(isa, &v).to_vec(), want, "{isa:?}");
+    }
+}
+
+/// AVX2 gives AVX-512's numbers bit for bit (run where the CPU has both; the shapes give
+/// both kernels' partial tiles and partial vectors).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn both_instruction_sets_give_the_same_bits() {
+    if direct_isas().len() < 2 {
+        eprintln!("this CPU has not both AVX-512 and AVX2: nothing to compare");
+        return;
+    }
+    for (b, h, cin, cout) in [(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (5, 14, 48, 16), (16, 4, 13, 9)] {
+        let z = direct_passes(direct::Isa::Avx512, b, h, cin, cout, 0.5);
+        let y = direct_passes(direct::Isa::Avx2, b, h, cin, cout, 0.5);
+        for (pass, (z, y)) in ["forward", "weight gradient", "input gradient"].iter().zip(z.iter().zip(&y)) {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(z), bits(y), "{b}×{h}² {cin}→{cout} {pass}");
+        }
     }
 }
 
@@ -310,9 +364,7 @@ proptest::proptest! {
     fn the_direct_convolution_is_the_im2col_one_on_any_shape(
         b in 1usize..6, h in 1usize..17, cin in 1usize..12, cout in 1usize..12, phase in 0f32..3.0,
     ) {
-        if direct::available() {
-            direct_matches_im2col(b, h, cin, cout, phase).map_err(proptest::test_runner::TestCaseError::fail)?;
-        }
+        direct_matches_im2col(b, h, cin, cout, phase).map_err(proptest::test_runner::TestCaseError::fail)?;
     }
 }
 
@@ -357,21 +409,21 @@ fn conv_paths_timed() {
             };
             (0..5).map(|_| round(f)).fold(f64::INFINITY, f64::min)
         };
-        let s = direct::shifts(b, h);
+        let (s, isa) = (direct::shifts(b, h), direct::best().expect("AVX-512 or AVX2 + FMA"));
         let mut y = Act::scratch(cout, b, h);
         let fd = time(&mut || {
             let wt = direct::arrange(&p[0], cin, cout, false);
-            direct::conv(&s, &x.v, cin, &wt, Some(&p[1]), &mut y.v, false);
+            direct::conv(isa, &s, &x.v, cin, &wt, Some(&p[1]), &mut y.v, false);
             pool::give(wt);
         });
         let fg = time(&mut || drop(conv.forward_gemm(&p, &x, Act::scratch(cout, b, h))));
         let mut g = vec![vec![0.0; 9 * cin * cout], vec![0.0; cout]];
         let mut dx = Act::zeros(cin, b, h);
-        let wd = time(&mut || direct::weight_grad(&s, &x.v, cin, &dy.v, cout, &mut g[0]));
+        let wd = time(&mut || direct::weight_grad(isa, &s, &x.v, cin, &dy.v, cout, &mut g[0]));
         let wg = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, None));
         let id = time(&mut || {
             let wt = direct::arrange(&p[0], cin, cout, true);
-            direct::conv(&s, &dy.v, cout, &wt, None, &mut dx.v, true);
+            direct::conv(isa, &s, &dy.v, cout, &wt, None, &mut dx.v, true);
             pool::give(wt);
         });
         let ig = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx))) - wg;
@@ -382,4 +434,26 @@ fn conv_paths_timed() {
             gflop / fd * 1e3, id, ig
         );
     }
+}
+
+/// GroupNorm compiled for this CPU's vector instructions gives the baseline build's numbers
+/// bit for bit, forward and backward (a compiler that fused a multiply and an add, or
+/// reordered a sum, would fail this).
+#[test]
+fn group_norm_on_wide_vectors_is_the_baseline_bit_for_bit() {
+    use super::ops::{Act, Norm};
+    let (c, b, h) = (16, 5, 7);
+    let norm = Norm { gamma: 0, beta: 1, c, groups: 4 };
+    let p = vec![images(1, c, 0.3), images(1, c, 0.8)];
+    let (mut x, mut dy) = (Act::scratch(c, b, h), Act::scratch(c, b, h));
+    x.v.copy_from_slice(&images(1, c * b * h * h, 0.1).iter().map(|v| 3.0 * v + 0.5).collect::<Vec<_>>());
+    dy.v.copy_from_slice(&images(1, c * b * h * h, 0.6));
+    let grads = || vec![vec![0.0; c], vec![0.0; c]];
+    let ((y, st), (y0, st0)) = (norm.forward(&p, &x), norm.forward_baseline(&p, &x));
+    let (mut g, mut g0) = (grads(), grads());
+    let (dx, dx0) = (norm.backward(&p, &x, &st, &dy, &mut g), norm.backward_baseline(&p, &x, &st0, &dy, &mut g0));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&y.v), bits(&y0.v), "forward");
+    assert_eq!(bits(&dx.v), bits(&dx0.v), "input gradient");
+    assert_eq!((bits(&g[0]), bits(&g[1])), (bits(&g0[0]), bits(&g0[1])), "γ, β gradients");
 }
