@@ -1,7 +1,7 @@
 //! Training the toy network on the host (issue 23): the step of [`crate::train`] (seed 001,
 //! Supp. A: the ε-MSE of the VE process, Adam, the EMA of the weights) with its backward
-//! pass written out, `f32` GEMMs in faer on one thread and the SiLU passes in AVX-512 where
-//! the CPU has it.
+//! pass written out, `f32` GEMMs in faer on one thread and the SiLU passes in AVX-512 or
+//! AVX2 where the CPU has it.
 //!
 //! The draws are [`crate::train`]'s (the same `(seed, step)` streams), Adam is burn's
 //! `Adam` with `AdamConfig::new()` formula for formula (`m ← β₁m + (1-β₁)g`,
@@ -140,7 +140,8 @@ impl HostState {
     }
 }
 
-// ---- element-wise passes (AVX-512 where the CPU has it) ----
+// ---- element-wise passes (AVX-512, else AVX2, where the CPU has it; the same source, so
+// the same numbers: Rust never fuses a multiply and an add on its own) ----
 
 macro_rules! simd_dispatch {
     ($vis:vis $name:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
@@ -153,6 +154,15 @@ macro_rules! simd_dispatch {
                 }
                 // SAFETY: avx512f was detected on this CPU.
                 return unsafe { wide($($a),*) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($a: $t),*) {
+                    $body($($a),*)
+                }
+                // SAFETY: avx2 and fma were detected on this CPU.
+                return unsafe { narrow($($a),*) };
             }
             $body($($a),*)
         }
@@ -442,6 +452,22 @@ mod tests {
 
     fn data(n: usize, d: usize) -> faer::Mat<f64> {
         faer::Mat::from_fn(n, d, |i, j| ((i * 31 + j * 17) % 23) as f64 / 11.0 - 1.0)
+    }
+
+    /// The SiLU passes compiled for this CPU's vectors give the baseline build's bits
+    /// (spanning `exp`'s range: large negative, near zero, large positive inputs).
+    #[test]
+    fn the_wide_silu_passes_are_the_baseline_bit_for_bit() {
+        let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.037 * (1.0 + (i % 7) as f32)).collect();
+        let g: Vec<f32> = (0..1000).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect();
+        let (mut a, mut b) = (vec![0.0; 1000], vec![0.0; 1000]);
+        silu_into(&x, &mut a);
+        silu_body(&x, &mut b);
+        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "silu");
+        let (mut a, mut b) = (g.clone(), g.clone());
+        silu_grad(&x, &g, &mut a, true);
+        silu_grad_body(&x, &g, &mut b, true);
+        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "silu'");
     }
 
     /// The host copy of a state and back gives the same numbers, Adam's moments included.
