@@ -470,6 +470,30 @@ mod tests {
         assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "silu'");
     }
 
+    /// The Adam + EMA pass compiled for this CPU's vectors gives the baseline build's bits.
+    #[test]
+    fn the_wide_adam_ema_pass_is_the_baseline_bit_for_bit() {
+        let n = 777;
+        let f = |s: usize, c: f32| (0..n).map(|i| (((i * s) % 29) as f32 / 14.0 - 1.0) * c).collect::<Vec<f32>>();
+        let (g, k) = (f(7, 0.3), [1.7f32, 1e-3, 1e-8, 0.999, 0.001]);
+        let (mut a, mut b) =
+            ([f(3, 1.0), f(5, 0.01), f(11, 1e-4), f(13, 0.5)], [f(3, 1.0), f(5, 0.01), f(11, 1e-4), f(13, 0.5)]);
+        for v in [&mut a[2], &mut b[2]] {
+            v.iter_mut().for_each(|x| *x = x.abs());
+        }
+        {
+            let [w, m, v, e] = &mut a;
+            adam_ema(w, &g, m, v, e, &k);
+        }
+        {
+            let [w, m, v, e] = &mut b;
+            adam_ema_body(w, &g, m, v, e, &k);
+        }
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+
     /// The host copy of a state and back gives the same numbers, Adam's moments included.
     #[test]
     fn the_state_survives_the_round_trip() {

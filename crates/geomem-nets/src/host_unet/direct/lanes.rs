@@ -3,8 +3,9 @@
 //!
 //! Both run every lane's sums in the same order (a lane is a pixel, whatever the register
 //! width), and [`Lanes::sums`] adds the 16 lanes of a partial sum in the same tree on both,
-//! so the two instruction sets give the same numbers bit for bit
-//! (`host_unet::tests::both_instruction_sets_give_the_same_bits`).
+//! so the two instruction sets should give the same numbers bit for bit
+//! (`host_unet::tests::both_instruction_sets_give_the_same_bits` checks it where a CPU has
+//! both; written on a CPU with AVX2 only, it has not run there).
 //!
 //! Every method is `unsafe`: it needs its instruction set, which the kernels' entry points
 //! (`#[target_feature]` functions, after a run-time check) provide; the methods are

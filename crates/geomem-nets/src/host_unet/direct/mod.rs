@@ -188,8 +188,6 @@ impl Fwd<'_> {
             (2, 1) => t.fwd::<Y, 2, 1>(y, add),
             (3, 1) => t.fwd::<Y, 3, 1>(y, add),
             (4, 1) => t.fwd::<Y, 4, 1>(y, add),
-            (5, 1) => t.fwd::<Y, 5, 1>(y, add),
-            (6, 1) => t.fwd::<Y, 6, 1>(y, add),
             _ => unreachable!("tiles are at most Y::FWD"),
         })
     }
