@@ -333,8 +333,9 @@ fn the_lane_sums_are_the_reference_tree() {
     }
 }
 
-/// AVX2 gives AVX-512's numbers bit for bit (run where the CPU has both; the shapes give
-/// both kernels' partial tiles and partial vectors).
+/// AVX2 gives AVX-512's numbers bit for bit in all three passes (run where the CPU has both,
+/// which the CPU it was written on had not; the shapes give both kernels' partial tiles and
+/// partial vectors).
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn both_instruction_sets_give_the_same_bits() {

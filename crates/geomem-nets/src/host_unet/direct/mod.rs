@@ -24,7 +24,9 @@ use lanes::{Lanes, Y, Z};
 pub(crate) enum Isa {
     /// AVX-512F: a register tile of 4 output channels × 6 vectors.
     Avx512,
-    /// AVX2 and FMA: pairs of 8-lane registers, smaller tiles, the same numbers.
+    /// AVX2 and FMA: pairs of 8-lane registers, smaller tiles; the lanes summed in the same
+    /// order, so the same numbers (checked where a CPU has both). `Conv` never takes its
+    /// weight gradient (slower than the GEMM on AVX2); the tests and `conv_paths_timed` do.
     Avx2,
 }
 
