@@ -10,9 +10,10 @@ use super::exact::{exact_sq, prefetch};
 use super::points::{Points, Prepared, Screen, DEEP_BLOCK, HEAD};
 use super::scan::TILE;
 use super::screen::key;
-use super::top::Top;
+use super::top::{Sink, Top};
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Candidates kept per query for the `k` nearest of `available` points: a few more than `k`,
 /// so that the `k`-th is usually certified.
@@ -266,12 +267,6 @@ pub(super) struct Query {
 }
 
 impl Query {
-    /// The screened value below which a point may still be among the `k` nearest: `-∞` once
-    /// certified.
-    pub(super) fn reach(&self) -> f64 {
-        self.open.as_ref().map_or(f64::NEG_INFINITY, |o| o.1)
-    }
-
     pub(super) fn is_open(&self) -> bool {
         self.open.is_some()
     }
@@ -332,25 +327,165 @@ pub(super) fn first(p: &Prepared<'_>, tops: Vec<Top>, k: usize, same: bool) -> (
         let open = (!certified).then(|| {
             let mut walked: Vec<usize> = cands.iter().map(|c| c.1).collect();
             walked.sort_unstable();
-            // Beyond the k-th exactly when `ľ > τ / (1 - REL) + err`.
-            (walked, (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE)
+            (walked, reach_of(p, i, tau))
         });
         Query { best, open }
     });
     (queries, order)
 }
 
-/// The open queries' walks over their second candidate lists (`tops`, collected below each
-/// query's reach by a second screen), in `order`.
-pub(super) fn second(p: &Prepared<'_>, queries: Vec<Query>, tops: Vec<Top>, order: &[usize]) -> Vec<Query> {
-    let slots: Vec<std::sync::Mutex<Option<(Query, Top)>>> =
-        queries.into_iter().zip(tops).map(|qt| std::sync::Mutex::new(Some(qt))).collect();
-    in_order(order, |i| {
-        let (mut q, top) = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("once");
-        if let Some((walked, _)) = q.open.take() {
-            walk_more(p, i, top.finish().0, &walked, &mut q.best);
+/// The screened value beyond which a point lies past the `k`-th exact squared distance
+/// `tau` (screen units) of query `i`: beyond it exactly when `ľ > τ / (1 - REL) + err`.
+fn reach_of(p: &Prepared<'_>, i: usize, tau: f64) -> f64 {
+    (tau / (1.0 - REL) + p.err[i]) * (1.0 + 4.0 * f64::EPSILON) + f64::MIN_POSITIVE
+}
+
+/// Bytes that the queries of one second screen may hold in collected candidates, all
+/// together: past it a query walks what it holds and measures the rest as they come.
+/// Fashion-MNIST's 10 000 images hold about 1.6 million entries (13 MB); its 60 000 would
+/// hold 28 million.
+pub(super) const HOLD_BUDGET: usize = 24 << 20;
+
+/// A held entry: its key rounded down to single precision (still a lower bound on the
+/// squared distance) and its reference index.
+type Held = (f32, u32);
+
+/// `a` rounded down to single precision.
+fn f32_below(a: f64) -> f32 {
+    let f = a as f32;
+    if f64::from(f) > a {
+        f.next_down()
+    } else {
+        f
+    }
+}
+
+/// A query during the second screen. Its entries below its reach that its first walk did
+/// not measure are held while the search's shared budget ([`HOLD_BUDGET`]) has room, and
+/// walked in ascending order at the end (the `k`-th falls fastest that way). Once the
+/// budget is spent, the query walks what it holds and then bounds each further entry on the
+/// deep coordinates and, unless that puts it beyond the `k`-th, measures it at once, its
+/// reach falling with the `k`-th: memory stays bounded however loose the screen. A point
+/// among the `k` nearest lies below every reach on the way and passes every bound, so the
+/// result does not depend on which entries were held.
+pub(super) struct Stream<'p, 'a> {
+    p: &'p Prepared<'a>,
+    budget: &'p AtomicUsize,
+    i: usize,
+    best: Best,
+    walked: Vec<usize>,
+    tau: f64,
+    reach: f64,
+    /// The entries held (`None` once measuring as they come) and the bytes taken for them.
+    held: Option<Vec<Held>>,
+    taken: usize,
+}
+
+impl<'p, 'a> Stream<'p, 'a> {
+    fn new(p: &'p Prepared<'a>, budget: &'p AtomicUsize, i: usize, q: Query) -> Self {
+        let tau = q.best.tau() * p.unit2;
+        let (walked, reach) = q.open.unwrap_or((Vec::new(), f64::NEG_INFINITY));
+        // Indices past `u32` are never held.
+        let held = (p.reference().norms.len() <= u32::MAX as usize).then(Vec::new);
+        Self { p, budget, i, best: q.best, walked, tau, reach, held, taken: 0 }
+    }
+
+    /// Room for as many more held entries as it holds (at least 8), taken from the budget:
+    /// false once the budget cannot give it.
+    fn grow(&mut self) -> bool {
+        let Some(held) = self.held.as_mut() else { return false };
+        let more = held.capacity().max(8);
+        let bytes = more * std::mem::size_of::<Held>();
+        let granted = self.budget.fetch_update(Relaxed, Relaxed, |left| left.checked_sub(bytes)).is_ok();
+        if granted {
+            held.reserve_exact(more);
+            self.taken += bytes;
         }
-        q
+        granted
+    }
+
+    /// Walks the held entries in ascending order and gives their bytes back.
+    fn walk_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            let low = held.iter().map(|&(a, j)| (f64::from(a), j as usize)).collect();
+            drop(held);
+            walk_more(self.p, self.i, low, &self.walked, &mut self.best);
+            self.budget.fetch_add(std::mem::take(&mut self.taken), Relaxed);
+            self.tau = self.best.tau() * self.p.unit2;
+            self.reach = self.reach.min(reach_of(self.p, self.i, self.tau));
+        }
+    }
+
+    /// Entry `(a, j)` bounded on the deep coordinates and, unless that puts it beyond the
+    /// `k`-th, measured.
+    fn measure(&mut self, a: f64, j: usize) {
+        let (p, r, i) = (self.p, self.p.reference(), self.i);
+        if self.tau.is_finite() && deep_pruned(p, r, i, j, a, self.tau).0 {
+            return;
+        }
+        self.best.offer(exact_sq(p.q.exact.col(i), r.exact.col(j), p.scale), j);
+        self.tau = self.best.tau() * p.unit2;
+        self.reach = self.reach.min(reach_of(p, i, self.tau));
+    }
+
+    fn finish(mut self) -> Query {
+        self.walk_held();
+        Query { best: self.best, open: None }
+    }
+}
+
+impl Sink for Stream<'_, '_> {
+    #[inline]
+    fn floor(&self) -> f64 {
+        self.reach
+    }
+
+    /// Held while there is room (the walk at the end leaves out the points walked first);
+    /// else [`Stream::take`].
+    #[inline]
+    fn push(&mut self, a: f64, j: usize) {
+        if let Some(held) = self.held.as_mut() {
+            if held.len() < held.capacity() {
+                return held.push((f32_below(a), j as u32));
+            }
+        }
+        self.take(a, j);
+    }
+}
+
+impl Stream<'_, '_> {
+    /// An entry with no room left for it: held if the budget gives more room, else measured
+    /// (after walking what is held), unless the first walk measured it.
+    #[inline(never)]
+    fn take(&mut self, a: f64, j: usize) {
+        if self.held.is_some() {
+            if self.grow() {
+                return self.held.as_mut().expect("held").push((f32_below(a), j as u32));
+            }
+            self.walk_held();
+            if a >= self.reach {
+                return;
+            }
+        }
+        if self.walked.binary_search(&j).is_err() {
+            self.measure(a, j);
+        }
+    }
+}
+
+/// The open queries' second screen ([`Stream`]): the whole screen again, each query
+/// taking the entries below its reach (`same`: one data set); then the walks over what they
+/// hold, in `order`; `hold` bytes for the held entries ([`HOLD_BUDGET`]).
+pub(super) fn second(p: &Prepared<'_>, queries: Vec<Query>, same: bool, order: &[usize], hold: usize) -> Vec<Query> {
+    let budget = AtomicUsize::new(hold);
+    let mut streams: Vec<Stream<'_, '_>> =
+        queries.into_iter().enumerate().map(|(i, q)| Stream::new(p, &budget, i, q)).collect();
+    super::scan::scan(&mut streams, p, same);
+    let slots: Vec<std::sync::Mutex<Option<Stream<'_, '_>>>> =
+        streams.into_iter().map(|s| std::sync::Mutex::new(Some(s))).collect();
+    in_order(order, |i| {
+        let slot = slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        slot.expect("each query once").finish()
     })
 }
 

@@ -4,7 +4,7 @@
 use super::amx;
 use super::points::{Points, Prepared, Screen};
 use super::screen::{update_cols, update_rows};
-use super::top::Top;
+use super::top::Sink;
 use faer::prelude::{IntoConst, ReborrowMut};
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -65,7 +65,7 @@ impl Buffers {
 }
 
 /// The screen of every query against the reference (`same`: the queries themselves).
-pub(super) fn scan(tops: &mut [Top], p: &Prepared<'_>, same: bool) {
+pub(super) fn scan<S: Sink + Send>(tops: &mut [S], p: &Prepared<'_>, same: bool) {
     if same {
         scan_self(tops, p);
     } else {
@@ -75,7 +75,7 @@ pub(super) fn scan(tops: &mut [Top], p: &Prepared<'_>, same: bool) {
 
 /// Queries against a different reference: each task owns a block of queries and runs
 /// through the reference one tile at a time.
-fn scan_cross(tops: &mut [Top], p: &Prepared<'_>) {
+fn scan_cross<S: Sink + Send>(tops: &mut [S], p: &Prepared<'_>) {
     let r = p.reference();
     let (nq, nr) = (tops.len(), r.norms.len());
     let bufs = Buffers::new();
@@ -103,7 +103,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 /// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
 /// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
 /// parallel; each point sees the tiles in the same order whatever the number of threads.
-fn scan_self(tops: &mut [Top], p: &Prepared<'_>) {
+fn scan_self<S: Sink + Send>(tops: &mut [S], p: &Prepared<'_>) {
     let (x, rmax) = (&p.q, p.q.max_norm);
     let blocks = blocks(x.norms.len());
     let bufs = Buffers::new();
@@ -134,7 +134,7 @@ fn scan_self(tops: &mut [Top], p: &Prepared<'_>) {
 }
 
 /// `tops` cut into the blocks.
-fn split<'t>(tops: &'t mut [Top], blocks: &[Range<usize>]) -> Vec<Option<&'t mut [Top]>> {
+fn split<'t, S>(tops: &'t mut [S], blocks: &[Range<usize>]) -> Vec<Option<&'t mut [S]>> {
     let mut rest = tops;
     blocks
         .iter()

@@ -6,7 +6,7 @@
 //! u |c_i||c_j|`): so the key is a lower bound on the squared distance (up to the small
 //! double-precision terms of [`super::points::Prepared::err`]), pair by pair.
 
-use super::top::Top;
+use super::top::Sink;
 use faer::MatRef;
 
 /// Points `start ..` of a tile, as the screens see them: squared norms, half of each in
@@ -84,10 +84,47 @@ impl Lanes for Avx512 {
     }
 }
 
+/// AVX2 + FMA: sixteen lanes as two registers of eight, their comparisons gathered by
+/// `movemask`; used only inside functions compiled with `avx2` and `fma` on machines that
+/// have them. A run shorter than sixteen (the last of a tile) is screened by [`Portable`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    #[inline(always)]
+    fn mask(self, g: &[f32], h: &[f32], x: &[f32], s: f32, t: f32) -> u32 {
+        use std::arch::x86_64::{
+            _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_sub_ps,
+            _CMP_GT_OQ,
+        };
+        if g.len() < RUN || h.len() < RUN || x.len() < RUN {
+            return Portable.mask(g, h, x, s, t);
+        }
+        // SAFETY: `Avx2` runs only where avx2 and fma were detected ([`update_cols`],
+        // [`update_rows`]); each slice holds at least sixteen entries.
+        unsafe {
+            let half = |o: usize| {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(g.as_ptr().add(o)), _mm256_loadu_ps(h.as_ptr().add(o)));
+                let v = _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_loadu_ps(x.as_ptr().add(o)), d);
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(t))) as u32
+            };
+            half(0) | (half(8) << 8)
+        }
+    }
+}
+
 /// Whether this machine screens with [`Avx512`].
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Whether this machine screens with [`Avx2`].
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// Queries `q` (column `c` of the tile is query `c`) against the tile's rows, reference
@@ -98,8 +135,8 @@ fn avx512() -> bool {
 /// floor)/2` (sixteen at a time with AVX-512, else as wide as `pulp` dispatches); a run that
 /// passes pushes its entries' double-precision keys, which [`Top`] keeps only below its
 /// floor.
-pub(super) fn update_cols(
-    tops: &mut [Top],
+pub(super) fn update_cols<S: Sink>(
+    tops: &mut [S],
     g: MatRef<'_, f32>,
     q: Refs<'_>,
     r: Refs<'_>,
@@ -113,17 +150,28 @@ pub(super) fn update_cols(
         // SAFETY: avx512f was detected.
         return unsafe { cols_avx512(cols) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { cols_avx2(cols) };
+    }
     pulp::Arch::new().dispatch(cols);
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cols_avx2<S: Sink>(cols: Cols<'_, S>) {
+    cols.run(Avx2);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn cols_avx512(cols: Cols<'_>) {
+unsafe fn cols_avx512<S: Sink>(cols: Cols<'_, S>) {
     cols.run(Avx512);
 }
 
-struct Cols<'a> {
-    tops: &'a mut [Top],
+struct Cols<'a, S> {
+    tops: &'a mut [S],
     g: MatRef<'a, f32>,
     q: Refs<'a>,
     r: Refs<'a>,
@@ -132,15 +180,15 @@ struct Cols<'a> {
     skip: Option<usize>,
 }
 
-impl pulp::WithSimd for Cols<'_> {
+impl<S: Sink> pulp::WithSimd for Cols<'_, S> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<V: pulp::Simd>(self, _: V) {
         self.run(Portable);
     }
 }
 
-impl Cols<'_> {
+impl<S: Sink> Cols<'_, S> {
     #[inline(always)]
     fn run(self, lanes: impl Lanes) {
         let Cols { tops, g, q, r, rmax, u, skip } = self;
@@ -158,7 +206,7 @@ impl Cols<'_> {
             }
             let room = SCREEN_ROOM * (base + rmax);
             let s = (u * ql) as f32;
-            let mut t = lowered(0.5 * (base - top.floor), room);
+            let mut t = lowered(0.5 * (base - top.floor()), room);
             let runs = col.chunks(RUN).zip(half.chunks(RUN)).zip(rl32.chunks(RUN));
             for (b, ((gc, hc), xc)) in runs.enumerate() {
                 let mut mask = lanes.mask(gc, hc, xc, s, t);
@@ -171,7 +219,7 @@ impl Cols<'_> {
                             top.push(key(j, gc[o]), r.start + j);
                         }
                     }
-                    t = lowered(0.5 * (base - top.floor), room);
+                    t = lowered(0.5 * (base - top.floor()), room);
                 }
             }
         }
@@ -181,24 +229,42 @@ impl Cols<'_> {
 /// The tile's rows as queries `q` against its columns, reference points `r`; `norm_sum`
 /// bounds `|q|² + |r|²`. Screened like [`update_cols`], as `g - (qn - floor)/2 + u |q||r| >
 /// rn/2` down each column in runs of rows.
-pub(super) fn update_rows(tops: &mut [Top], g: MatRef<'_, f32>, q: Refs<'_>, r: Refs<'_>, norm_sum: f64, u: f64) {
+pub(super) fn update_rows<S: Sink>(
+    tops: &mut [S],
+    g: MatRef<'_, f32>,
+    q: Refs<'_>,
+    r: Refs<'_>,
+    norm_sum: f64,
+    u: f64,
+) {
     let rows = Rows { tops, g, q, r, room: SCREEN_ROOM * norm_sum, u };
     #[cfg(target_arch = "x86_64")]
     if avx512() {
         // SAFETY: avx512f was detected.
         return unsafe { rows_avx512(rows) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { rows_avx2(rows) };
+    }
     pulp::Arch::new().dispatch(rows);
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_avx2<S: Sink>(rows: Rows<'_, S>) {
+    rows.run(Avx2);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512(rows: Rows<'_>) {
+unsafe fn rows_avx512<S: Sink>(rows: Rows<'_, S>) {
     rows.run(Avx512);
 }
 
-struct Rows<'a> {
-    tops: &'a mut [Top],
+struct Rows<'a, S> {
+    tops: &'a mut [S],
     g: MatRef<'a, f32>,
     q: Refs<'a>,
     r: Refs<'a>,
@@ -206,22 +272,22 @@ struct Rows<'a> {
     u: f64,
 }
 
-impl pulp::WithSimd for Rows<'_> {
+impl<S: Sink> pulp::WithSimd for Rows<'_, S> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<V: pulp::Simd>(self, _: V) {
         self.run(Portable);
     }
 }
 
-impl Rows<'_> {
+impl<S: Sink> Rows<'_, S> {
     #[inline(always)]
     fn run(self, lanes: impl Lanes) {
         let Rows { tops, g, q, r, room, u } = self;
         let m = g.nrows();
         let (qn, ql) = (&q.norms[..m], &q.lens[..m]);
         // Half the room on each side of the comparison.
-        let w_of = |q: f64, t: &Top| lowered(0.5 * (q - t.floor), 0.5 * room);
+        let w_of = |q: f64, t: &S| lowered(0.5 * (q - t.floor()), 0.5 * room);
         let mut w: Vec<f32> = tops.iter().zip(qn).map(|(t, &q)| w_of(q, t)).collect();
         let a: Vec<f32> = ql.iter().map(|&l| (u * l) as f32).collect();
         for c in 0..g.ncols() {
@@ -243,6 +309,7 @@ impl Rows<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::top::Top;
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -313,7 +380,7 @@ mod tests {
         floors.iter().map(|&f| full_top(keep, f, &mut StdRng::seed_from_u64(seed))).collect()
     }
 
-    /// The single-precision screens, portable and AVX-512 alike, never reject an entry that
+    /// The single-precision screens, portable, AVX2 and AVX-512 alike, never reject an entry that
     /// the double-precision test of [`Top::push`] would take: the tops end exactly as when
     /// every key is pushed.
     #[test]
@@ -344,6 +411,14 @@ mod tests {
             let cols = Cols { tops: &mut portable, g: gm, q: qr, r: rr, rmax: max(&rn), u, skip: None };
             pulp::Arch::new().dispatch(cols);
             portable.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                let mut wide = tops(&floor_c, 1, keep);
+                let cols = Cols { tops: &mut wide, g: gm, q: qr, r: rr, rmax: max(&rn), u, skip: None };
+                // SAFETY: avx2 and fma were detected.
+                unsafe { cols_avx2(cols) };
+                wide.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+            }
             // Rows as queries (the tile's rows are the queries, its columns the reference).
             let g = tile_near_floors(&qn, &rn, u, |o, _| floor_r[o], &mut rng);
             let gm = MatRef::from_column_major_slice(&g, nr, nc);
@@ -359,6 +434,14 @@ mod tests {
             let rows = Rows { tops: &mut portable, g: gm, q: rr, r: qr, room: SCREEN_ROOM * (max(&rn) + max(&qn)), u };
             pulp::Arch::new().dispatch(rows);
             portable.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                let mut wide = tops(&floor_r, 2, keep);
+                let room = SCREEN_ROOM * (max(&rn) + max(&qn));
+                // SAFETY: avx2 and fma were detected.
+                unsafe { rows_avx2(Rows { tops: &mut wide, g: gm, q: rr, r: qr, room, u }) };
+                wide.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
+            }
         }
     }
 }

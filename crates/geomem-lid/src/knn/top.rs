@@ -1,6 +1,45 @@
 //! A query's candidate list during the screens: the smallest screened values seen so far and
 //! a floor below which nothing dropped or rejected lies.
 
+/// What a screen offers its entries to, one per query: a list of candidates ([`Top`]), or a
+/// walk that measures them as they come ([`super::refine::Stream`]). An entry is offered
+/// only where its key lies below the floor.
+pub(super) trait Sink {
+    /// The key below which an entry is taken.
+    fn floor(&self) -> f64;
+    /// Takes an entry: key `a`, reference point `j`.
+    fn push(&mut self, a: f64, j: usize);
+    /// Whether nothing was offered yet (then [`Sink::fill`] takes a whole tile's column).
+    fn fresh(&self) -> bool {
+        false
+    }
+    /// Offers every entry of `all` at once; by default one at a time, below the floor.
+    fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, _scratch: &mut Vec<(f64, usize)>) {
+        for (a, j) in all {
+            if a < self.floor() {
+                self.push(a, j);
+            }
+        }
+    }
+}
+
+impl Sink for Top {
+    #[inline]
+    fn floor(&self) -> f64 {
+        self.floor
+    }
+    #[inline]
+    fn push(&mut self, a: f64, j: usize) {
+        Top::push(self, a, j);
+    }
+    fn fresh(&self) -> bool {
+        Top::fresh(self)
+    }
+    fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, scratch: &mut Vec<(f64, usize)>) {
+        Top::fill(self, all, scratch);
+    }
+}
+
 /// The `keep` smallest approximate squared distances seen so far, with a bound below which
 /// no dropped or rejected candidate lies. Candidates below the floor are appended; when
 /// `keep + keep / 2 + 4` are held, the `keep` smallest are selected and the floor falls to
@@ -16,11 +55,6 @@ impl Top {
     pub(super) fn new(keep: usize) -> Self {
         let cap = keep + keep / 2 + 4;
         Self { keep, cap, items: Vec::with_capacity(cap), floor: f64::INFINITY }
-    }
-
-    /// A list that keeps every value below `floor` (none for a floor of `-∞`).
-    pub(super) fn collecting(floor: f64) -> Self {
-        Self { keep: usize::MAX, cap: usize::MAX, items: Vec::new(), floor }
     }
 
     #[inline]
