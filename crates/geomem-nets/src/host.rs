@@ -66,33 +66,10 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + fast_exp(-x))
 }
 
-/// `dst = silu(src + b)` column by column; with `store`, `src += b` as well. One pass, in
-/// AVX-512 where the CPU has it (detected at run time), else in AVX2, else as the compiler
-/// vectorises for the build's target; the same source, so the same numbers.
-fn bias_silu(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: avx512f was detected on this CPU.
-        return unsafe { bias_silu_avx512(src, b, store, dst) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: avx2 and fma were detected on this CPU.
-        return unsafe { bias_silu_avx2(src, b, store, dst) };
-    }
-    bias_silu_body(src, b, store, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn bias_silu_avx2(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) {
-    bias_silu_body(src, b, store, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn bias_silu_avx512(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) {
-    bias_silu_body(src, b, store, dst);
+crate::wide::wide_fn! {
+    /// `dst = silu(src + b)` column by column; with `store`, `src += b` as well. One pass,
+    /// compiled for the widest vectors of the CPU ([`crate::wide`]).
+    fn bias_silu(src: MatMut<'_, f32>, b: &[f32], store: bool, dst: MatMut<'_, f32>) => bias_silu_body
 }
 
 #[inline(always)]

@@ -140,34 +140,7 @@ impl HostState {
     }
 }
 
-// ---- element-wise passes (AVX-512, else AVX2, where the CPU has it; the same source, so
-// the same numbers: Rust never fuses a multiply and an add on its own) ----
-
-macro_rules! simd_dispatch {
-    ($vis:vis $name:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
-        $vis fn $name($($a: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide($($a: $t),*) {
-                    $body($($a),*)
-                }
-                // SAFETY: avx512f was detected on this CPU.
-                return unsafe { wide($($a),*) };
-            }
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn narrow($($a: $t),*) {
-                    $body($($a),*)
-                }
-                // SAFETY: avx2 and fma were detected on this CPU.
-                return unsafe { narrow($($a),*) };
-            }
-            $body($($a),*)
-        }
-    };
-}
+// ---- element-wise passes, compiled for the widest vectors of the CPU (`crate::wide`) ----
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
@@ -180,7 +153,7 @@ fn silu_body(x: &[f32], out: &mut [f32]) {
         *o = v * sigmoid(v);
     }
 }
-simd_dispatch!(pub(crate) silu_into, silu_body, (x: &[f32], out: &mut [f32]));
+crate::wide::wide_fn!(pub(crate) fn silu_into(x: &[f32], out: &mut [f32]) => silu_body);
 
 /// `dst = g ⊙ silu'(x)` (`acc = false`) or `dst += g ⊙ silu'(x)`;
 /// `silu'(x) = s(x)(1 + x(1 - s(x)))`.
@@ -192,7 +165,7 @@ fn silu_grad_body(x: &[f32], g: &[f32], dst: &mut [f32], acc: bool) {
         *o = if acc { *o + d } else { d };
     }
 }
-simd_dispatch!(pub(crate) silu_grad, silu_grad_body, (x: &[f32], g: &[f32], dst: &mut [f32], acc: bool));
+crate::wide::wide_fn!(pub(crate) fn silu_grad(x: &[f32], g: &[f32], dst: &mut [f32], acc: bool) => silu_grad_body);
 
 /// burn's Adam update of one parameter (the module doc's formula, in burn's order of
 /// operations), then the EMA `e ← a e + b θ`.
@@ -208,7 +181,9 @@ fn adam_ema_body(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut
         *e = *e * a + *w * b;
     }
 }
-simd_dispatch!(pub(crate) adam_ema, adam_ema_body, (w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut [f32], k: &[f32; 5]));
+crate::wide::wide_fn! {
+    pub(crate) fn adam_ema(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], e: &mut [f32], k: &[f32; 5]) => adam_ema_body
+}
 
 // ---- the step ----
 

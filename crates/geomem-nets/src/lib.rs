@@ -36,6 +36,7 @@ mod stacked;
 mod train;
 mod train_loop;
 mod unet;
+mod wide;
 
 pub use checkpoint::FILE as CHECKPOINT_FILE;
 pub use ddpm::{load_ddpm, train_ddpm, DdpmState, DdpmTrainConfig};

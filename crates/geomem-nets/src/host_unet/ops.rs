@@ -556,6 +556,12 @@ pub(crate) struct NormStats {
 
 const GN_EPS: f64 = 1e-6;
 
+crate::wide::wide_fn!(fn norm_forward(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) => Norm::forward_body);
+crate::wide::wide_fn! {
+    fn norm_backward(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act
+        => Norm::backward_body
+}
+
 impl Norm {
     /// `(b, g)` → the slices of image `b`'s channels in group `g`: `(channel, offset)`.
     #[inline(always)]
@@ -564,28 +570,10 @@ impl Norm {
         (g * cg..(g + 1) * cg).map(move |c| (c, c * n + b * hw))
     }
 
+    /// Normalises `x` per image and group, then scales and shifts per channel; compiled for
+    /// the widest vectors of the CPU ([`crate::wide`]).
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
-        #[cfg(target_arch = "x86_64")]
-        match direct::best() {
-            Some(direct::Isa::Avx512) => {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
-                    n.forward_body(p, x)
-                }
-                // SAFETY: avx512f was detected on this CPU.
-                return unsafe { wide(self, p, x) };
-            }
-            Some(direct::Isa::Avx2) => {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) {
-                    n.forward_body(p, x)
-                }
-                // SAFETY: avx2 and fma were detected on this CPU.
-                return unsafe { wide(self, p, x) };
-            }
-            None => {}
-        }
-        self.forward_body(p, x)
+        norm_forward(self, p, x)
     }
 
     /// [`Norm::forward`] in the baseline build, whatever the CPU (for the tests).
@@ -629,29 +617,10 @@ impl Norm {
         (y, st)
     }
 
-    /// Adds the γ, β gradients to `g`; returns the input's gradient.
+    /// Adds the γ, β gradients to `g`; returns the input's gradient. Compiled for the
+    /// widest vectors of the CPU ([`crate::wide`]).
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
-        #[cfg(target_arch = "x86_64")]
-        match direct::best() {
-            Some(direct::Isa::Avx512) => {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
-                    n.backward_body(p, x, st, dy, g)
-                }
-                // SAFETY: avx512f was detected on this CPU.
-                return unsafe { wide(self, p, x, st, dy, g) };
-            }
-            Some(direct::Isa::Avx2) => {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn wide(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
-                    n.backward_body(p, x, st, dy, g)
-                }
-                // SAFETY: avx2 and fma were detected on this CPU.
-                return unsafe { wide(self, p, x, st, dy, g) };
-            }
-            None => {}
-        }
-        self.backward_body(p, x, st, dy, g)
+        norm_backward(self, p, x, st, dy, g)
     }
 
     /// [`Norm::backward`], compiled wide or narrow by its caller (as [`Norm::forward_body`]).
