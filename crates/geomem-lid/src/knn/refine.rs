@@ -549,7 +549,7 @@ const AMX_GAIN: f64 = 3.0;
 /// twice for the two passes of principal directions; `n d /` [`AMX_GAIN`] on AMX) and those
 /// reads (at [`FLOPS_PER_BYTE`]); the full screen's, `n d` and [`kept`] exact distances. On
 /// AMX a query keeps a quarter more than nine sampled queries in ten needed; on principal
-/// directions [`kept`] (the second pass collects the rest).
+/// directions [`kept`] (the second screen takes the rest).
 pub(super) fn estimate(p: &Prepared<'_>, k: usize, same: bool, available: usize) -> Option<usize> {
     let nq = p.q.norms.len();
     let t = ESTIMATE.min(nq);

@@ -132,7 +132,7 @@ fn avx2() -> bool {
 /// error. `skip` (a diagonal tile, offset 0) leaves out the query itself.
 ///
 /// Runs of entries are screened in single precision as `g - rn/2 + u |q||r| > (qn -
-/// floor)/2` (sixteen at a time with AVX-512, else as wide as `pulp` dispatches); a run that
+/// floor)/2` (sixteen at a time with AVX-512 or AVX2 + FMA, else as wide as `pulp` dispatches); a run that
 /// passes pushes its entries' double-precision keys, which [`Top`] keeps only below its
 /// floor.
 pub(super) fn update_cols<S: Sink>(
