@@ -577,6 +577,18 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
+    proptest::proptest! {
+        /// A held key is a lower bound on the key, and the largest `f32` that is one: the
+        /// next `f32` up lies above it (keys of any sign and size, past `f32`'s range too).
+        #[test]
+        fn held_keys_are_the_largest_f32_below(m in -1.0f64..1.0, e in -160i32..160) {
+            let a = m * 2f64.powi(e);
+            let h = f32_below(a);
+            proptest::prop_assert!(f64::from(h) <= a, "{a}: {h} above it");
+            proptest::prop_assert!(h == f32::MAX || f64::from(h.next_up()) > a, "{a}: {h} not the largest");
+        }
+    }
+
     /// `n` points `tanh(F z)` around a 6-dimensional latent, in `d` dimensions, plus noise.
     fn curved(n: usize, d: usize, noise: f64, rng: &mut StdRng) -> Mat<f64> {
         let mut normal = || rng.sample::<f64, _>(rand_distr::StandardNormal);
