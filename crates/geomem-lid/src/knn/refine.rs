@@ -342,8 +342,8 @@ fn reach_of(p: &Prepared<'_>, i: usize, tau: f64) -> f64 {
 
 /// Bytes that the queries of one second screen may hold in collected candidates, all
 /// together: past it a query walks what it holds and measures the rest as they come.
-/// Fashion-MNIST's 10 000 images hold about 1.6 million entries (13 MB); its 60 000 would
-/// hold 28 million.
+/// Fashion-MNIST's 10 000 images hold about 1.6 million entries (13 MB, more with the lists'
+/// room to grow); its 60 000 would hold 28 million.
 pub(super) const HOLD_BUDGET: usize = 24 << 20;
 
 /// A held entry: its key rounded down to single precision (still a lower bound on the
@@ -360,9 +360,9 @@ fn f32_below(a: f64) -> f32 {
     }
 }
 
-/// A query during the second screen. Its entries below its reach that its first walk did
-/// not measure are held while the search's shared budget ([`HOLD_BUDGET`]) has room, and
-/// walked in ascending order at the end (the `k`-th falls fastest that way). Once the
+/// A query during the second screen. Its entries below its reach are held while the
+/// search's shared budget ([`HOLD_BUDGET`]) has room, and walked in ascending order at the
+/// end, leaving out the points its first walk measured (the `k`-th falls fastest that way). Once the
 /// budget is spent, the query walks what it holds and then bounds each further entry on the
 /// deep coordinates and, unless that puts it beyond the `k`-th, measures it at once, its
 /// reach falling with the `k`-th: memory stays bounded however loose the screen. A point
@@ -440,10 +440,13 @@ impl Sink for Stream<'_, '_> {
         self.reach
     }
 
-    /// Held while there is room (the walk at the end leaves out the points walked first);
-    /// else [`Stream::take`].
+    /// An entry below the reach: held while there is room (the walk at the end leaves out
+    /// the points walked first); else [`Stream::take`].
     #[inline]
     fn push(&mut self, a: f64, j: usize) {
+        if !(a < self.reach) {
+            return;
+        }
         if let Some(held) = self.held.as_mut() {
             if held.len() < held.capacity() {
                 return held.push((f32_below(a), j as u32));

@@ -1,5 +1,6 @@
-//! The screens of one tile of single-precision products: each query's candidates
-//! ([`Top`]) take the entries whose key lies below their floor, tested sixteen at a time.
+//! The screens of one tile of single-precision products: each query's sink ([`Sink`]: its
+//! candidates or its walk) is offered the entries whose key may lie below its floor, tested
+//! sixteen at a time, and takes those whose key does.
 //!
 //! The key of a pair is `|c_i|² + |c_j|² - 2 g_ij - 2u |c_i||c_j|`, with `g_ij` the
 //! product's value of `c_i·c_j` and `u` a bound on its relative error (`|g - c_i·c_j| <=
@@ -133,7 +134,7 @@ fn avx2() -> bool {
 ///
 /// Runs of entries are screened in single precision as `g - rn/2 + u |q||r| > (qn -
 /// floor)/2` (sixteen at a time with AVX-512 or AVX2 + FMA, else as wide as `pulp` dispatches); a run that
-/// passes pushes its entries' double-precision keys, which [`Top`] keeps only below its
+/// passes pushes its entries' double-precision keys, which the sink takes only below its
 /// floor.
 pub(super) fn update_cols<S: Sink>(
     tops: &mut [S],

@@ -2,24 +2,21 @@
 //! a floor below which nothing dropped or rejected lies.
 
 /// What a screen offers its entries to, one per query: a list of candidates ([`Top`]), or a
-/// walk that measures them as they come ([`super::refine::Stream`]). An entry is offered
-/// only where its key lies below the floor.
+/// walk that measures them as they come ([`super::refine::Stream`]). The screens offer every
+/// entry whose key may lie below the floor (their single-precision test passes a little
+/// more than that), and a sink takes those whose key does.
 pub(super) trait Sink {
     /// The key below which an entry is taken.
     fn floor(&self) -> f64;
-    /// Takes an entry: key `a`, reference point `j`.
+    /// Offers an entry: key `a`, reference point `j`; taken only if `a` lies below the floor.
     fn push(&mut self, a: f64, j: usize);
     /// Whether nothing was offered yet (then [`Sink::fill`] takes a whole tile's column).
     fn fresh(&self) -> bool {
         false
     }
-    /// Offers every entry of `all` at once; by default one at a time, below the floor.
+    /// Offers every entry of `all` at once (by default one at a time).
     fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, _scratch: &mut Vec<(f64, usize)>) {
-        for (a, j) in all {
-            if a < self.floor() {
-                self.push(a, j);
-            }
-        }
+        all.for_each(|(a, j)| self.push(a, j));
     }
 }
 
