@@ -444,7 +444,7 @@ impl Sink for Stream<'_, '_> {
     /// the points walked first); else [`Stream::take`].
     #[inline]
     fn push(&mut self, a: f64, j: usize) {
-        if !(a < self.reach) {
+        if a.partial_cmp(&self.reach) != Some(std::cmp::Ordering::Less) {
             return;
         }
         if let Some(held) = self.held.as_mut() {
