@@ -3,7 +3,8 @@
 //! and measured exactly only where the bound does not already put it beyond the `k`-th
 //! exact distance found so far; the walk stops at the first candidate whose screened value
 //! does. A query whose candidates run out first is certified by its floor, or rescanned
-//! against the whole reference.
+//! against the whole reference, or, where many are open, takes the second screen
+//! ([`Stream`]).
 
 use super::amx;
 use super::exact::{exact_sq, prefetch};
@@ -362,7 +363,7 @@ fn f32_below(a: f64) -> f32 {
 
 /// A query during the second screen. Its entries below its reach are held while the
 /// search's shared budget ([`HOLD_BUDGET`]) has room, and walked in ascending order at the
-/// end, leaving out the points its first walk measured (the `k`-th falls fastest that way). Once the
+/// end, leaving out the points its first walk passed (the `k`-th falls fastest that way). Once the
 /// budget is spent, the query walks what it holds and then bounds each further entry on the
 /// deep coordinates and, unless that puts it beyond the `k`-th, measures it at once, its
 /// reach falling with the `k`-th: memory stays bounded however loose the screen. A point
@@ -404,7 +405,8 @@ impl<'p, 'a> Stream<'p, 'a> {
         granted
     }
 
-    /// Walks the held entries in ascending order and gives their bytes back.
+    /// Walks the held entries in ascending order and gives their bytes back (the walk reads a
+    /// copy of this query's list at 16 bytes an entry, one query per thread at a time).
     fn walk_held(&mut self) {
         if let Some(held) = self.held.take() {
             let low = held.iter().map(|&(a, j)| (f64::from(a), j as usize)).collect();
@@ -589,6 +591,15 @@ mod tests {
             let h = f32_below(a);
             proptest::prop_assert!(f64::from(h) <= a, "{a}: {h} above it");
             proptest::prop_assert!(h == f32::MAX || f64::from(h.next_up()) > a, "{a}: {h} not the largest");
+        }
+    }
+
+    /// Values that are floats already are their own rounding (zeros of both signs, a
+    /// subnormal, the largest float).
+    #[test]
+    fn floats_are_held_as_they_are() {
+        for exact in [1.0f32, 0.0, -0.0, f32::MAX, -f32::MAX, f32::MIN_POSITIVE / 8.0, 0.1] {
+            assert_eq!(f32_below(f64::from(exact)).to_bits(), exact.to_bits(), "{exact}");
         }
     }
 

@@ -106,12 +106,13 @@ impl Lanes for Avx2 {
         // SAFETY: `Avx2` runs only where avx2 and fma were detected ([`update_cols`],
         // [`update_rows`]); each slice holds at least sixteen entries.
         unsafe {
-            let half = |o: usize| {
-                let d = _mm256_sub_ps(_mm256_loadu_ps(g.as_ptr().add(o)), _mm256_loadu_ps(h.as_ptr().add(o)));
-                let v = _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_loadu_ps(x.as_ptr().add(o)), d);
-                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(t))) as u32
-            };
-            half(0) | (half(8) << 8)
+            let (sv, tv) = (_mm256_set1_ps(s), _mm256_set1_ps(t));
+            let (g, h, x) = (g.as_ptr(), h.as_ptr(), x.as_ptr());
+            let lo = _mm256_fmadd_ps(sv, _mm256_loadu_ps(x), _mm256_sub_ps(_mm256_loadu_ps(g), _mm256_loadu_ps(h)));
+            let (g8, h8, x8) = (g.add(8), h.add(8), x.add(8));
+            let hi = _mm256_fmadd_ps(sv, _mm256_loadu_ps(x8), _mm256_sub_ps(_mm256_loadu_ps(g8), _mm256_loadu_ps(h8)));
+            let (ml, mh) = (_mm256_cmp_ps::<_CMP_GT_OQ>(lo, tv), _mm256_cmp_ps::<_CMP_GT_OQ>(hi, tv));
+            _mm256_movemask_ps(ml) as u32 | ((_mm256_movemask_ps(mh) as u32) << 8)
         }
     }
 }

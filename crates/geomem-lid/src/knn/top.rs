@@ -1,5 +1,6 @@
-//! A query's candidate list during the screens: the smallest screened values seen so far and
-//! a floor below which nothing dropped or rejected lies.
+//! What the screens offer their entries to ([`Sink`]), and a query's candidate list during
+//! the first screen ([`Top`]): the smallest screened values seen so far and a floor below
+//! which nothing dropped or rejected lies.
 
 /// What a screen offers its entries to, one per query: a list of candidates ([`Top`]), or a
 /// walk that measures them as they come ([`super::refine::Stream`]). The screens offer every
