@@ -198,6 +198,18 @@ mod tests {
             (0..3).flat_map(|j| (0..300).map(move |i| (i, j))).map(|(i, j)| m[(i, j)].to_bits()).collect::<Vec<_>>()
         };
         assert_eq!((bits(&d1), bits(&s1)), (bits(&d2), bits(&s2)));
+        // Every copy this CPU runs, not only the widest.
+        #[cfg(target_arch = "x86_64")]
+        for (isa, on) in [("avx512", crate::wide::avx512()), ("avx2", crate::wide::avx2())] {
+            let (mut s3, mut d3) = (src.clone(), faer::Mat::<f32>::zeros(300, 3));
+            // SAFETY: each copy runs only where its instruction set was detected.
+            match (isa, on) {
+                ("avx512", true) => unsafe { bias_silu::avx512(s3.as_mut(), &b, true, d3.as_mut()) },
+                ("avx2", true) => unsafe { bias_silu::avx2(s3.as_mut(), &b, true, d3.as_mut()) },
+                _ => continue,
+            }
+            assert_eq!((bits(&d3), bits(&s3)), (bits(&d2), bits(&s2)), "{isa}");
+        }
     }
 
     #[test]

@@ -435,14 +435,27 @@ mod tests {
     fn the_wide_silu_passes_are_the_baseline_bit_for_bit() {
         let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.037 * (1.0 + (i % 7) as f32)).collect();
         let g: Vec<f32> = (0..1000).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect();
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
         let (mut a, mut b) = (vec![0.0; 1000], vec![0.0; 1000]);
         silu_into(&x, &mut a);
         silu_body(&x, &mut b);
-        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "silu");
-        let (mut a, mut b) = (g.clone(), g.clone());
+        assert!(same(&a, &b), "silu");
+        let (mut a, mut d) = (g.clone(), g.clone());
         silu_grad(&x, &g, &mut a, true);
-        silu_grad_body(&x, &g, &mut b, true);
-        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "silu'");
+        silu_grad_body(&x, &g, &mut d, true);
+        assert!(same(&a, &d), "silu'");
+        // Every copy this CPU runs, not only the widest.
+        #[cfg(target_arch = "x86_64")]
+        for (isa, on) in [("avx512", crate::wide::avx512()), ("avx2", crate::wide::avx2())] {
+            let (mut c, mut e) = (vec![0.0; 1000], g.clone());
+            // SAFETY: each copy runs only where its instruction set was detected.
+            match (isa, on) {
+                ("avx512", true) => unsafe { (silu_into::avx512(&x, &mut c), silu_grad::avx512(&x, &g, &mut e, true)) },
+                ("avx2", true) => unsafe { (silu_into::avx2(&x, &mut c), silu_grad::avx2(&x, &g, &mut e, true)) },
+                _ => continue,
+            };
+            assert!(same(&c, &b) && same(&e, &d), "{isa}");
+        }
     }
 
     /// The Adam + EMA pass compiled for this CPU's vectors gives the baseline build's bits.
@@ -456,6 +469,7 @@ mod tests {
         for v in [&mut a[2], &mut b[2]] {
             v.iter_mut().for_each(|x| *x = x.abs());
         }
+        let fresh = a.clone();
         {
             let [w, m, v, e] = &mut a;
             adam_ema(w, &g, m, v, e, &k);
@@ -464,8 +478,22 @@ mod tests {
             let [w, m, v, e] = &mut b;
             adam_ema_body(w, &g, m, v, e, &k);
         }
-        for (x, y) in a.iter().zip(&b) {
-            assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
+        let same = |a: &[Vec<f32>; 4], b: &[Vec<f32>; 4]| {
+            a.iter().zip(b).all(|(x, y)| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()))
+        };
+        assert!(same(&a, &b));
+        // Every copy this CPU runs, not only the widest.
+        #[cfg(target_arch = "x86_64")]
+        for (isa, on) in [("avx512", crate::wide::avx512()), ("avx2", crate::wide::avx2())] {
+            let mut c = fresh.clone();
+            let [w, m, v, e] = &mut c;
+            // SAFETY: each copy runs only where its instruction set was detected.
+            match (isa, on) {
+                ("avx512", true) => unsafe { adam_ema::avx512(w, &g, m, v, e, &k) },
+                ("avx2", true) => unsafe { adam_ema::avx2(w, &g, m, v, e, &k) },
+                _ => continue,
+            }
+            assert!(same(&c, &b), "{isa}");
         }
     }
 

@@ -556,9 +556,9 @@ pub(crate) struct NormStats {
 
 const GN_EPS: f64 = 1e-6;
 
-crate::wide::wide_fn!(fn norm_forward(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) => Norm::forward_body);
+crate::wide::wide_fn!(pub(crate) fn norm_forward(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) => Norm::forward_body);
 crate::wide::wide_fn! {
-    fn norm_backward(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act
+    pub(crate) fn norm_backward(n: &Norm, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act
         => Norm::backward_body
 }
 

@@ -457,4 +457,25 @@ fn group_norm_on_wide_vectors_is_the_baseline_bit_for_bit() {
     assert_eq!(bits(&y.v), bits(&y0.v), "forward");
     assert_eq!(bits(&dx.v), bits(&dx0.v), "input gradient");
     assert_eq!((bits(&g[0]), bits(&g[1])), (bits(&g0[0]), bits(&g0[1])), "γ, β gradients");
+    // Every copy this CPU runs, not only the widest.
+    #[cfg(target_arch = "x86_64")]
+    for (isa, on) in [("avx512", crate::wide::avx512()), ("avx2", crate::wide::avx2())] {
+        use super::ops::{norm_backward, norm_forward};
+        let mut g1 = grads();
+        // SAFETY: each copy runs only where its instruction set was detected.
+        let (y1, dx1) = match (isa, on) {
+            ("avx512", true) => unsafe {
+                let (y1, st1) = norm_forward::avx512(&norm, &p, &x);
+                (y1, norm_backward::avx512(&norm, &p, &x, &st1, &dy, &mut g1))
+            },
+            ("avx2", true) => unsafe {
+                let (y1, st1) = norm_forward::avx2(&norm, &p, &x);
+                (y1, norm_backward::avx2(&norm, &p, &x, &st1, &dy, &mut g1))
+            },
+            _ => continue,
+        };
+        assert_eq!(bits(&y1.v), bits(&y0.v), "{isa} forward");
+        assert_eq!(bits(&dx1.v), bits(&dx0.v), "{isa} input gradient");
+        assert_eq!((bits(&g1[0]), bits(&g1[1])), (bits(&g0[0]), bits(&g0[1])), "{isa} γ, β gradients");
+    }
 }
