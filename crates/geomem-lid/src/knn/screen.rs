@@ -48,7 +48,7 @@ trait Lanes: Copy {
     fn mask(self, g: &[f32], h: &[f32], x: &[f32], s: f32, t: f32) -> u32;
 }
 
-/// Any machine: a loop the compiler vectorises for the width `pulp` dispatches to.
+/// Any machine: a loop the compiler vectorises for the build's target.
 #[derive(Clone, Copy)]
 struct Portable;
 
@@ -129,12 +129,44 @@ fn avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
+/// One screen of a tile (columns or rows as the queries), run on any [`Lanes`].
+trait Pass: Sized {
+    fn run(self, lanes: impl Lanes);
+}
+
+/// `pass` on the widest lanes of this machine: [`Avx512`], else [`Avx2`], else [`Portable`].
+fn widest(pass: impl Pass) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: avx512f was detected.
+        return unsafe { on_avx512(pass) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { on_avx2(pass) };
+    }
+    pass.run(Portable);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn on_avx512(pass: impl Pass) {
+    pass.run(Avx512);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn on_avx2(pass: impl Pass) {
+    pass.run(Avx2);
+}
+
 /// Queries `q` (column `c` of the tile is query `c`) against the tile's rows, reference
 /// points `r` (the largest squared norm of all at most `rmax`); `u` the product's relative
 /// error. `skip` (a diagonal tile, offset 0) leaves out the query itself.
 ///
 /// Runs of entries are screened in single precision as `g - rn/2 + u |q||r| > (qn -
-/// floor)/2` (sixteen at a time with AVX-512 or AVX2 + FMA, else as wide as `pulp` dispatches); a run that
+/// floor)/2` (sixteen at a time with AVX-512 or AVX2 + FMA, else as wide as the build's target allows); a run that
 /// passes pushes its entries' double-precision keys, which the sink takes only below its
 /// floor.
 pub(super) fn update_cols<S: Sink>(
@@ -146,30 +178,7 @@ pub(super) fn update_cols<S: Sink>(
     u: f64,
     skip: Option<usize>,
 ) {
-    let cols = Cols { tops, g, q, r, rmax, u, skip };
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: avx512f was detected.
-        return unsafe { cols_avx512(cols) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: avx2 and fma were detected.
-        return unsafe { cols_avx2(cols) };
-    }
-    pulp::Arch::new().dispatch(cols);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cols_avx2<S: Sink>(cols: Cols<'_, S>) {
-    cols.run(Avx2);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn cols_avx512<S: Sink>(cols: Cols<'_, S>) {
-    cols.run(Avx512);
+    widest(Cols { tops, g, q, r, rmax, u, skip });
 }
 
 struct Cols<'a, S> {
@@ -182,15 +191,7 @@ struct Cols<'a, S> {
     skip: Option<usize>,
 }
 
-impl<S: Sink> pulp::WithSimd for Cols<'_, S> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<V: pulp::Simd>(self, _: V) {
-        self.run(Portable);
-    }
-}
-
-impl<S: Sink> Cols<'_, S> {
+impl<S: Sink> Pass for Cols<'_, S> {
     #[inline(always)]
     fn run(self, lanes: impl Lanes) {
         let Cols { tops, g, q, r, rmax, u, skip } = self;
@@ -239,30 +240,7 @@ pub(super) fn update_rows<S: Sink>(
     norm_sum: f64,
     u: f64,
 ) {
-    let rows = Rows { tops, g, q, r, room: SCREEN_ROOM * norm_sum, u };
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: avx512f was detected.
-        return unsafe { rows_avx512(rows) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: avx2 and fma were detected.
-        return unsafe { rows_avx2(rows) };
-    }
-    pulp::Arch::new().dispatch(rows);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows_avx2<S: Sink>(rows: Rows<'_, S>) {
-    rows.run(Avx2);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512<S: Sink>(rows: Rows<'_, S>) {
-    rows.run(Avx512);
+    widest(Rows { tops, g, q, r, room: SCREEN_ROOM * norm_sum, u });
 }
 
 struct Rows<'a, S> {
@@ -274,15 +252,7 @@ struct Rows<'a, S> {
     u: f64,
 }
 
-impl<S: Sink> pulp::WithSimd for Rows<'_, S> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<V: pulp::Simd>(self, _: V) {
-        self.run(Portable);
-    }
-}
-
-impl<S: Sink> Rows<'_, S> {
+impl<S: Sink> Pass for Rows<'_, S> {
     #[inline(always)]
     fn run(self, lanes: impl Lanes) {
         let Rows { tops, g, q, r, room, u } = self;
@@ -411,14 +381,14 @@ mod tests {
             screened.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             let mut portable = tops(&floor_c, 1, keep);
             let cols = Cols { tops: &mut portable, g: gm, q: qr, r: rr, rmax: max(&rn), u, skip: None };
-            pulp::Arch::new().dispatch(cols);
+            cols.run(Portable);
             portable.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 let mut wide = tops(&floor_c, 1, keep);
                 let cols = Cols { tops: &mut wide, g: gm, q: qr, r: rr, rmax: max(&rn), u, skip: None };
                 // SAFETY: avx2 and fma were detected.
-                unsafe { cols_avx2(cols) };
+                unsafe { on_avx2(cols) };
                 wide.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             }
             // Rows as queries (the tile's rows are the queries, its columns the reference).
@@ -434,14 +404,14 @@ mod tests {
             screened.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             let mut portable = tops(&floor_r, 2, keep);
             let rows = Rows { tops: &mut portable, g: gm, q: rr, r: qr, room: SCREEN_ROOM * (max(&rn) + max(&qn)), u };
-            pulp::Arch::new().dispatch(rows);
+            rows.run(Portable);
             portable.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 let mut wide = tops(&floor_r, 2, keep);
                 let room = SCREEN_ROOM * (max(&rn) + max(&qn));
                 // SAFETY: avx2 and fma were detected.
-                unsafe { rows_avx2(Rows { tops: &mut wide, g: gm, q: rr, r: qr, room, u }) };
+                unsafe { on_avx2(Rows { tops: &mut wide, g: gm, q: rr, r: qr, room, u }) };
                 wide.iter().zip(&all).for_each(|(a, b)| same_state(a, b));
             }
         }
