@@ -173,7 +173,8 @@ impl Conv {
     /// stride 1, padding 1) instead of im2col and GEMMs, for maps of side `h`; `None` for
     /// im2col. The rules are the crossovers of `conv_paths_timed` on this project's 2-core
     /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on both):
-    /// - AVX-512: every pass at sides of 7 and more; at 4 × 4 the input's gradient only;
+    /// - AVX-512: every pass at sides of 7 and more; at 4 × 4 the input's gradient, and on
+    ///   AMD's CPUs the forward pass too (measured on Zen 4; on the Intel Xeon im2col wins it);
     /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's
     ///   gradient never (its tiles are too small in 16 registers to beat the GEMM).
     #[cfg(target_arch = "x86_64")]
@@ -182,6 +183,7 @@ impl Conv {
         direct::best().filter(|isa| {
             fits && match (isa, pass) {
                 (direct::Isa::Avx512, Pass::Input) => h >= 4,
+                (direct::Isa::Avx512, Pass::Forward) if direct::amd() => h >= 4,
                 (direct::Isa::Avx512, _) => h >= 7,
                 (direct::Isa::Avx2, Pass::Weight) => false,
                 (direct::Isa::Avx2, _) => (7..=16).contains(&h),

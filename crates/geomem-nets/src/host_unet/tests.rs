@@ -262,6 +262,16 @@ fn direct_passes(isa: direct::Isa, b: usize, h: usize, cin: usize, cout: usize, 
     [y, g, dx]
 }
 
+/// `direct::amd` (which picks a convolution rule) reads the vendor the kernel reports.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn the_vendor_is_the_one_linux_reports() {
+    let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+    let vendor = info.lines().find_map(|l| l.strip_prefix("vendor_id")).expect("a vendor_id line");
+    let vendor = vendor.trim_start_matches([' ', '\t', ':']).trim();
+    assert_eq!(direct::amd(), vendor == "AuthenticAMD", "vendor {vendor}");
+}
+
 /// The instruction sets of the direct kernels that this CPU has.
 #[cfg(target_arch = "x86_64")]
 fn direct_isas() -> Vec<direct::Isa> {

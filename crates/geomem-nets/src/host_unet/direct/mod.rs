@@ -45,6 +45,19 @@ pub(crate) fn best() -> Option<Isa> {
     [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.on_this_cpu())
 }
 
+/// Whether this CPU is AMD's (the `cpuid` vendor string `AuthenticAMD`; read once). On the
+/// AMD EPYC with AVX-512 measured (Zen 4) the direct forward kernel beats im2col at 4 × 4
+/// too, where on the Intel Xeon it loses (docs/BENCHMARKS.md), so `Conv`'s rule asks.
+pub(crate) fn amd() -> bool {
+    static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMD.get_or_init(|| {
+        // SAFETY: `cpuid` exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        let v = unsafe { std::arch::x86_64::__cpuid(0) };
+        [v.ebx, v.edx, v.ecx].iter().flat_map(|r| r.to_le_bytes()).eq(*b"AuthenticAMD")
+    })
+}
+
 /// [`Shifts`] for `b` images of side `h`, built once per thread and shape.
 pub(crate) fn shifts(b: usize, h: usize) -> std::rc::Rc<Shifts> {
     use std::{cell::RefCell, collections::HashMap, rc::Rc};
