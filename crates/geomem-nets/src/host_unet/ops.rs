@@ -172,7 +172,9 @@ impl Conv {
     /// The instruction set on which this convolution's `pass` runs [`direct`]'s kernels (3×3,
     /// stride 1, padding 1) instead of im2col and GEMMs, for maps of side `h`; `None` for
     /// im2col. The rules are the crossovers of `conv_paths_timed` on this project's 2-core
-    /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on both):
+    /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on the Intel
+    /// Xeon and the Zen 3; on the Zen 4 the direct forward and input passes win by 5-14 %,
+    /// not taken: no net of the main job has 256 channels):
     /// - AVX-512: every pass at sides of 7 and more; at 4 × 4 the input's gradient, and on
     ///   AMD's CPUs the forward pass too (measured on Zen 4; on the Intel Xeon im2col wins it);
     /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's
