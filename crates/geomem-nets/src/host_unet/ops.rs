@@ -173,23 +173,25 @@ impl Conv {
     /// stride 1, padding 1) instead of im2col and GEMMs, for maps of side `h`; `None` for
     /// im2col. The rules are the crossovers of `conv_paths_timed` on this project's 2-core
     /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on the Intel
-    /// Xeon and the Zen 3; on the Zen 4 the direct forward and input passes win by 5-14 %,
-    /// not taken: no net of the main job has 256 channels):
-    /// - AVX-512: every pass at sides of 7 and more; at 4 × 4 the input's gradient, and on
-    ///   AMD's CPUs the forward pass too (measured on Zen 4; on the Intel Xeon im2col wins it);
+    /// Xeon and the Zen 3):
+    /// - AVX-512 on AMD's CPUs (measured on Zen 4): the forward pass and the input's gradient
+    ///   at sides of 4 and more, whatever the channel count (at 256 channels they take 5-14 %
+    ///   less time than im2col); the weight's gradient as on other CPUs;
+    /// - AVX-512 elsewhere (measured on the Intel Xeon): every pass at sides of 7 and more; at
+    ///   4 × 4 the input's gradient only;
     /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's
     ///   gradient never (its tiles are too small in 16 registers to beat the GEMM).
     #[cfg(target_arch = "x86_64")]
     fn direct(&self, h: usize, pass: Pass) -> Option<direct::Isa> {
-        let fits = self.k == 3 && self.stride == 1 && self.pad == 1 && self.cin.max(self.cout) <= 128;
-        direct::best().filter(|isa| {
-            fits && match (isa, pass) {
-                (direct::Isa::Avx512, Pass::Input) => h >= 4,
-                (direct::Isa::Avx512, Pass::Forward) if direct::amd() => h >= 4,
-                (direct::Isa::Avx512, _) => h >= 7,
-                (direct::Isa::Avx2, Pass::Weight) => false,
-                (direct::Isa::Avx2, _) => (7..=16).contains(&h),
-            }
+        let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
+        let fits = shape && self.cin.max(self.cout) <= 128;
+        direct::best().filter(|isa| match (isa, pass) {
+            (direct::Isa::Avx512, Pass::Forward | Pass::Input) if direct::amd() => shape && h >= 4,
+            _ if !fits => false,
+            (direct::Isa::Avx512, Pass::Input) => h >= 4,
+            (direct::Isa::Avx512, _) => h >= 7,
+            (direct::Isa::Avx2, Pass::Weight) => false,
+            (direct::Isa::Avx2, _) => (7..=16).contains(&h),
         })
     }
 
