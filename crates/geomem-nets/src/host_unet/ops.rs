@@ -172,13 +172,14 @@ impl Conv {
     /// The instruction set on which this convolution's `pass` runs [`direct`]'s kernels (3×3,
     /// stride 1, padding 1) instead of im2col and GEMMs, for maps of side `h`; `None` for
     /// im2col. The rules are the crossovers of `conv_paths_timed` on this project's 2-core
-    /// machines (docs/BENCHMARKS.md), up to 128 channels (at 256 the GEMM wins on the Intel
-    /// Xeon and the Zen 3):
+    /// machines (docs/BENCHMARKS.md); on the Intel Xeon and the Zen 3 the GEMM wins every
+    /// pass at 256 channels, so there they stop at 128:
     /// - AVX-512 on AMD's CPUs (measured on Zen 4): the forward pass and the input's gradient
-    ///   at sides of 4 and more, whatever the channel count (at 256 channels they take 5-14 %
-    ///   less time than im2col); the weight's gradient as on other CPUs;
-    /// - AVX-512 elsewhere (measured on the Intel Xeon): every pass at sides of 7 and more; at
-    ///   4 × 4 the input's gradient only;
+    ///   at sides of 7 and more whatever the channel count (at 256-384 channels in they take
+    ///   up to 25 % less time than im2col, at 512 → 256 about the same), and at 4 × 4 up to
+    ///   128 channels (beyond, im2col's forward pass wins); the weight's gradient as elsewhere;
+    /// - AVX-512 elsewhere (measured on the Intel Xeon), up to 128 channels: every pass at
+    ///   sides of 7 and more; at 4 × 4 the input's gradient only;
     /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's
     ///   gradient never (its tiles are too small in 16 registers to beat the GEMM).
     #[cfg(target_arch = "x86_64")]
@@ -186,7 +187,9 @@ impl Conv {
         let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
         let fits = shape && self.cin.max(self.cout) <= 128;
         direct::best().filter(|isa| match (isa, pass) {
-            (direct::Isa::Avx512, Pass::Forward | Pass::Input) if direct::amd() => shape && h >= 4,
+            (direct::Isa::Avx512, Pass::Forward | Pass::Input) if direct::amd() => {
+                shape && (h >= 7 || (h >= 4 && fits))
+            }
             _ if !fits => false,
             (direct::Isa::Avx512, Pass::Input) => h >= 4,
             (direct::Isa::Avx512, _) => h >= 7,

@@ -294,10 +294,12 @@ fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32
         a.v.copy_from_slice(&images(1, c * b * h * h, phase));
         a
     };
-    // 2e-6 of the largest value, growing as √n past sums of n = 256 terms (the random walk of
-    // rounding in another summation order): each pass sums 9·cin, b·h² or 9·cout products.
+    // 2e-6 of the largest value, growing as n past sums of n = 256 products, as the bound on
+    // another summation order's rounding does (γ_n): each pass sums 9·cin, b·h² or 9·cout
+    // products. These smooth test maps add coherently: at 512→256 the forward pass differed
+    // by 0.9 of a tolerance growing as √n.
     let close = |got: &[f32], want: &[f32], what: &str, n: usize| {
-        let tol = 2e-6 * largest(want).max(1e-3) * (n as f32 / 256.0).sqrt().max(1.0);
+        let tol = 2e-6 * largest(want).max(1e-3) * (n as f32 / 256.0).max(1.0);
         let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         match got.len() == want.len() && worst <= tol {
             true => Ok(()),
@@ -328,9 +330,10 @@ fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32
 fn the_direct_convolution_is_the_im2col_one() {
     let shapes =
         [(3, 5, 1, 5), (2, 7, 6, 1), (4, 14, 16, 32), (1, 3, 9, 7), (16, 8, 4, 4), (5, 14, 48, 16), (3, 15, 3, 2)];
-    // The channel counts of the paper's MNIST U-Net, which `Conv` gives the direct forward
-    // and input passes on AMD's CPUs.
-    let wide = [(2, 7, 256, 256), (1, 4, 256, 130), (1, 14, 128, 256)];
+    // Over 128 channels, which `Conv` gives the direct forward and input passes on AMD's
+    // CPUs: the paper's MNIST U-Net's 256→256, 512→256 and 384→256 at 7 × 7 and 14 × 14,
+    // odd channel counts at 4 × 4.
+    let wide = [(2, 7, 256, 256), (1, 4, 256, 130), (1, 14, 128, 256), (1, 7, 512, 256), (1, 14, 384, 256)];
     for (b, h, cin, cout) in shapes.into_iter().chain(wide) {
         direct_matches_im2col(b, h, cin, cout, 0.0).unwrap();
     }
@@ -405,6 +408,11 @@ fn conv_paths_timed() {
         (28, 128, 128),
         (14, 256, 256),
         (7, 256, 256),
+        (7, 512, 256),
+        (14, 384, 256),
+        (28, 384, 128),
+        (4, 256, 256),
+        (4, 512, 256),
     ];
     for (h, cin, cout) in shapes {
         let b = 16;
