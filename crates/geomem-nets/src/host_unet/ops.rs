@@ -177,7 +177,8 @@ impl Conv {
     /// - AVX-512 on AMD's CPUs (measured on Zen 4): the forward pass and the input's gradient
     ///   at sides of 7 and more whatever the channel count (at 256-384 channels in they take
     ///   up to 28 % less time than im2col, at 512 → 256 about the same), and at 4 × 4 up to
-    ///   128 channels (beyond, im2col's forward pass wins); the weight's gradient as elsewhere;
+    ///   128 channels (beyond, im2col's forward pass is faster and its input gradient about
+    ///   as fast); the weight's gradient as elsewhere;
     /// - AVX-512 elsewhere (measured on the Intel Xeon), up to 128 channels: every pass at
     ///   sides of 7 and more; at 4 × 4 the input's gradient only;
     /// - AVX2: the forward pass and the input's gradient at sides 7 to 16; the weight's

@@ -47,8 +47,8 @@ pub(crate) fn best() -> Option<Isa> {
 
 /// Whether this CPU is AMD's (the `cpuid` vendor string `AuthenticAMD`; read once). On the
 /// AMD EPYC with AVX-512 measured (Zen 4) the direct forward kernel beats im2col at 4 × 4,
-/// and the forward and input kernels at 256-384 channels, where on the Intel Xeon they lose
-/// (docs/BENCHMARKS.md), so `Conv`'s rule asks.
+/// and the forward and input kernels at 256-384 channels from 7 × 7, where on the Intel Xeon
+/// (timed at 256) they lose (docs/BENCHMARKS.md), so `Conv`'s rule asks.
 pub(crate) fn amd() -> bool {
     static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AMD.get_or_init(|| {
