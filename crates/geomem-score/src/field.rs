@@ -179,9 +179,7 @@ pub trait ScoreField {
         if let Some(j) = self.eval_jacobian(x, t)? {
             return Ok(u * j);
         }
-        let d = self.dim();
-        let jt = self.eval_jvp(x, t, Mat::<f64>::identity(d, d).as_ref())?; // row j: (J e_j)ᵀ, so Jᵀ
-        Ok(u * jt.transpose())
+        vjp_from_jvps(self, x, t, u)
     }
 
     /// The divergence `tr ∇s` at every row of `x` (`n × d`).
@@ -382,17 +380,37 @@ pub(crate) fn mean_quadratic_form(v: MatRef<'_, f64>, jv: MatRef<'_, f64>) -> f6
 }
 
 /// The default [`ScoreField::eval_divergence`].
+/// `U J` from the Jacobian's `d` products [`ScoreField::eval_jvp`] along `e_1 … e_d`.
+pub(crate) fn vjp_from_jvps<F: ScoreField + ?Sized>(f: &F, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
+    let d = f.dim();
+    let jt = f.eval_jvp(x, t, Mat::<f64>::identity(d, d).as_ref())?; // row j: (J e_j)ᵀ, so Jᵀ
+    Ok(u * jt.transpose())
+}
+
 fn default_divergence<F: ScoreField + ?Sized>(
     f: &F,
     x: MatRef<'_, f64>,
     t: f64,
     p: &DivergenceParams,
 ) -> Result<Vec<f64>> {
+    divergence_by(f, x, t, p, true)
+}
+
+/// [`ScoreField::eval_divergence`]'s default; without `jacobian` it does not ask the field
+/// for its Jacobian (central differences or Hutchinson's estimate from JVPs only).
+pub(crate) fn divergence_by<F: ScoreField + ?Sized>(
+    f: &F,
+    x: MatRef<'_, f64>,
+    t: f64,
+    p: &DivergenceParams,
+    jacobian: bool,
+) -> Result<Vec<f64>> {
     let d = f.dim();
     let mut out = Vec::with_capacity(x.nrows());
     for i in 0..x.nrows() {
         let xi: Vec<f64> = x.row(i).iter().copied().collect();
-        let value = if let Some(j) = f.eval_jacobian(&xi, t)? {
+        let jac = if jacobian { f.eval_jacobian(&xi, t)? } else { None };
+        let value = if let Some(j) = jac {
             (0..d).map(|a| j[(a, a)]).sum()
         } else if d <= p.exact_below {
             let jv = f.eval_jvp(&xi, t, Mat::<f64>::identity(d, d).as_ref())?;

@@ -26,6 +26,22 @@ pub(crate) struct AttnTape {
     y: Act,
 }
 
+impl AttnTape {
+    /// The tape of `m` copies of its one image.
+    pub fn expand(&self, m: usize) -> AttnTape {
+        AttnTape {
+            x: self.x.expand(m),
+            s: self.s.expand(m),
+            t: self.t.expand(m),
+            q: self.q.expand(m),
+            k: self.k.expand(m),
+            v: self.v.expand(m),
+            a: self.a.repeat(m),
+            y: self.y.expand(m),
+        }
+    }
+}
+
 /// Rows `b·hw..(b+1)·hw` of a feature map as an `hw × c` matrix.
 fn image(a: &Act, b: usize) -> MatRef<'_, f32> {
     a.mat().subrows(b * a.hw(), a.hw())

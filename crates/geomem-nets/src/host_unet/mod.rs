@@ -15,6 +15,7 @@
 mod attn;
 mod direct;
 pub(crate) mod eval;
+mod expand;
 mod ops;
 pub(crate) mod state;
 pub(crate) mod train;
@@ -23,7 +24,7 @@ use crate::host_train::{silu_grad, silu_into};
 use crate::unet::{timestep_embedding, UNetConfig};
 use attn::{Attn, AttnTape};
 use ops::{upsample2, upsample2_back, Act, Conv, Linear, Norm, NormStats};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// The U-Net's layers as indices into the flat parameter list (burn's visiting order).
 #[derive(Clone, Debug)]
@@ -115,7 +116,7 @@ impl Builder<'_> {
 /// What the backward pass of a residual block needs.
 struct ResTape {
     /// The input, shared with the list of stored activations (no copy).
-    x: Rc<Act>,
+    x: Arc<Act>,
     s0: NormStats,
     n0: Act,
     a0: Act,
@@ -133,7 +134,7 @@ struct StageTape {
 /// What produced `hs[i + 1]` from `hs[i]` on the way down.
 enum Producer {
     Stage(usize, Box<StageTape>),
-    Down(usize, Rc<Act>),
+    Down(usize, Arc<Act>),
 }
 
 /// One level of the up path: its stages' tapes with the width of `h` before the
@@ -186,7 +187,7 @@ fn silu_back(x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 impl Res {
-    fn forward(&self, p: &[Vec<f32>], x: Rc<Act>, st: &[f32]) -> (Act, ResTape) {
+    fn forward(&self, p: &[Vec<f32>], x: Arc<Act>, st: &[f32]) -> (Act, ResTape) {
         let (n0, s0) = self.norm0.forward(p, &x);
         let a0 = silu_act(&n0);
         let mut h0 = self.conv0.forward(p, &a0);
@@ -209,7 +210,8 @@ impl Res {
         (out, ResTape { x, s0, n0, a0, h0, s1, n1, a1 })
     }
 
-    /// The input's gradient; adds the weights' to `g` and `d silu(temb)` to `dst`.
+    /// The input's gradient; adds the weights' to `g` and `d silu(temb)` to `dst` (neither
+    /// when `g` is empty).
     fn backward(
         &self,
         p: &[Vec<f32>],
@@ -223,9 +225,11 @@ impl Res {
         self.conv1.backward(p, &t.a1, dout, g, Some(&mut da1));
         let dn1 = silu_grad_act(&t.n1, &da1);
         let dh0 = self.norm1.backward(p, &t.h0, &t.s1, &dn1, g);
-        let dz: Vec<f32> = dh0.v.chunks_exact(dh0.hw()).map(|m| m.iter().sum::<f32>()).collect();
-        let dsti = self.temb.backward(p, st, &dz, dh0.b, g);
-        dst.iter_mut().zip(&dsti).for_each(|(a, v)| *a += v);
+        if !g.is_empty() {
+            let dz: Vec<f32> = dh0.v.chunks_exact(dh0.hw()).map(|m| m.iter().sum::<f32>()).collect();
+            let dsti = self.temb.backward(p, st, &dz, dh0.b, g);
+            dst.iter_mut().zip(&dsti).for_each(|(a, v)| *a += v);
+        }
         let mut da0 = Act::zeros(t.a0.c, t.a0.b, t.a0.h);
         self.conv0.backward(p, &t.a0, &dh0, g, Some(&mut da0));
         let dn0 = silu_grad_act(&t.n0, &da0);
@@ -239,7 +243,7 @@ impl Res {
 }
 
 impl StageL {
-    fn forward(&self, p: &[Vec<f32>], x: Rc<Act>, st: &[f32]) -> (Act, StageTape) {
+    fn forward(&self, p: &[Vec<f32>], x: Arc<Act>, st: &[f32]) -> (Act, StageTape) {
         let (h, res) = self.res.forward(p, x, st);
         match &self.attn {
             Some(a) => {
@@ -350,28 +354,28 @@ impl HostUNet {
         let s0 = silu(&t0);
         let temb = self.temb1.forward(p, &s0, b);
         let st = silu(&temb);
-        let mut hs = vec![Rc::new(self.conv_in.forward(p, &xa))];
+        let mut hs = vec![Arc::new(self.conv_in.forward(p, &xa))];
         let mut down = Vec::new();
         for l in 0..self.levels {
             for r in 0..self.res_blocks {
                 let i = l * self.res_blocks + r;
-                let (h, t) = self.down[i].forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
+                let (h, t) = self.down[i].forward(p, Arc::clone(&hs[hs.len() - 1]), &st);
                 if keep {
                     down.push(Producer::Stage(i, Box::new(t)));
                 }
-                hs.push(Rc::new(h));
+                hs.push(Arc::new(h));
             }
             if l + 1 < self.levels {
-                let x = Rc::clone(&hs[hs.len() - 1]);
-                hs.push(Rc::new(self.downsample[l].forward(p, &x)));
+                let x = Arc::clone(&hs[hs.len() - 1]);
+                hs.push(Arc::new(self.downsample[l].forward(p, &x)));
                 if keep {
                     down.push(Producer::Down(l, x));
                 }
             }
         }
-        let (h, mid0) = self.mid0.forward(p, Rc::clone(&hs[hs.len() - 1]), &st);
+        let (h, mid0) = self.mid0.forward(p, Arc::clone(&hs[hs.len() - 1]), &st);
         let (h, mid_attn) = self.mid_attn.forward(p, h);
-        let (mut h, mid1) = self.mid1.forward(p, Rc::new(h), &st);
+        let (mut h, mid1) = self.mid1.forward(p, Arc::new(h), &st);
         let mid = keep.then(|| Box::new((mid0, mid_attn, mid1)));
         let (mut stages, mut ups, mut up) = (self.up.iter(), self.upsample.iter(), Vec::new());
         for l in (0..self.levels).rev() {
@@ -379,7 +383,7 @@ impl HostUNet {
             for _ in 0..=self.res_blocks {
                 let (Some(s), Some(skip)) = (stages.next(), hs.pop()) else { break };
                 let c = h.c;
-                let (hn, t) = s.forward(p, Rc::new(Act::cat(&h, &skip)), &st);
+                let (hn, t) = s.forward(p, Arc::new(Act::cat(&h, &skip)), &st);
                 if keep {
                     tapes.push((t, c));
                 }
@@ -407,8 +411,51 @@ impl HostUNet {
     /// Adds the gradient of every parameter to `g` (zeroed by the caller), for the output
     /// gradient `dout` of the forward pass that kept `t`.
     pub fn backward(&self, p: &[Vec<f32>], t: &Tape, dout: &Act, g: &mut [Vec<f32>]) {
+        if !g.is_empty() {
+            self.back(p, t, dout, g);
+        }
+    }
+
+    /// Vector-Jacobian products `u_iᵀ ∂ε̂(x)/∂x` of one image `x` at one step for the rows
+    /// `u_i` of `u` (`m × d`, row-major; the rows of [`HostUNet::dim`] pixels): the reverse
+    /// pass of the input alone (no parameter gradients) for every cotangent. The forward
+    /// pass is run once and kept (`tape`, of one image); each part of at most `part`
+    /// cotangents copies it `part` times and goes back through the layers as a batch, on
+    /// the rayon pool. Returns the `m × d` products, row-major.
+    ///
+    /// The numbers are those of [`HostUNet::backward`]'s input gradient for a batch of `m`
+    /// copies of `x` (the same kernels on the same values), and do not depend on the
+    /// number of threads.
+    pub fn vjp(&self, p: &[Vec<f32>], tape: &Tape, u: &[f32], part: usize) -> Vec<f32> {
+        use rayon::prelude::*;
+        let d = self.dim();
+        let m = u.len() / d;
+        let starts: Vec<usize> = (0..m).step_by(part.max(1)).collect();
+        let done: Vec<Vec<f32>> = starts
+            .par_iter()
+            .map(|&s| {
+                let rows = &u[s * d..(s + part.max(1)).min(m) * d];
+                let k = rows.len() / d;
+                let mut dout = Act::scratch(self.channels, k, self.image_size);
+                let hw = self.image_size * self.image_size;
+                for (r, row) in rows.chunks_exact(d).enumerate() {
+                    for c in 0..self.channels {
+                        dout.v[c * k * hw + r * hw..][..hw].copy_from_slice(&row[c * hw..][..hw]);
+                    }
+                }
+                let wide = tape.expand(k);
+                let dx = self.back(p, &wide, &dout, &mut []);
+                dx.map_or_else(|| vec![0.0; k * d], |a| to_rows(&a))
+            })
+            .collect();
+        done.concat()
+    }
+
+    /// The reverse pass: with a non-empty `g`, adds every parameter's gradient to it and
+    /// returns `None`; with an empty one, returns the input's gradient alone.
+    fn back(&self, p: &[Vec<f32>], t: &Tape, dout: &Act, g: &mut [Vec<f32>]) -> Option<Act> {
         // A pass without a tape ([`HostUNet::infer`]) has nothing to differentiate.
-        let Some(mid) = t.mid.as_deref() else { return };
+        let mid = t.mid.as_deref()?;
         let mut dao = Act::zeros(t.ao.c, t.ao.b, t.ao.h);
         self.conv_out.backward(p, &t.ao, dout, g, Some(&mut dao));
         let dno = silu_grad_act(&t.no, &dao);
@@ -450,10 +497,19 @@ impl HostUNet {
             };
             accumulate(&mut dhs[i], dx);
         }
-        if let Some(d0) = dhs[0].take() {
+        let d0 = dhs[0].take();
+        if g.is_empty() {
+            return d0.map(|d0| {
+                let mut dx = Act::zeros(t.x.c, t.x.b, t.x.h);
+                self.conv_in.backward(p, &t.x, &d0, g, Some(&mut dx));
+                dx
+            });
+        }
+        if let Some(d0) = d0 {
             self.conv_in.backward(p, &t.x, &d0, g, None);
         }
         self.embedding_backward(p, t, &dst, g);
+        None
     }
 
     /// From `d silu(temb)` through the two embedding layers.

@@ -76,6 +76,16 @@ impl Act {
         b.v.copy_from_slice(&self.v[k..]);
         (a, b)
     }
+    /// `m` copies of the one image of `self` (a batch of 1), as a batch of `m`.
+    pub fn expand(&self, m: usize) -> Act {
+        debug_assert_eq!(self.b, 1, "only a batch of one image is expanded");
+        let hw = self.hw();
+        let mut out = Act::scratch(self.c, m, self.h);
+        for (src, dst) in self.v.chunks_exact(hw).zip(out.v.chunks_exact_mut(m * hw)) {
+            dst.chunks_exact_mut(hw).for_each(|d| d.copy_from_slice(src));
+        }
+        out
+    }
     pub fn add(&mut self, o: &Act) {
         self.v.iter_mut().zip(&o.v).for_each(|(a, b)| *a += b);
     }
@@ -240,8 +250,16 @@ impl Conv {
         y
     }
 
-    /// Adds the weight and bias gradients to `g` and, with `dx`, the input's gradient.
+    /// Adds the weight and bias gradients to `g` and, with `dx`, the input's gradient. With
+    /// an empty `g` only the input's gradient ([`super::HostUNet::vjp`]: `x` then gives
+    /// only the shape).
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, dy: &Act, g: &mut [Vec<f32>], dx: Option<&mut Act>) {
+        if g.is_empty() {
+            if let Some(dx) = dx {
+                self.input_grad(p, x, dy, dx);
+            }
+            return;
+        }
         let n = dy.n();
         for (col, gb) in dy.v.chunks_exact(n).zip(g[self.b].iter_mut()) {
             *gb += sum(col);
@@ -262,6 +280,37 @@ impl Conv {
             return;
         }
         self.backward_gemm(p, x, dy, g, dx);
+    }
+
+    /// Adds the input's gradient alone to `dx` (`x` gives the shape): the direct kernel where
+    /// [`Conv::backward`] takes it, otherwise a GEMM and col2im.
+    fn input_grad(&self, p: &[Vec<f32>], x: &Act, dy: &Act, dx: &mut Act) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(isa) = self.direct(x.h, Pass::Input) {
+            let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
+            direct::conv(isa, &direct::shifts(x.b, x.h), &dy.v, self.cout, &wt, None, &mut dx.v, true);
+            pool::give(wt);
+            return;
+        }
+        let w = self.weight(p);
+        if self.k == 1 {
+            mm(dx.mat_mut(), Accum::Add, dy.mat(), w.transpose());
+            return;
+        }
+        let ck = self.cin * self.kk();
+        let (ho, per) = (dy.h, self.chunk(x.b, dy.h));
+        let rows_img = ho * ho;
+        let mut b0 = 0;
+        while b0 < x.b {
+            let b1 = (b0 + per).min(x.b);
+            let rows = (b1 - b0) * rows_img;
+            let mut cols = pool::take(rows * ck);
+            let dc = MatMut::from_column_major_slice_mut(&mut cols, rows, ck);
+            mm(dc, Accum::Replace, dy.mat().subrows(b0 * rows_img, rows), w.transpose());
+            self.col2im(&mut cols, ho, b0, b1, dx);
+            pool::give(cols);
+            b0 = b1;
+        }
     }
 
     /// [`Conv::backward`]'s weight and input gradients by im2col and GEMMs.
@@ -564,6 +613,13 @@ pub(crate) struct NormStats {
     rstd: Vec<f32>,
 }
 
+impl NormStats {
+    /// The statistics of `m` copies of one image.
+    pub fn expand(&self, m: usize) -> NormStats {
+        NormStats { mean: self.mean.repeat(m), rstd: self.rstd.repeat(m) }
+    }
+}
+
 const GN_EPS: f64 = 1e-6;
 
 crate::wide::wide_fn!(pub(crate) fn norm_forward(n: &Norm, p: &[Vec<f32>], x: &Act) -> (Act, NormStats) => Norm::forward_body);
@@ -627,8 +683,8 @@ impl Norm {
         (y, st)
     }
 
-    /// Adds the γ, β gradients to `g`; returns the input's gradient. Compiled for the
-    /// widest vectors of the CPU ([`crate::wide`]).
+    /// Adds the γ, β gradients to `g` (none when `g` is empty); returns the input's
+    /// gradient. Compiled for the widest vectors of the CPU ([`crate::wide`]).
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         norm_backward(self, p, x, st, dy, g)
     }
@@ -638,7 +694,7 @@ impl Norm {
     fn backward_body(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f32);
         let mut dx = Act::scratch(x.c, x.b, x.h);
-        let gamma = &p[self.gamma];
+        let (gamma, weights) = (&p[self.gamma], !g.is_empty());
         for b in 0..x.b {
             for gr in 0..self.groups {
                 let (mean, rstd) = (st.mean[b * self.groups + gr], st.rstd[b * self.groups + gr]);
@@ -646,8 +702,10 @@ impl Norm {
                 for (c, o) in self.spans(x, b, gr) {
                     let (dxc, db) = dot_dev(&x.v[o..o + hw], &dy.v[o..o + hw], mean);
                     let dg = dxc * rstd;
-                    g[self.gamma][c] += dg;
-                    g[self.beta][c] += db;
+                    if weights {
+                        g[self.gamma][c] += dg;
+                        g[self.beta][c] += db;
+                    }
                     s1 += f64::from(db * gamma[c]);
                     s2 += f64::from(dg * gamma[c]);
                 }

@@ -502,3 +502,70 @@ fn group_norm_on_wide_vectors_is_the_baseline_bit_for_bit() {
         assert_eq!((bits(&g1[0]), bits(&g1[1])), (bits(&g0[0]), bits(&g0[1])), "{isa} γ, β gradients");
     }
 }
+
+/// The host's vector-Jacobian products (the input's reverse pass for cotangents `u` at one
+/// image, in parts of 16 over copies of its tape) are burn's autodiff gradients of
+/// `Σ u ⊙ ε̂` with respect to the input; 21 cotangents make one whole part and one partial
+/// part. They do not depend on the number of threads.
+#[test]
+fn the_host_vjps_are_burns() {
+    let dev = Default::default();
+    for cfg in configs() {
+        let model = net(&cfg);
+        let (dims, w) = params(&model);
+        let host = HostUNet::new(&cfg, &dims).unwrap();
+        let (d, m, step) = (host.dim(), 21, 10.0);
+        let (x, u) = (images(1, d, 0.7), images(m, d, 2.1));
+        let (_, tape) = host.forward(&w, &x, &[step]);
+        let got = host.vjp(&w, &tape, &u, 16);
+        let shape = [m, cfg.channels, cfg.image_size, cfg.image_size];
+        let xt = Tensor::<B, 4>::from_data(TensorData::new(x.repeat(m), shape), &dev).require_grad();
+        let ut = Tensor::<B, 4>::from_data(TensorData::new(u.clone(), shape), &dev);
+        let out = model.forward(xt.clone(), model.embed_steps(&vec![step; m], &dev));
+        let grads = (out * ut).sum().backward();
+        let want: Vec<f32> = xt.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let scale = largest(&want);
+        assert!(scale > 0.1, "{cfg:?}: products too small to test ({scale})");
+        let err = got.iter().zip(&want).fold(0f32, |e, (a, b)| e.max((a - b).abs()));
+        assert!(err <= 2e-5 * scale, "{cfg:?}: largest difference {err} of {scale}");
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        assert_eq!(got, one.install(|| host.vjp(&w, &tape, &u, 16)), "{cfg:?}: depends on the threads");
+    }
+}
+
+/// The VE score's Jacobian from the host's VJPs (`VpScore`'s chain rule, the factor
+/// `-1/√(t(1+t))`) against the model's own VJPs at `x/√(1+t)` and against central
+/// differences of the same field's forward passes, at a small and at a large step (where
+/// `1/√(1+t)` is far from 1, so that a lost factor shows); its VJPs against the Jacobian's
+/// rows. The central differences carry the `f32` rounding of two forward passes divided by
+/// a step of `ε^{1/3} √t` (up to 1 % of `J v` here), hence their tolerance.
+#[test]
+fn the_host_score_jacobian_is_its_central_differences() {
+    use geomem_score::{central_difference_jvp, DdpmSchedule, ScoreField, ScoreFieldExt, VpEpsModel, VpScore, VpTime};
+    let cfg = &configs()[0];
+    let host = eval::HostUNetEps::new(&net(cfg).valid(), cfg).unwrap();
+    let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000).unwrap();
+    let field = VpScore::discrete(host, sched.clone());
+    let d = field.dim();
+    let v = faer::Mat::from_fn(6, d, |i, j| ((i * 7 + j) as f64 * 0.61).cos());
+    for k in [10, 500] {
+        let t = sched.ve_time(k).unwrap();
+        let x: Vec<f64> = (0..d).map(|j| (j as f64 * 0.29).sin() * 1.2).collect();
+        let jac = field.jacobian(&x, t).unwrap().expect("the host model has a Jacobian");
+        let want = central_difference_jvp(&field, &x, t, v.as_ref()).unwrap();
+        let got = &v * jac.transpose();
+        let scale = want.norm_max();
+        let err = (&got - &want).norm_max();
+        eprintln!("k = {k}: J v differs from central differences by {err:.3e} of {scale:.3e}");
+        assert!(scale > 0.0 && err <= 2e-2 * scale, "k = {k}: J v differs by {err} of {scale}");
+        let a = (-0.5 * t.ln_1p()).exp();
+        let x_vp: Vec<f64> = x.iter().map(|v| v * a).collect();
+        let eye = faer::Mat::<f64>::identity(d, d);
+        let own = field.model().eps_vjp(&x_vp, VpTime::Step(k), eye.as_ref()).unwrap().unwrap();
+        let chain = own * faer::Scale(-a / t.sqrt());
+        assert!((&jac - &chain).norm_max() <= 1e-12 * jac.norm_max(), "k = {k}: not the chain rule");
+        // Other parts (6 rows against 16), so other `f32` roundings.
+        let (vjp, rows) = (field.vjp(&x, t, v.as_ref()).unwrap(), &v * &jac);
+        assert!((&vjp - &rows).norm_max() <= 1e-5 * rows.norm_max(), "k = {k}: VJPs are not the Jacobian's rows");
+    }
+}

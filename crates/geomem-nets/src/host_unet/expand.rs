@@ -1,0 +1,68 @@
+//! A tape of one image copied into the tape of `m` copies of it: what [`super::HostUNet::vjp`]
+//! hands the reverse pass, so that `m` cotangents go back through the layers as a batch on
+//! the kernels the training step uses. Copies cost memory traffic, not arithmetic.
+
+use super::{Producer, ResTape, StageTape, Tape};
+use std::sync::Arc;
+
+impl ResTape {
+    fn expand(&self, m: usize) -> ResTape {
+        ResTape {
+            x: Arc::new(self.x.expand(m)),
+            s0: self.s0.expand(m),
+            n0: self.n0.expand(m),
+            a0: self.a0.expand(m),
+            h0: self.h0.expand(m),
+            s1: self.s1.expand(m),
+            n1: self.n1.expand(m),
+            a1: self.a1.expand(m),
+        }
+    }
+}
+
+impl StageTape {
+    fn expand(&self, m: usize) -> StageTape {
+        StageTape { res: self.res.expand(m), attn: self.attn.as_ref().map(|a| a.expand(m)) }
+    }
+}
+
+impl Producer {
+    fn expand(&self, m: usize) -> Producer {
+        match self {
+            Producer::Stage(i, t) => Producer::Stage(*i, Box::new(t.expand(m))),
+            Producer::Down(l, x) => Producer::Down(*l, Arc::new(x.expand(m))),
+        }
+    }
+}
+
+impl Tape {
+    /// The tape of `m` copies of the one image this tape was kept for (the time
+    /// embedding's values are not copied: the reverse pass of the input does not read them).
+    pub(crate) fn expand(&self, m: usize) -> Tape {
+        let mid = self.mid.as_deref().map(|(a, b, c)| Box::new((a.expand(m), b.expand(m), c.expand(m))));
+        let up = self
+            .up
+            .iter()
+            .map(|(tapes, upx)| {
+                let tapes = tapes.iter().map(|(t, c)| (t.expand(m), *c)).collect();
+                (tapes, upx.as_ref().map(|x| x.expand(m)))
+            })
+            .collect();
+        Tape {
+            b: m,
+            emb: Vec::new(),
+            t0: Vec::new(),
+            s0: Vec::new(),
+            temb: Vec::new(),
+            st: Vec::new(),
+            x: self.x.expand(m),
+            down: self.down.iter().map(|p| p.expand(m)).collect(),
+            mid,
+            up,
+            on: self.on.expand(m),
+            so: self.so.expand(m),
+            no: self.no.expand(m),
+            ao: self.ao.expand(m),
+        }
+    }
+}
