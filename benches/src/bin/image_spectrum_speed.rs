@@ -9,13 +9,16 @@
 //! Usage: `cargo run --release -p geomem-benches --bin image_spectrum_speed -- CONFIG.json [REPEATS] [PARALLEL] [BATCH]`
 //!
 //! With `UNET_EVAL=host` the net is evaluated on the host (`HostUNetEps`: parts of 16
-//! images on the rayon pool; BATCH and PARALLEL do not apply).
+//! images on the rayon pool; BATCH and PARALLEL do not apply). With `SPECTRUM=jacobian`
+//! as well, the spectrum is the exact Jacobian's (`SpectrumParams::pointwise`: one forward
+//! image kept, then the input's reverse pass for the `d` rows, in parts of 16) instead of
+//! the Normal Bundle matrix's.
 
 use burn::backend::Flex;
 use burn::config::Config;
 use geomem_nets::{HostUNetEps, UNetConfig, UNetEps};
 use geomem_score::{DdpmSchedule, VpScore};
-use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};
+use geomem_spectral::{normal_bundle_spectrum, spectrum, NormalBundleParams, Perturbation, SpectrumParams};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,6 +55,16 @@ fn run<F: geomem_score::ScoreField>(
     let d = c * h * h;
     let x: Vec<f64> = (0..d).map(|i| (0.37 * i as f64).sin() * 0.9).collect();
     let p = NormalBundleParams::default().perturbation(Perturbation::PerChannelOrthogonal { channels: c, size: h });
+    if std::env::var("SPECTRUM").is_ok_and(|v| v == "jacobian") {
+        println!("{path}: d = {d}, the exact Jacobian (1 forward image, {d} reverse rows), {how}");
+        for r in 0..repeats {
+            let start = Instant::now();
+            let s = spectrum(net, &x, t, &SpectrumParams::pointwise())?.into_values();
+            let dt = start.elapsed().as_secs_f64();
+            println!("jacobian spectrum {r}: {dt:.2} s ({:.1} rows/s), {} values", d as f64 / dt, s.len());
+        }
+        return Ok(());
+    }
     println!("{path}: d = {d}, K = {}, {} forward images per spectrum, {how}", 4 * d, 8 * d);
     for r in 0..repeats {
         let start = Instant::now();

@@ -1,32 +1,38 @@
-//! One image spectrum two ways on the same U-Net, alternating: the image figure's dense
-//! estimator (the U-Net through the VP adapter, central differences of K = 4d per-channel
-//! orthogonal perturbations, 8d forward images, SVD of d × K; what `image_spectrum_speed`
-//! times) and the matrix-free leading values of `I + tJ` and of `tJ` (`NetScore::vp`:
-//! VJPs by reverse mode, JVPs by central differences). Prints each time and the readings of
-//! both (Algorithm 3, largest gap, soft count, stiffness).
+//! One image spectrum several ways on the same U-Net, alternating: the image figure's dense
+//! estimator (the U-Net through the VP adapter on the host, central differences of K = 4d
+//! per-channel orthogonal perturbations, 8d forward images, SVD of d × K; what
+//! `image_spectrum_speed` times), the exact Jacobian's (`SpectrumParams::pointwise`: one
+//! forward image and the input's reverse pass for its d rows, `HostUNetEps::eps_vjp`), and
+//! the matrix-free leading values of `I + tJ` and of `tJ` (VJPs from the same reverse pass,
+//! JVPs by central differences). Prints each time and the readings (Algorithm 3, largest
+//! gap, soft count, stiffness). The Normal Bundle matrix of round `r` uses perturbation seed
+//! `r`, so its rounds show how far two draws of the dense estimator read apart.
 //!
-//! The net is trained first for `STEPS` steps (DDPM, batch `BATCH`, lr 1e-3, EMA 0.999) on the
-//! first `N` training images: Fashion-MNIST (`/usr/share/datasets/fashion-mnist`) for a
-//! 28 × 28 config, Fashion-MNIST mean-pooled 2 × 2 for a 14 × 14 one (the real-data
-//! figure's), the embedded 8 × 8 digits otherwise; its EMA weights are measured at the
-//! first `POINTS` training images.
+//! The net is trained first on the host (`train_ddpm_host`) for `STEPS` steps (DDPM, batch
+//! `BATCH`, lr 1e-3, EMA 0.999) on the first `N` training images: Fashion-MNIST
+//! (`/usr/share/datasets/fashion-mnist`) for a 28 × 28 config, Fashion-MNIST mean-pooled
+//! 2 × 2 for a 14 × 14 one (the real-data figure's), the embedded 8 × 8 digits otherwise;
+//! its EMA weights are measured at the first `POINTS` training images.
 //!
 //! Usage: `cargo run --release -p geomem-benches --bin matrix_free_speed -- CONFIG.json STEPS N [ROUNDS] [K] [PARALLEL] [DBAR] [C] [OPS] [MAX_RANK] [BATCH] [POINTS]`
-//! (defaults: 1 round, steps k = `0` (a comma-separated list), 2 batches side by side, d̄ = d/8, c = 15, OPS = `dsn`:
-//! d = dense, s = denoiser end, n = score end, p = time 64 VJPs and 64 JVPs; MAX_RANK = d; training batch 16; 1 point).
+//! (defaults: 1 round, steps k = `0` (a comma-separated list), d̄ = d/8, c = 15, OPS = `djsn`:
+//! d = dense, j = exact Jacobian, c = central differences along `e_i` at the step `f32`
+//! allows (the Jacobian again, from forward passes), w = the same at the Normal Bundle's
+//! perturbation length `√(t c h)`, s = denoiser end, n = score end, p = time 64 VJPs and 64
+//! JVPs; MAX_RANK = d; training batch 16; 1 point; PARALLEL is not used).
 //!
 //! Environment: `MF_RUN_DIR=DIR` trains into (or resumes from) a run directory, so a second
 //! call measures the same net without training; `MF_FALLBACK=1` turns on the matrix-free
-//! estimator's Jacobian fallback. JVPs are central differences at every `d`.
+//! estimator's Jacobian fallback.
 
 use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
 use geomem_data::{read_fashion_mnist, ImageSet, Split};
-use geomem_nets::{train_ddpm, DdpmTrainConfig, JvpMethod, NetScore, UNet, UNetConfig, UNetEps};
-use geomem_score::{ScoreFieldExt, VpGrid, VpScore};
+use geomem_nets::{train_ddpm_host, DdpmTrainConfig, HostUNetEps, UNetConfig};
+use geomem_score::{ScoreFieldExt, VpScore};
 use geomem_spectral::{
     normal_bundle_spectrum, spectrum, GapScale, JacobianSpectrum, MatrixFreeParams, NormalBundleParams, Operator,
-    Perturbation, SecondDerivativeRule, SpectrumParams,
+    Perturbation, Scheme, SecondDerivativeRule, SpectrumParams, Step,
 };
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -88,11 +94,11 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let cfg = UNetConfig::load(args.get(1).map_or("experiments/unet/digits.json", String::as_str))?;
     let (steps, n): (u64, usize) = (arg(&args, 2, 100)?, arg(&args, 3, 16)?);
-    let (rounds, parallel): (usize, usize) = (arg(&args, 4, 1)?, arg(&args, 6, 2)?);
+    let rounds: usize = arg(&args, 4, 1)?;
     let ks: Vec<usize> = arg(&args, 5, "0".to_string())?.split(',').map(str::parse).collect::<Result<_, _>>()?;
     let d = cfg.channels * cfg.image_size * cfg.image_size;
     let rule = SecondDerivativeRule::new(arg(&args, 7, d / 8)?, arg(&args, 8, 15.0)?)?;
-    let ops: String = arg(&args, 9, "dsn".to_string())?;
+    let ops: String = arg(&args, 9, "djsn".to_string())?;
     let max_rank: usize = arg(&args, 10, d)?;
     let fallback = std::env::var_os("MF_FALLBACK").is_some();
     let (batch, points): (usize, usize) = (arg(&args, 11, 16)?, arg(&args, 12, 1)?);
@@ -108,7 +114,7 @@ fn main() -> Res<()> {
     let dev = Default::default();
     let start = Instant::now();
     let mut last = 0.0;
-    let state = train_ddpm::<B>(data.as_ref(), &train, run_dir.as_deref(), &dev, &mut |r| {
+    let state = train_ddpm_host::<B>(data.as_ref(), &train, run_dir.as_deref(), &dev, &mut |r| {
         last = r.loss_ema;
         ControlFlow::Continue(())
     })?;
@@ -118,20 +124,14 @@ fn main() -> Res<()> {
         start.elapsed().as_secs_f64()
     );
     let sched = train.schedule()?;
-    let dense = VpScore::discrete(
-        UNetEps::<Flex>::new(state.ema.clone(), dev, 512).with_parallel_batches(parallel),
-        sched.clone(),
-    );
-    let free = NetScore::<B, UNet<B>>::vp(state.ema, VpGrid::Discrete(sched.clone()), dev)
-        .with_jvp(JvpMethod::CentralDifference)
-        .with_batch(64)
-        .with_parallel_batches(parallel);
+    let dense = VpScore::discrete(HostUNetEps::new(&state.ema, &cfg)?, sched.clone());
+    let free = &dense;
     let nb = NormalBundleParams::default()
         .perturbation(Perturbation::PerChannelOrthogonal { channels: cfg.channels, size: cfg.image_size });
     for (k, i) in ks.iter().flat_map(|&k| (0..points.min(data.nrows())).map(move |i| (k, i))) {
         let x: Vec<f64> = data.row(i).iter().copied().collect();
         let t = sched.ve_time(k)?;
-        println!("d = {d}, step k = {k} (t = {t:.3e}), point {i}, {parallel} passes side by side, rule {rule:?}");
+        println!("d = {d}, step k = {k} (t = {t:.3e}), point {i}, rule {rule:?}");
         for r in 0..rounds {
             for op in ops.chars() {
                 let start = Instant::now();
@@ -140,6 +140,22 @@ fn main() -> Res<()> {
                         "dense (figure's NB, 8d forward images)",
                         JacobianSpectrum::whole(normal_bundle_spectrum(&dense, &x, t, &nb.seed(r as u64))?, t)?,
                     ),
+                    'j' => (
+                        "exact Jacobian (1 forward image, d reverse rows)",
+                        spectrum(&dense, &x, t, &SpectrumParams::pointwise())?,
+                    ),
+                    'c' | 'w' => {
+                        // The Normal Bundle's perturbations have length √(t c h).
+                        let wide = (t * (cfg.channels * cfg.image_size) as f64).sqrt();
+                        let step = if op == 'c' { Step::Auto } else { Step::Fixed(wide) };
+                        let p = SpectrumParams::finite_difference(Scheme::Central, step);
+                        let name = if op == 'c' {
+                            "central differences along e_i, step eps^(1/3) sqrt(t) (2d forward images)"
+                        } else {
+                            "central differences along e_i, step sqrt(t c h), the NB's perturbation length"
+                        };
+                        (name, spectrum(&dense, &x, t, &p)?)
+                    }
                     's' | 'n' => {
                         let operator = if op == 's' { Operator::Denoiser } else { Operator::Score };
                         let p = MatrixFreeParams::default()
@@ -149,11 +165,11 @@ fn main() -> Res<()> {
                             .jacobian_fallback(fallback);
                         (
                             if op == 's' { "matrix-free I + tJ" } else { "matrix-free tJ" },
-                            spectrum(&free, &x, t, &SpectrumParams::matrix_free(p))?,
+                            spectrum(free, &x, t, &SpectrumParams::matrix_free(p))?,
                         )
                     }
                     'p' => {
-                        products(&free, &x, t, 64)?;
+                        products(free, &x, t, 64)?;
                         continue;
                     }
                     _ => continue,

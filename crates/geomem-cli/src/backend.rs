@@ -38,3 +38,13 @@ pub fn train_toy(
 ) -> geomem_nets::Result<geomem_nets::TrainState<Train>> {
     geomem_nets::train_toy::<Train>(data, cfg, run_dir, &device(), !cfg!(feature = "cuda"), on_log)
 }
+
+/// The EMA network of a run directory as a score field: a U-Net evaluated and
+/// differentiated on the host on the CPU build (`geomem_nets::RunDir::score_field_on`), by
+/// burn on CUDA.
+///
+/// # Errors
+/// As `geomem_nets::RunDir::score_field`.
+pub fn score_field(run: &geomem_nets::RunDir) -> geomem_nets::Result<geomem_nets::RunScore<Train>> {
+    run.score_field_on::<Train>(&device(), !cfg!(feature = "cuda"))
+}

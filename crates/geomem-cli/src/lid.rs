@@ -215,8 +215,7 @@ impl Plan {
             self.notes.push(format!("U-Net run: t0 = {} taken at the nearest step of its schedule, t = {t:.6e}", a.t0));
         }
         self.t_model = Some(t);
-        let field =
-            run.score_field::<Train>(&backend::device()).with_context(|| format!("run directory {}", dir.display()))?;
+        let field = backend::score_field(&run).with_context(|| format!("run directory {}", dir.display()))?;
         Ok((Arc::new(field), t))
     }
 }

@@ -8,7 +8,7 @@
 //! Writes `spectra.npy` (one row per (time, point), singular values largest first),
 //! `readings.csv` and `summary.json`.
 
-use crate::backend::{self, Train};
+use crate::backend;
 use crate::output::{bar, create_dir, read_points, write_json};
 use anyhow::{ensure, Context, Result};
 use faer::Mat;
@@ -66,8 +66,7 @@ fn open_source(a: &SpectrumArgs) -> Result<Source> {
     if let Some(dir) = &a.run_dir {
         let run = RunDir::open(dir).with_context(|| format!("run directory {}", dir.display()))?;
         let times = a.times.iter().map(|&t| run.config().field_time(t)).collect::<Result<Vec<_>, _>>()?;
-        let field =
-            run.score_field::<Train>(&backend::device()).with_context(|| format!("run directory {}", dir.display()))?;
+        let field = backend::score_field(&run).with_context(|| format!("run directory {}", dir.display()))?;
         return Ok(Source { field: Box::new(field), times, data: None, rem: None });
     }
     let path = a.data.as_ref().context("--run-dir or --data is needed")?;

@@ -27,17 +27,18 @@ pub(crate) struct AttnTape {
 }
 
 impl AttnTape {
-    /// The tape of `m` copies of its one image.
+    /// The tape of `m` copies of its one image for the input's reverse pass (the inputs of
+    /// the convolutions by shape only).
     pub fn expand(&self, m: usize) -> AttnTape {
         AttnTape {
             x: self.x.expand(m),
             s: self.s.expand(m),
-            t: self.t.expand(m),
+            t: self.t.shape(m),
             q: self.q.expand(m),
             k: self.k.expand(m),
             v: self.v.expand(m),
             a: self.a.repeat(m),
-            y: self.y.expand(m),
+            y: self.y.shape(m),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! A tape of one image copied into the tape of `m` copies of it: what [`super::HostUNet::vjp`]
 //! hands the reverse pass, so that `m` cotangents go back through the layers as a batch on
-//! the kernels the training step uses. Copies cost memory traffic, not arithmetic.
+//! the kernels the training step uses. Copies cost memory traffic, not arithmetic; the
+//! inputs of convolutions, whose values only their weights' gradients read, are copied by
+//! shape alone ([`super::ops::Act::shape`]), so an expanded tape serves the input's reverse
+//! pass only.
 
 use super::{Producer, ResTape, StageTape, Tape};
 use std::sync::Arc;
@@ -11,11 +14,11 @@ impl ResTape {
             x: Arc::new(self.x.expand(m)),
             s0: self.s0.expand(m),
             n0: self.n0.expand(m),
-            a0: self.a0.expand(m),
+            a0: self.a0.shape(m),
             h0: self.h0.expand(m),
             s1: self.s1.expand(m),
             n1: self.n1.expand(m),
-            a1: self.a1.expand(m),
+            a1: self.a1.shape(m),
         }
     }
 }
@@ -30,7 +33,7 @@ impl Producer {
     fn expand(&self, m: usize) -> Producer {
         match self {
             Producer::Stage(i, t) => Producer::Stage(*i, Box::new(t.expand(m))),
-            Producer::Down(l, x) => Producer::Down(*l, Arc::new(x.expand(m))),
+            Producer::Down(l, x) => Producer::Down(*l, Arc::new(x.shape(m))),
         }
     }
 }
@@ -45,7 +48,7 @@ impl Tape {
             .iter()
             .map(|(tapes, upx)| {
                 let tapes = tapes.iter().map(|(t, c)| (t.expand(m), *c)).collect();
-                (tapes, upx.as_ref().map(|x| x.expand(m)))
+                (tapes, upx.as_ref().map(|x| x.shape(m)))
             })
             .collect();
         Tape {
@@ -55,14 +58,14 @@ impl Tape {
             s0: Vec::new(),
             temb: Vec::new(),
             st: Vec::new(),
-            x: self.x.expand(m),
+            x: self.x.shape(m),
             down: self.down.iter().map(|p| p.expand(m)).collect(),
             mid,
             up,
             on: self.on.expand(m),
             so: self.so.expand(m),
             no: self.no.expand(m),
-            ao: self.ao.expand(m),
+            ao: self.ao.shape(m),
         }
     }
 }

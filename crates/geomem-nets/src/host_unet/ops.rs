@@ -76,6 +76,11 @@ impl Act {
         b.v.copy_from_slice(&self.v[k..]);
         (a, b)
     }
+    /// The shape of `m` copies of `self` without their values: what a convolution's input
+    /// stands for in the input's reverse pass, which reads its shape alone.
+    pub fn shape(&self, m: usize) -> Act {
+        Act { c: self.c, b: m, h: self.h, v: Vec::new() }
+    }
     /// `m` copies of the one image of `self` (a batch of 1), as a batch of `m`.
     pub fn expand(&self, m: usize) -> Act {
         debug_assert_eq!(self.b, 1, "only a batch of one image is expanded");
