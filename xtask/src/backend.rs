@@ -102,4 +102,16 @@ impl geomem_score::VpEpsModel for UNetNoise {
             Self::Burn(m) => m.eps_into(x, time, out),
         }
     }
+    /// The host's reverse pass; burn's forward-only evaluator has none.
+    fn eps_vjp(
+        &self,
+        x: &[f64],
+        time: geomem_score::VpTime,
+        u: faer::MatRef<'_, f64>,
+    ) -> geomem_score::Result<Option<faer::Mat<f64>>> {
+        match self {
+            Self::Host(m) => m.eps_vjp(x, time, u),
+            Self::Burn(_) => Ok(None),
+        }
+    }
 }

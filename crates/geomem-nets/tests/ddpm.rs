@@ -5,7 +5,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use faer::Mat;
-use geomem_nets::{load_ema, train_ddpm, DdpmTrainConfig, NetsError, RunConfig, RunDir, UNet, UNetEps};
+use geomem_nets::{load_ema, train_ddpm, DdpmTrainConfig, NetsError, RunConfig, RunDir, RunScore, UNet, UNetEps};
 use geomem_score::{ScoreFieldExt, VpEpsModel, VpScore, VpTime};
 use std::ops::ControlFlow;
 
@@ -89,6 +89,20 @@ fn stopped_and_resumed_equals_uninterrupted() {
     let x = Mat::from_fn(2, 64, |i, j| images()[(i, j)] * sched.vp_to_ve_scale(k).unwrap());
     let direct = VpScore::discrete(UNetEps::new(ema, dev, 256), sched).score_batch(x.as_ref(), t).unwrap();
     assert!(field.score_batch(x.as_ref(), t).unwrap() == direct, "RunDir's field is the EMA net's");
+    // On the host: the same scores up to f32 rounding, and a Jacobian (burn's field has none)
+    // whose products are the burn field's central-difference JVPs.
+    let host = run.score_field_on::<B>(&dev, true).unwrap();
+    assert!(matches!(host, RunScore::HostUnet(_)));
+    let on_host = host.score_batch(x.as_ref(), t).unwrap();
+    let scale = direct.norm_max();
+    assert!(scale > 0.0 && (&on_host - &direct).norm_max() <= 2e-5 * scale, "the host field is the EMA net's");
+    let x0: Vec<f64> = x.row(0).iter().copied().collect();
+    assert!(field.jacobian(&x0, t).unwrap().is_none());
+    let jac = host.jacobian(&x0, t).unwrap().expect("the host field's Jacobian");
+    let v = Mat::from_fn(3, 64, |i, j| ((i * 11 + j) as f64 * 0.7).sin());
+    let want = field.jvp(&x0, t, v.as_ref()).unwrap();
+    let err = (&v * jac.transpose() - &want).norm_max();
+    assert!(err <= 2e-2 * want.norm_max(), "J v differs by {err} of {}", want.norm_max());
     // Another run's settings are refused, not silently restarted.
     let other = cfg.clone().with_lr(1e-3);
     let err = train_ddpm::<B>(images().as_ref(), &other, Some(&b), &dev, &mut |_| ControlFlow::Continue(()));
