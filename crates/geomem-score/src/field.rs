@@ -379,7 +379,6 @@ pub(crate) fn mean_quadratic_form(v: MatRef<'_, f64>, jv: MatRef<'_, f64>) -> f6
     total / k as f64
 }
 
-/// The default [`ScoreField::eval_divergence`].
 /// `U J` from the Jacobian's `d` products [`ScoreField::eval_jvp`] along `e_1 … e_d`.
 pub(crate) fn vjp_from_jvps<F: ScoreField + ?Sized>(f: &F, x: &[f64], t: f64, u: MatRef<'_, f64>) -> Result<Mat<f64>> {
     let d = f.dim();
@@ -387,6 +386,7 @@ pub(crate) fn vjp_from_jvps<F: ScoreField + ?Sized>(f: &F, x: &[f64], t: f64, u:
     Ok(u * jt.transpose())
 }
 
+/// The default [`ScoreField::eval_divergence`].
 fn default_divergence<F: ScoreField + ?Sized>(
     f: &F,
     x: MatRef<'_, f64>,

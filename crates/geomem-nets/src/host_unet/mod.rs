@@ -420,12 +420,12 @@ impl HostUNet {
     /// `u_i` of `u` (`m × d`, row-major; the rows of [`HostUNet::dim`] pixels): the reverse
     /// pass of the input alone (no parameter gradients) for every cotangent. The forward
     /// pass is run once and kept (`tape`, of one image); each part of at most `part`
-    /// cotangents copies it `part` times and goes back through the layers as a batch, on
-    /// the rayon pool. Returns the `m × d` products, row-major.
+    /// cotangents copies it once per cotangent in the part and goes back through the layers
+    /// as a batch, on the rayon pool. Returns the `m × d` products, row-major.
     ///
-    /// The numbers are those of [`HostUNet::backward`]'s input gradient for a batch of `m`
-    /// copies of `x` (the same kernels on the same values), and do not depend on the
-    /// number of threads.
+    /// The numbers are the input gradient of the reverse pass for a batch of the part's
+    /// copies of `x` (the training step's kernels on the same values): they depend on how
+    /// the cotangents fall into parts (`f32` rounding), not on the number of threads.
     pub fn vjp(&self, p: &[Vec<f32>], tape: &Tape, u: &[f32], part: usize) -> Vec<f32> {
         use rayon::prelude::*;
         let d = self.dim();

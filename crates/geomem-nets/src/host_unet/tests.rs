@@ -227,6 +227,13 @@ fn the_host_eps_model_is_unet_eps() {
     assert!(host.eps_into(x.as_ref(), VpTime::Continuous(0.1), a.as_mut()).is_err());
     let narrow = faer::Mat::<f64>::zeros(3, 63);
     assert!(host.eps_into(narrow.as_ref(), VpTime::Step(10), a.as_mut()).is_err());
+    // The reverse pass refuses what the forward one refuses, and wrong cotangents.
+    let (x0, u) = (vec![0.2; 64], faer::Mat::<f64>::zeros(2, 64));
+    assert!(host.eps_vjp(&x0[..63], VpTime::Step(10), u.as_ref()).is_err());
+    assert!(host.eps_vjp(&x0, VpTime::Step(10), narrow.as_ref()).is_err());
+    assert!(host.eps_vjp(&x0, VpTime::Continuous(0.1), u.as_ref()).is_err());
+    let none = faer::Mat::<f64>::zeros(0, 64);
+    assert_eq!(host.eps_vjp(&x0, VpTime::Step(10), none.as_ref()).unwrap().map(|m| m.nrows()), Some(0));
     for wrong in [
         UNetConfig { base: 16, ..cfg.clone() },
         UNetConfig { groups: 2, ..cfg.clone() },
@@ -517,7 +524,8 @@ fn the_host_vjps_are_burns() {
         let (d, m, step) = (host.dim(), 21, 10.0);
         let (x, u) = (images(1, d, 0.7), images(m, d, 2.1));
         let (_, tape) = host.forward(&w, &x, &[step]);
-        let got = host.vjp(&w, &tape, &u, 16);
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let got = pool(2).install(|| host.vjp(&w, &tape, &u, 16));
         let shape = [m, cfg.channels, cfg.image_size, cfg.image_size];
         let xt = Tensor::<B, 4>::from_data(TensorData::new(x.repeat(m), shape), &dev).require_grad();
         let ut = Tensor::<B, 4>::from_data(TensorData::new(u.clone(), shape), &dev);
@@ -528,8 +536,7 @@ fn the_host_vjps_are_burns() {
         assert!(scale > 0.1, "{cfg:?}: products too small to test ({scale})");
         let err = got.iter().zip(&want).fold(0f32, |e, (a, b)| e.max((a - b).abs()));
         assert!(err <= 2e-5 * scale, "{cfg:?}: largest difference {err} of {scale}");
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        assert_eq!(got, one.install(|| host.vjp(&w, &tape, &u, 16)), "{cfg:?}: depends on the threads");
+        assert_eq!(got, pool(1).install(|| host.vjp(&w, &tape, &u, 16)), "{cfg:?}: depends on the threads");
     }
 }
 
