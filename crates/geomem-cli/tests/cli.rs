@@ -235,3 +235,40 @@ fn train_inspect_sample_and_model_lid() {
     std::fs::write(run.join("metrics.csv"), "step,loss\n1,2\n").unwrap();
     fails_with(&geomem(&["inspect", "--run-dir", s(&run)]), "metrics", "malformed metrics");
 }
+
+/// `geomem spectrum` on a DDPM U-Net run directory (the image figure's kind of run): on the
+/// CPU build its spectra are the exact Jacobian's from the host's reverse pass, the same
+/// numbers as the library's `RunDir::score_field_on(.., true)` with `SpectrumParams::pointwise`
+/// (burn's field has no Jacobian; with it the spectra are central differences, 4e-6 of the
+/// largest value off when this test was written, and the test fails).
+#[test]
+fn spectrum_of_a_unet_run() {
+    use geomem_nets::{train_ddpm, DdpmTrainConfig, RunDir, UNetConfig};
+    use geomem_spectral::{spectrum, SpectrumParams};
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+    let d = tmp("unet");
+    let run = d.join("run");
+    let model = UNetConfig::new(8, 1).with_base(8).with_mults(vec![1, 2]).with_attn_resolutions(vec![4]).with_groups(4);
+    let cfg = DdpmTrainConfig::new(model).with_batch_size(8).with_steps(20).with_seed(1).with_checkpoint_every(20);
+    let images = geomem_data::ImageSet::digits().unwrap().rows(&(0..8).collect::<Vec<_>>()).unwrap();
+    let dev = Default::default();
+    train_ddpm::<B>(images.as_ref(), &cfg, Some(&run), &dev, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    let pts = d.join("pts.npy");
+    geomem_data::write_npy(&pts, images.as_ref().subrows(0, 2)).unwrap();
+    let out = d.join("out");
+    let sp = ["spectrum", "--run-dir", s(&run), "--points", s(&pts), "--t", "0.01", "--out", s(&out)];
+    succeeds(&geomem(&sp), "spectrum of a U-Net run");
+    let got = geomem_data::read_npy(out.join("spectra.npy")).unwrap();
+    assert_eq!((got.nrows(), got.ncols()), (2, 64));
+    let dir = RunDir::open(&run).unwrap();
+    let field = dir.score_field_on::<B>(&dev, true).unwrap();
+    let t = dir.config().field_time(0.01).unwrap();
+    for i in 0..2 {
+        let x: Vec<f64> = images.row(i).iter().copied().collect();
+        let want = spectrum(&field, &x, t, &SpectrumParams::pointwise()).unwrap().into_values();
+        assert!(want[0] > 0.0, "a trained net has a non-zero Jacobian");
+        for (j, w) in want.iter().enumerate() {
+            assert!((got[(i, j)] - w).abs() <= 1e-9 * want[0], "point {i}, value {j}: {} against {w}", got[(i, j)]);
+        }
+    }
+}
