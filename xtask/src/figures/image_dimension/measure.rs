@@ -7,7 +7,7 @@ use faer::Mat;
 use geomem_lid::{auroc, median, memorization, FlipdVp};
 use geomem_nets::{ddpm_loss, sample_ddpm, DdpmSampling, DdpmTrainConfig};
 use geomem_score::{DdpmSchedule, EmpiricalScore, ScoreField, VpScore};
-use geomem_spectral::{normal_bundle_spectrum, NormalBundleParams, Perturbation};
+use geomem_spectral::{normal_bundle_spectrum, spectrum, NormalBundleParams, Perturbation, SpectrumParams};
 use std::ops::ControlFlow;
 
 /// The spectra of one kind of point under one field and perturbation.
@@ -60,6 +60,17 @@ fn spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64, p: &NormalBundlePara
         .map(|i| {
             let x: Vec<f64> = (0..pts.ncols()).map(|j| pts[(i, j)]).collect();
             Ok(normal_bundle_spectrum(f, &x, t, &p.seed(i as u64))?)
+        })
+        .collect()
+}
+
+/// The singular values of `f`'s exact Jacobian at each row of `pts`
+/// (`SpectrumParams::pointwise`: the field's own Jacobian, or its JVPs along `e_1 … e_d`).
+fn jacobian_spectra_at<F: ScoreField>(f: &F, pts: &Mat<f64>, t: f64) -> Result<Vec<Vec<f64>>> {
+    (0..pts.nrows())
+        .map(|i| {
+            let x: Vec<f64> = (0..pts.ncols()).map(|j| pts[(i, j)]).collect();
+            Ok(spectrum(f, &x, t, &SpectrumParams::pointwise())?.into_values())
         })
         .collect()
 }
@@ -184,6 +195,10 @@ fn spectra<F: ScoreField>(pl: &Plan<'_>, net: &F, train_set: &Mat<f64>, t: f64) 
         let p = base.perturbation(pert);
         out.push(set("train", name, spectra_at(net, &at_train, t, &p)?));
         out.push(set("held-out", name, spectra_at(net, &at_held, t, &p)?));
+    }
+    if pl.st.jacobian_spectra {
+        out.push(set("train", "exact jacobian", jacobian_spectra_at(net, &at_train, t)?));
+        out.push(set("held-out", "exact jacobian", jacobian_spectra_at(net, &at_held, t)?));
     }
     let emp = EmpiricalScore::new(train_set.clone())?;
     let p = base.perturbation(authors);

@@ -99,6 +99,13 @@ pub struct Settings {
     /// per-channel orthogonal ones; default true).
     #[serde(default = "yes")]
     pub gaussian_control: bool,
+    /// Also take the spectra of the net's exact Jacobian at the same points (rows
+    /// `exact jacobian` of `dimension.csv` and `spectra.csv`; by the host's reverse pass on
+    /// the CPU build, about `d` forward images' work against the Normal Bundle's `8d`, by
+    /// central differences on CUDA; default true). Not drawn: the figure is the authors'
+    /// estimator's.
+    #[serde(default = "yes")]
+    pub jacobian_spectra: bool,
     /// Generated samples per size for the memorized fraction and FLIPD (0: none).
     #[serde(default)]
     pub samples: usize,

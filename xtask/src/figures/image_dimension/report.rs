@@ -84,7 +84,7 @@ pub fn report(out: &FigureDir, pl: &Plan<'_>, res: &[SizeOut]) -> Result<String>
             fmt_opt(r.loss_train_heldout.map(|(a, b)| b / a), 3),
         )?;
     }
-    md.push_str("\nAlgorithm 3: the mean over points of the paper form, a flat spectrum read as 0 when stiff and d when soft (t·s_median against 1/2); in brackets the points with a spike / no spike, stiff / no spike, soft. Soft count: the mean number of directions with t·s_i < 1/2. The empirical score of each training set (the memorizing limit), t·s_median and the notebook form are in `dimension.csv`; losses, memorization and timings in `training.csv`; FLIPD in `flipd.csv`.\n");
+    md.push_str("\nAlgorithm 3: the mean over points of the paper form, a flat spectrum read as 0 when stiff and d when soft (t·s_median against 1/2); in brackets the points with a spike / no spike, stiff / no spike, soft. Soft count: the mean number of directions with t·s_i < 1/2. The empirical score of each training set (the memorizing limit), t·s_median and the notebook form are in `dimension.csv`; losses, memorization and timings in `training.csv`; FLIPD in `flipd.csv`; the readings of the net's exact Jacobian at the same points (`jacobian_spectra`) in the rows `exact jacobian` of `dimension.csv`.\n");
     flipd_table(&mut md, out, res)?;
     out.write_text("summary.md", &md)?;
     plot(out, pl, res, &all)?;
