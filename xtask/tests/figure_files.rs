@@ -93,6 +93,14 @@ fn image_figure_resumes_from_its_run_directories() {
         std::fs::read_to_string(out.join("image_dimension/dimension.csv")).unwrap()
     };
     let straight = run(&base, &d.join("straight"));
+    // Each size has the exact Jacobian's readings beside the Normal Bundle's, at training and
+    // held-out digits (`jacobian_spectra`, on by default).
+    for n in ["2", "16"] {
+        for points in ["train", "held-out"] {
+            let row = format!("{n},0,{points},exact jacobian,");
+            assert!(straight.lines().any(|l| l.starts_with(&row)), "no row {row} in {straight}");
+        }
+    }
     let resumed_dir = d.join("resumed");
     run(&base.replace("steps = 40", "steps = 20"), &resumed_dir);
     let ck = resumed_dir.join("image_dimension/runs/N16_s0/checkpoint.bin");

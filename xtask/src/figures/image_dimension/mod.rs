@@ -157,7 +157,6 @@ fn yes() -> bool {
     true
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
 fn is_true(b: &bool) -> bool {
     *b
 }
@@ -353,11 +352,30 @@ mod tests {
         assert_eq!(Sizes::List(vec![3, 5]).resolve(10), vec![3, 5]);
     }
 
-    fn shipped_rule(text: &str) -> SecondDerivativeRule {
+    fn shipped(text: &str) -> Settings {
         match crate::figures::FigureSpec::parse(text, "a shipped file").expect("parses") {
-            crate::figures::FigureSpec::ImageDimension(s) => s.rule,
+            crate::figures::FigureSpec::ImageDimension(s) => s,
             other => panic!("not the image figure: {}", other.name()),
         }
+    }
+
+    fn shipped_rule(text: &str) -> SecondDerivativeRule {
+        shipped(text).rule
+    }
+
+    /// `jacobian_spectra` is on by default and written out only when off (so the shipped
+    /// files' settings, hence the published figures' hashes, do not change), and an
+    /// explicit `false` survives writing and reading back.
+    #[test]
+    fn jacobian_spectra_default_on_and_written_only_when_off() {
+        let text = include_str!("../../../../experiments/figures/image_dimension.toml");
+        let on = shipped(text);
+        assert!(on.jacobian_spectra);
+        assert!(!toml::to_string(&on).unwrap().contains("jacobian_spectra"));
+        let off = Settings { jacobian_spectra: false, ..on };
+        let written = toml::to_string(&off).unwrap();
+        assert!(written.contains("jacobian_spectra = false"), "{written}");
+        assert!(!toml::from_str::<Settings>(&written).unwrap().jacobian_spectra);
     }
 
     /// The Algorithm-3 constants the shipped files use are the ones docs/REPRODUCTION.md
