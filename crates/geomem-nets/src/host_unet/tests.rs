@@ -101,9 +101,13 @@ fn the_host_gradients_are_burns() {
         let (hl, hg) = host.loss_and_grads(&draw);
         let shape = [6, cfg.channels, cfg.image_size, cfg.image_size];
         let t = |v: &[f32]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), shape), &dev);
-        let pred = model.forward(t(&draw.xk), model.embed_steps(&draw.steps, &dev));
-        let (loss, grads) = mse_and_grads(pred, t(&draw.eps), None);
-        let bl = loss.into_scalar();
+        // On a pool of its own: see `the_host_vjps_are_burns`.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let (bl, grads) = pool.install(|| {
+            let pred = model.forward(t(&draw.xk), model.embed_steps(&draw.steps, &dev));
+            let (loss, grads) = mse_and_grads(pred, t(&draw.eps), None);
+            (loss.into_scalar(), grads)
+        });
         assert!((hl - bl).abs() <= 1e-5 * bl, "{cfg:?}: loss {hl} vs {bl}");
         let bg = burn_grads(&model, &GradientsParams::from_grads(grads, &model));
         assert_eq!(bg.len(), hg.len());
@@ -527,11 +531,16 @@ fn the_host_vjps_are_burns() {
         let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
         let got = pool(2).install(|| host.vjp(&w, &tape, &u, 16));
         let shape = [m, cfg.channels, cfg.image_size, cfg.image_size];
-        let xt = Tensor::<B, 4>::from_data(TensorData::new(x.repeat(m), shape), &dev).require_grad();
-        let ut = Tensor::<B, 4>::from_data(TensorData::new(u.clone(), shape), &dev);
-        let out = model.forward(xt.clone(), model.embed_steps(&vec![step; m], &dev));
-        let grads = (out * ut).sum().backward();
-        let want: Vec<f32> = xt.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        // burn's backward holds its graph lock while burn-flex's convolutions wait on rayon:
+        // run it on a pool of its own, or a test whose global-pool workers wait on that lock
+        // (`split_gradients_equal_the_whole_batch`) deadlocks with it.
+        let want: Vec<f32> = pool(2).install(|| {
+            let xt = Tensor::<B, 4>::from_data(TensorData::new(x.repeat(m), shape), &dev).require_grad();
+            let ut = Tensor::<B, 4>::from_data(TensorData::new(u.clone(), shape), &dev);
+            let out = model.forward(xt.clone(), model.embed_steps(&vec![step; m], &dev));
+            let grads = (out * ut).sum().backward();
+            xt.grad(&grads).unwrap().into_data().to_vec().unwrap()
+        });
         let scale = largest(&want);
         assert!(scale > 0.1, "{cfg:?}: products too small to test ({scale})");
         let err = got.iter().zip(&want).fold(0f32, |e, (a, b)| e.max((a - b).abs()));
