@@ -1,8 +1,11 @@
 //! The GEMM search equals brute force in double precision, with duplicates, ties, huge and
-//! tiny units, on every screen (AMX tiles where the machine has them, and the portable
-//! ones); errors for bad input.
+//! tiny units, on every screen (AMX tiles where the machine has them, the integer screen of
+//! points on a lattice, on AVX-512 VNNI where the machine has it and portable elsewhere, and
+//! the single-precision ones); errors for bad input.
 use faer::{Mat, MatRef};
-use geomem_lid::knn::{knn_brute_force, knn_self_without_amx, knn_without_amx};
+use geomem_lid::knn::{
+    knn_brute_force, knn_on, knn_self_on, knn_self_without_amx, knn_without_amx, screen_of, Screens,
+};
 use geomem_lid::{knn, knn_self, LidError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -33,19 +36,22 @@ fn same(a: &geomem_lid::Neighbours, b: &geomem_lid::Neighbours) {
     }
 }
 
-/// Both searches of one data set (with and without AMX) against brute force.
+/// The searches of one data set (the fastest, the single-precision screens, the lattice
+/// screen where the points lie on one) against brute force.
 fn self_equal(x: MatRef<'_, f64>, k: usize) -> geomem_lid::Neighbours {
     let brute = knn_brute_force(x, x, k, true);
     same(&knn_self_without_amx(x, k).unwrap(), &brute);
+    same(&knn_self_on(x, k, Screens::Lattice).unwrap(), &brute);
     let nb = knn_self(x, k).unwrap();
     same(&nb, &brute);
     nb
 }
 
-/// Both searches of queries against a reference against brute force.
+/// The searches of queries against a reference against brute force.
 fn cross_equal(q: MatRef<'_, f64>, x: MatRef<'_, f64>, k: usize) {
     let brute = knn_brute_force(q, x, k, false);
     same(&knn_without_amx(q, x, k).unwrap(), &brute);
+    same(&knn_on(q, x, k, Screens::Lattice).unwrap(), &brute);
     same(&knn(q, x, k).unwrap(), &brute);
 }
 
@@ -192,6 +198,40 @@ fn ties_and_copies_on_the_fast_screens_equal_brute_force() {
     cross_equal(q.as_ref(), x.as_ref(), 3);
 }
 
+/// `x` on a lattice of 256 levels from its smallest to its largest entry.
+fn on_lattice(x: &Mat<f64>) -> (Mat<f64>, f64, f64) {
+    let (lo, hi) =
+        x.col_iter().flat_map(|c| c.iter().copied()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let h = (hi - lo) / 255.0;
+    (x.as_ref().map(|&v| lo + h * ((v - lo) / h).round()), lo, h)
+}
+
+#[test]
+fn points_on_a_lattice_equal_brute_force() {
+    // Curved points in 96 dimensions on 256 levels, far from the origin: many tied
+    // distances (integer squared distances), 70 copies of one point.
+    let (mut x, lo, h) = on_lattice(&curved(1300, 5, 96, 1e4, 23));
+    for j in 0..96 {
+        for i in 1..70 {
+            x[(i * 17, j)] = x[(0, j)];
+        }
+    }
+    assert_eq!(screen_of(x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
+    for k in [1, 2, 20, 75] {
+        self_equal(x.as_ref(), k);
+    }
+    let (q, _, _) = on_lattice(&curved(300, 5, 96, 1e4, 24));
+    let q = q.as_ref().map(|&v| v.clamp(lo, lo + 255.0 * h));
+    cross_equal(q.as_ref(), x.as_ref(), 3);
+    // A point off the lattice by h / 3 in one coordinate, found in the check of every
+    // point (not the sample's): the search falls back to another screen.
+    x[(1001, 7)] += h / 3.0;
+    assert_ne!(screen_of(x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
+    self_equal(x.as_ref(), 5);
+    // Queries beyond the reference's levels: no lattice for both.
+    cross_equal(q.as_ref().map(|&v| v + 0.5 * h).as_ref(), x.as_ref(), 3);
+}
+
 #[test]
 fn fashion_mnist_equals_brute_force() {
     // Real images, f64 in [0, 1]: the data of the benchmark.
@@ -200,6 +240,7 @@ fn fashion_mnist_equals_brute_force() {
         Err(e) => return eprintln!("Fashion-MNIST not installed, skipped: {e}"),
     };
     let x = Mat::from_fn(1500, set.dim(), |i, j| ((set.images[(i, j)] + 1.0) * 127.5).round() / 255.0);
+    assert_eq!(screen_of(x.as_ref(), 20, Screens::Lattice).unwrap(), "lattice", "bytes / 255");
     for k in [2, 20] {
         self_equal(x.as_ref(), k);
     }

@@ -32,12 +32,12 @@ pub(super) struct Lines(Vec<Line>);
 
 impl Lines {
     /// `len` zeros, rounded up to whole lines.
-    fn zeros(len: usize) -> Self {
+    pub(super) fn zeros(len: usize) -> Self {
         Self(vec![Line([0; 32]); len.div_ceil(32)])
     }
 
     /// Room for at least `len` values.
-    fn ensure(&mut self, len: usize) {
+    pub(super) fn ensure(&mut self, len: usize) {
         if self.0.len() * 32 < len {
             self.0.resize(len.div_ceil(32), Line([0; 32]));
         }
@@ -130,7 +130,7 @@ impl Bf16 {
 /// The 16 rows of `kp` bfloat16 in `rows` (`16 kp` values) as one group in `out`: pair `p`
 /// of point `n` (two bfloat16, one `u32`) at `u32` position `16 p + n`, a 16 × `kp/2`
 /// transposition of `u32`s.
-fn transpose_pairs(rows: &[u16], kp: usize, out: &mut [u16]) {
+pub(super) fn transpose_pairs(rows: &[u16], kp: usize, out: &mut [u16]) {
     debug_assert!(rows.len() == 16 * kp && out.len() == 16 * kp && kp.is_multiple_of(32));
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {

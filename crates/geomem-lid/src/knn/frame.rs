@@ -2,6 +2,8 @@
 //! two, and projected on a basis where one pays (the subspace the reference spans, or its
 //! leading principal directions).
 
+use super::lattice::{self, Lattice};
+use super::Screens;
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
@@ -62,6 +64,43 @@ fn deviation_rows(v: &[f64], pre: f64, mean: &[f64]) -> f64 {
         }
     }
     acc.iter().copied().fold(tail, f64::max)
+}
+
+/// The smallest and the largest entry of `x` times `pre`, in parallel, in memory order.
+pub(super) fn min_max(x: MatRef<'_, f64>, pre: f64) -> (f64, f64) {
+    let none = (f64::INFINITY, f64::NEG_INFINITY);
+    let both = |(a, b): (f64, f64), (c, d): (f64, f64)| (a.min(c), b.max(d));
+    let (lo, hi) = if x.row_stride() == 1 {
+        let col = |j: usize| match x.col(j).try_as_col_major() {
+            Some(c) => extremes(c.as_slice()),
+            None => x.col(j).iter().fold(none, |m, &v| both(m, (v, v))),
+        };
+        (0..x.ncols()).into_par_iter().map(col).reduce(|| none, both)
+    } else {
+        let row = |i: usize| match x.row(i).try_as_row_major() {
+            Some(r) => extremes(r.as_slice()),
+            None => x.row(i).iter().fold(none, |m, &v| both(m, (v, v))),
+        };
+        (0..x.nrows()).into_par_iter().map(row).reduce(|| none, both)
+    };
+    (lo * pre, hi * pre)
+}
+
+/// The smallest and the largest entry of `v`, eight running extremes each (a loop the
+/// compiler vectorises).
+fn extremes(v: &[f64]) -> (f64, f64) {
+    let (mut lo, mut hi) = ([f64::INFINITY; 8], [f64::NEG_INFINITY; 8]);
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for t in 0..8 {
+            lo[t] = if c[t] < lo[t] { c[t] } else { lo[t] };
+            hi[t] = if c[t] > hi[t] { c[t] } else { hi[t] };
+        }
+    }
+    let lo = tail.iter().chain(&lo).copied().fold(f64::INFINITY, f64::min);
+    let hi = tail.iter().chain(&hi).copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
 }
 
 /// The mean of the rows of `x` times `pre`, in memory order.
@@ -126,9 +165,16 @@ pub(super) struct Frame {
     pub(super) mean: Vec<f64>,
     pub(super) scale: f64,
     pub(super) basis: Basis,
-    /// Whether the full screen runs on AMX tiles in bfloat16, and whether it may.
+    /// Whether the full screen runs on AMX tiles in bfloat16.
     pub(super) amx: bool,
-    allow_amx: bool,
+    /// The lattice the full screen runs on, in integers, if it does.
+    pub(super) lattice: Option<Lattice>,
+    /// The lattice the points lie on, if they seem to (checked on a sample) and the screens
+    /// allowed may use it.
+    on_lattice: Option<Lattice>,
+    /// The scale of the centred coordinates (the lattice's may differ).
+    centred_scale: f64,
+    screens: Screens,
 }
 
 /// Fewest coordinates worth an AMX tile product (its tiles take 32 at a time).
@@ -160,14 +206,31 @@ const PRINCIPAL_LEFT: f64 = 0.25;
 impl Frame {
     /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
     /// the reference itself), in parallel over the coordinates, and with enough reference
-    /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles (if `allow_amx`)
-    /// or principal directions where they pay.
-    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, allow_amx: bool) -> Self {
+    /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles, the lattice the
+    /// points lie on or principal directions where they pay, as `screens` allows.
+    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, screens: Screens) -> Self {
         let mean = mean(r, pre);
         let spread = |x: MatRef<'_, f64>| spread(x, pre, Some(&mean));
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
-        let mut frame = Self { pre, mean, scale, basis: Basis::Full, amx: false, allow_amx };
+        let mut frame = Self {
+            pre,
+            mean,
+            scale,
+            basis: Basis::Full,
+            amx: false,
+            lattice: None,
+            on_lattice: None,
+            centred_scale: scale,
+            screens,
+        };
         if r.nrows() >= PROJECT_POINTS {
+            let lattices = match screens {
+                Screens::Fastest => lattice::fast(),
+                Screens::Lattice => true,
+                Screens::Portable => false,
+            };
+            let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+            frame.on_lattice = (lattices && worth).then(|| lattice::find(q, r, pre)).flatten();
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
                 None => frame.use_full_or_principal(r),
@@ -177,12 +240,18 @@ impl Frame {
     }
 
     /// The full coordinates on AMX tiles where this machine has them and they may pay (enough
-    /// coordinates and points), else principal directions ([`Frame::use_principal`]).
+    /// coordinates and points), else on the lattice the points lie on (where they seem to),
+    /// else principal directions ([`Frame::use_principal`]).
     pub(super) fn use_full_or_principal(&mut self, r: MatRef<'_, f64>) {
         let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
-        if self.allow_amx && worth && super::amx::available() {
+        if self.screens == Screens::Fastest && worth && super::amx::available() {
             self.basis = Basis::Full;
             self.amx = true;
+        } else if let Some(l) = self.on_lattice {
+            self.basis = Basis::Full;
+            self.lattice = Some(l);
+            // Lattice points `h s`, |s| <= 128: each coordinate at most 1.
+            self.scale = power_scale(128.0 * l.h);
         } else {
             self.use_principal(r);
         }
@@ -192,6 +261,9 @@ impl Frame {
     /// coordinates for them to pay; else the full coordinates.
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
         self.amx = false;
+        self.lattice = None;
+        self.on_lattice = None;
+        self.scale = self.centred_scale;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
         let eligible = screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;

@@ -41,6 +41,7 @@
 mod amx;
 mod exact;
 mod frame;
+mod lattice;
 mod points;
 mod refine;
 mod scan;
@@ -90,7 +91,7 @@ impl Neighbours {
 /// [`crate::LidError::InvalidParameter`] unless `1 <= k <= reference.nrows()`.
 pub fn knn(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     check_cross(queries, reference, k)?;
-    Ok(search(queries, reference, k, false, true))
+    Ok(search(queries, reference, k, false, Screens::Fastest))
 }
 
 /// The `k` nearest other points of every row of `data`: point `i` is not its own neighbour
@@ -101,7 +102,7 @@ pub fn knn(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Re
 /// [`crate::LidError::InvalidParameter`] unless `1 <= k < data.nrows()`.
 pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     check_self(data, k)?;
-    Ok(search(data, data, k, true, true))
+    Ok(search(data, data, k, true, Screens::Fastest))
 }
 
 /// [`knn`] without AMX tiles, whatever the machine: the portable screens, which the tests
@@ -112,7 +113,7 @@ pub fn knn_self(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
 #[doc(hidden)]
 pub fn knn_without_amx(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     check_cross(queries, reference, k)?;
-    Ok(search(queries, reference, k, false, false))
+    Ok(search(queries, reference, k, false, Screens::Portable))
 }
 
 /// [`knn_self`] without AMX tiles (see [`knn_without_amx`]).
@@ -122,7 +123,58 @@ pub fn knn_without_amx(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: 
 #[doc(hidden)]
 pub fn knn_self_without_amx(data: MatRef<'_, f64>, k: usize) -> Result<Neighbours> {
     check_self(data, k)?;
-    Ok(search(data, data, k, true, false))
+    Ok(search(data, data, k, true, Screens::Portable))
+}
+
+/// Which screens a search may use: the tests compare each with brute force.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screens {
+    /// The fastest this machine has ([`knn`], [`knn_self`]).
+    Fastest,
+    /// Single precision only, no AMX tiles and no lattice ([`knn_without_amx`]).
+    Portable,
+    /// The integer screen wherever the points lie on a lattice of 256 levels, on AVX-512
+    /// VNNI where the machine has it and on a portable loop elsewhere; no AMX tiles.
+    Lattice,
+}
+
+/// [`knn`] on the screens `screens` allows.
+///
+/// # Errors
+/// As [`knn`].
+#[doc(hidden)]
+pub fn knn_on(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize, screens: Screens) -> Result<Neighbours> {
+    check_cross(queries, reference, k)?;
+    Ok(search(queries, reference, k, false, screens))
+}
+
+/// [`knn_self`] on the screens `screens` allows.
+///
+/// # Errors
+/// As [`knn_self`].
+#[doc(hidden)]
+pub fn knn_self_on(data: MatRef<'_, f64>, k: usize, screens: Screens) -> Result<Neighbours> {
+    check_self(data, k)?;
+    Ok(search(data, data, k, true, screens))
+}
+
+/// The screen a search of one data set would use here: `"lattice"`, `"amx"`,
+/// `"principal"`, `"span"` or `"full"` (single precision). For tests and benchmarks.
+///
+/// # Errors
+/// As [`knn_self`].
+#[doc(hidden)]
+pub fn screen_of(data: MatRef<'_, f64>, k: usize, screens: Screens) -> Result<&'static str> {
+    check_self(data, k)?;
+    let p = points::prepare(data, data, true, k, screens);
+    Ok(match (&p.q.screen, p.deep.is_some()) {
+        (points::Screen::I8(_), _) => "lattice",
+        (points::Screen::Bf16(_), _) => "amx",
+        (_, true) => "principal",
+        (points::Screen::F32(c), false) if c.d < data.ncols() => "span",
+        _ => "full",
+    })
 }
 
 fn check_cross(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: usize) -> Result<()> {
@@ -137,8 +189,8 @@ fn check_self(data: MatRef<'_, f64>, k: usize) -> Result<()> {
     param("k", k, k >= 1 && k < data.nrows(), "must lie in 1 .. number of points")
 }
 
-fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool, allow_amx: bool) -> Neighbours {
-    search_holding(q, r, k, same, allow_amx, refine::HOLD_BUDGET)
+fn search(q: MatRef<'_, f64>, r: MatRef<'_, f64>, k: usize, same: bool, screens: Screens) -> Neighbours {
+    search_holding(q, r, k, same, screens, refine::HOLD_BUDGET)
 }
 
 /// [`search`] with `hold` bytes for the second screen's held candidates.
@@ -147,10 +199,10 @@ fn search_holding(
     r: MatRef<'_, f64>,
     k: usize,
     same: bool,
-    allow_amx: bool,
+    screens: Screens,
     hold: usize,
 ) -> Neighbours {
-    let p = points::prepare(q, r, same, k, allow_amx);
+    let p = points::prepare(q, r, same, k, screens);
     let mut tops: Vec<Top> = (0..q.nrows()).map(|_| Top::new(p.keep)).collect();
     scan::scan(&mut tops, &p, same);
     let (mut queries, order) = refine::first(&p, tops, k, same);
@@ -206,7 +258,7 @@ mod tests {
         let (brute_self, brute_cross) =
             (super::knn_brute_force(x.as_ref(), x.as_ref(), k, true), super::knn_brute_force(q, r, k, false));
         for (q, r, same, brute) in [(x.as_ref(), x.as_ref(), true, &brute_self), (q, r, false, &brute_cross)] {
-            let p = prepare(q, r, same, k, false);
+            let p = prepare(q, r, same, k, super::Screens::Portable);
             assert!(p.deep.is_some(), "principal directions");
             let mut tops: Vec<super::Top> = (0..q.nrows()).map(|_| super::Top::new(p.keep)).collect();
             super::scan::scan(&mut tops, &p, same);
@@ -218,13 +270,21 @@ mod tests {
             assert!(wrong > 0, "every first walk already exact: the second screen would have nothing to find");
         }
         let all = usize::MAX;
-        let all_held = super::search_holding(x.as_ref(), x.as_ref(), k, true, false, all);
-        let all_held_cross = super::search_holding(q, r, k, false, false, all);
+        let all_held = super::search_holding(x.as_ref(), x.as_ref(), k, true, super::Screens::Portable, all);
+        let all_held_cross = super::search_holding(q, r, k, false, super::Screens::Portable, all);
         close(&all_held, &brute_self);
         close(&all_held_cross, &brute_cross);
         for hold in [0, 4096, super::refine::HOLD_BUDGET] {
-            assert_eq!(super::search_holding(x.as_ref(), x.as_ref(), k, true, false, hold), all_held, "hold {hold}");
-            assert_eq!(super::search_holding(q, r, k, false, false, hold), all_held_cross, "hold {hold}, across");
+            assert_eq!(
+                super::search_holding(x.as_ref(), x.as_ref(), k, true, super::Screens::Portable, hold),
+                all_held,
+                "hold {hold}"
+            );
+            assert_eq!(
+                super::search_holding(q, r, k, false, super::Screens::Portable, hold),
+                all_held_cross,
+                "hold {hold}, across"
+            );
         }
     }
 
@@ -244,7 +304,7 @@ mod tests {
 
     /// The screen's dimension for one data set, without AMX.
     fn dim(x: &Mat<f64>) -> usize {
-        prepare(x.as_ref(), x.as_ref(), true, 5, false).q.screen.dim()
+        prepare(x.as_ref(), x.as_ref(), true, 5, super::Screens::Portable).q.screen.dim()
     }
 
     /// Which screen the integration tests' data get: projected where the points span a
@@ -258,7 +318,7 @@ mod tests {
         // A basis of m vectors: m coordinates on it and the distance off it.
         assert_eq!(dim(&subspace(700, 3, 60, 1e3, 0.0, &mut rng)), 3 + 1);
         let slightly = subspace(700, 3, 60, 1e3, 1e-6, &mut rng);
-        let p = prepare(slightly.as_ref(), slightly.as_ref(), true, 5, true);
+        let p = prepare(slightly.as_ref(), slightly.as_ref(), true, 5, super::Screens::Fastest);
         assert_eq!(p.q.screen.dim(), 3 + 1, "noise below the screen's resolution is left out");
         assert!(p.err.iter().all(|&e| e > 0.0));
         assert_eq!(dim(&subspace(700, 3, 60, 1e3, 1e-2, &mut rng)), 60, "resolved noise: all coordinates");
@@ -275,16 +335,16 @@ mod tests {
             (subspace(2000, 3, 256, 0.0, 0.01, &mut rng), subspace(2000, 256, 256, 0.0, 0.0, &mut rng));
         assert_eq!(dim(&close), 64 + 1, "principal directions");
         assert_eq!(dim(&noise), 256, "white noise: all coordinates");
-        let f = Frame::new(None, noise.as_ref(), power_scale(max_abs(noise.as_ref())), false);
+        let f = Frame::new(None, noise.as_ref(), power_scale(max_abs(noise.as_ref())), super::Screens::Portable);
         assert!(super::frame::principal(noise.as_ref(), f.pre, &f.mean, 64, 128).is_none(), "not even tried");
         assert_eq!(dim(&subspace(300, 20, 40, 0.0, 0.0, &mut rng)), 40, "too many dimensions to pay");
         // Queries off the reference's subspace: the projection is dropped.
         let (x, q) = (subspace(400, 2, 30, 0.0, 0.0, &mut rng), subspace(50, 30, 30, 0.0, 0.0, &mut rng));
-        assert_eq!(prepare(q.as_ref(), x.as_ref(), false, 5, false).q.screen.dim(), 30);
+        assert_eq!(prepare(q.as_ref(), x.as_ref(), false, 5, super::Screens::Portable).q.screen.dim(), 30);
         // With AMX: every coordinate in bfloat16, for white noise and the curved points alike.
         if super::amx::available() {
             for x in [&close, &noise] {
-                let p = prepare(x.as_ref(), x.as_ref(), true, 5, true);
+                let p = prepare(x.as_ref(), x.as_ref(), true, 5, super::Screens::Fastest);
                 assert!(matches!(p.q.screen, Screen::Bf16(_)) && p.q.screen.dim() == 256);
             }
         }

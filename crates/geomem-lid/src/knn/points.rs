@@ -6,8 +6,10 @@
 
 use super::amx::{self, Bf16};
 use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
+use super::lattice::{self, Int8, Lattice};
 use super::refine;
 use super::screen::Refs;
+use super::Screens;
 use faer::prelude::{IntoConst, Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -72,7 +74,8 @@ pub(super) struct Points<'a> {
     /// The norms themselves, in double and single precision (the keys' error terms).
     pub(super) lens: Vec<f64>,
     pub(super) lens32: Vec<f32>,
-    /// Each point's distance off the screen's basis (zeros without one).
+    /// Each point's distance off the screen's basis (zeros without one); on a lattice, a
+    /// bound on its distance from its lattice point (screen units).
     pub(super) rho: Vec<f64>,
     /// On a principal basis, the coordinates past the screen's.
     pub(super) deep: Option<Deep>,
@@ -84,6 +87,8 @@ pub(super) enum Screen {
     F32(Columns<f32>),
     /// All `d` centred coordinates rounded to bfloat16, for AMX tiles.
     Bf16(Bf16),
+    /// All `d` coordinates as their lattice levels, signed bytes.
+    I8(Int8),
 }
 
 impl Screen {
@@ -92,6 +97,7 @@ impl Screen {
         match self {
             Self::F32(c) => c.d,
             Self::Bf16(b) => b.kp,
+            Self::I8(b) => b.kp,
         }
     }
 }
@@ -166,8 +172,12 @@ struct Out<'a> {
     sq: &'a mut [f64],
     rho: &'a mut [f64],
     deep: &'a mut [f32],
-    /// On AMX, the block's bfloat16 rows.
+    /// On AMX, the block's bfloat16 rows; on a lattice, its rows of signed bytes (two to a
+    /// `u16`).
     rows: &'a mut [u16],
+    /// On a lattice, the sums of the block's signed bytes, and its groups.
+    sums: &'a mut [i32],
+    groups: &'a mut [u16],
 }
 
 /// `count` consecutive chunks of `per` entries of `v` (empty ones when `per` is 0; the last
@@ -267,6 +277,26 @@ fn on_principal(
     }
 }
 
+/// One block of points (`ex`, `d × cnt`, contiguous columns) on the lattice: each point's
+/// signed bytes and their sum, its lattice point's squared norm (screen units) and a bound on
+/// its distance from it (`rho`, with the roundings of [`Lattice::rounding`]); then the
+/// block's groups.
+fn on_lattice(ex: MatRef<'_, f64>, l: &Lattice, frame: &Frame, out: &mut Out<'_>) {
+    let (pre, sc, d) = (frame.pre, frame.scale, ex.nrows());
+    let kp = lattice::padded(d);
+    let h2 = (l.h * sc).powi(2);
+    let rows = lattice::as_bytes_mut(out.rows);
+    let rounding = (d as f64).sqrt() * l.rounding();
+    for (p, src) in ex.col_iter().enumerate() {
+        let src = src.try_as_col_major().expect("contiguous column").as_slice();
+        let (sum, sq, off) = lattice::quantize(src, pre, l, &mut rows[p * kp..(p + 1) * kp]);
+        out.sums[p] = sum;
+        out.sq[p] = h2 * sq as f64;
+        out.rho[p] = (off.sqrt() + rounding) * sc * (1.0 + 4.0 * f64::EPSILON);
+    }
+    lattice::pack_groups(out.rows, kp, out.groups);
+}
+
 /// The ends of the blocks of deep coordinates (relative to the screen's last direction).
 fn deep_ends(frame: &Frame) -> Vec<usize> {
     match &frame.basis {
@@ -291,6 +321,9 @@ fn convert(x: MatRef<'_, f64>, frame: &Frame, ends: &[usize], copy: bool, s: &mu
     } else {
         x.transpose()
     };
+    if let Some(l) = &frame.lattice {
+        return on_lattice(ex, l, frame, out);
+    }
     if matches!(frame.basis, Basis::Full) && !frame.amx {
         return centre_f32(ex, frame, out);
     }
@@ -316,7 +349,7 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
     let (d, n) = (x.ncols(), x.nrows());
     // Rows that are contiguous are read in place (the caller's memory, no copy).
     let copy = x.col_stride() != 1;
-    let m = if frame.amx { 0 } else { frame.dim() };
+    let m = if frame.amx || frame.lattice.is_some() { 0 } else { frame.dim() };
     let ends = deep_ends(frame);
     let stride = ends.last().map_or(0, |w| HEAD + w);
     let basis_dim = match &frame.basis {
@@ -329,17 +362,37 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
     let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
     let mut deep = vec![0f32; stride * n];
     let mut bf = Bf16::zeros(if frame.amx { n } else { 0 }, d);
-    let per = if frame.amx { CONVERT * bf.kp } else { 0 };
+    let h2 = frame.lattice.map_or(0.0, |l| (l.h * frame.scale).powi(2) as f32);
+    let mut int8 = Int8::zeros(if frame.lattice.is_some() { n } else { 0 }, d, h2, true);
+    let per = match (frame.amx, frame.lattice) {
+        (true, _) => CONVERT * bf.kp,
+        (_, Some(_)) => CONVERT * int8.kp / 2,
+        _ => 0,
+    };
+    let tiles = if frame.amx { bf.rows.as_mut_slice() } else { int8.rows.as_mut_slice() };
+    let sums_per = if frame.lattice.is_some() { CONVERT } else { 0 };
+    let groups_per = if frame.lattice.is_some() { per } else { 0 };
     let count = n.div_ceil(CONVERT);
     let outs: Vec<Out<'_>> = chunks(&mut exact, if copy { d * CONVERT } else { 0 }, count)
         .into_iter()
         .zip(chunks(&mut screen, m * CONVERT, count))
         .zip(chunks(&mut norms, CONVERT, count).into_iter().zip(chunks(&mut rho, CONVERT, count)))
         .zip(chunks(&mut deep, stride * CONVERT, count))
-        .zip(chunks(bf.rows.as_mut_slice(), per, count))
-        .map(|((((exact, screen), (sq, rho)), deep), rows)| Out { exact, screen, sq, rho, deep, rows })
+        .zip(chunks(tiles, per, count).into_iter().zip(chunks(&mut int8.sums, sums_per, count)))
+        .zip(chunks(int8.groups.as_mut_slice(), groups_per, count))
+        .map(|(((((exact, screen), (sq, rho)), deep), (rows, sums)), groups)| Out {
+            exact,
+            screen,
+            sq,
+            rho,
+            deep,
+            rows,
+            sums,
+            groups,
+        })
         .collect();
-    // No scratch for the full single-precision screen, which centres in place.
+    // No scratch for the full single-precision screen, which centres in place, nor for the
+    // lattice.
     let rows = if matches!(frame.basis, Basis::Full) && !frame.amx { 0 } else { d };
     let scratch = || Scratch { c: Mat::zeros(rows, CONVERT), coords: Mat::zeros(basis_dim, CONVERT) };
     outs.into_par_iter().enumerate().for_each_init(scratch, |s, (b, mut out)| {
@@ -353,7 +406,11 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
         exact: if copy { Exact::Copy(Columns { data: exact, d }) } else { Exact::Rows(x) },
-        screen: if frame.amx { Screen::Bf16(bf) } else { Screen::F32(Columns { data: screen, d: m }) },
+        screen: match (frame.amx, frame.lattice) {
+            (true, _) => Screen::Bf16(bf),
+            (_, Some(_)) => Screen::I8(int8),
+            _ => Screen::F32(Columns { data: screen, d: m }),
+        },
         norms,
         halves,
         max_norm,
@@ -386,10 +443,10 @@ pub(super) fn prepare<'a>(
     r: MatRef<'a, f64>,
     same: bool,
     k: usize,
-    allow_amx: bool,
+    screens: Screens,
 ) -> Prepared<'a> {
     let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
-    let mut frame = Frame::new((!same).then_some(q), r, scale, allow_amx);
+    let mut frame = Frame::new((!same).then_some(q), r, scale, screens);
     let available = r.nrows() - usize::from(same);
     loop {
         let qp = points(q, &frame);
@@ -399,6 +456,14 @@ pub(super) fn prepare<'a>(
         if matches!(frame.basis, Basis::Span(_)) && rho_max * rho_max > gamma(q.ncols()) * rmax {
             frame.use_full_or_principal(r);
             continue;
+        }
+        if let Some(l) = frame.lattice {
+            // The sample was on the lattice; a point that is not leaves it for the next screen.
+            let off = (q.ncols() as f64).sqrt() * (l.tolerance() + l.rounding()) * frame.scale * (1.0 + 1e-9);
+            if rho_max > off {
+                frame.use_principal(r);
+                continue;
+            }
         }
         let mut p = prepared(qp, rp, &frame, rmax, scale, refine::kept(k, available));
         if !(frame.amx || matches!(frame.basis, Basis::Principal { .. })) {
@@ -431,13 +496,23 @@ fn prepared<'a>(
     };
     let (pair, flush) = match &qp.screen {
         Screen::Bf16(b) => (amx::pair_error(b.kp), 2.0 * amx::flush_error(b.kp)),
+        Screen::I8(_) => (lattice::pair_error(), 0.0),
         Screen::F32(c) => (gamma(c.d), 0.0),
     };
     let slack = deep.as_ref().map_or(0.0, |(_, eps)| 4.0 * eps.sqrt());
-    let err = qp
-        .norms
-        .iter()
-        .map(|&a| 1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + flush + 1e-30)
+    // On a lattice, `|x_i - x_j|² >= |L_i - L_j|² - 2 |L_i - L_j| (ε_i + ε_j)`, and
+    // `|L_i - L_j| <= |L_i| + max |L|` (`rho` holds the `ε`).
+    let off = |p: &Points<'_>| p.rho.iter().copied().fold(0.0, f64::max);
+    let lat_max = if frame.lattice.is_some() { off(rp.as_ref().unwrap_or(&qp)) } else { 0.0 };
+    let lat = |i: usize| {
+        let e = if frame.lattice.is_some() { qp.rho[i] + lat_max } else { 0.0 };
+        2.0 * (qp.lens[i] + rmax.sqrt()) * e * (1.0 + 1e-9)
+    };
+    let err = (0..qp.norms.len())
+        .map(|i| {
+            let a = qp.norms[i];
+            1e-12 * (a + rmax) + slack * (a.sqrt() + rmax.sqrt()).powi(2) + flush + lat(i) + 1e-30
+        })
         .collect();
     let unit2 = frame.scale * frame.scale;
     Prepared { q: qp, r: rp, err, pair, keep, scale, unit2, deep }

@@ -8,6 +8,7 @@
 
 use super::amx;
 use super::exact::{exact_sq, prefetch};
+use super::lattice;
 use super::points::{Points, Prepared, Screen, DEEP_BLOCK, HEAD};
 use super::scan::TILE;
 use super::screen::key;
@@ -239,6 +240,16 @@ fn products(q: &Screen, r: &Screen, picks: &[usize], nr: usize, par: Par) -> (Ve
                 let ar = a..(a + TILE).min(nr);
                 r.groups_into(ar.clone(), &mut groups);
                 amx::tile(&mut g[a..], ld, &groups, ar, &rows, 0..picks.len());
+            }
+            (g, ld)
+        }
+        (Screen::I8(q), Screen::I8(r)) => {
+            let rows = q.gather(picks);
+            let ld = nr.div_ceil(lattice::STEP) * lattice::STEP;
+            let mut g = vec![0f32; picks.len().div_ceil(lattice::STEP) * lattice::STEP * ld];
+            for a in (0..nr).step_by(TILE) {
+                let ar = a..(a + TILE).min(nr);
+                lattice::tile(&mut g[a..], ld, r, ar, &rows, 0..picks.len());
             }
             (g, ld)
         }
@@ -614,17 +625,38 @@ mod tests {
 
     /// Every pair's key (less the query's `err`) and, on principal directions, every deep
     /// bound lie below the exact squared distance; and not far below for some pairs (the
-    /// bounds are not vacuous). For the full single-precision screen, principal directions
-    /// and AMX tiles.
+    /// bounds are not vacuous). For the full single-precision screen, principal directions,
+    /// AMX tiles and the lattice screen (on points on a lattice and points a little off it).
     #[test]
     fn keys_and_deep_bounds_lie_below_the_exact_distances() {
         let mut rng = StdRng::seed_from_u64(31);
         let x = curved(1500, 160, 0.02, &mut rng);
-        let mut screens = vec![(prepare(x.as_ref(), x.as_ref(), true, 5, false), "principal")];
+        let mut screens = vec![(prepare(x.as_ref(), x.as_ref(), true, 5, crate::knn::Screens::Portable), "principal")];
         let white = Mat::from_fn(300, 96, |_, _| rng.random_range(-1.0..1.0));
-        screens.push((prepare(white.as_ref(), white.as_ref(), true, 5, false), "full"));
+        screens.push((prepare(white.as_ref(), white.as_ref(), true, 5, crate::knn::Screens::Portable), "full"));
         if amx::available() {
-            screens.push((prepare(x.as_ref(), x.as_ref(), true, 5, true), "amx"));
+            screens.push((prepare(x.as_ref(), x.as_ref(), true, 5, crate::knn::Screens::Fastest), "amx"));
+        }
+        // The curved points on a lattice of 256 levels, exactly and off it by up to h / 3000.
+        let (lo, hi) = x
+            .as_ref()
+            .col_iter()
+            .flat_map(|c| c.iter().copied())
+            .fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let h = (hi - lo) / 255.0;
+        let on = x.as_ref().map(|&v| lo + h * ((v - lo) / h).round());
+        let off = Mat::from_fn(on.nrows(), on.ncols(), |i, j| on[(i, j)] + h / 3000.0 * rng.random_range(-1.0..1.0));
+        // Shrunk towards the lattice's centre by 1 / 140 000 (at most h / 1094 off it; two
+        // points keep the ends): every difference shorter than its lattice points' by the same
+        // factor, the error the keys' lattice term must cover.
+        let mid = lo + 128.0 * h;
+        let mut shrunk = on.as_ref().map(|&v| mid + (1.0 - 1.0 / 140_000.0) * (v - mid));
+        (0..on.ncols()).for_each(|j| (shrunk[(0, j)], shrunk[(1, j)]) = (lo, hi));
+        for (y, name) in [(&on, "lattice"), (&off, "lattice, off by h / 3000"), (&shrunk, "lattice, shrunk")] {
+            let p = prepare(y.as_ref(), y.as_ref(), true, 5, crate::knn::Screens::Lattice);
+            assert!(matches!(p.q.screen, Screen::I8(_)), "{name}: the lattice screen");
+            assert!(p.err.iter().all(|&e| e > 0.0));
+            screens.push((p, name));
         }
         assert!(screens[0].0.deep.is_some(), "the curved points take principal directions");
         for (p, name) in &screens {

@@ -2,6 +2,7 @@
 //! one data set the lower block triangle in the rounds of a round-robin tournament.
 
 use super::amx;
+use super::lattice;
 use super::points::{Points, Prepared, Screen};
 use super::screen::{update_cols, update_rows};
 use super::top::Sink;
@@ -26,8 +27,8 @@ struct Buffer {
 fn tile<'a>(buf: &'a mut Buffer, x: &Points<'_>, a: Range<usize>, y: &Points<'_>, b: Range<usize>) -> MatRef<'a, f32> {
     let Buffer { g: buf, groups } = buf;
     let (ra, rb) = (a.len(), b.len());
-    let amx = matches!(x.screen, Screen::Bf16(_));
-    let len = if amx { TILE * rb.next_multiple_of(amx::STEP) } else { ra * rb };
+    let tiled = matches!(x.screen, Screen::Bf16(_) | Screen::I8(_));
+    let len = if tiled { TILE * rb.next_multiple_of(amx::STEP) } else { ra * rb };
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
@@ -35,6 +36,10 @@ fn tile<'a>(buf: &'a mut Buffer, x: &Points<'_>, a: Range<usize>, y: &Points<'_>
         (Screen::Bf16(xs), Screen::Bf16(ys)) => {
             xs.groups_into(a.clone(), groups);
             amx::tile(buf, TILE, groups, a, ys, b);
+            MatRef::from_column_major_slice_with_stride(&buf[..], ra, rb, TILE)
+        }
+        (Screen::I8(xs), Screen::I8(ys)) => {
+            lattice::tile(buf, TILE, xs, a, ys, b);
             MatRef::from_column_major_slice_with_stride(&buf[..], ra, rb, TILE)
         }
         (Screen::F32(xs), Screen::F32(ys)) => {

@@ -1,0 +1,509 @@
+//! The exact screen of points that lie on a lattice of 256 levels (8-bit images, whatever
+//! their scaling): products of integers, by AVX-512 VNNI where the machine has it.
+//!
+//! Where every coordinate of every point is `lo + h q` with `q` an integer in `0 ..= 255`
+//! (up to an error `e`, at most `h / 1024` per coordinate; Fashion-MNIST as `byte / 255`
+//! errs by the rounding of the division alone), the screen works on the lattice points
+//! `L = h s`, `s = q - 128` a signed byte. Their products `L_a·L_b = h² Σ s_a s_b` are sums
+//! of integers, exact in 32 bits (`|Σ s_a s_b| <= 128² d` fits below `d = 2¹⁷`), and are
+//! rounded once to single precision and once more when multiplied by `h²`: so they err by at
+//! most `u |L_a||L_b|` with `u = 3.1 · 2⁻²⁴` ([`pair_error`]), against `(d + 4) · 2⁻²⁴` for
+//! a product in single precision and `2⁻⁷` in bfloat16. How far each point lies from its
+//! lattice point, `ε_i = |x_i - L_i|` (screen units), enters the error of its keys
+//! (`super::points::prepare`): `|x_a - x_b|² >= |L_a - L_b|² - 2 |L_a - L_b| (ε_a + ε_b)`.
+//!
+//! `VPDPBUSD` multiplies unsigned bytes by signed ones, four at a time into 32-bit sums. The
+//! points are kept once, as rows of `kp` signed bytes `s` (`kp` the dimension rounded up to
+//! 64, zeros past it); the groups of 16 points that a tile's vectors read are packed from
+//! the rows once as unsigned bytes `s + 128` ([`Int8::groups`], the transposition of
+//! `super::amx`), and `Σ (s_a + 128) s_b - 128 Σ s_b = Σ s_a s_b`.
+
+use super::amx::{transpose_pairs, Lines};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Points per step of the kernel on each side (as AMX tiles: blocks start at multiples of
+/// 32).
+pub(super) const STEP: usize = 32;
+
+/// Levels of the lattice.
+const LEVELS: f64 = 255.0;
+
+/// Largest distance of a coordinate from its lattice level, relative to the step `h`, for
+/// which the lattice screen is used (its keys lose at most about `√d h / 512 · |L_a - L_b|`).
+const OFF: f64 = 1.0 / 1024.0;
+
+/// Points checked before the lattice is tried on all of them.
+const SAMPLE: usize = 64;
+
+/// A lattice of 256 levels, in the pre-scaled units of the search: level `q` at `lo + h q`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Lattice {
+    pub(super) lo: f64,
+    pub(super) h: f64,
+}
+
+impl Lattice {
+    /// The largest distance of a coordinate from its level that the lattice accepts.
+    pub(super) fn tolerance(&self) -> f64 {
+        OFF * self.h
+    }
+
+    /// The signed byte `s = q - 128` of `v`'s nearest level (the end levels for values
+    /// beyond them) and `v`'s distance from that level (without the rounding of
+    /// [`Lattice::rounding`]).
+    #[inline(always)]
+    fn level(&self, v: f64) -> (i8, f64) {
+        let q = ((v - self.lo) / self.h).round().clamp(0.0, LEVELS);
+        ((q as i32 - 128) as i8, (v - (self.lo + q * self.h)).abs())
+    }
+
+    /// The rounding of [`Lattice::level`]'s distances: a few units in the last place of the
+    /// largest value involved.
+    pub(super) fn rounding(&self) -> f64 {
+        4.0 * f64::EPSILON * (self.lo.abs() + (LEVELS + 1.0) * self.h)
+    }
+}
+
+/// The lattice the points of `r` and `q` (`pre`-scaled) lie on, if they do: levels from the
+/// smallest coordinate to the largest in 255 steps, checked on [`SAMPLE`] evenly spaced points
+/// of each set (the whole sets are checked as they are converted).
+pub(super) fn find(q: Option<faer::MatRef<'_, f64>>, r: faer::MatRef<'_, f64>, pre: f64) -> Option<Lattice> {
+    let (lo, hi) = q
+        .into_iter()
+        .chain([r])
+        .map(|x| super::frame::min_max(x, pre))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
+    let lattice = Lattice { lo, h: (hi - lo) / LEVELS };
+    if !(lattice.h > 0.0 && lattice.h.is_finite()) {
+        return None;
+    }
+    let tol = lattice.tolerance() + lattice.rounding();
+    let on = |x: faer::MatRef<'_, f64>| {
+        let s = SAMPLE.min(x.nrows());
+        (0..s).all(|t| x.row(t * x.nrows() / s).iter().all(|&v| lattice.level(v * pre).1 <= tol))
+    };
+    (q.is_none_or(on) && on(r)).then_some(lattice)
+}
+
+/// Whether the lattice screen's products run on AVX-512 VNNI here (elsewhere they run on a
+/// portable loop, used only where asked for). Asked once per process; `GEOMEM_NO_VNNI` turns
+/// it off.
+pub(super) fn fast() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| std::env::var_os("GEOMEM_NO_VNNI").is_none() && imp::detect())
+}
+
+/// Points on a lattice as the screen's operands.
+pub(super) struct Int8 {
+    /// Rows of `kp` signed bytes `s` (two to a `u16`), zero past the dimension and past the
+    /// points: what a tile broadcasts.
+    pub(super) rows: Lines,
+    /// The same points in groups of 16, for each quadruple `p` of coordinates 16 points × 4
+    /// unsigned bytes `s + 128` (64 bytes): what a tile's vectors read. Empty for a gathered
+    /// set (whose points are only broadcast).
+    pub(super) groups: Lines,
+    /// The dimension, and the bytes per point (the dimension rounded up to 64).
+    pub(super) d: usize,
+    pub(super) kp: usize,
+    /// `Σ s` of each point (padded to [`STEP`] points with zeros).
+    pub(super) sums: Vec<i32>,
+    /// `h²` in screen units, in single precision.
+    pub(super) h2: f32,
+}
+
+fn as_bytes(v: &[u16]) -> &[u8] {
+    // SAFETY: any `u16` slice is twice as many initialised bytes, and `u8` has alignment 1.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 2) }
+}
+
+pub(super) fn as_bytes_mut(v: &mut [u16]) -> &mut [u8] {
+    // SAFETY: as in `as_bytes`, borrowed mutably once.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 2) }
+}
+
+/// Bytes per point for dimension `d`.
+pub(super) fn padded(d: usize) -> usize {
+    d.div_ceil(64) * 64
+}
+
+impl Int8 {
+    /// Room for `n` points (rounded up to [`STEP`]) of dimension `d`, all zero, with their
+    /// groups where `groups`; products scaled by `h2`.
+    pub(super) fn zeros(n: usize, d: usize, h2: f32, groups: bool) -> Self {
+        let kp = padded(d);
+        let np = n.div_ceil(STEP) * STEP;
+        let g = Lines::zeros(if groups { np * kp / 2 } else { 0 });
+        Self { rows: Lines::zeros(np * kp / 2), groups: g, d, kp, sums: vec![0; np], h2 }
+    }
+
+    /// The rows of the points `picks`, in that order (no groups).
+    pub(super) fn gather(&self, picks: &[usize]) -> Self {
+        let half = self.kp / 2;
+        let mut out = Self::zeros(picks.len(), self.d, self.h2, false);
+        let src = self.rows.as_slice();
+        for (t, &i) in picks.iter().enumerate() {
+            out.rows.as_mut_slice()[t * half..(t + 1) * half].copy_from_slice(&src[i * half..(i + 1) * half]);
+            out.sums[t] = self.sums[i];
+        }
+        out
+    }
+}
+
+/// The rows of some points (`kp` bytes each, a multiple of 16 points) as their groups into
+/// `out` (as long): a 16 × `kp/4` transposition of quadruples of bytes per group, and each
+/// signed byte to unsigned (`s + 128` flips the top bit).
+pub(super) fn pack_groups(rows: &[u16], kp: usize, out: &mut [u16]) {
+    let half = kp / 2;
+    for (src, dst) in rows.chunks_exact(16 * half).zip(out.chunks_exact_mut(16 * half)) {
+        transpose_pairs(src, half, dst);
+        dst.iter_mut().for_each(|w| *w ^= 0x8080);
+    }
+}
+
+/// Adding and subtracting `1.5 · 2⁵²` rounds a double below `2⁵¹` in magnitude to the
+/// nearest integer (ties to even) in any instruction set (`f64::round` is a library call
+/// on the baseline target).
+const ROUND: f64 = 6_755_399_441_055_744.0;
+
+/// One point `x` (values before the power of two `pre`) on the lattice: its signed bytes
+/// into `row`, and `(Σ s, Σ s², |x pre - L|²)` where `L` is its lattice point (pre-scaled
+/// units; the last without the rounding of [`Lattice::rounding`]). Eight lanes at a time (a
+/// loop the compiler vectorises; with AVX-512 where the machine has it, the same operations
+/// and so the same bits).
+pub(super) fn quantize(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected.
+        return unsafe { quantize_avx512(x, pre, lattice, row) };
+    }
+    quantize_lanes(x, pre, lattice, row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantize_avx512(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
+    quantize_lanes(x, pre, lattice, row)
+}
+
+#[inline(always)]
+fn quantize_lanes(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
+    let (lo, h, inv) = (lattice.lo, lattice.h, 1.0 / lattice.h);
+    let (mut sum, mut sq, mut off) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
+    let mut one = |v: f64, o: &mut u8, t: usize| {
+        let v = v * pre;
+        let q = (((v - lo) * inv + ROUND) - ROUND).clamp(0.0, LEVELS);
+        let (e, s) = (v - (lo + q * h), q - 128.0);
+        *o = s as i32 as i8 as u8;
+        sum[t] += s;
+        sq[t] += s * s;
+        off[t] += e * e;
+    };
+    let n8 = x.len() / 8 * 8;
+    let (head, tail) = row[..x.len()].split_at_mut(n8);
+    let (xt, rt) = (&x[n8..], tail);
+    for (x8, r8) in x.chunks_exact(8).zip(head.chunks_exact_mut(8)) {
+        for t in 0..8 {
+            one(x8[t], &mut r8[t], t);
+        }
+    }
+    for (t, (&v, o)) in xt.iter().zip(rt.iter_mut()).enumerate() {
+        one(v, o, t);
+    }
+    let total = |a: [f64; 8]| a.iter().sum::<f64>();
+    (total(sum) as i32, total(sq) as i64, total(off))
+}
+
+/// The relative error of one product of two lattice points (`u` of `super::screen::key`).
+pub(super) fn pair_error() -> f64 {
+    3.1 * 2f64.powi(-24)
+}
+
+/// `g[a_i, b_j] = L_{a.start + i} · L_{b.start + j}` into `buf` (column-major, leading
+/// dimension `ld`): rows from the groups of `x`, columns from the rows of `y`, both ranges
+/// starting at multiples of [`STEP`]; entries past the ranges up to the next multiple of
+/// [`STEP`] are written too. On AVX-512 VNNI where [`fast`], else a portable loop with the
+/// same result, bit for bit.
+///
+/// # Panics
+/// Where a range or `buf` is too short for that, or `x` has no groups (a bug of the caller,
+/// never the data's).
+pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Int8, a: Range<usize>, y: &Int8, b: Range<usize>) {
+    let (ma, mb, kp) = (a.len().div_ceil(STEP) * STEP, b.len().div_ceil(STEP) * STEP, y.kp);
+    assert!(a.start.is_multiple_of(STEP) && b.start.is_multiple_of(STEP) && ma <= ld && x.kp == kp);
+    assert!(as_bytes(x.groups.as_slice()).len() >= (a.start + ma) * kp);
+    assert!(as_bytes(y.rows.as_slice()).len() >= (b.start + mb) * kp && y.sums.len() >= b.start + mb);
+    assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
+    let groups = &as_bytes(x.groups.as_slice())[a.start * kp..];
+    let (rows, sums) = (&as_bytes(y.rows.as_slice())[b.start * kp..], &y.sums[b.start..]);
+    let quads = y.d.div_ceil(4);
+    if fast() {
+        // SAFETY: VNNI was detected (`fast`); the bounds were checked above.
+        unsafe { imp::tile(buf, ld, groups, ma, rows, sums, mb, kp, quads, y.h2) };
+    } else {
+        portable(buf, ld, groups, ma, rows, sums, mb, kp, y.h2);
+    }
+}
+
+/// [`tile`] element by element: `Σ (u_a - 128) s_b` from the groups' unsigned bytes.
+#[allow(clippy::too_many_arguments)]
+fn portable(
+    buf: &mut [f32],
+    ld: usize,
+    groups: &[u8],
+    ma: usize,
+    rows: &[u8],
+    sums: &[i32],
+    mb: usize,
+    kp: usize,
+    h2: f32,
+) {
+    for j in 0..mb {
+        let row = &rows[j * kp..(j + 1) * kp];
+        for i in 0..ma {
+            let g = &groups[(i / 16) * 16 * kp..];
+            let dot: i32 =
+                (0..kp).map(|l| i32::from(g[(l / 4) * 64 + (i % 16) * 4 + l % 4]) * i32::from(row[l] as i8)).sum();
+            buf[j * ld + i] = (dot - 128 * sums[j]) as f32 * h2;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32,
+        _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
+    };
+
+    pub(super) fn detect() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+
+    /// See [`super::tile`]: 32 points of the groups (two vectors of 16) against 8 rows
+    /// broadcast four bytes at a time, sixteen 32-bit sums in registers.
+    ///
+    /// # Safety
+    /// avx512f, avx512bw and avx512vnni available; `groups` holds `ma / 16` groups of
+    /// `16 kp` bytes, `rows` `mb` rows of `kp` bytes, `sums` `mb` entries and `buf`
+    /// `(mb - 1) ld + ma` floats; `ma`, `mb` multiples of 32, `kp` of 64, `quads` at most
+    /// `kp / 4` (the quadruples past it are zeros).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile(
+        buf: &mut [f32],
+        ld: usize,
+        groups: &[u8],
+        ma: usize,
+        rows: &[u8],
+        sums: &[i32],
+        mb: usize,
+        kp: usize,
+        quads: usize,
+        h2: f32,
+    ) {
+        let scale = _mm512_set1_ps(h2);
+        for aa in (0..ma).step_by(32) {
+            let g0 = groups[aa * kp..].as_ptr();
+            let g1 = groups[(aa + 16) * kp..].as_ptr();
+            for bb in (0..mb).step_by(8) {
+                let r = rows[bb * kp..].as_ptr();
+                let mut acc = [_mm512_setzero_si512(); 16];
+                for p in 0..quads {
+                    // SAFETY: quadruple `p` of each group and of each of the 8 rows lies
+                    // inside the slices (the contract).
+                    let (v0, v1) = unsafe {
+                        (_mm512_loadu_si512(g0.add(64 * p).cast()), _mm512_loadu_si512(g1.add(64 * p).cast()))
+                    };
+                    for s in 0..8 {
+                        // SAFETY: as above.
+                        let w = unsafe { r.add(s * kp + 4 * p).cast::<i32>().read_unaligned() };
+                        let w = _mm512_set1_epi32(w);
+                        acc[2 * s] = _mm512_dpbusd_epi32(acc[2 * s], v0, w);
+                        acc[2 * s + 1] = _mm512_dpbusd_epi32(acc[2 * s + 1], v1, w);
+                    }
+                }
+                for s in 0..8 {
+                    let corr = _mm512_set1_epi32(128 * sums[bb + s]);
+                    let out = buf[(bb + s) * ld + aa..(bb + s) * ld + aa + 32].as_mut_ptr();
+                    let f = |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, corr)), scale);
+                    // SAFETY: 32 floats of column `bb + s` from row `aa` lie inside `buf`
+                    // (the slice above).
+                    unsafe {
+                        _mm512_storeu_ps(out, f(acc[2 * s]));
+                        _mm512_storeu_ps(out.add(16), f(acc[2 * s + 1]));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod imp {
+    pub(super) fn detect() -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile(
+        _: &mut [f32],
+        _: usize,
+        _: &[u8],
+        _: usize,
+        _: &[u8],
+        _: &[i32],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: f32,
+    ) {
+        unreachable!("VNNI is never detected here")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faer::Mat;
+
+    /// A small generator of bytes and uniform numbers (no dependency on `rand` here).
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 11
+        }
+        fn byte(&mut self) -> u8 {
+            (self.next() >> 40) as u8
+        }
+        fn unit(&mut self) -> f64 {
+            self.next() as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `n` points of dimension `d` on the lattice `lo + h q` (levels `q` drawn at random, the
+    /// end levels 0 and 255 among them) as their `Int8` and their levels.
+    fn lattice_points(n: usize, d: usize, g: &mut Gen) -> (Int8, Vec<Vec<i32>>) {
+        let l = Lattice { lo: -3.0, h: 0.25 };
+        let levels: Vec<Vec<i32>> = (0..n).map(|_| (0..d).map(|_| i32::from(g.byte())).collect()).collect();
+        let mut x = Int8::zeros(n, d, 0.0625, true);
+        let kp = x.kp;
+        let rows = as_bytes_mut(x.rows.as_mut_slice());
+        for (i, q) in levels.iter().enumerate() {
+            let v: Vec<f64> = q.iter().map(|&q| l.lo + l.h * f64::from(q)).collect();
+            let (sum, sq, off) = quantize(&v, 1.0, &l, &mut rows[i * kp..(i + 1) * kp]);
+            assert_eq!(off, 0.0, "exact lattice values");
+            assert_eq!(sum, q.iter().map(|q| q - 128).sum::<i32>());
+            assert_eq!(sq, q.iter().map(|&q| i64::from(q - 128).pow(2)).sum::<i64>());
+            x.sums[i] = sum;
+        }
+        let (rows, groups) = (x.rows.as_slice().to_vec(), x.groups.as_mut_slice());
+        pack_groups(&rows, kp, groups);
+        (x, levels)
+    }
+
+    /// Tiles at offsets (with partial blocks, a dimension off every multiple of 4) equal the
+    /// integer products `h² Σ s_a s_b` within `u |L_a||L_b|` (exactly where they are below
+    /// 2²⁴, as here), and the portable loop gives the same bits as VNNI where it runs.
+    #[test]
+    fn tiles_are_the_integer_products() {
+        let mut g = Gen(7);
+        let (n, d) = (200, 77);
+        let (x, levels) = lattice_points(n, d, &mut g);
+        let dot = |a: usize, b: usize| -> i64 {
+            levels[a].iter().zip(&levels[b]).map(|(&p, &q)| i64::from(p - 128) * i64::from(q - 128)).sum()
+        };
+        for (a, b) in [(0..64, 0..64), (32..200, 96..131), (160..200, 0..200)] {
+            let (ma, mb) = (a.len().div_ceil(32) * 32, b.len().div_ceil(32) * 32);
+            let mut buf = vec![f32::NAN; mb * 256];
+            tile(&mut buf, 256, &x, a.clone(), &x, b.clone());
+            for (j, bj) in b.clone().enumerate() {
+                for (i, ai) in a.clone().enumerate() {
+                    assert_eq!(buf[j * 256 + i], (dot(ai, bj) as f64 * 0.0625) as f32, "({ai}, {bj})");
+                }
+            }
+            let mut plain = vec![f32::NAN; mb * 256];
+            let kp = x.kp;
+            let groups = &as_bytes(x.groups.as_slice())[a.start * kp..];
+            let rows = &as_bytes(x.rows.as_slice())[b.start * kp..];
+            portable(&mut plain, 256, groups, ma, rows, &x.sums[b.start..], mb, kp, x.h2);
+            for j in 0..mb {
+                let (v, p) = (&buf[j * 256..j * 256 + ma], &plain[j * 256..j * 256 + ma]);
+                assert!(
+                    v.iter().zip(p).all(|(v, p)| v.to_bits() == p.to_bits()),
+                    "column {j}: VNNI and portable differ"
+                );
+            }
+        }
+        // A gathered set (rows only) as the broadcast side: the same products.
+        let picks = [5, 199, 0, 77];
+        let y = x.gather(&picks);
+        let mut buf = vec![0f32; 32 * 224];
+        tile(&mut buf, 224, &x, 0..200, &y, 0..4);
+        for (c, &p) in picks.iter().enumerate() {
+            assert!((0..200).all(|a| buf[c * 224 + a] == (dot(a, p) as f64 * 0.0625) as f32), "pick {p}");
+        }
+    }
+
+    /// Products near the top of 32-bit sums and past 2²⁴ (every level at an end, d = 1000):
+    /// exact in the sums, and within the stated bound once rounded.
+    #[test]
+    fn large_products_stay_within_the_bound() {
+        let (n, d) = (32, 1100);
+        let mut x = Int8::zeros(n, d, 1.0 / 3.0, true);
+        let kp = x.kp;
+        let l = Lattice { lo: 0.0, h: 1.0 };
+        let rows = as_bytes_mut(x.rows.as_mut_slice());
+        for i in 0..n {
+            let v: Vec<f64> = (0..d).map(|t| if (t + i).is_multiple_of(3) { 255.0 } else { 0.0 }).collect();
+            x.sums[i] = quantize(&v, 1.0, &l, &mut rows[i * kp..(i + 1) * kp]).0;
+        }
+        let rows = x.rows.as_slice().to_vec();
+        pack_groups(&rows, kp, x.groups.as_mut_slice());
+        let mut buf = vec![0f32; 32 * 32];
+        tile(&mut buf, 32, &x, 0..32, &x, 0..32);
+        let s = |i: usize, t: usize| if (t + i).is_multiple_of(3) { 127.0 } else { -128.0 };
+        let largest = (0..d).map(|t| s(0, t) * s(0, t)).sum::<f64>();
+        assert!(largest > 2f64.powi(24), "the test reaches past 2^24: {largest}");
+        for a in 0..n {
+            for b in 0..n {
+                let exact: f64 = (0..d).map(|t| s(a, t) * s(b, t)).sum::<f64>() / 3.0;
+                let norm = |i: usize| (0..d).map(|t| s(i, t) * s(i, t)).sum::<f64>().sqrt() / 3f64.sqrt();
+                let err = (f64::from(buf[b * 32 + a]) - exact).abs();
+                assert!(err <= pair_error() * norm(a) * norm(b), "({a}, {b}): {err}");
+            }
+        }
+    }
+
+    /// The lattice is found for 8-bit images however scaled (`byte / 255`, `byte / 127.5 - 1`,
+    /// rounded to single precision, far from the origin), and not for points off it by more
+    /// than the tolerance, nor for more than 256 levels, nor for constant points.
+    #[test]
+    fn lattices_are_found_only_where_the_points_lie_on_one() {
+        let mut g = Gen(3);
+        let bytes = Mat::from_fn(300, 50, |_, _| f64::from(g.byte()));
+        let find1 = |f: &dyn Fn(f64) -> f64| find(None, bytes.as_ref().map(|&b| f(b)).as_ref(), 1.0);
+        let l = find1(&|b| b / 255.0).expect("byte / 255");
+        assert!((l.h - 1.0 / 255.0).abs() < 1e-15 && l.lo == 0.0, "{l:?}");
+        assert!(find1(&|b| b / 127.5 - 1.0).is_some(), "byte / 127.5 - 1");
+        assert!(find1(&|b| f64::from((b / 255.0) as f32)).is_some(), "single precision");
+        assert!(find1(&|b| 1e6 + 3.0 * b).is_some(), "far from the origin");
+        let jitter = Mat::from_fn(300, 50, |_, _| g.unit());
+        let off = |by: f64| Mat::from_fn(300, 50, |i, j| bytes[(i, j)] / 255.0 + by * jitter[(i, j)]);
+        assert!(find(None, off(1e-5).as_ref(), 1.0).is_none(), "off by up to h / 400");
+        assert!(find(None, off(1e-7).as_ref(), 1.0).is_some(), "off by up to h / 40 000");
+        assert!(find1(&|b| b + 0.5 * (b % 2.0)).is_none(), "levels not evenly spaced");
+        let wide = Mat::from_fn(300, 50, |i, j| ((i * 7 + j) % 300) as f64);
+        assert!(find(None, wide.as_ref(), 1.0).is_none(), "300 levels");
+        assert!(find(None, Mat::from_fn(300, 50, |_, _| 1.0).as_ref(), 1.0).is_none(), "constant");
+        // Queries below the reference's levels widen the range: still a lattice when they are
+        // on it; off it when they are not.
+        let q = Mat::from_fn(20, 50, |i, _| -(i as f64));
+        assert!(find(Some(q.as_ref()), bytes.as_ref().map(|&b| b.min(236.0)).as_ref(), 1.0).is_some());
+        assert!(find(Some(q.as_ref().map(|&v| v - 0.5).as_ref()), bytes.as_ref(), 1.0).is_none());
+    }
+}
