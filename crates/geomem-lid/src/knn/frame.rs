@@ -169,9 +169,8 @@ pub(super) struct Frame {
     pub(super) amx: bool,
     /// The lattice the full screen runs on, in integers, if it does.
     pub(super) lattice: Option<Lattice>,
-    /// The lattice the points lie on, if they seem to (checked on a sample) and the screens
-    /// allowed may use it.
-    on_lattice: Option<Lattice>,
+    /// Whether the screens allowed may use a lattice the points lie on.
+    lattices: bool,
     /// The scale of the centred coordinates (the lattice's may differ).
     centred_scale: f64,
     screens: Screens,
@@ -219,35 +218,35 @@ impl Frame {
             basis: Basis::Full,
             amx: false,
             lattice: None,
-            on_lattice: None,
+            lattices: false,
             centred_scale: scale,
             screens,
         };
         if r.nrows() >= PROJECT_POINTS {
-            let lattices = match screens {
+            frame.lattices = match screens {
                 Screens::Fastest => lattice::fast(),
                 Screens::Lattice => true,
                 Screens::Portable => false,
             };
-            let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
-            frame.on_lattice = (lattices && worth).then(|| lattice::find(q, r, pre)).flatten();
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
-                None => frame.use_full_or_principal(r),
+                None => frame.use_full_or_principal(q, r),
             }
         }
         frame
     }
 
     /// The full coordinates on AMX tiles where this machine has them and they may pay (enough
-    /// coordinates and points), else on the lattice the points lie on (where they seem to),
-    /// else principal directions ([`Frame::use_principal`]).
-    pub(super) fn use_full_or_principal(&mut self, r: MatRef<'_, f64>) {
+    /// coordinates and points), else on the lattice the points `r` and `q` (`None`: the same
+    /// points) lie on, where a sample says they do, else principal directions
+    /// ([`Frame::use_principal`]).
+    pub(super) fn use_full_or_principal(&mut self, q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>) {
         let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
+        let on_lattice = || (self.lattices && worth).then(|| lattice::find(q, r, self.pre)).flatten();
         if self.screens == Screens::Fastest && worth && super::amx::available() {
             self.basis = Basis::Full;
             self.amx = true;
-        } else if let Some(l) = self.on_lattice {
+        } else if let Some(l) = on_lattice() {
             self.basis = Basis::Full;
             self.lattice = Some(l);
             // Lattice points `h s`, |s| <= 128: each coordinate at most 1.
@@ -262,7 +261,7 @@ impl Frame {
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
         self.amx = false;
         self.lattice = None;
-        self.on_lattice = None;
+        self.lattices = false;
         self.scale = self.centred_scale;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);

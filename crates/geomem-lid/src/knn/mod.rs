@@ -11,6 +11,12 @@
 //!   noise). On a basis of `m` directions the screen holds the `m` coordinates and, as
 //!   coordinate `m + 1`, each point's distance `ρ` off the basis: the screened value
 //!   `ľ = |P q - P r|² + (ρ_q - ρ_r)²` is a lower bound on the squared distance.
+//!   Points that lie on a lattice of 256 levels (8-bit images, however scaled: every
+//!   coordinate within `h / 1024` of `lo + h q`, `q` in `0 ..= 255`; `lattice`) are screened
+//!   instead on their lattice points in integers, where the machine has AVX-512 VNNI and no
+//!   AMX: products exact to one rounding, so the keys are all but exact and each query
+//!   measures little more than its `k` (each point's distance from its lattice point enters
+//!   the bound).
 //! * **Screen** (`scan`, `screen`, `top`). Squared distances `|q|² + |r|² - 2 q·r`
 //!   come from single-precision matrix products in tiles of at most 256 × 256 points, each
 //!   tile screened while it is still in the core's cache: each query keeps its smallest

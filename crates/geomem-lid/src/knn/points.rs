@@ -454,7 +454,7 @@ pub(super) fn prepare<'a>(
         let rmax = rp.as_ref().map_or(qp.max_norm, |p| p.max_norm);
         let rho_max = rp.iter().flat_map(|p| &p.rho).chain(&qp.rho).copied().fold(0.0, f64::max);
         if matches!(frame.basis, Basis::Span(_)) && rho_max * rho_max > gamma(q.ncols()) * rmax {
-            frame.use_full_or_principal(r);
+            frame.use_full_or_principal((!same).then_some(q), r);
             continue;
         }
         if let Some(l) = frame.lattice {
