@@ -4,7 +4,9 @@
 //! REM condensation-time solver; 100 training steps of the toy network by the host step
 //! (`train_host`) and by burn's (`train`), d = 30, batch 128; 10 training steps of the
 //! image figure's smoke U-Net by the host step (`train_ddpm_host`) and by burn's
-//! (`train_ddpm`), batch 64 of 8×8 images.
+//! (`train_ddpm`), batch 64 of 8×8 images; the exact k-NN search (k = 20) of 4096 curved
+//! points in d = 784 on a lattice of 256 levels (the integer screen where the machine has
+//! VNNI) and the same points a little off it (the other screens).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use geomem_data::{gaussian_matrix, Block, Embedding, LinearManifold};
@@ -137,5 +139,34 @@ fn unet_training(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, empirical_score, empirical_jacobian, estimators, rem_solver, toy_training, unet_training);
+/// `knn_self` at k = 20 on 4096 points `tanh(F z)` (`z` in 10 dimensions, d = 784, seed 3)
+/// rounded to 256 levels, as 8-bit images are, and the same points moved off the levels by up
+/// to a hundredth of a step.
+fn knn_search(c: &mut Criterion) {
+    let mut g = c.benchmark_group("knn_self_k20");
+    g.sample_size(10);
+    let hidden = geomem_data::HiddenManifold::new(784, 10, 1.0, geomem_data::Activation::Tanh, 3).expect("valid");
+    let x = hidden.sample(4096, 4);
+    let (lo, hi) =
+        x.col_iter().flat_map(|c| c.iter().copied()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let h = (hi - lo) / 255.0;
+    let on = x.as_ref().map(|&v| lo + h * ((v - lo) / h).round());
+    let off =
+        faer::Mat::from_fn(4096, 784, |i, j| on[(i, j)] + h * 0.01 * (((i * 31 + j * 17) % 97) as f64 / 97.0 - 0.5));
+    for (name, pts) in [("lattice_N4096_d784", &on), ("off_lattice_N4096_d784", &off)] {
+        g.bench_function(name, |b| b.iter(|| black_box(geomem_lid::knn_self(pts.as_ref(), 20).expect("knn"))));
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    empirical_score,
+    empirical_jacobian,
+    estimators,
+    rem_solver,
+    toy_training,
+    unet_training,
+    knn_search
+);
 criterion_main!(benches);
