@@ -141,7 +141,7 @@ fn unet_training(c: &mut Criterion) {
 
 /// `knn_self` at k = 20 on 4096 points `tanh(F z)` (`z` in 10 dimensions, d = 784, seed 3)
 /// rounded to 256 levels, as 8-bit images are, and the same points moved off the levels by up
-/// to a hundredth of a step.
+/// to h / 200 (a two-hundredth of a step: not a lattice).
 fn knn_search(c: &mut Criterion) {
     let mut g = c.benchmark_group("knn_self_k20");
     g.sample_size(10);

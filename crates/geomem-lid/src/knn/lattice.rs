@@ -1,16 +1,21 @@
-//! The exact screen of points that lie on a lattice of 256 levels (8-bit images, whatever
-//! their scaling): products of integers, by AVX-512 VNNI where the machine has it.
+//! The exact screen of points that lie on a lattice of 256 levels (8-bit images, scaled by
+//! any factor and offset, provided both end levels occur: the levels run from the smallest
+//! coordinate to the largest in 255 steps): products of integers, by AVX-512 VNNI where the
+//! machine has it.
 //!
-//! Where every coordinate of every point is `lo + h q` with `q` an integer in `0 ..= 255`
-//! (up to an error `e`, at most `h / 1024` per coordinate; Fashion-MNIST as `byte / 255`
-//! errs by the rounding of the division alone), the screen works on the lattice points
+//! Where every coordinate of every point is `lo + h q` with `q` an integer in `0 ..= 255`,
+//! up to an error `e` (a sample of points is checked coordinate by coordinate, `|e| <= h /
+//! 1024`, then every point as a whole, `|x - L| <= √d h / 1024`; Fashion-MNIST as `byte /
+//! 255` errs by the rounding of the division alone), the screen works on the lattice points
 //! `L = h s`, `s = q - 128` a signed byte. Their products `L_a·L_b = h² Σ s_a s_b` are sums
-//! of integers, exact in 32 bits (`|Σ s_a s_b| <= 128² d` fits below `d = 2¹⁷`), and are
-//! rounded once to single precision and once more when multiplied by `h²`: so they err by at
-//! most `u |L_a||L_b|` with `u = 3.1 · 2⁻²⁴` ([`pair_error`]), against `(d + 4) · 2⁻²⁴` for
-//! a product in single precision and `2⁻⁷` in bfloat16. How far each point lies from its
-//! lattice point, `ε_i = |x_i - L_i|` (screen units), enters the error of its keys
-//! (`super::points::prepare`): `|x_a - x_b|² >= |L_a - L_b|² - 2 |L_a - L_b| (ε_a + ε_b)`.
+//! of integers, exact in 32 bits (`|Σ s_a s_b| <= 128² d`, so up to [`MAX_DIM`]
+//! coordinates), then rounded to single precision (exactly below `2²⁴`) and multiplied by
+//! `h²` rounded to single precision: so they err by at most `u |L_a||L_b|` with
+//! `u = 3.1 · 2⁻²⁴` ([`pair_error`]), against `(d + 4) · 2⁻²⁴` for a product in single
+//! precision and `2⁻⁷` in bfloat16. How far each point lies from its lattice point,
+//! `ε_i >= |x_i - L_i|` (screen units, with the roundings of measuring it), enters the error
+//! of its keys (`super::points::prepared`):
+//! `|x_a - x_b|² >= |L_a - L_b|² - 2 |L_a - L_b| (ε_a + ε_b)`.
 //!
 //! `VPDPBUSD` multiplies unsigned bytes by signed ones, four at a time into 32-bit sums. The
 //! points are kept once, as rows of `kp` signed bytes `s` (`kp` the dimension rounded up to
@@ -30,8 +35,12 @@ pub(super) const STEP: usize = 32;
 const LEVELS: f64 = 255.0;
 
 /// Largest distance of a coordinate from its lattice level, relative to the step `h`, for
-/// which the lattice screen is used (its keys lose at most about `√d h / 512 · |L_a - L_b|`).
+/// which the lattice screen is used (a point may lie `√d` times as far from its lattice
+/// point, so its keys lose at most about `√d h / 256 · |L_a - L_b|`).
 const OFF: f64 = 1.0 / 1024.0;
+
+/// Most coordinates for the lattice screen: its 32-bit sums stay exact (`128² d < 2³¹`).
+pub(super) const MAX_DIM: usize = 1 << 16;
 
 /// Points checked before the lattice is tried on all of them.
 const SAMPLE: usize = 64;
@@ -75,7 +84,7 @@ pub(super) fn find(q: Option<faer::MatRef<'_, f64>>, r: faer::MatRef<'_, f64>, p
         .map(|x| super::frame::min_max(x, pre))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
     let lattice = Lattice { lo, h: (hi - lo) / LEVELS };
-    if !(lattice.h > 0.0 && lattice.h.is_finite()) {
+    if !(lattice.h > 0.0 && lattice.h.is_finite()) || r.ncols() > MAX_DIM {
         return None;
     }
     let tol = lattice.tolerance() + lattice.rounding();
@@ -245,7 +254,8 @@ pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Int8, a: Range<usize>, y: &In
     }
 }
 
-/// [`tile`] element by element: `Σ (u_a - 128) s_b` from the groups' unsigned bytes.
+/// [`tile`] element by element: `Σ (u_a - 128) s_b` from the groups' unsigned bytes (in 64
+/// bits, then the same integer as VNNI's).
 #[allow(clippy::too_many_arguments)]
 fn portable(
     buf: &mut [f32],
@@ -262,9 +272,9 @@ fn portable(
         let row = &rows[j * kp..(j + 1) * kp];
         for i in 0..ma {
             let g = &groups[(i / 16) * 16 * kp..];
-            let dot: i32 =
-                (0..kp).map(|l| i32::from(g[(l / 4) * 64 + (i % 16) * 4 + l % 4]) * i32::from(row[l] as i8)).sum();
-            buf[j * ld + i] = (dot - 128 * sums[j]) as f32 * h2;
+            let dot: i64 =
+                (0..kp).map(|l| i64::from(g[(l / 4) * 64 + (i % 16) * 4 + l % 4]) * i64::from(row[l] as i8)).sum();
+            buf[j * ld + i] = ((dot - 128 * i64::from(sums[j])) as i32) as f32 * h2;
         }
     }
 }
@@ -283,7 +293,7 @@ mod imp {
     }
 
     /// See [`super::tile`]: 32 points of the groups (two vectors of 16) against 8 rows
-    /// broadcast four bytes at a time, sixteen 32-bit sums in registers.
+    /// broadcast four bytes at a time: sixteen registers of sixteen 32-bit sums.
     ///
     /// # Safety
     /// avx512f, avx512bw and avx512vnni available; `groups` holds `ma / 16` groups of
@@ -449,8 +459,8 @@ mod tests {
         }
     }
 
-    /// Products near the top of 32-bit sums and past 2²⁴ (every level at an end, d = 1000):
-    /// exact in the sums, and within the stated bound once rounded.
+    /// Products past 2²⁴ (every level at an end, d = 1100): exact in the sums, and within the
+    /// stated bound once rounded.
     #[test]
     fn large_products_stay_within_the_bound() {
         let (n, d) = (32, 1100);
@@ -500,6 +510,10 @@ mod tests {
         let wide = Mat::from_fn(300, 50, |i, j| ((i * 7 + j) % 300) as f64);
         assert!(find(None, wide.as_ref(), 1.0).is_none(), "300 levels");
         assert!(find(None, Mat::from_fn(300, 50, |_, _| 1.0).as_ref(), 1.0).is_none(), "constant");
+        // Past MAX_DIM coordinates the 32-bit sums could overflow: no lattice.
+        let wide_bytes = |d: usize| Mat::from_fn(2, d, |i, j| ((i * 131 + j * 7) % 256) as f64);
+        assert!(find(None, wide_bytes(MAX_DIM).as_ref(), 1.0).is_some());
+        assert!(find(None, wide_bytes(MAX_DIM + 1).as_ref(), 1.0).is_none(), "too many coordinates");
         // Queries below the reference's levels widen the range: still a lattice when they are
         // on it; off it when they are not.
         let q = Mat::from_fn(20, 50, |i, _| -(i as f64));

@@ -1,5 +1,6 @@
-//! Exact k nearest neighbours: a single-precision screen by batched GEMM, then exact
-//! double-precision distances for the few candidates that bounds cannot rule out.
+//! Exact k nearest neighbours: a screen by batched products (single precision, bfloat16 on
+//! AMX, integers on a lattice), then exact double-precision distances for the few candidates
+//! that bounds cannot rule out.
 //!
 //! * **Coordinates** (`frame`, `points`). The screen works in centred coordinates (the
 //!   reference's mean subtracted, so that single precision resolves the data's spread however
@@ -11,14 +12,16 @@
 //!   noise). On a basis of `m` directions the screen holds the `m` coordinates and, as
 //!   coordinate `m + 1`, each point's distance `ρ` off the basis: the screened value
 //!   `ľ = |P q - P r|² + (ρ_q - ρ_r)²` is a lower bound on the squared distance.
-//!   Points that lie on a lattice of 256 levels (8-bit images, however scaled: every
-//!   coordinate within `h / 1024` of `lo + h q`, `q` in `0 ..= 255`; `lattice`) are screened
-//!   instead on their lattice points in integers, where the machine has AVX-512 VNNI and no
-//!   AMX: products exact to one rounding, so the keys are all but exact and each query
-//!   measures little more than its `k` (each point's distance from its lattice point enters
-//!   the bound).
+//!   Points that lie on a lattice of 256 levels (8-bit images, scaled by any factor and
+//!   offset, both end levels occurring: coordinates within `h / 1024` of `lo + h q`, `q` in
+//!   `0 ..= 255`, on a sample, and every point within `√d h / 1024` of its lattice point;
+//!   `lattice`) are screened instead on their lattice points in integers, where the machine
+//!   has AVX-512 VNNI and no AMX: exact integer products rounded to single precision, so the
+//!   keys are all but exact and each query measures little more than its `k` (each point's
+//!   distance from its lattice point enters the bound).
 //! * **Screen** (`scan`, `screen`, `top`). Squared distances `|q|² + |r|² - 2 q·r`
-//!   come from single-precision matrix products in tiles of at most 256 × 256 points, each
+//!   come from matrix products (rounded to single precision) in tiles of at most 256 × 256
+//!   points, each
 //!   tile screened while it is still in the core's cache: each query keeps its smallest
 //!   screened values (a few more than `k`; on AMX, a quarter more than nine sampled queries
 //!   in ten need) and a floor below which nothing it dropped lies.
