@@ -521,3 +521,41 @@ mod tests {
         assert!(find(Some(q.as_ref().map(|&v| v - 0.5).as_ref()), bytes.as_ref(), 1.0).is_none());
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Tiles of 256 × 256 points (d = 784) cycling over 1, 2 and 4 blocks of points: prints
+    /// the multiply-adds per second of one thread (`cargo test --release -p geomem-lid --lib
+    /// lattice::speed -- --ignored --nocapture`; against `peak_speed`'s `VPDPBUSD` rate).
+    /// Asserts nothing about speed.
+    #[test]
+    #[ignore]
+    fn tile_speed() {
+        if !fast() {
+            return eprintln!("no VNNI here");
+        }
+        let (n, d) = (1024, 784);
+        let mut x = Int8::zeros(n, d, 1.0, true);
+        let kp = x.kp;
+        let l = Lattice { lo: 0.0, h: 1.0 };
+        let rows = as_bytes_mut(x.rows.as_mut_slice());
+        for i in 0..n {
+            let v: Vec<f64> = (0..d).map(|t| ((t * 7 + i * 3) % 256) as f64).collect();
+            x.sums[i] = quantize(&v, 1.0, &l, &mut rows[i * kp..(i + 1) * kp]).0;
+        }
+        let rows = x.rows.as_slice().to_vec();
+        pack_groups(&rows, kp, x.groups.as_mut_slice());
+        let mut buf = vec![0f32; 256 * 256];
+        for cycle in [1, 2, 4] {
+            let range = |r: usize| (r % cycle) * 256..(r % cycle) * 256 + 256;
+            let (reps, t0) = (2000, std::time::Instant::now());
+            for r in 0..reps {
+                tile(&mut buf, 256, &x, range(r), &x, range(r + cycle / 2));
+            }
+            let macs = 256.0 * 256.0 * (d.div_ceil(4) * 4) as f64 * reps as f64;
+            eprintln!("{cycle} block(s): {:.0} GMAC/s", macs / t0.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+}
