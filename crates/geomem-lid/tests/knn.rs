@@ -216,20 +216,26 @@ fn points_on_a_lattice_equal_brute_force() {
             x[(i * 17, j)] = x[(0, j)];
         }
     }
-    assert_eq!(screen_of(x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
+    assert_eq!(screen_of(None, x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
     for k in [1, 2, 20, 75] {
         self_equal(x.as_ref(), k);
     }
-    let (q, _, _) = on_lattice(&curved(300, 5, 96, 1e4, 24));
-    let q = q.as_ref().map(|&v| v.clamp(lo, lo + 255.0 * h));
-    cross_equal(q.as_ref(), x.as_ref(), 3);
+    // Queries on the reference's levels.
+    let q = curved(300, 5, 96, 1e4, 24).as_ref().map(|&v| lo + h * ((v.clamp(lo, lo + 255.0 * h) - lo) / h).round());
+    assert_eq!(screen_of(Some(q.as_ref()), x.as_ref(), 3, Screens::Lattice).unwrap(), "lattice");
+    for k in [1, 3, 20] {
+        cross_equal(q.as_ref(), x.as_ref(), k);
+    }
     // A point off the lattice by h / 3 in one coordinate, found in the check of every
     // point (not the sample's): the search falls back to another screen.
     x[(1001, 7)] += h / 3.0;
-    assert_ne!(screen_of(x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
+    assert_ne!(screen_of(None, x.as_ref(), 5, Screens::Lattice).unwrap(), "lattice");
     self_equal(x.as_ref(), 5);
-    // Queries beyond the reference's levels: no lattice for both.
-    cross_equal(q.as_ref().map(|&v| v + 0.5 * h).as_ref(), x.as_ref(), 3);
+    // Queries between the reference's levels: no lattice for both.
+    x[(1001, 7)] -= h / 3.0;
+    let between = q.as_ref().map(|&v| v + 0.5 * h);
+    assert_ne!(screen_of(Some(between.as_ref()), x.as_ref(), 3, Screens::Lattice).unwrap(), "lattice");
+    cross_equal(between.as_ref(), x.as_ref(), 3);
 }
 
 #[test]
@@ -240,7 +246,7 @@ fn fashion_mnist_equals_brute_force() {
         Err(e) => return eprintln!("Fashion-MNIST not installed, skipped: {e}"),
     };
     let x = Mat::from_fn(1500, set.dim(), |i, j| ((set.images[(i, j)] + 1.0) * 127.5).round() / 255.0);
-    assert_eq!(screen_of(x.as_ref(), 20, Screens::Lattice).unwrap(), "lattice", "bytes / 255");
+    assert_eq!(screen_of(None, x.as_ref(), 20, Screens::Lattice).unwrap(), "lattice", "bytes / 255");
     for k in [2, 20] {
         self_equal(x.as_ref(), k);
     }

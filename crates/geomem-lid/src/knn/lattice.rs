@@ -243,31 +243,43 @@ pub(super) fn tile(buf: &mut [f32], ld: usize, x: &Int8, a: Range<usize>, y: &In
     assert!(as_bytes(x.groups.as_slice()).len() >= (a.start + ma) * kp);
     assert!(as_bytes(y.rows.as_slice()).len() >= (b.start + mb) * kp && y.sums.len() >= b.start + mb);
     assert!(buf.len() >= (mb.max(1) - 1) * ld + ma || mb == 0);
-    let groups = &as_bytes(x.groups.as_slice())[a.start * kp..];
-    let (rows, sums) = (&as_bytes(y.rows.as_slice())[b.start * kp..], &y.sums[b.start..]);
-    let quads = y.d.div_ceil(4);
+    let o = Operands {
+        groups: &as_bytes(x.groups.as_slice())[a.start * kp..],
+        ma,
+        rows: &as_bytes(y.rows.as_slice())[b.start * kp..],
+        sums: &y.sums[b.start..],
+        mb,
+        kp,
+        quads: y.d.div_ceil(4),
+        h2: y.h2,
+    };
     if fast() {
         // SAFETY: VNNI was detected (`fast`); the bounds were checked above.
-        unsafe { imp::tile(buf, ld, groups, ma, rows, sums, mb, kp, quads, y.h2) };
+        unsafe { imp::tile(buf, ld, &o) };
     } else {
-        portable(buf, ld, groups, ma, rows, sums, mb, kp, y.h2);
+        portable(buf, ld, &o);
     }
+}
+
+/// One tile's operands as the kernels read them ([`tile`] checks their bounds): `ma / 16`
+/// groups of `16 kp` bytes from the first row point, `mb` rows of `kp` bytes and their sums
+/// from the first column point, `ma` and `mb` multiples of 32, `kp` of 64; the quadruples
+/// of coordinates past `quads` are zeros; the products' scale `h2`.
+struct Operands<'a> {
+    groups: &'a [u8],
+    ma: usize,
+    rows: &'a [u8],
+    sums: &'a [i32],
+    mb: usize,
+    kp: usize,
+    quads: usize,
+    h2: f32,
 }
 
 /// [`tile`] element by element: `Σ (u_a - 128) s_b` from the groups' unsigned bytes (in 64
 /// bits, then the same integer as VNNI's).
-#[allow(clippy::too_many_arguments)]
-fn portable(
-    buf: &mut [f32],
-    ld: usize,
-    groups: &[u8],
-    ma: usize,
-    rows: &[u8],
-    sums: &[i32],
-    mb: usize,
-    kp: usize,
-    h2: f32,
-) {
+fn portable(buf: &mut [f32], ld: usize, o: &Operands<'_>) {
+    let Operands { groups, ma, rows, sums, mb, kp, h2, .. } = *o;
     for j in 0..mb {
         let row = &rows[j * kp..(j + 1) * kp];
         for i in 0..ma {
@@ -281,6 +293,7 @@ fn portable(
 
 #[cfg(target_arch = "x86_64")]
 mod imp {
+    use super::Operands;
     use std::arch::x86_64::{
         __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32,
         _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
@@ -296,24 +309,11 @@ mod imp {
     /// broadcast four bytes at a time: sixteen registers of sixteen 32-bit sums.
     ///
     /// # Safety
-    /// avx512f, avx512bw and avx512vnni available; `groups` holds `ma / 16` groups of
-    /// `16 kp` bytes, `rows` `mb` rows of `kp` bytes, `sums` `mb` entries and `buf`
-    /// `(mb - 1) ld + ma` floats; `ma`, `mb` multiples of 32, `kp` of 64, `quads` at most
-    /// `kp / 4` (the quadruples past it are zeros).
-    #[allow(clippy::too_many_arguments)]
+    /// avx512f, avx512bw and avx512vnni available; the operands within the bounds of
+    /// [`super::Operands`] (`buf` holds `(mb - 1) ld + ma` floats).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile(
-        buf: &mut [f32],
-        ld: usize,
-        groups: &[u8],
-        ma: usize,
-        rows: &[u8],
-        sums: &[i32],
-        mb: usize,
-        kp: usize,
-        quads: usize,
-        h2: f32,
-    ) {
+    pub(super) unsafe fn tile(buf: &mut [f32], ld: usize, o: &Operands<'_>) {
+        let Operands { groups, ma, rows, sums, mb, kp, quads, h2 } = *o;
         let scale = _mm512_set1_ps(h2);
         for aa in (0..ma).step_by(32) {
             let g0 = groups[aa * kp..].as_ptr();
@@ -357,19 +357,7 @@ mod imp {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile(
-        _: &mut [f32],
-        _: usize,
-        _: &[u8],
-        _: usize,
-        _: &[u8],
-        _: &[i32],
-        _: usize,
-        _: usize,
-        _: usize,
-        _: f32,
-    ) {
+    pub(super) unsafe fn tile(_: &mut [f32], _: usize, _: &super::Operands<'_>) {
         unreachable!("VNNI is never detected here")
     }
 }
@@ -440,7 +428,8 @@ mod tests {
             let kp = x.kp;
             let groups = &as_bytes(x.groups.as_slice())[a.start * kp..];
             let rows = &as_bytes(x.rows.as_slice())[b.start * kp..];
-            portable(&mut plain, 256, groups, ma, rows, &x.sums[b.start..], mb, kp, x.h2);
+            let o = Operands { groups, ma, rows, sums: &x.sums[b.start..], mb, kp, quads: d.div_ceil(4), h2: x.h2 };
+            portable(&mut plain, 256, &o);
             for j in 0..mb {
                 let (v, p) = (&buf[j * 256..j * 256 + ma], &plain[j * 256..j * 256 + ma]);
                 assert!(

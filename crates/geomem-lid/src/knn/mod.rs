@@ -168,20 +168,34 @@ pub fn knn_self_on(data: MatRef<'_, f64>, k: usize, screens: Screens) -> Result<
     Ok(search(data, data, k, true, screens))
 }
 
-/// The screen a search of one data set would use here: `"lattice"`, `"amx"`,
-/// `"principal"`, `"span"` or `"full"` (single precision). For tests and benchmarks.
+/// The screen a search of `queries` (`None`: the reference itself, as [`knn_self`]) against
+/// `reference` would use here: `"lattice"`, `"amx"`, `"principal"`, `"span"` or `"full"`
+/// (single precision). For tests and benchmarks.
 ///
 /// # Errors
-/// As [`knn_self`].
+/// As [`knn`] and [`knn_self`].
 #[doc(hidden)]
-pub fn screen_of(data: MatRef<'_, f64>, k: usize, screens: Screens) -> Result<&'static str> {
-    check_self(data, k)?;
-    let p = points::prepare(data, data, true, k, screens);
+pub fn screen_of(
+    queries: Option<MatRef<'_, f64>>,
+    reference: MatRef<'_, f64>,
+    k: usize,
+    screens: Screens,
+) -> Result<&'static str> {
+    let p = match queries {
+        Some(q) => {
+            check_cross(q, reference, k)?;
+            points::prepare(q, reference, false, k, screens)
+        }
+        None => {
+            check_self(reference, k)?;
+            points::prepare(reference, reference, true, k, screens)
+        }
+    };
     Ok(match (&p.q.screen, p.deep.is_some()) {
         (points::Screen::I8(_), _) => "lattice",
         (points::Screen::Bf16(_), _) => "amx",
         (_, true) => "principal",
-        (points::Screen::F32(c), false) if c.d < data.ncols() => "span",
+        (points::Screen::F32(c), false) if c.d < reference.ncols() => "span",
         _ => "full",
     })
 }
