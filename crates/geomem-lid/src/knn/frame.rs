@@ -72,13 +72,13 @@ pub(super) fn min_max(x: MatRef<'_, f64>, pre: f64) -> (f64, f64) {
     let both = |(a, b): (f64, f64), (c, d): (f64, f64)| (a.min(c), b.max(d));
     let (lo, hi) = if x.row_stride() == 1 {
         let col = |j: usize| match x.col(j).try_as_col_major() {
-            Some(c) => extremes(c.as_slice()),
+            Some(c) => slice_extremes(c.as_slice()),
             None => x.col(j).iter().fold(none, |m, &v| both(m, (v, v))),
         };
         (0..x.ncols()).into_par_iter().map(col).reduce(|| none, both)
     } else {
         let row = |i: usize| match x.row(i).try_as_row_major() {
-            Some(r) => extremes(r.as_slice()),
+            Some(r) => slice_extremes(r.as_slice()),
             None => x.row(i).iter().fold(none, |m, &v| both(m, (v, v))),
         };
         (0..x.nrows()).into_par_iter().map(row).reduce(|| none, both)
@@ -88,7 +88,7 @@ pub(super) fn min_max(x: MatRef<'_, f64>, pre: f64) -> (f64, f64) {
 
 /// The smallest and the largest entry of `v`, eight running extremes each (a loop the
 /// compiler vectorises).
-fn extremes(v: &[f64]) -> (f64, f64) {
+fn slice_extremes(v: &[f64]) -> (f64, f64) {
     let (mut lo, mut hi) = ([f64::INFINITY; 8], [f64::NEG_INFINITY; 8]);
     let chunks = v.chunks_exact(8);
     let tail = chunks.remainder();
@@ -123,6 +123,15 @@ fn mean(x: MatRef<'_, f64>, pre: f64) -> Vec<f64> {
         });
         sums.into_iter().map(|s| s / n).collect()
     }
+}
+
+/// The smallest and the largest entry of `q` and (where given) `r`, in one pass over each.
+pub(super) fn extremes(q: MatRef<'_, f64>, r: Option<MatRef<'_, f64>>) -> (f64, f64) {
+    let (a, b) = min_max(q, 1.0);
+    r.map_or((a, b), |r| {
+        let (c, d) = min_max(r, 1.0);
+        (a.min(c), b.max(d))
+    })
 }
 
 /// The power of two that brings `max_abs` to at most 1 (exact), its exponent kept within
@@ -169,8 +178,9 @@ pub(super) struct Frame {
     pub(super) amx: bool,
     /// The lattice the full screen runs on, in integers, if it does.
     pub(super) lattice: Option<Lattice>,
-    /// Whether the screens allowed may use a lattice the points lie on.
-    lattices: bool,
+    /// The smallest and the largest entry of the points (queries and reference), pre-scaled:
+    /// the ends of any lattice they lie on.
+    extremes: (f64, f64),
     /// The scale of the centred coordinates (the lattice's may differ).
     centred_scale: f64,
     screens: Screens,
@@ -206,8 +216,15 @@ impl Frame {
     /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
     /// the reference itself), in parallel over the coordinates, and with enough reference
     /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles, the lattice the
-    /// points lie on or principal directions where they pay, as `screens` allows.
-    pub(super) fn new(q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>, pre: f64, screens: Screens) -> Self {
+    /// points lie on or principal directions where they pay, as `screens` allows. `extremes`:
+    /// the smallest and the largest entry of `q` and `r` before `pre` ([`extremes`]).
+    pub(super) fn new(
+        q: Option<MatRef<'_, f64>>,
+        r: MatRef<'_, f64>,
+        pre: f64,
+        extremes: (f64, f64),
+        screens: Screens,
+    ) -> Self {
         let mean = mean(r, pre);
         let spread = |x: MatRef<'_, f64>| spread(x, pre, Some(&mean));
         let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
@@ -218,16 +235,11 @@ impl Frame {
             basis: Basis::Full,
             amx: false,
             lattice: None,
-            lattices: false,
+            extremes: (extremes.0 * pre, extremes.1 * pre),
             centred_scale: scale,
             screens,
         };
         if r.nrows() >= PROJECT_POINTS {
-            frame.lattices = match screens {
-                Screens::Fastest => lattice::fast(),
-                Screens::Lattice => true,
-                Screens::Portable => false,
-            };
             match span(r, pre, &frame.mean) {
                 Some(b) => frame.basis = Basis::Span(b),
                 None => frame.use_full_or_principal(q, r),
@@ -242,7 +254,12 @@ impl Frame {
     /// ([`Frame::use_principal`]).
     pub(super) fn use_full_or_principal(&mut self, q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>) {
         let worth = r.ncols() >= AMX_LEAST && r.nrows() >= PRINCIPAL_POINTS;
-        let on_lattice = || (self.lattices && worth).then(|| lattice::find(q, r, self.pre)).flatten();
+        let lattices = match self.screens {
+            Screens::Fastest => lattice::fast(),
+            Screens::Lattice => true,
+            Screens::Portable => false,
+        };
+        let on_lattice = || (lattices && worth).then(|| lattice::find(q, r, self.pre, self.extremes)).flatten();
         if self.screens == Screens::Fastest && worth && super::amx::available() {
             self.basis = Basis::Full;
             self.amx = true;
@@ -261,7 +278,6 @@ impl Frame {
     pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
         self.amx = false;
         self.lattice = None;
-        self.lattices = false;
         self.scale = self.centred_scale;
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);

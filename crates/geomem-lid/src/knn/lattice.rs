@@ -58,13 +58,15 @@ impl Lattice {
         OFF * self.h
     }
 
-    /// The signed byte `s = q - 128` of `v`'s nearest level (the end levels for values
-    /// beyond them) and `v`'s distance from that level (without the rounding of
-    /// [`Lattice::rounding`]).
+    /// `v`'s nearest level `q` (the end levels for values beyond them) and `v`'s distance
+    /// from it (without the rounding of [`Lattice::rounding`]); `inv` is `1 / h`. Adding and
+    /// subtracting [`ROUND`] rounds to the nearest integer in any instruction set
+    /// (`f64::round` is a library call on the baseline target), so the conversion's loop
+    /// ([`quantize`]) vectorises.
     #[inline(always)]
-    fn level(&self, v: f64) -> (i8, f64) {
-        let q = ((v - self.lo) / self.h).round().clamp(0.0, LEVELS);
-        ((q as i32 - 128) as i8, (v - (self.lo + q * self.h)).abs())
+    fn level(&self, v: f64, inv: f64) -> (f64, f64) {
+        let q = (((v - self.lo) * inv + ROUND) - ROUND).clamp(0.0, LEVELS);
+        (q, v - (self.lo + q * self.h))
     }
 
     /// The rounding of [`Lattice::level`]'s distances: a few units in the last place of the
@@ -74,23 +76,24 @@ impl Lattice {
     }
 }
 
-/// The lattice the points of `r` and `q` (`pre`-scaled) lie on, if they do: levels from the
-/// smallest coordinate to the largest in 255 steps, checked on [`SAMPLE`] evenly spaced points
-/// of each set (the whole sets are checked as they are converted).
-pub(super) fn find(q: Option<faer::MatRef<'_, f64>>, r: faer::MatRef<'_, f64>, pre: f64) -> Option<Lattice> {
-    let (lo, hi) = q
-        .into_iter()
-        .chain([r])
-        .map(|x| super::frame::min_max(x, pre))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
+/// The lattice the points of `r` and `q` (`pre`-scaled; `extremes` their smallest and
+/// largest entry, pre-scaled) lie on, if they do: levels from the smallest entry to the
+/// largest in 255 steps, checked on [`SAMPLE`] evenly spaced points of each set (the whole
+/// sets are checked as they are converted).
+pub(super) fn find(
+    q: Option<faer::MatRef<'_, f64>>,
+    r: faer::MatRef<'_, f64>,
+    pre: f64,
+    (lo, hi): (f64, f64),
+) -> Option<Lattice> {
     let lattice = Lattice { lo, h: (hi - lo) / LEVELS };
     if !(lattice.h > 0.0 && lattice.h.is_finite()) || r.ncols() > MAX_DIM {
         return None;
     }
-    let tol = lattice.tolerance() + lattice.rounding();
+    let (tol, inv) = (lattice.tolerance() + lattice.rounding(), 1.0 / lattice.h);
     let on = |x: faer::MatRef<'_, f64>| {
         let s = SAMPLE.min(x.nrows());
-        (0..s).all(|t| x.row(t * x.nrows() / s).iter().all(|&v| lattice.level(v * pre).1 <= tol))
+        (0..s).all(|t| x.row(t * x.nrows() / s).iter().all(|&v| lattice.level(v * pre, inv).1.abs() <= tol))
     };
     (q.is_none_or(on) && on(r)).then_some(lattice)
 }
@@ -171,8 +174,7 @@ pub(super) fn pack_groups(rows: &[u16], kp: usize, out: &mut [u16]) {
 }
 
 /// Adding and subtracting `1.5 · 2⁵²` rounds a double below `2⁵¹` in magnitude to the
-/// nearest integer (ties to even) in any instruction set (`f64::round` is a library call
-/// on the baseline target).
+/// nearest integer (ties to even).
 const ROUND: f64 = 6_755_399_441_055_744.0;
 
 /// One point `x` (values before the power of two `pre`) on the lattice: its signed bytes
@@ -197,12 +199,11 @@ unsafe fn quantize_avx512(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]
 
 #[inline(always)]
 fn quantize_lanes(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
-    let (lo, h, inv) = (lattice.lo, lattice.h, 1.0 / lattice.h);
+    let inv = 1.0 / lattice.h;
     let (mut sum, mut sq, mut off) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
     let mut one = |v: f64, o: &mut u8, t: usize| {
-        let v = v * pre;
-        let q = (((v - lo) * inv + ROUND) - ROUND).clamp(0.0, LEVELS);
-        let (e, s) = (v - (lo + q * h), q - 128.0);
+        let (q, e) = lattice.level(v * pre, inv);
+        let s = q - 128.0;
         *o = s as i32 as i8 as u8;
         sum[t] += s;
         sq[t] += s * s;
@@ -367,6 +368,11 @@ mod tests {
     use super::*;
     use faer::Mat;
 
+    /// [`find`] on points taken as they are (`pre` = 1).
+    fn look(q: Option<faer::MatRef<'_, f64>>, r: faer::MatRef<'_, f64>) -> Option<Lattice> {
+        find(q, r, 1.0, super::super::frame::extremes(r, q))
+    }
+
     /// A small generator of bytes and uniform numbers (no dependency on `rand` here).
     struct Gen(u64);
 
@@ -485,7 +491,7 @@ mod tests {
     fn lattices_are_found_only_where_the_points_lie_on_one() {
         let mut g = Gen(3);
         let bytes = Mat::from_fn(300, 50, |_, _| f64::from(g.byte()));
-        let find1 = |f: &dyn Fn(f64) -> f64| find(None, bytes.as_ref().map(|&b| f(b)).as_ref(), 1.0);
+        let find1 = |f: &dyn Fn(f64) -> f64| look(None, bytes.as_ref().map(|&b| f(b)).as_ref());
         let l = find1(&|b| b / 255.0).expect("byte / 255");
         assert!((l.h - 1.0 / 255.0).abs() < 1e-15 && l.lo == 0.0, "{l:?}");
         assert!(find1(&|b| b / 127.5 - 1.0).is_some(), "byte / 127.5 - 1");
@@ -493,21 +499,21 @@ mod tests {
         assert!(find1(&|b| 1e6 + 3.0 * b).is_some(), "far from the origin");
         let jitter = Mat::from_fn(300, 50, |_, _| g.unit());
         let off = |by: f64| Mat::from_fn(300, 50, |i, j| bytes[(i, j)] / 255.0 + by * jitter[(i, j)]);
-        assert!(find(None, off(1e-5).as_ref(), 1.0).is_none(), "off by up to h / 400");
-        assert!(find(None, off(1e-7).as_ref(), 1.0).is_some(), "off by up to h / 40 000");
+        assert!(look(None, off(1e-5).as_ref()).is_none(), "off by up to h / 400");
+        assert!(look(None, off(1e-7).as_ref()).is_some(), "off by up to h / 40 000");
         assert!(find1(&|b| b + 0.5 * (b % 2.0)).is_none(), "levels not evenly spaced");
         let wide = Mat::from_fn(300, 50, |i, j| ((i * 7 + j) % 300) as f64);
-        assert!(find(None, wide.as_ref(), 1.0).is_none(), "300 levels");
-        assert!(find(None, Mat::from_fn(300, 50, |_, _| 1.0).as_ref(), 1.0).is_none(), "constant");
+        assert!(look(None, wide.as_ref()).is_none(), "300 levels");
+        assert!(look(None, Mat::from_fn(300, 50, |_, _| 1.0).as_ref()).is_none(), "constant");
         // Past MAX_DIM coordinates the 32-bit sums could overflow: no lattice.
         let wide_bytes = |d: usize| Mat::from_fn(2, d, |i, j| ((i * 131 + j * 7) % 256) as f64);
-        assert!(find(None, wide_bytes(MAX_DIM).as_ref(), 1.0).is_some());
-        assert!(find(None, wide_bytes(MAX_DIM + 1).as_ref(), 1.0).is_none(), "too many coordinates");
+        assert!(look(None, wide_bytes(MAX_DIM).as_ref()).is_some());
+        assert!(look(None, wide_bytes(MAX_DIM + 1).as_ref()).is_none(), "too many coordinates");
         // Queries below the reference's levels widen the range: still a lattice when they are
         // on it; off it when they are not.
         let q = Mat::from_fn(20, 50, |i, _| -(i as f64));
-        assert!(find(Some(q.as_ref()), bytes.as_ref().map(|&b| b.min(236.0)).as_ref(), 1.0).is_some());
-        assert!(find(Some(q.as_ref().map(|&v| v - 0.5).as_ref()), bytes.as_ref(), 1.0).is_none());
+        assert!(look(Some(q.as_ref()), bytes.as_ref().map(|&b| b.min(236.0)).as_ref()).is_some());
+        assert!(look(Some(q.as_ref().map(|&v| v - 0.5).as_ref()), bytes.as_ref()).is_none());
     }
 }
 

@@ -358,12 +358,23 @@ mod tests {
             (subspace(2000, 3, 256, 0.0, 0.01, &mut rng), subspace(2000, 256, 256, 0.0, 0.0, &mut rng));
         assert_eq!(dim(&close), 64 + 1, "principal directions");
         assert_eq!(dim(&noise), 256, "white noise: all coordinates");
-        let f = Frame::new(None, noise.as_ref(), power_scale(max_abs(noise.as_ref())), super::Screens::Portable);
+        let ends = super::frame::extremes(noise.as_ref(), None);
+        let f = Frame::new(None, noise.as_ref(), power_scale(max_abs(noise.as_ref())), ends, super::Screens::Portable);
         assert!(super::frame::principal(noise.as_ref(), f.pre, &f.mean, 64, 128).is_none(), "not even tried");
         assert_eq!(dim(&subspace(300, 20, 40, 0.0, 0.0, &mut rng)), 40, "too many dimensions to pay");
         // Queries off the reference's subspace: the projection is dropped.
         let (x, q) = (subspace(400, 2, 30, 0.0, 0.0, &mut rng), subspace(50, 30, 30, 0.0, 0.0, &mut rng));
         assert_eq!(prepare(q.as_ref(), x.as_ref(), false, 5, super::Screens::Portable).q.screen.dim(), 30);
+        // Points on a lattice of 256 levels: the integer screen by default where the machine
+        // has VNNI and no AMX; never on the portable screens.
+        let (lo, hi) = super::frame::extremes(close.as_ref(), None);
+        let h = (hi - lo) / 255.0;
+        let bytes = close.as_ref().map(|&v| lo + h * ((v - lo) / h).round());
+        let fastest = prepare(bytes.as_ref(), bytes.as_ref(), true, 5, super::Screens::Fastest);
+        let on_lattice = matches!(fastest.q.screen, Screen::I8(_));
+        assert_eq!(on_lattice, super::lattice::fast() && !super::amx::available(), "the default screen");
+        let portable = prepare(bytes.as_ref(), bytes.as_ref(), true, 5, super::Screens::Portable);
+        assert!(!matches!(portable.q.screen, Screen::I8(_)));
         // With AMX: every coordinate in bfloat16, for white noise and the curved points alike.
         if super::amx::available() {
             for x in [&close, &noise] {

@@ -5,7 +5,7 @@
 //! parts.
 
 use super::amx::{self, Bf16};
-use super::frame::{gamma, power_scale, unit_scale, Basis, Frame};
+use super::frame::{extremes, gamma, power_scale, Basis, Frame};
 use super::lattice::{self, Int8, Lattice};
 use super::refine;
 use super::screen::Refs;
@@ -445,8 +445,10 @@ pub(super) fn prepare<'a>(
     k: usize,
     screens: Screens,
 ) -> Prepared<'a> {
-    let scale = if same { power_scale(super::frame::max_abs(q)) } else { unit_scale(q, r) };
-    let mut frame = Frame::new((!same).then_some(q), r, scale, screens);
+    // One pass for the largest magnitude (the power of two) and a lattice's ends.
+    let (lo, hi) = extremes(q, (!same).then_some(r));
+    let scale = power_scale(lo.abs().max(hi.abs()));
+    let mut frame = Frame::new((!same).then_some(q), r, scale, (lo, hi), screens);
     let available = r.nrows() - usize::from(same);
     loop {
         let qp = points(q, &frame);
