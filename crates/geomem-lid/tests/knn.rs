@@ -21,18 +21,16 @@ fn gaussian(n: usize, d: usize, scale: f64, seed: u64) -> Mat<f64> {
     })
 }
 
+/// A search's result against brute force's: distances within `1e-12` relative and the same
+/// indices, ties broken by the smaller index as brute force breaks them (a wrong index at a
+/// tied distance fails too).
 fn same(a: &geomem_lid::Neighbours, b: &geomem_lid::Neighbours) {
     assert_eq!(a.len(), b.len());
     for i in 0..a.len() {
         for (x, y) in a.distances(i).iter().zip(b.distances(i)) {
             assert!((x - y).abs() <= 1e-12 * y.max(1e-300), "row {i}: {x} vs {y}");
         }
-        // Indices agree except between exactly tied distances.
-        for (c, (x, y)) in a.indices(i).iter().zip(b.indices(i)).enumerate() {
-            if x != y {
-                assert_eq!(a.distances(i)[c], b.distances(i)[c], "row {i}: {x} vs {y}");
-            }
-        }
+        assert_eq!(a.indices(i), b.indices(i), "row {i}");
     }
 }
 
@@ -174,6 +172,20 @@ fn row_major_points_are_read_in_place_with_the_same_result() {
         let q = curved(150, 6, d, 0.0, seed + 100);
         let qt = q.transpose().to_owned();
         assert_eq!(knn(qt.transpose(), rows, 3).unwrap(), knn(q.as_ref(), x.as_ref(), 3).unwrap());
+    }
+    // On a lattice, where one set is searched in an order of its own and its exact distances
+    // read the caller's rows through it.
+    let (x, _, _) = on_lattice(&curved(1300, 6, 96, 0.0, 35));
+    let wide = Mat::from_fn(99, 1300, |j, i| if j < 96 { x[(i, j)] } else { f64::NAN });
+    let rows = wide.transpose().subcols(0, 96);
+    assert_eq!(screen_of(None, rows, 20, Screens::Lattice).unwrap(), "lattice");
+    for k in [1, 20] {
+        let brute = knn_brute_force(x.as_ref(), x.as_ref(), k, true);
+        same(&knn_self_on(rows, k, Screens::Lattice).unwrap(), &brute);
+        assert_eq!(
+            knn_self_on(rows, k, Screens::Lattice).unwrap(),
+            knn_self_on(x.as_ref(), k, Screens::Lattice).unwrap()
+        );
     }
 }
 

@@ -301,19 +301,41 @@ impl Frame {
 }
 
 /// `deep` leading principal directions (`d × deep`, orthonormal columns) of
-/// [`PRINCIPAL_SAMPLE`] evenly spaced reference points around `mean`, by a randomised range
-/// finder (Halko, Martinsson & Tropp 2011, Alg. 4.3 with one power iteration; `deep/4` extra
-/// columns, a fixed pseudo-random test matrix). Only their quality depends on the sample and
-/// the seed, and it changes only how fast the search runs: the search's bounds hold for any
-/// orthonormal basis. `None` if the small eigenproblem fails or the first `screen` directions
-/// leave out more than [`PRINCIPAL_LEFT`] of the sample's spread.
+/// [`PRINCIPAL_SAMPLE`] evenly spaced reference points around `mean` ([`leading`]). Only
+/// their quality depends on the sample and the seed, and it changes only how fast the search
+/// runs: the search's bounds hold for any orthonormal basis. `None` if the small
+/// eigenproblem fails or the first `screen` directions leave out more than
+/// [`PRINCIPAL_LEFT`] of the sample's spread.
 pub(super) fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usize, deep: usize) -> Option<Mat<f64>> {
-    let (n, d) = (r.nrows(), r.ncols());
-    let s = PRINCIPAL_SAMPLE.min(n);
-    // Filled as its transpose: down each column of `r`.
-    let at = Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j]);
+    let at = sampled(r, pre, mean, PRINCIPAL_SAMPLE);
     let a = at.transpose();
-    let p = (deep + deep / 4).min(s).min(d);
+    let p = (deep + deep / 4).min(at.nrows()).min(at.ncols());
+    let (q, values, u) = leading(a, p)?;
+    let (screen, deep) = (screen.min(p), deep.min(p));
+    // Hopeless where the screen's directions leave out much of the sample's spread: not
+    // worth the pass that measures every point against them.
+    let spread = a.squared_norm_l2();
+    let captured: f64 = values[..screen].iter().sum();
+    if spread - captured > PRINCIPAL_LEFT * spread {
+        return None;
+    }
+    Some(q * u.subcols(0, deep))
+}
+
+/// `s` evenly spaced points of `r` (at most all), pre-scaled, around `mean`, as rows (`s × d`;
+/// filled down each column of `r`).
+pub(super) fn sampled(r: MatRef<'_, f64>, pre: f64, mean: &[f64], s: usize) -> Mat<f64> {
+    let (n, d) = (r.nrows(), r.ncols());
+    let s = s.min(n);
+    Mat::from_fn(s, d, |t, j| r[(t * n / s, j)] * pre - mean[j])
+}
+
+/// The leading left singular directions of `a` (`d × s`) within `p` directions, by a
+/// randomised range finder (Halko, Martinsson & Tropp 2011, Alg. 4.3 with one power
+/// iteration; a fixed pseudo-random test matrix): the basis `Q` (`d × p`), the squared
+/// singular values in decreasing order, and the small eigenvectors (`p × p`) in that order,
+/// so that the columns of `Q U` are the directions. `None` if the small eigenproblem fails.
+pub(super) fn leading(a: MatRef<'_, f64>, p: usize) -> Option<(Mat<f64>, Vec<f64>, Mat<f64>)> {
     // Test matrix: uniform entries in [-1, 1) from SplitMix64 (any full-rank random matrix
     // serves the range finder).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -324,24 +346,17 @@ pub(super) fn principal(r: MatRef<'_, f64>, pre: f64, mean: &[f64], screen: usiz
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     };
-    let omega = Mat::from_fn(s, p, |_, _| uniform());
+    let omega = Mat::from_fn(a.ncols(), p, |_, _| uniform());
     let y = a * (a.transpose() * (a * &omega));
     let q = y.qr().compute_thin_Q();
     let b = q.transpose() * a;
     let evd = (&b * b.transpose()).self_adjoint_eigen(faer::Side::Lower).ok()?;
     let values = evd.S().column_vector();
-    let mut order: Vec<usize> = (0..p).collect();
+    let mut order: Vec<usize> = (0..q.ncols()).collect();
     order.sort_by(|&x, &y| values[y].total_cmp(&values[x]));
-    let (screen, deep) = (screen.min(p), deep.min(p));
-    // Hopeless where the screen's directions leave out much of the sample's spread: not
-    // worth the pass that measures every point against them.
-    let spread = a.squared_norm_l2();
-    let captured: f64 = order[..screen].iter().map(|&l| values[l]).sum();
-    if spread - captured > PRINCIPAL_LEFT * spread {
-        return None;
-    }
     let u = evd.U();
-    Some(q * Mat::from_fn(p, deep, |i, l| u[(i, order[l])]))
+    let sorted = Mat::from_fn(u.nrows(), order.len(), |i, l| u[(i, order[l])]);
+    Some((q, order.iter().map(|&l| values[l]).collect(), sorted))
 }
 
 /// An orthonormal basis (`d × m`) of the subspace that [`SAMPLE`] evenly spaced reference

@@ -26,7 +26,11 @@
 //!   screened values (a few more than `k`; on AMX, a quarter more than nine sampled queries
 //!   in ten need) and a floor below which nothing it dropped lies.
 //!   On one data set (`knn_self`) only the tiles of the lower block triangle are multiplied,
-//!   each updating the points of both its blocks: half the products of a full search.
+//!   each updating the points of both its blocks: half the products of a full search. On a
+//!   lattice the set is first put in an order that keeps near points together (`order`: the
+//!   cells of a k-d tree on eight principal coordinates of a sample), so that each block's
+//!   own tile fills its points' lists with near candidates and the later tiles offer them
+//!   few; the walks then go in that order, reading points that the walks before them read.
 //! * **Refinement** (`refine`, `exact`). Each query walks its candidates in ascending
 //!   screened value, keeping the `k` smallest exact distances `√Σ(q - r)²` met so far; a
 //!   candidate whose lower bound lies beyond the `k`-th is never measured, and the walk stops
@@ -51,6 +55,7 @@ mod amx;
 mod exact;
 mod frame;
 mod lattice;
+mod order;
 mod points;
 mod refine;
 mod scan;
@@ -235,11 +240,13 @@ fn search_holding(
     } else {
         queries = refine::second(&p, queries, same, &order, hold);
     }
-    let mut out = Neighbours { k, distances: Vec::with_capacity(q.nrows() * k), indices: Vec::new() };
-    out.indices.reserve(q.nrows() * k);
-    for (d, ix) in queries.into_iter().map(|q| q.finish(p.scale)) {
-        out.distances.extend(d);
-        out.indices.extend(ix);
+    // Query `i` of the search is the caller's `original(i)`.
+    let mut out = Neighbours { k, distances: vec![0.0; q.nrows() * k], indices: vec![0; q.nrows() * k] };
+    for (i, query) in queries.into_iter().enumerate() {
+        let (d, ix) = query.finish(p.scale);
+        let at = p.q.original(i) * k;
+        out.distances[at..at + k].copy_from_slice(&d);
+        out.indices[at..at + k].copy_from_slice(&ix);
     }
     out
 }
@@ -320,7 +327,7 @@ mod tests {
                 a.distances(i).iter().zip(b.distances(i)).zip(a.indices(i).iter().zip(b.indices(i))).enumerate()
             {
                 assert!((x - y).abs() <= 1e-12 * y, "query {i}, neighbour {c}: {x} against {y}");
-                assert!(ix == iy || a.distances(i)[c] == b.distances(i)[c], "query {i}: {ix} against {iy}");
+                assert_eq!(ix, iy, "query {i}, neighbour {c}");
             }
         }
     }
@@ -375,6 +382,14 @@ mod tests {
         assert_eq!(on_lattice, super::lattice::fast() && !super::amx::available(), "the default screen");
         let portable = prepare(bytes.as_ref(), bytes.as_ref(), true, 5, super::Screens::Portable);
         assert!(!matches!(portable.q.screen, Screen::I8(_)));
+        // On one set on a lattice the points are searched in an order of their own (the
+        // caller's order elsewhere); a query set keeps the caller's order.
+        let ordered = prepare(bytes.as_ref(), bytes.as_ref(), true, 5, super::Screens::Lattice);
+        let order = ordered.q.order.as_ref().expect("an order on a lattice");
+        assert!(order.iter().enumerate().any(|(p, &i)| p != i));
+        assert!(portable.q.order.is_none());
+        let cross = prepare(bytes.as_ref(), bytes.as_ref(), false, 5, super::Screens::Lattice);
+        assert!(matches!(cross.q.screen, Screen::I8(_)) && cross.q.order.is_none());
         // With AMX: every coordinate in bfloat16, for white noise and the curved points alike.
         if super::amx::available() {
             for x in [&close, &noise] {

@@ -79,6 +79,9 @@ pub(super) struct Points<'a> {
     pub(super) rho: Vec<f64>,
     /// On a principal basis, the coordinates past the screen's.
     pub(super) deep: Option<Deep>,
+    /// The caller's index of each point of the search (`None`: the caller's order), where
+    /// the points were put in an order that keeps near ones together ([`ordered`]).
+    pub(super) order: Option<Vec<usize>>,
 }
 
 /// The screening coordinates of a point set.
@@ -115,6 +118,18 @@ pub(super) const DEEP_BLOCK: usize = 64;
 pub(super) const HEAD: usize = 16;
 
 impl Points<'_> {
+    /// Point `j` of the search in double precision, unscaled.
+    #[inline]
+    pub(super) fn point(&self, j: usize) -> &[f64] {
+        self.exact.col(self.original(j))
+    }
+
+    /// The caller's index of point `j` of the search.
+    #[inline]
+    pub(super) fn original(&self, j: usize) -> usize {
+        self.order.as_ref().map_or(j, |o| o[j])
+    }
+
     pub(super) fn refs(&self, r: Range<usize>) -> Refs<'_> {
         Refs {
             norms: &self.norms[r.clone()],
@@ -282,19 +297,80 @@ fn on_principal(
 /// its distance from it (`rho`, with the roundings of [`Lattice::rounding`]); then the
 /// block's groups.
 fn on_lattice(ex: MatRef<'_, f64>, l: &Lattice, frame: &Frame, out: &mut Out<'_>) {
-    let (pre, sc, d) = (frame.pre, frame.scale, ex.nrows());
-    let kp = lattice::padded(d);
-    let h2 = (l.h * sc).powi(2);
+    let kp = lattice::padded(ex.nrows());
     let rows = lattice::as_bytes_mut(out.rows);
-    let rounding = (d as f64).sqrt() * l.rounding();
     for (p, src) in ex.col_iter().enumerate() {
         let src = src.try_as_col_major().expect("contiguous column").as_slice();
-        let (sum, sq, off) = lattice::quantize(src, pre, l, &mut rows[p * kp..(p + 1) * kp]);
-        out.sums[p] = sum;
-        out.sq[p] = h2 * sq as f64;
-        out.rho[p] = (off.sqrt() + rounding) * sc * (1.0 + 4.0 * f64::EPSILON);
+        (out.sums[p], out.sq[p], out.rho[p]) = lattice_point(src, l, frame, &mut rows[p * kp..(p + 1) * kp]);
     }
     lattice::pack_groups(out.rows, kp, out.groups);
+}
+
+/// One point `src` on the lattice: its signed bytes into `row`, and the sum of its bytes, its
+/// squared norm and a bound on its distance from its lattice point (screen units).
+fn lattice_point(src: &[f64], l: &Lattice, frame: &Frame, row: &mut [u8]) -> (i32, f64, f64) {
+    let sc = frame.scale;
+    let rounding = (src.len() as f64).sqrt() * l.rounding();
+    let (sum, sq, off) = lattice::quantize(src, frame.pre, l, row);
+    (sum, (l.h * sc).powi(2) * sq as f64, (off.sqrt() + rounding) * sc * (1.0 + 4.0 * f64::EPSILON))
+}
+
+/// The points of `x` (its rows) on the lattice `l` as [`points`] makes them, but in `order`:
+/// point `p` of the search is row `order[p]` ([`super::order::spatial`]). Their exact
+/// columns stay in the caller's order (the rows themselves where contiguous, else a
+/// transposed copy), read through [`Points::point`].
+pub(super) fn ordered<'a>(x: MatRef<'a, f64>, frame: &Frame, l: &Lattice, order: Vec<usize>) -> Points<'a> {
+    let (d, n) = (x.ncols(), x.nrows());
+    let exact = if x.col_stride() == 1 { Exact::Rows(x) } else { Exact::Copy(transposed(x)) };
+    let mut int8 = Int8::zeros(n, d, (l.h * frame.scale).powi(2) as f32, true);
+    let (mut norms, mut rho) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let kp = int8.kp;
+    let per = CONVERT * kp / 2;
+    let rows = int8.rows.as_mut_slice().par_chunks_mut(per).zip(int8.groups.as_mut_slice().par_chunks_mut(per));
+    let each =
+        rows.zip(int8.sums.par_chunks_mut(CONVERT)).zip(norms.par_chunks_mut(CONVERT).zip(rho.par_chunks_mut(CONVERT)));
+    each.enumerate().for_each(|(b, (((rows, groups), sums), (sq, rho)))| {
+        let bytes = lattice::as_bytes_mut(rows);
+        for t in 0..sq.len() {
+            let src = exact.col(order[b * CONVERT + t]);
+            (sums[t], sq[t], rho[t]) = lattice_point(src, l, frame, &mut bytes[t * kp..(t + 1) * kp]);
+        }
+        lattice::pack_groups(rows, kp, groups);
+    });
+    let (halves, max_norm, lens, lens32) = norm_forms(&norms);
+    Points {
+        exact,
+        screen: Screen::I8(int8),
+        norms,
+        halves,
+        max_norm,
+        lens,
+        lens32,
+        rho,
+        deep: None,
+        order: Some(order),
+    }
+}
+
+/// The points of `x` (its rows) as the columns of a copy, in parallel.
+fn transposed(x: MatRef<'_, f64>) -> Columns<f64> {
+    let d = x.ncols();
+    let mut data = vec![0.0f64; x.nrows() * d];
+    data.par_chunks_mut(d * CONVERT).enumerate().for_each(|(b, chunk)| {
+        let cnt = chunk.len() / d;
+        MatMut::from_column_major_slice_mut(chunk, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
+    });
+    Columns { data, d }
+}
+
+/// Half of each squared norm in single precision, the largest, and the norms in double
+/// and single precision.
+fn norm_forms(norms: &[f64]) -> (Vec<f32>, f64, Vec<f64>, Vec<f32>) {
+    let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
+    let max_norm = norms.iter().copied().fold(0.0, f64::max);
+    let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
+    let lens32 = lens.iter().map(|&l| l as f32).collect();
+    (halves, max_norm, lens, lens32)
 }
 
 /// The ends of the blocks of deep coordinates (relative to the screen's last direction).
@@ -399,10 +475,7 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
         let cnt = out.sq.len();
         convert(x.subrows(b * CONVERT, cnt), frame, &ends, copy, s, &mut out);
     });
-    let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
-    let max_norm = norms.iter().copied().fold(0.0, f64::max);
-    let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
-    let lens32 = lens.iter().map(|&l| l as f32).collect();
+    let (halves, max_norm, lens, lens32) = norm_forms(&norms);
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
     Points {
         exact: if copy { Exact::Copy(Columns { data: exact, d }) } else { Exact::Rows(x) },
@@ -418,6 +491,7 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
         lens32,
         rho,
         deep,
+        order: None,
     }
 }
 
@@ -451,7 +525,10 @@ pub(super) fn prepare<'a>(
     let mut frame = Frame::new((!same).then_some(q), r, scale, (lo, hi), screens);
     let available = r.nrows() - usize::from(same);
     loop {
-        let qp = points(q, &frame);
+        let qp = match &frame.lattice {
+            Some(l) if same => ordered(q, &frame, l, super::order::spatial(q, &frame)),
+            _ => points(q, &frame),
+        };
         let rp = (!same).then(|| points(r, &frame));
         let rmax = rp.as_ref().map_or(qp.max_norm, |p| p.max_norm);
         let rho_max = rp.iter().flat_map(|p| &p.rho).chain(&qp.rho).copied().fold(0.0, f64::max);

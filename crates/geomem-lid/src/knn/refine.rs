@@ -95,11 +95,11 @@ const AHEAD: usize = 4;
 /// (its point requested meanwhile): bounds against an older, larger `k`-th still hold.
 fn walk(p: &Prepared<'_>, i: usize, list: &[(f64, usize)], best: &mut Best) -> Walk {
     let r = p.reference();
-    let qi = p.q.exact.col(i);
+    let qi = p.q.point(i);
     let mut w = Walk::default();
     let mut pending: Option<usize> = None;
     let measure = |j: usize, best: &mut Best, w: &mut Walk| {
-        best.offer(exact_sq(qi, r.exact.col(j), p.scale), j);
+        best.offer(exact_sq(qi, r.point(j), p.scale), r.original(j));
         w.exact += 1;
         best.tau() * p.unit2
     };
@@ -112,7 +112,7 @@ fn walk(p: &Prepared<'_>, i: usize, list: &[(f64, usize)], best: &mut Best) -> W
         }
         let Some(deep) = &r.deep else {
             if let Some(&(_, next)) = list.get(at + 1) {
-                prefetch(r.exact.col(next));
+                prefetch(r.point(next));
             }
             tau = measure(j, best, &mut w);
             continue;
@@ -128,7 +128,7 @@ fn walk(p: &Prepared<'_>, i: usize, list: &[(f64, usize)], best: &mut Best) -> W
                 continue;
             }
         }
-        prefetch(r.exact.col(j));
+        prefetch(r.point(j));
         if let Some(prev) = pending.replace(j) {
             tau = measure(prev, best, &mut w);
         }
@@ -326,10 +326,12 @@ fn in_order<T: Send>(order: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 /// Every query's walk over its candidates (`tops`), in parallel. A query is certified when
 /// its walk stopped at a candidate beyond its `k`-th, or when its floor lies beyond it;
 /// else its reach is the largest screened value not beyond the `k`-th. Also the order the
-/// queries were walked in (near ones together on one data set, `same`).
+/// queries were walked in (near ones together on one data set, `same`: by their candidates,
+/// or in the points' own order where [`super::order`] gave them one).
 pub(super) fn first(p: &Prepared<'_>, tops: Vec<Top>, k: usize, same: bool) -> (Vec<Query>, Vec<usize>) {
     let lists: Vec<(Vec<(f64, usize)>, f64)> = tops.into_par_iter().map(Top::finish).collect();
-    let order = if same { nearby_order(&lists) } else { (0..lists.len()).collect() };
+    // Points already in an order that keeps near ones together are walked in it.
+    let order = if same && p.q.order.is_none() { nearby_order(&lists) } else { (0..lists.len()).collect() };
     let queries = in_order(&order, |i| {
         let (cands, floor) = &lists[i];
         let mut best = Best::new(k);
@@ -436,7 +438,7 @@ impl<'p, 'a> Stream<'p, 'a> {
         if self.tau.is_finite() && deep_pruned(p, r, i, j, a, self.tau).0 {
             return;
         }
-        self.best.offer(exact_sq(p.q.exact.col(i), r.exact.col(j), p.scale), j);
+        self.best.offer(exact_sq(p.q.point(i), r.point(j), p.scale), r.original(j));
         self.tau = self.best.tau() * p.unit2;
         self.reach = self.reach.min(reach_of(p, i, self.tau));
     }
@@ -544,7 +546,7 @@ fn sample_walk(p: &Prepared<'_>, i: usize, mut low: Vec<(f64, usize)>, k: usize)
     if kk > 0 {
         low.select_nth_unstable_by(kk - 1, |a, b| a.0.total_cmp(&b.0));
         for &(_, j) in &low[..kk] {
-            best.offer(exact_sq(p.q.exact.col(i), r.exact.col(j), p.scale), j);
+            best.offer(exact_sq(p.q.point(i), r.point(j), p.scale), r.original(j));
         }
     }
     let tau = best.tau() * p.unit2;
@@ -664,7 +666,7 @@ mod tests {
             let (mut tight, mut pruned) = (0usize, 0usize);
             for (i, low) in against_all(p, &picks, true, Par::Seq, |i, low| (i, low)) {
                 for (l, j) in low {
-                    let exact = exact_sq(p.q.exact.col(i), p.q.exact.col(j), p.scale) * p.unit2;
+                    let exact = exact_sq(p.q.point(i), p.q.point(j), p.scale) * p.unit2;
                     assert!(l - p.err[i] <= exact, "{name}: key of ({i}, {j}) {l} above {exact}");
                     tight += usize::from(l - p.err[i] > 0.98 * exact);
                     if p.deep.is_some() {
