@@ -179,22 +179,23 @@ const ROUND: f64 = 6_755_399_441_055_744.0;
 
 /// One point `x` (values before the power of two `pre`) on the lattice: its signed bytes
 /// into `row`, and `(Σ s, Σ s², |x pre - L|²)` where `L` is its lattice point (pre-scaled
-/// units; the last without the rounding of [`Lattice::rounding`]). Eight lanes at a time (a
-/// loop the compiler vectorises; with AVX-512 where the machine has it, the same operations
-/// and so the same bits).
+/// units; the last without the rounding of [`Lattice::rounding`]). Eight lanes at a time:
+/// with AVX-512 where the machine has it, else a loop the compiler vectorises for the
+/// build's target; the same operations lane by lane, so the same bits.
 pub(super) fn quantize(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
+    assert!(row.len() >= x.len(), "a row holds the point");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: avx512f was detected.
-        return unsafe { quantize_avx512(x, pre, lattice, row) };
+    if imp::detect_quantize() {
+        // SAFETY: avx512f, avx512bw and avx512vl were detected; `row` holds `x.len()` bytes.
+        return unsafe { imp::quantize(x, pre, lattice, row) };
     }
     quantize_lanes(x, pre, lattice, row)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn quantize_avx512(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
-    quantize_lanes(x, pre, lattice, row)
+/// The sums of [`quantize`] from its eight lanes, added in lane order.
+fn totals(sum: [f64; 8], sq: [f64; 8], off: [f64; 8]) -> (i32, i64, f64) {
+    let total = |a: [f64; 8]| a.iter().sum::<f64>();
+    (total(sum) as i32, total(sq) as i64, total(off))
 }
 
 #[inline(always)]
@@ -220,8 +221,7 @@ fn quantize_lanes(x: &[f64], pre: f64, lattice: &Lattice, row: &mut [u8]) -> (i3
     for (t, (&v, o)) in xt.iter().zip(rt.iter_mut()).enumerate() {
         one(v, o, t);
     }
-    let total = |a: [f64; 8]| a.iter().sum::<f64>();
-    (total(sum) as i32, total(sq) as i64, total(off))
+    totals(sum, sq, off)
 }
 
 /// The relative error of one product of two lattice points (`u` of `super::screen::key`).
@@ -294,7 +294,12 @@ fn portable(buf: &mut [f32], ld: usize, o: &Operands<'_>) {
 
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    use super::Operands;
+    use super::{Lattice, Operands, LEVELS, ROUND};
+    use std::arch::x86_64::{
+        __m512d, __mmask8, _mm256_cvtepi32_epi8, _mm512_add_pd, _mm512_cvtpd_epi32, _mm512_mask_add_pd,
+        _mm512_maskz_loadu_pd, _mm512_max_pd, _mm512_min_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd,
+        _mm512_storeu_pd, _mm512_sub_pd, _mm_mask_storeu_epi8,
+    };
     use std::arch::x86_64::{
         __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32,
         _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
@@ -304,6 +309,49 @@ mod imp {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+
+    /// Whether [`quantize`] runs here.
+    pub(super) fn detect_quantize() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+
+    /// [`super::quantize`] in AVX-512 registers of eight doubles (the last one masked): the
+    /// operations of `quantize_lanes`, lane for lane, without fused multiply-adds.
+    ///
+    /// # Safety
+    /// avx512f, avx512bw and avx512vl available; `row` at least as long as `x`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn quantize(x: &[f64], pre: f64, l: &Lattice, row: &mut [u8]) -> (i32, i64, f64) {
+        let set = _mm512_set1_pd;
+        let (pv, lo, h, inv, round) = (set(pre), set(l.lo), set(l.h), set(1.0 / l.h), set(ROUND));
+        let (top, mid, zero) = (set(LEVELS), set(128.0), _mm512_setzero_pd());
+        let (mut sum, mut sq, mut off) = (zero, zero, zero);
+        for c in 0..x.len().div_ceil(8) {
+            let n = (x.len() - 8 * c).min(8);
+            let k: __mmask8 = if n == 8 { u8::MAX } else { (1u8 << n) - 1 };
+            // SAFETY: the mask reads and writes only the `n` entries left in `x` and `row`.
+            let v = _mm512_mul_pd(unsafe { _mm512_maskz_loadu_pd(k, x.as_ptr().add(8 * c)) }, pv);
+            let q = _mm512_sub_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_sub_pd(v, lo), inv), round), round);
+            let q = _mm512_max_pd(_mm512_min_pd(q, top), zero);
+            let e = _mm512_sub_pd(v, _mm512_add_pd(lo, _mm512_mul_pd(q, h)));
+            let s = _mm512_sub_pd(q, mid);
+            sum = _mm512_mask_add_pd(sum, k, sum, s);
+            sq = _mm512_mask_add_pd(sq, k, sq, _mm512_mul_pd(s, s));
+            off = _mm512_mask_add_pd(off, k, off, _mm512_mul_pd(e, e));
+            let bytes = _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(s));
+            // SAFETY: as above.
+            unsafe { _mm_mask_storeu_epi8(row.as_mut_ptr().add(8 * c).cast(), u16::from(k), bytes) };
+        }
+        let lanes = |v: __m512d| {
+            let mut a = [0.0f64; 8];
+            // SAFETY: eight doubles into eight.
+            unsafe { _mm512_storeu_pd(a.as_mut_ptr(), v) };
+            a
+        };
+        super::totals(lanes(sum), lanes(sq), lanes(off))
     }
 
     /// See [`super::tile`]: 32 points of the groups (two vectors of 16) against 8 rows
@@ -361,6 +409,14 @@ mod imp {
     pub(super) unsafe fn tile(_: &mut [f32], _: usize, _: &super::Operands<'_>) {
         unreachable!("VNNI is never detected here")
     }
+
+    pub(super) fn detect_quantize() -> bool {
+        false
+    }
+
+    pub(super) unsafe fn quantize(_: &[f64], _: f64, _: &super::Lattice, _: &mut [u8]) -> (i32, i64, f64) {
+        unreachable!("AVX-512 is never detected here")
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +464,28 @@ mod tests {
         let (rows, groups) = (x.rows.as_slice().to_vec(), x.groups.as_mut_slice());
         pack_groups(&rows, kp, groups);
         (x, levels)
+    }
+
+    /// The AVX-512 conversion gives the portable loop's bytes and sums bit for bit (points on
+    /// the lattice and off it, beyond its ends, every length of the last register).
+    #[test]
+    fn the_wide_conversion_equals_the_portable_loop() {
+        let mut g = Gen(11);
+        let l = Lattice { lo: -3.0, h: 0.25 };
+        for d in [1, 7, 8, 9, 77, 784] {
+            for off in [0.0, 1e-9, 0.1, 40.0] {
+                let x: Vec<f64> = (0..d).map(|_| l.lo + l.h * f64::from(g.byte()) + off * (g.unit() - 0.5)).collect();
+                let (mut a, mut b) = (vec![0u8; d + 5], vec![0u8; d + 5]);
+                let portable = quantize_lanes(&x, 0.5, &l, &mut a);
+                let fast = quantize(&x, 0.5, &l, &mut b);
+                assert_eq!(a, b, "d = {d}: bytes");
+                assert_eq!(
+                    (portable.0, portable.1, portable.2.to_bits()),
+                    (fast.0, fast.1, fast.2.to_bits()),
+                    "d = {d}"
+                );
+            }
+        }
     }
 
     /// Tiles at offsets (with partial blocks, a dimension off every multiple of 4) equal the
