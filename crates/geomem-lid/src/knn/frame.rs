@@ -181,8 +181,9 @@ pub(super) struct Frame {
     /// The smallest and the largest entry of the points (queries and reference), pre-scaled:
     /// the ends of any lattice they lie on.
     extremes: (f64, f64),
-    /// The scale of the centred coordinates (the lattice's may differ).
-    centred_scale: f64,
+    /// The scale of the centred coordinates (the lattice's may differ), once measured: the
+    /// lattice needs no pass over the points for it.
+    centred_scale: Option<f64>,
     screens: Screens,
 }
 
@@ -213,11 +214,12 @@ const PRINCIPAL_SAMPLE: usize = 1024;
 const PRINCIPAL_LEFT: f64 = 0.25;
 
 impl Frame {
-    /// The reference's mean, the largest centred entry of `r` and of the queries `q` (`None`:
-    /// the reference itself), in parallel over the coordinates, and with enough reference
+    /// The reference's mean, in parallel over the coordinates, and with enough reference
     /// points ([`PROJECT_POINTS`]) the subspace they span, else AMX tiles, the lattice the
-    /// points lie on or principal directions where they pay, as `screens` allows. `extremes`:
-    /// the smallest and the largest entry of `q` and `r` before `pre` ([`extremes`]).
+    /// points lie on or principal directions where they pay, as `screens` allows; but on the
+    /// lattice, the scale from the largest centred entry of `r` and of the queries `q`
+    /// (`None`: the reference itself). `extremes`: the smallest and the largest entry of `q`
+    /// and `r` before `pre` ([`extremes`]).
     pub(super) fn new(
         q: Option<MatRef<'_, f64>>,
         r: MatRef<'_, f64>,
@@ -225,27 +227,38 @@ impl Frame {
         extremes: (f64, f64),
         screens: Screens,
     ) -> Self {
-        let mean = mean(r, pre);
-        let spread = |x: MatRef<'_, f64>| spread(x, pre, Some(&mean));
-        let scale = power_scale(q.map_or(0.0, spread).max(spread(r)));
         let mut frame = Self {
             pre,
-            mean,
-            scale,
+            mean: mean(r, pre),
+            scale: f64::NAN,
             basis: Basis::Full,
             amx: false,
             lattice: None,
             extremes: (extremes.0 * pre, extremes.1 * pre),
-            centred_scale: scale,
+            centred_scale: None,
             screens,
         };
-        if r.nrows() >= PROJECT_POINTS {
-            match span(r, pre, &frame.mean) {
-                Some(b) => frame.basis = Basis::Span(b),
-                None => frame.use_full_or_principal(q, r),
+        match (r.nrows() >= PROJECT_POINTS).then(|| span(r, pre, &frame.mean)) {
+            Some(Some(b)) => {
+                frame.basis = Basis::Span(b);
+                frame.scale = frame.centred(q, r);
             }
+            Some(None) => frame.use_full_or_principal(q, r),
+            None => frame.scale = frame.centred(q, r),
         }
         frame
+    }
+
+    /// The power of two that brings the largest centred entry of `q` and `r` to at most 1
+    /// (one pass over the points, the first time it is asked for).
+    fn centred(&mut self, q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>) -> f64 {
+        if let Some(s) = self.centred_scale {
+            return s;
+        }
+        let spread = |x: MatRef<'_, f64>| spread(x, self.pre, Some(&self.mean));
+        let s = power_scale(q.map_or(0.0, spread).max(spread(r)));
+        self.centred_scale = Some(s);
+        s
     }
 
     /// The full coordinates on AMX tiles where this machine has them and they may pay (enough
@@ -263,22 +276,24 @@ impl Frame {
         if self.screens == Screens::Fastest && worth && super::amx::available() {
             self.basis = Basis::Full;
             self.amx = true;
+            self.scale = self.centred(q, r);
         } else if let Some(l) = on_lattice() {
             self.basis = Basis::Full;
             self.lattice = Some(l);
             // Lattice points `h s`, |s| <= 128: each coordinate at most 1.
             self.scale = power_scale(128.0 * l.h);
         } else {
-            self.use_principal(r);
+            self.use_principal(q, r);
         }
     }
 
-    /// Principal directions of the reference as the basis, where it has enough points and
-    /// coordinates for them to pay; else the full coordinates.
-    pub(super) fn use_principal(&mut self, r: MatRef<'_, f64>) {
+    /// Principal directions of the reference `r` as the basis, where it has enough points and
+    /// coordinates for them to pay; else the full coordinates (`q`: the queries, `None` for
+    /// the reference itself).
+    pub(super) fn use_principal(&mut self, q: Option<MatRef<'_, f64>>, r: MatRef<'_, f64>) {
         self.amx = false;
         self.lattice = None;
-        self.scale = self.centred_scale;
+        self.scale = self.centred(q, r);
         let d = r.ncols();
         let screen = PRINCIPAL.min(d / 4);
         let eligible = screen >= PRINCIPAL_LEAST && r.nrows() >= PRINCIPAL_POINTS;

@@ -42,71 +42,54 @@ fn project(x: MatRef<'_, f64>, dirs: MatRef<'_, f64>) -> Mat<f64> {
     // The directions interleaved: entry `(l, a)` at `AXES l + a`.
     let w: Vec<f64> = (0..dirs.nrows()).flat_map(|l| (0..AXES).map(move |a| dirs[(l, a)])).collect();
     let mut out = vec![[0.0f64; AXES]; n];
-    out.par_iter_mut().enumerate().for_each(|(i, o)| {
-        let row = x.row(i).try_as_row_major().expect("contiguous rows").as_slice();
-        *o = along(row, &w);
+    out.par_chunks_mut(AXES).enumerate().for_each(|(b, o)| {
+        let rows: Vec<&[f64]> =
+            (0..o.len()).map(|t| x.row(AXES * b + t).try_as_row_major().expect("contiguous rows").as_slice()).collect();
+        along(&rows, &w, o);
     });
     Mat::from_fn(n, m, |i, a| out[i][a])
 }
 
-/// One point's coordinates along the interleaved directions `w`: with AVX-512 where the
-/// machine has it, else a portable loop (the two may round differently, which changes
-/// only the order's cells, never the search's result).
-fn along(row: &[f64], w: &[f64]) -> [f64; AXES] {
+/// The coordinates of up to eight points (`rows`) along the interleaved directions `w`, into
+/// `out`: with AVX-512 where the machine has it, else a portable loop (the two may round
+/// differently, which changes only the order's cells, never the search's result).
+fn along(rows: &[&[f64]], w: &[f64], out: &mut [[f64; AXES]]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: avx512f was detected; `w` holds `AXES` entries per entry of `row`.
-        return unsafe { along_avx512(row, w) };
+    if rows.len() == AXES && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected.
+        return unsafe { along_avx512(rows, w, out) };
     }
-    along_lanes(row, w)
-}
-
-/// [`along`] in four registers of the eight directions, one multiply-add per coordinate.
-///
-/// # Safety
-/// avx512f available; `w.len() >= AXES * row.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn along_avx512(row: &[f64], w: &[f64]) -> [f64; AXES] {
-    use std::arch::x86_64::{
-        _mm512_add_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd,
-    };
-    assert!(w.len() >= AXES * row.len());
-    let (mut a0, mut a1, mut a2, mut a3) =
-        (_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd());
-    // SAFETY: entries `AXES l ..` of `w` exist for every coordinate `l` (asserted above).
-    let wl = |l: usize| unsafe { _mm512_loadu_pd(w.as_ptr().add(AXES * l)) };
-    let quads = row.len() / 4;
-    for c in 0..quads {
-        let (l, v) = (4 * c, &row[4 * c..4 * c + 4]);
-        a0 = _mm512_fmadd_pd(_mm512_set1_pd(v[0]), wl(l), a0);
-        a1 = _mm512_fmadd_pd(_mm512_set1_pd(v[1]), wl(l + 1), a1);
-        a2 = _mm512_fmadd_pd(_mm512_set1_pd(v[2]), wl(l + 2), a2);
-        a3 = _mm512_fmadd_pd(_mm512_set1_pd(v[3]), wl(l + 3), a3);
-    }
-    for (l, &v) in row.iter().enumerate().skip(4 * quads) {
-        a0 = _mm512_fmadd_pd(_mm512_set1_pd(v), wl(l), a0);
-    }
-    let mut out = [0.0f64; AXES];
-    let sum = _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3));
-    // SAFETY: eight doubles into eight.
-    unsafe { _mm512_storeu_pd(out.as_mut_ptr(), sum) };
-    out
-}
-
-/// [`along`] on any machine: four partial sums of the eight directions.
-#[inline(always)]
-fn along_lanes(row: &[f64], w: &[f64]) -> [f64; AXES] {
-    // Four partial sums, so that the multiply-adds do not wait on one another.
-    let mut acc = [[0.0f64; AXES]; 4];
-    for (v4, w4) in row.chunks(4).zip(w.chunks(4 * AXES)) {
-        for (t, (&v, wl)) in v4.iter().zip(w4.chunks_exact(AXES)).enumerate() {
+    for (row, o) in rows.iter().zip(out) {
+        for (&v, wl) in row.iter().zip(w.chunks_exact(AXES)) {
             for a in 0..AXES {
-                acc[t][a] += v * wl[a];
+                o[a] += v * wl[a];
             }
         }
     }
-    std::array::from_fn(|a| (acc[0][a] + acc[1][a]) + (acc[2][a] + acc[3][a]))
+}
+
+/// [`along`] for eight points at once: each coordinate's eight directions loaded once and
+/// multiplied into eight registers, one per point.
+///
+/// # Safety
+/// avx512f available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn along_avx512(rows: &[&[f64]], w: &[f64], out: &mut [[f64; AXES]]) {
+    use std::arch::x86_64::{_mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd};
+    let d = rows.iter().map(|r| r.len()).min().unwrap_or(0).min(w.len() / AXES);
+    let mut acc = [_mm512_setzero_pd(); AXES];
+    for l in 0..d {
+        // SAFETY: `l < w.len() / AXES`, so entries `AXES l ..` of `w` exist.
+        let wl = unsafe { _mm512_loadu_pd(w.as_ptr().add(AXES * l)) };
+        for (a, row) in acc.iter_mut().zip(rows) {
+            *a = _mm512_fmadd_pd(_mm512_set1_pd(row[l]), wl, *a);
+        }
+    }
+    for (a, o) in acc.iter().zip(out) {
+        // SAFETY: eight doubles into eight.
+        unsafe { _mm512_storeu_pd(o.as_mut_ptr(), *a) };
+    }
 }
 
 /// Orders the points `idx` (rows of `coords`) into the cells of a k-d tree: halves at the

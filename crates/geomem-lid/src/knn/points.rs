@@ -540,7 +540,7 @@ pub(super) fn prepare<'a>(
             // The sample was on the lattice; a point that is not leaves it for the next screen.
             let off = (q.ncols() as f64).sqrt() * (l.tolerance() + l.rounding()) * frame.scale * (1.0 + 1e-9);
             if rho_max > off {
-                frame.use_principal(r);
+                frame.use_principal((!same).then_some(q), r);
                 continue;
             }
         }
@@ -553,7 +553,7 @@ pub(super) fn prepare<'a>(
                 p.keep = keep;
                 return p;
             }
-            None if frame.amx => frame.use_principal(r),
+            None if frame.amx => frame.use_principal((!same).then_some(q), r),
             None => frame.basis = Basis::Full,
         }
     }

@@ -197,14 +197,19 @@ impl<S: Sink> Pass for Cols<'_, S> {
         let Cols { tops, g, q, r, rmax, u, skip } = self;
         let n = g.nrows();
         let (rn, half, rl, rl32) = (&r.norms[..n], &r.halves[..n], &r.lens[..n], &r.lens32[..n]);
-        let mut scratch = Vec::new();
+        let (mut keys, mut scratch) = (Vec::new(), Vec::new());
         for (c, top) in tops.iter_mut().enumerate() {
             let col = g.col(c).try_as_col_major().expect("a tile has contiguous columns").as_slice();
             let (base, ql) = (q.norms[c], q.lens[c]);
             let key = |j: usize, g: f32| key(base, rn[j], g, ql, rl[j], u);
             if top.fresh() {
-                let all = col.iter().enumerate().filter(|&(j, _)| skip.is_none_or(|s| j + s != c));
-                top.fill(all.map(|(j, &g)| (key(j, g), r.start + j)), &mut scratch);
+                keys.resize(n, 0.0);
+                for j in 0..n {
+                    keys[j] = key(j, col[j]);
+                }
+                // On a diagonal tile (offset `s`) the query itself is entry `c - s`.
+                let me = skip.and_then(|s| c.checked_sub(s));
+                top.fill(&keys, r.start, me, &mut scratch);
                 continue;
             }
             let room = SCREEN_ROOM * (base + rmax);

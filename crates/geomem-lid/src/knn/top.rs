@@ -15,9 +15,14 @@ pub(super) trait Sink {
     fn fresh(&self) -> bool {
         false
     }
-    /// Offers every entry of `all` at once (by default one at a time).
-    fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, _scratch: &mut Vec<(f64, usize)>) {
-        all.for_each(|(a, j)| self.push(a, j));
+    /// Offers every entry of a tile's column at once: keys `keys`, entry `o` of reference
+    /// point `first + o`, all but entry `skip` (by default one at a time).
+    fn fill(&mut self, keys: &[f64], first: usize, skip: Option<usize>, _scratch: &mut Vec<f64>) {
+        for (o, &a) in keys.iter().enumerate() {
+            if skip != Some(o) {
+                self.push(a, first + o);
+            }
+        }
     }
 }
 
@@ -33,8 +38,8 @@ impl Sink for Top {
     fn fresh(&self) -> bool {
         Top::fresh(self)
     }
-    fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, scratch: &mut Vec<(f64, usize)>) {
-        Top::fill(self, all, scratch);
+    fn fill(&mut self, keys: &[f64], first: usize, skip: Option<usize>, scratch: &mut Vec<f64>) {
+        Top::fill(self, keys, first, skip, scratch);
     }
 }
 
@@ -70,17 +75,33 @@ impl Top {
         self.items.is_empty() && self.floor == f64::INFINITY
     }
 
-    /// Offers every candidate of `all` at once (a fresh top): one selection instead of a
-    /// push and, every `cap - keep` pushes, a selection each. `scratch` holds them meanwhile.
-    pub(super) fn fill(&mut self, all: impl Iterator<Item = (f64, usize)>, scratch: &mut Vec<(f64, usize)>) {
+    /// Offers the entries of [`Sink::fill`] at once (a fresh top): one selection of the keys
+    /// alone instead of a push and, every `cap - keep` pushes, a selection each. The top
+    /// keeps the entries below the `keep + 1`-th smallest key (its floor) and, up to `keep`,
+    /// entries at it in index order. `scratch` holds the keys meanwhile.
+    pub(super) fn fill(&mut self, keys: &[f64], first: usize, skip: Option<usize>, scratch: &mut Vec<f64>) {
         scratch.clear();
-        scratch.extend(all);
-        if scratch.len() > self.keep {
-            scratch.select_nth_unstable_by(self.keep, |a, b| a.0.total_cmp(&b.0));
-            self.floor = scratch[self.keep].0;
-            scratch.truncate(self.keep);
+        scratch.extend_from_slice(keys);
+        if let Some(s) = skip.filter(|&s| s < keys.len()) {
+            scratch.swap_remove(s);
         }
-        self.items.extend_from_slice(scratch);
+        if scratch.len() > self.keep {
+            self.floor = *scratch.select_nth_unstable_by(self.keep, f64::total_cmp).1;
+        }
+        let floor = self.floor;
+        for (o, &a) in keys.iter().enumerate() {
+            if a < floor && skip != Some(o) {
+                self.items.push((a, first + o));
+            }
+        }
+        for (o, &a) in keys.iter().enumerate() {
+            if self.items.len() >= self.keep {
+                break;
+            }
+            if a.total_cmp(&floor).is_eq() && skip != Some(o) {
+                self.items.push((a, first + o));
+            }
+        }
     }
 
     fn shrink(&mut self) {
@@ -120,7 +141,7 @@ mod tests {
                 let mut top = Top::new(keep);
                 if filled > 0 {
                     assert!(top.fresh());
-                    top.fill(values[..filled].iter().copied().zip(0..), &mut Vec::new());
+                    top.fill(&values[..filled], 0, None, &mut Vec::new());
                     assert!(!top.fresh());
                 }
                 values.iter().enumerate().skip(filled).for_each(|(j, &v)| top.push(v, j));
@@ -131,6 +152,34 @@ mod tests {
             let mut few = Top::new(keep);
             few.push(0.5, 0);
             assert_eq!(few.finish().1, f64::INFINITY, "nothing left out: no bound");
+        }
+    }
+
+    /// A fill of a column with many tied keys and one entry left out (a diagonal tile's
+    /// query itself) keeps `keep` entries, none of them the one left out, all at most its
+    /// floor and every dropped one at least the floor; the values kept are the smallest.
+    #[test]
+    fn a_fill_with_ties_keeps_the_smallest_and_leaves_out_the_query() {
+        let mut rng = StdRng::seed_from_u64(4);
+        for keep in [1, 5, 26] {
+            for skip in [None, Some(0), Some(7), Some(99)] {
+                let keys: Vec<f64> = (0..100).map(|_| f64::from(rng.random_range(0..12u8))).collect();
+                let mut top = Top::new(keep);
+                top.fill(&keys, 1000, skip, &mut Vec::new());
+                let floor = top.floor;
+                assert_eq!(top.items.len(), keep);
+                let kept: Vec<usize> = top.items.iter().map(|&(_, j)| j - 1000).collect();
+                assert!(skip.is_none_or(|s| !kept.contains(&s)), "the query itself kept");
+                assert!(top.items.iter().all(|&(a, j)| a <= floor && keys[j - 1000] == a));
+                let dropped = (0..100).filter(|o| !kept.contains(o) && Some(*o) != skip);
+                assert!(dropped.clone().all(|o| keys[o] >= floor));
+                let mut others: Vec<f64> = (0..100).filter(|&o| Some(o) != skip).map(|o| keys[o]).collect();
+                others.sort_by(f64::total_cmp);
+                let mut values: Vec<f64> = top.items.iter().map(|&(a, _)| a).collect();
+                values.sort_by(f64::total_cmp);
+                assert_eq!(values, others[..keep], "keep {keep}, skip {skip:?}");
+                assert_eq!(floor, others[keep]);
+            }
         }
     }
 }
