@@ -105,9 +105,11 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 }
 
 /// One data set: only the tiles of the lower block triangle are multiplied, each updating
-/// the points of both its blocks. Tiles run in the rounds of a round-robin tournament (every
-/// pair of blocks meets once), so the tiles of a round touch disjoint points and run in
-/// parallel; each point sees the tiles in the same order whatever the number of threads.
+/// the points of both its blocks. The diagonal tiles come first; then each thread takes, as
+/// it comes free, the first tile not yet taken (in the rounds of a round-robin tournament,
+/// every pair of blocks once) whose blocks no other thread holds: no thread waits for a
+/// round's slowest tile. The order in which a point sees the tiles may then differ from run
+/// to run; the result does not (the refinement makes it exact whatever the candidates).
 fn scan_self<S: Sink + Send>(tops: &mut [S], p: &Prepared<'_>) {
     let (x, rmax) = (&p.q, p.q.max_norm);
     let blocks = blocks(x.norms.len());
@@ -119,22 +121,85 @@ fn scan_self<S: Sink + Send>(tops: &mut [S], p: &Prepared<'_>) {
         let chunk = chunk.expect("every block");
         update_cols(chunk, g, p.q.refs(a.clone()), p.q.refs(a.clone()), rmax, p.pair, Some(0));
     });
-    for pairs in round_robin(blocks.len()) {
-        let mut slots = split(tops, &blocks);
-        let work: Vec<_> = pairs
-            .into_iter()
-            .map(|(a, b)| {
-                let taken = (slots[a].take(), slots[b].take());
-                (a, b, taken.0.expect("a block once a round"), taken.1.expect("a block once a round"))
-            })
-            .collect();
-        work.into_par_iter().for_each(|(a, b, ta, tb)| {
-            let (a, b) = (blocks[a].clone(), blocks[b].clone());
-            let mut buf = bufs.get();
-            let g = tile(&mut buf, x, a.clone(), x, b.clone());
-            update_cols(tb, g, p.q.refs(b.clone()), p.q.refs(a.clone()), rmax, p.pair, None);
-            update_rows(ta, g, p.q.refs(a), p.q.refs(b), 2.0 * rmax, p.pair);
-        });
+    if blocks.len() < 2 {
+        return;
+    }
+    let slots: Vec<Mutex<Option<&mut [S]>>> = split(tops, &blocks).into_iter().map(Mutex::new).collect();
+    let schedule = Mutex::new(Schedule::new(round_robin(blocks.len()).concat(), blocks.len()));
+    let one = |(a, b): (usize, usize)| {
+        let (mut ta, mut tb) = (lock(&slots[a]), lock(&slots[b]));
+        let (ta, tb) = (ta.as_deref_mut().expect("a block"), tb.as_deref_mut().expect("a block"));
+        let (a, b) = (blocks[a].clone(), blocks[b].clone());
+        let mut buf = bufs.get();
+        let g = tile(&mut buf, x, a.clone(), x, b.clone());
+        update_cols(tb, g, p.q.refs(b.clone()), p.q.refs(a.clone()), rmax, p.pair, None);
+        update_rows(ta, g, p.q.refs(a), p.q.refs(b), 2.0 * rmax, p.pair);
+    };
+    rayon::scope(|sc| {
+        for _ in 0..rayon::current_num_threads() {
+            sc.spawn(|_| loop {
+                let next = lock(&schedule).take();
+                match next {
+                    Next::Tile(pair) => {
+                        one(pair);
+                        lock(&schedule).release(pair);
+                    }
+                    Next::Wait => std::thread::yield_now(),
+                    Next::Done => break,
+                }
+            });
+        }
+    });
+}
+
+/// `m` locked, whether or not a thread panicked while holding it (a panic ends the search
+/// anyway).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The tiles of one data set still to run, and the blocks that threads hold.
+struct Schedule {
+    pairs: Vec<(usize, usize)>,
+    taken: Vec<bool>,
+    /// Pairs before this one are all taken.
+    first: usize,
+    busy: Vec<bool>,
+}
+
+/// What a thread does next.
+enum Next {
+    Tile((usize, usize)),
+    /// Every tile left holds a block another thread holds.
+    Wait,
+    Done,
+}
+
+impl Schedule {
+    fn new(pairs: Vec<(usize, usize)>, blocks: usize) -> Self {
+        Self { taken: vec![false; pairs.len()], pairs, first: 0, busy: vec![false; blocks] }
+    }
+
+    /// The first pair not yet taken whose blocks are both free, taken.
+    fn take(&mut self) -> Next {
+        while self.first < self.pairs.len() && self.taken[self.first] {
+            self.first += 1;
+        }
+        if self.first == self.pairs.len() {
+            return Next::Done;
+        }
+        for t in self.first..self.pairs.len() {
+            let (a, b) = self.pairs[t];
+            if !self.taken[t] && !self.busy[a] && !self.busy[b] {
+                (self.taken[t], self.busy[a], self.busy[b]) = (true, true, true);
+                return Next::Tile((a, b));
+            }
+        }
+        Next::Wait
+    }
+
+    fn release(&mut self, (a, b): (usize, usize)) {
+        (self.busy[a], self.busy[b]) = (false, false);
     }
 }
 
@@ -183,6 +248,34 @@ mod tests {
                     seen[a] = true;
                     seen[b] = true;
                     assert!(met.insert((a, b)), "n = {n}: ({a}, {b}) twice");
+                }
+            }
+            assert_eq!(met.len(), n * (n - 1) / 2, "n = {n}");
+        }
+    }
+
+    /// Two threads taking tiles as they come free, one finishing before the other: every
+    /// pair once, never a block held by both, and `Done` only when all are taken.
+    #[test]
+    fn the_schedule_gives_every_tile_once_and_never_a_held_block() {
+        for n in [2, 3, 5, 40] {
+            let mut s = Schedule::new(round_robin(n).concat(), n);
+            let (mut held, mut met) = (Vec::<(usize, usize)>::new(), std::collections::BTreeSet::new());
+            let mut step = 0usize;
+            loop {
+                // Hold up to two tiles; release the older one every third step.
+                if held.len() == 2 || (step % 3 == 2 && !held.is_empty()) {
+                    s.release(held.remove(0));
+                }
+                step += 1;
+                match s.take() {
+                    Next::Tile((a, b)) => {
+                        assert!(a < b && held.iter().all(|&(c, d)| ![c, d].contains(&a) && ![c, d].contains(&b)));
+                        assert!(met.insert((a, b)), "n = {n}: ({a}, {b}) twice");
+                        held.push((a, b));
+                    }
+                    Next::Wait => assert!(!held.is_empty(), "n = {n}: waiting on nothing"),
+                    Next::Done => break,
                 }
             }
             assert_eq!(met.len(), n * (n - 1) / 2, "n = {n}");
