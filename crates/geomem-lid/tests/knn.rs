@@ -279,6 +279,12 @@ fn bad_input_is_an_error() {
     assert!(matches!(knn_self(bad.as_ref(), 2), Err(LidError::Data { .. })));
     bad[(3, 1)] = f64::INFINITY;
     assert!(matches!(knn(bad.as_ref(), x.as_ref(), 2), Err(LidError::Data { .. })));
+    // Row-major points (each row contiguous), -inf past the first eight entries of a row.
+    let mut wide = gaussian(10, 12, 1.0, 8);
+    wide[(7, 10)] = f64::NEG_INFINITY;
+    let rows = wide.transpose().to_owned();
+    let err = knn_self(rows.transpose(), 2).unwrap_err();
+    assert!(err.to_string().contains("row 7 has a non-finite coordinate 10"), "{err}");
 }
 
 proptest! {
