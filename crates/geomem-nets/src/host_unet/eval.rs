@@ -63,6 +63,8 @@ impl HostUNetEps {
         }
         let (dims, w) = params(model);
         let net = HostUNet::new(cfg, &dims).map_err(NetsError::Record)?;
+        // The parameters stay fixed: the direct kernels are arranged once, not per pass.
+        let w = net.with_kernels(w);
         Ok(Self { net, w })
     }
 

@@ -46,6 +46,9 @@ pub(crate) struct HostUNet {
     res_blocks: usize,
     channels: usize,
     image_size: usize,
+    /// The 3×3 stride-1 convolutions' weight indices and channels, in the order of their
+    /// `Conv::wt` (the kernels [`HostUNet::with_kernels`] appends).
+    kernels: Vec<(usize, usize, usize)>,
 }
 
 #[derive(Clone, Debug)]
@@ -64,11 +67,13 @@ struct StageL {
     attn: Option<Attn>,
 }
 
-/// Hands out parameter indices in visiting order, checking each one's shape.
+/// Hands out parameter indices in visiting order, checking each one's shape, and the
+/// places past the parameters of the 3×3 stride-1 convolutions' arranged kernels.
 struct Builder<'a> {
     dims: &'a [Vec<usize>],
     next: usize,
     groups: usize,
+    kernels: Vec<(usize, usize, usize)>,
 }
 
 impl Builder<'_> {
@@ -87,7 +92,13 @@ impl Builder<'_> {
     }
     fn conv(&mut self, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv, String> {
         let (w, b) = (self.take(&[cout, cin, k, k])?, self.take(&[cout])?);
-        Ok(Conv { w, b, cin, cout, k, stride, pad: usize::from(k == 3 && stride == 1) })
+        let wt = if k == 3 && stride == 1 {
+            self.kernels.push((w, cin, cout));
+            self.dims.len() + self.kernels.len() - 1
+        } else {
+            usize::MAX
+        };
+        Ok(Conv { w, b, wt, cin, cout, k, stride, pad: usize::from(k == 3 && stride == 1) })
     }
     fn norm(&mut self, c: usize) -> Result<Norm, String> {
         Ok(Norm { gamma: self.take(&[c])?, beta: self.take(&[c])?, c, groups: self.groups })
@@ -278,7 +289,7 @@ impl HostUNet {
     /// A message naming the first parameter whose shape is not the plan's.
     pub fn new(cfg: &UNetConfig, dims: &[Vec<usize>]) -> Result<Self, String> {
         let nf = cfg.base;
-        let mut bd = Builder { dims, next: 0, groups: cfg.groups };
+        let mut bd = Builder { dims, next: 0, groups: cfg.groups, kernels: Vec::new() };
         let (temb0, temb1) = (bd.linear(nf, 4 * nf)?, bd.linear(4 * nf, 4 * nf)?);
         let conv_in = bd.conv(cfg.channels, nf, 3, 1)?;
         let (down_plan, up_plan) = cfg.plan();
@@ -320,7 +331,19 @@ impl HostUNet {
             res_blocks,
             channels,
             image_size,
+            kernels: bd.kernels,
         })
+    }
+
+    /// The parameters `p` followed by every 3×3 stride-1 convolution's kernel arranged for
+    /// the direct forward pass, where [`Conv::forward`] finds it (`Conv::wt`) instead of
+    /// arranging it at each call: for parameters that stay fixed over many forward passes
+    /// (evaluation). The extra entries are not parameters: no gradient is kept for them.
+    pub fn with_kernels(&self, mut p: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+        let kernels: Vec<Vec<f32>> =
+            self.kernels.iter().map(|&(w, cin, cout)| direct::arrange(&p[w], cin, cout, false)).collect();
+        p.extend(kernels);
+        p
     }
 
     /// Pixels per image.

@@ -145,6 +145,9 @@ pub(crate) use crate::host_train::mm;
 pub(crate) struct Conv {
     pub w: usize,
     pub b: usize,
+    /// Where the kernel arranged for the direct forward pass may follow the parameters
+    /// (`HostUNet::with_kernels`); past the end of `p`, it is arranged at each call.
+    pub wt: usize,
     pub cin: usize,
     pub cout: usize,
     /// Kernel side: 1 or 3.
@@ -220,8 +223,13 @@ impl Conv {
         let mut y = Act::scratch(self.cout, x.b, ho);
         #[cfg(target_arch = "x86_64")]
         if let Some(isa) = self.direct(x.h, Pass::Forward) {
+            let s = direct::shifts(x.b, x.h);
+            if let Some(wt) = p.get(self.wt) {
+                direct::conv(isa, &s, &x.v, self.cin, wt, Some(&p[self.b]), &mut y.v, false);
+                return y;
+            }
             let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
-            direct::conv(isa, &direct::shifts(x.b, x.h), &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
+            direct::conv(isa, &s, &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
             pool::give(wt);
             return y;
         }

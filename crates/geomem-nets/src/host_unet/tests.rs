@@ -65,6 +65,10 @@ fn the_host_forward_pass_is_burns() {
         let want: Vec<f32> = model.forward(xt, model.embed_steps(&steps, &dev)).into_data().to_vec().unwrap();
         let got = to_rows(&host.forward(&w, &x, &steps).0);
         assert_eq!(got, to_rows(&host.infer(&w, &x, &steps)), "{cfg:?}: the pass without a tape differs");
+        // The kernels arranged once (evaluation) give the same bits as arranged per call.
+        let with = host.with_kernels(w.clone());
+        assert!(with.len() > w.len(), "{cfg:?}: no 3×3 kernel arranged");
+        assert_eq!(got, to_rows(&host.infer(&with, &x, &steps)), "{cfg:?}: the arranged kernels differ");
         let scale = largest(&want);
         assert!(scale > 0.1, "{cfg:?}: outputs too small to test ({scale})");
         let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
@@ -317,7 +321,7 @@ fn direct_matches_im2col(b: usize, h: usize, cin: usize, cout: usize, phase: f32
             false => Err(format!("{b}×{h}² {cin}→{cout} {what}: {worst:e} > {tol:e}")),
         }
     };
-    let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
+    let conv = Conv { w: 0, b: 1, wt: usize::MAX, cin, cout, k: 3, stride: 1, pad: 1 };
     let p = vec![images(1, 9 * cin * cout, 0.1 + phase), images(1, cout, 0.7)];
     let x = act(cin, b, h, 0.2 + phase);
     let want = conv.forward_gemm(&p, &x, Act::scratch(cout, b, h));
@@ -427,7 +431,7 @@ fn conv_paths_timed() {
     ];
     for (h, cin, cout) in shapes {
         let b = 16;
-        let conv = Conv { w: 0, b: 1, cin, cout, k: 3, stride: 1, pad: 1 };
+        let conv = Conv { w: 0, b: 1, wt: usize::MAX, cin, cout, k: 3, stride: 1, pad: 1 };
         let p = vec![images(1, 9 * cin * cout, 0.1), images(1, cout, 0.7)];
         let mut x = Act::scratch(cin, b, h);
         x.v.copy_from_slice(&images(1, cin * b * h * h, 0.2));

@@ -122,15 +122,19 @@ impl Shifts {
 pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
     let (a, b) = if flip { (cout, cin) } else { (cin, cout) };
     // From the pool: a fresh vector of this size (above 128 KiB) would be new pages each
-    // call, which cost more than a small convolution. Every entry is written below, in
-    // order; the reads jump instead.
+    // call, which cost more than a small convolution. Every entry is written below.
     let mut t = super::ops::pool::take(9 * a * b);
-    let mut dst = t.iter_mut();
-    for qq in 0..9 {
-        for i in 0..a {
-            for o in 0..b {
-                let (co, ci, q) = if flip { (i, o, 8 - qq) } else { (o, i, qq) };
-                *dst.next().expect("9·a·b entries") = w[(co * cin + ci) * 9 + q];
+    // Sixteen outputs at a time: each destination line written whole, and the sixteen
+    // source rows it reads (9 a floats each) stay in cache across `i` and `q`.
+    for o0 in (0..b).step_by(16) {
+        let os = o0..(o0 + 16).min(b);
+        for qq in 0..9 {
+            for i in 0..a {
+                let dst = &mut t[(qq * a + i) * b..][os.clone()];
+                for (v, o) in dst.iter_mut().zip(os.clone()) {
+                    let (co, ci, q) = if flip { (i, o, 8 - qq) } else { (o, i, qq) };
+                    *v = w[(co * cin + ci) * 9 + q];
+                }
             }
         }
     }
