@@ -117,7 +117,24 @@ pub(super) const DEEP_BLOCK: usize = 64;
 /// Entries of a [`Deep`] record before the coordinates (one cache line).
 pub(super) const HEAD: usize = 16;
 
-impl Points<'_> {
+impl<'a> Points<'a> {
+    /// The point set from its parts, with the forms of the squared norms `norms` that the
+    /// screens and the keys read.
+    fn assemble(
+        exact: Exact<'a>,
+        screen: Screen,
+        norms: Vec<f64>,
+        rho: Vec<f64>,
+        deep: Option<Deep>,
+        order: Option<Vec<usize>>,
+    ) -> Self {
+        let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
+        let max_norm = norms.iter().copied().fold(0.0, f64::max);
+        let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
+        let lens32 = lens.iter().map(|&l| l as f32).collect();
+        Self { exact, screen, norms, halves, max_norm, lens, lens32, rho, deep, order }
+    }
+
     /// Point `j` of the search in double precision, unscaled.
     #[inline]
     pub(super) fn point(&self, j: usize) -> &[f64] {
@@ -337,19 +354,7 @@ pub(super) fn ordered<'a>(x: MatRef<'a, f64>, frame: &Frame, l: &Lattice, order:
         }
         lattice::pack_groups(rows, kp, groups);
     });
-    let (halves, max_norm, lens, lens32) = norm_forms(&norms);
-    Points {
-        exact,
-        screen: Screen::I8(int8),
-        norms,
-        halves,
-        max_norm,
-        lens,
-        lens32,
-        rho,
-        deep: None,
-        order: Some(order),
-    }
+    Points::assemble(exact, Screen::I8(int8), norms, rho, None, Some(order))
 }
 
 /// The points of `x` (its rows) as the columns of a copy, in parallel.
@@ -361,16 +366,6 @@ fn transposed(x: MatRef<'_, f64>) -> Columns<f64> {
         MatMut::from_column_major_slice_mut(chunk, d, cnt).copy_from(x.subrows(b * CONVERT, cnt).transpose());
     });
     Columns { data, d }
-}
-
-/// Half of each squared norm in single precision, the largest, and the norms in double
-/// and single precision.
-fn norm_forms(norms: &[f64]) -> (Vec<f32>, f64, Vec<f64>, Vec<f32>) {
-    let halves = norms.iter().map(|&r| (0.5 * r) as f32).collect();
-    let max_norm = norms.iter().copied().fold(0.0, f64::max);
-    let lens: Vec<f64> = norms.iter().map(|r| r.sqrt()).collect();
-    let lens32 = lens.iter().map(|&l| l as f32).collect();
-    (halves, max_norm, lens, lens32)
 }
 
 /// The ends of the blocks of deep coordinates (relative to the screen's last direction).
@@ -475,24 +470,14 @@ pub(super) fn points<'a>(x: MatRef<'a, f64>, frame: &Frame) -> Points<'a> {
         let cnt = out.sq.len();
         convert(x.subrows(b * CONVERT, cnt), frame, &ends, copy, s, &mut out);
     });
-    let (halves, max_norm, lens, lens32) = norm_forms(&norms);
     let deep = (stride > 0).then_some(Columns { data: deep, d: stride });
-    Points {
-        exact: if copy { Exact::Copy(Columns { data: exact, d }) } else { Exact::Rows(x) },
-        screen: match (frame.amx, frame.lattice) {
-            (true, _) => Screen::Bf16(bf),
-            (_, Some(_)) => Screen::I8(int8),
-            _ => Screen::F32(Columns { data: screen, d: m }),
-        },
-        norms,
-        halves,
-        max_norm,
-        lens,
-        lens32,
-        rho,
-        deep,
-        order: None,
-    }
+    let exact = if copy { Exact::Copy(Columns { data: exact, d }) } else { Exact::Rows(x) };
+    let screen = match (frame.amx, frame.lattice) {
+        (true, _) => Screen::Bf16(bf),
+        (_, Some(_)) => Screen::I8(int8),
+        _ => Screen::F32(Columns { data: screen, d: m }),
+    };
+    Points::assemble(exact, screen, norms, rho, deep, None)
 }
 
 /// Points as columns, their screening coordinates (centred, scaled by one power of two so
