@@ -115,3 +115,22 @@ pub fn knn_brute_force(queries: MatRef<'_, f64>, reference: MatRef<'_, f64>, k: 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dispatched distance (AVX-512 where the machine has it) gives the portable loop's
+    /// bits, at lengths on and off multiples of eight, and the plain sum within rounding.
+    #[test]
+    fn wide_distances_are_the_portable_bits() {
+        for d in [1, 7, 8, 9, 64, 784, 785] {
+            let a: Vec<f64> = (0..d).map(|l| ((l * 37 % 101) as f64 - 50.0) / 3.0).collect();
+            let b: Vec<f64> = (0..d).map(|l| ((l * 53 % 89) as f64 - 44.0) / 7.0).collect();
+            let (got, lanes) = (exact_sq(&a, &b, 0.25), exact_sq_lanes(&a, &b, 0.25));
+            assert_eq!(got.to_bits(), lanes.to_bits(), "d = {d}");
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| ((x - y) * 0.25).powi(2)).sum();
+            assert!((got - plain).abs() <= 1e-13 * plain, "d = {d}: {got} against {plain}");
+        }
+    }
+}

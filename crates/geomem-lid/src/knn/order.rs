@@ -43,9 +43,11 @@ fn project(x: MatRef<'_, f64>, dirs: MatRef<'_, f64>) -> Mat<f64> {
     let w: Vec<f64> = (0..dirs.nrows()).flat_map(|l| (0..AXES).map(move |a| dirs[(l, a)])).collect();
     let mut out = vec![[0.0f64; AXES]; n];
     out.par_chunks_mut(AXES).enumerate().for_each(|(b, o)| {
-        let rows: Vec<&[f64]> =
-            (0..o.len()).map(|t| x.row(AXES * b + t).try_as_row_major().expect("contiguous rows").as_slice()).collect();
-        along(&rows, &w, o);
+        let mut rows: [&[f64]; AXES] = [&[]; AXES];
+        for (t, r) in rows.iter_mut().enumerate().take(o.len()) {
+            *r = x.row(AXES * b + t).try_as_row_major().expect("contiguous rows").as_slice();
+        }
+        along(&rows[..o.len()], &w, o);
     });
     Mat::from_fn(n, m, |i, a| out[i][a])
 }
@@ -155,5 +157,22 @@ mod tests {
         assert!(close(&caller) < 0.05, "the caller's order interleaves the clusters");
         // 0.84 with these points.
         assert!(close(&order) > 0.75, "near points apart in the order: {}", close(&order));
+    }
+
+    /// The projections of contiguous rows, eight points at a time (AVX-512 where the machine
+    /// has it), are the matrix product's, with a row count off every multiple of eight.
+    #[test]
+    fn row_projections_are_the_product() {
+        let (n, d) = (45, 37);
+        let x = Mat::from_fn(n, d, |i, j| (((i * 31 + j * 17) % 23) as f64 - 11.0) / 7.0);
+        let dirs = Mat::from_fn(d, AXES, |l, a| (((l * 7 + a * 5) % 13) as f64 - 6.0) / 13.0);
+        let rows = x.transpose().to_owned();
+        let got = project(rows.transpose(), dirs.as_ref());
+        let want = &x * &dirs;
+        for i in 0..n {
+            for a in 0..AXES {
+                assert!((got[(i, a)] - want[(i, a)]).abs() <= 1e-12 * (1.0 + want[(i, a)].abs()), "({i}, {a})");
+            }
+        }
     }
 }

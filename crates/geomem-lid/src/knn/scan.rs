@@ -65,7 +65,7 @@ impl Buffers {
     fn get(&self) -> MutexGuard<'_, Buffer> {
         let slot = &self.0[rayon::current_thread_index().unwrap_or(0) % self.0.len()];
         // A buffer holds no invariant, so one left by a panicking task is still usable.
-        slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(slot)
     }
 }
 
