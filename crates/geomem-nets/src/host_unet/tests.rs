@@ -468,6 +468,20 @@ fn conv_paths_timed() {
         let ig = time(&mut || conv.backward_gemm(&p, &x, &dy, &mut g, Some(&mut dx))) - wg;
         let ar = time(&mut || pool::give(direct::arrange(&p[0], cin, cout, true)));
         let gflop = 18.0 * (b * h * h * cin * cout) as f64 / 1e9;
+        if direct::wino::fits(h) && direct::Isa::Avx512.on_this_cpu() {
+            use direct::wino;
+            let fw = time(&mut || {
+                let u = wino::arrange(&p[0], cin, cout, false);
+                wino::conv(b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false);
+                pool::give(u);
+            });
+            let iw = time(&mut || {
+                let u = wino::arrange(&p[0], cin, cout, true);
+                wino::conv(b, h, &dy.v, cout, &u, None, &mut dx.v, true);
+                pool::give(u);
+            });
+            println!("{h:>2}x{h:<2} {cin:>3}->{cout:<3} Winograd: forward {fw:7.3} ms, input grad {iw:7.3} ms");
+        }
         println!(
             "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3} (im2col path less its weight gradient); arranging the weights {ar:.3}",
             gflop / fd * 1e3, id, ig
@@ -587,5 +601,82 @@ fn the_host_score_jacobian_is_its_central_differences() {
         // Other parts (6 rows against 16), so other `f32` roundings.
         let (vjp, rows) = (field.vjp(&x, t, v.as_ref()).unwrap(), &v * &jac);
         assert!((&vjp - &rows).norm_max() <= 1e-5 * rows.norm_max(), "k = {k}: VJPs are not the Jacobian's rows");
+    }
+}
+
+/// Winograd's F(2×2, 3×3) forward and input-gradient passes against the direct kernel on
+/// AVX-512 (which the Winograd kernels need): even sides 2 to 28, partial vectors of tiles,
+/// channel counts off the register tiles, over 128 channels.
+#[cfg(target_arch = "x86_64")]
+fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> Result<(), String> {
+    use direct::wino;
+    if !direct::Isa::Avx512.on_this_cpu() {
+        eprintln!("no AVX-512 on this CPU: the Winograd kernels do not run here");
+        return Ok(());
+    }
+    let [want_y, _, want_dx] = direct_passes(direct::Isa::Avx512, b, h, cin, cout, phase);
+    let w = images(1, 9 * cin * cout, 0.1 + phase);
+    let x = images(1, cin * b * h * h, 0.2 + phase);
+    let mut y = vec![f32::NAN; cout * b * h * h];
+    wino::conv(b, h, &x, cin, &wino::arrange(&w, cin, cout, false), Some(&images(1, cout, 0.7)), &mut y, false);
+    let dy = images(1, cout * b * h * h, 0.9);
+    let mut dx = images(1, cin * b * h * h, 0.4);
+    wino::conv(b, h, &dy, cout, &wino::arrange(&w, cin, cout, true), None, &mut dx, true);
+    // The transforms add up to 16 terms before and after the products: 8e-6 of the largest
+    // value, growing as n past sums of n = 256 products (as in `direct_matches_im2col`).
+    let close = |got: &[f32], want: &[f32], what: &str, n: usize| {
+        let tol = 8e-6 * largest(want).max(1e-3) * (n as f32 / 256.0).max(1.0);
+        let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        match got.len() == want.len() && worst <= tol {
+            true => Ok(()),
+            false => Err(format!("{b}×{h}² {cin}→{cout} Winograd {what}: {worst:e} > {tol:e}")),
+        }
+    };
+    close(&y, &want_y, "forward", 9 * cin)?;
+    close(&dx, &want_dx, "input gradient", 9 * cout)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_winograd_convolution_is_the_direct_one() {
+    let shapes = [
+        (3, 6, 1, 5),
+        (2, 2, 6, 1),
+        (16, 8, 32, 32),
+        (16, 4, 64, 64),
+        (16, 4, 13, 9),
+        (5, 14, 48, 16),
+        (1, 28, 7, 130),
+        (2, 14, 256, 256),
+    ];
+    for (b, h, cin, cout) in shapes {
+        winograd_matches_direct(b, h, cin, cout, 0.0).unwrap();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+#[ignore = "tmp"]
+fn wino_tmp_timed() {
+    use direct::wino;
+    use std::time::Instant;
+    for (h, cin, cout) in std::env::var("WSHAPE").map_or(vec![(8, 32, 32), (4, 64, 64), (4, 128, 64)], |s| { let v: Vec<usize> = s.split(",").map(|x| x.parse().unwrap()).collect(); vec![(v[0], v[1], v[2])] }) {
+        let b = 16;
+        let w = images(1, 9 * cin * cout, 0.1);
+        let x = images(1, cin * b * h * h, 0.2);
+        let mut y = vec![0.0; cout * b * h * h];
+        let u = wino::arrange(&w, cin, cout, false);
+        let reps = 2000;
+        let t = Instant::now();
+        for _ in 0..reps {
+            super::ops::pool::give(wino::arrange(&w, cin, cout, false));
+        }
+        let ta = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
+        let t = Instant::now();
+        for _ in 0..reps {
+            wino::conv(b, h, &x, cin, &u, None, &mut y, false);
+        }
+        let tc = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
+        println!("{h} {cin}->{cout}: arrange {ta:.4} ms conv {tc:.4} ms");
     }
 }

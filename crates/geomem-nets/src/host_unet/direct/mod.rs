@@ -16,6 +16,7 @@
 #![cfg(target_arch = "x86_64")]
 
 pub(crate) mod lanes;
+pub(crate) mod wino;
 
 use lanes::{Lanes, Y, Z};
 

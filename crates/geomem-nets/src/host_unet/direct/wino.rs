@@ -1,0 +1,451 @@
+//! Winograd's F(2×2, 3×3) convolution (Lavin & Gray, "Fast algorithms for convolutional
+//! neural networks", 2016) on channel-major maps of even side, in AVX-512: the same 3×3
+//! stride-1 "same" convolutions as [`super::conv`], with 16 multiplications for every 2 × 2
+//! outputs instead of 36.
+//!
+//! Each 2 × 2 block of outputs is a tile; its 4 × 4 input patch `d` (the pixels one step
+//! around it, zeros outside the image) becomes `V = Bᵀ d B`, the kernel `g` becomes
+//! `U = G g Gᵀ`, and the outputs are `Aᵀ (U ⊙ V) A`, with
+//! `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`, `G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]`,
+//! `Aᵀ = [1 1 1 0; 0 1 -1 -1]`. Summed over the input channels, `U ⊙ V` is 16 matrix
+//! products (one per position of the 4 × 4 transform) of `cin` by `cout` by the tiles.
+//!
+//! The input is first split into its four polyphase components (even or odd rows by even or
+//! odd columns), each a map of one pixel per tile. A patch's rows are then the odd component
+//! of the tile row above, the even and odd ones of its own and the even one of the row
+//! below, and its columns likewise: every entry of `V` for 16 tiles is a few masked loads of
+//! the components at tile offsets of at most one row and column (the masks of
+//! [`Shifts`] on the grid of tiles) and additions, vector by vector, with no gather. The
+//! outputs come back through the same four components.
+//!
+//! The sums run in another order than the direct kernel's and the transforms add up to 16
+//! terms, so the results differ from it by `f32` rounding (tested in `host_unet::tests`);
+//! each part of the batch still gives the same numbers on any thread.
+
+use super::{shifts, Shifts};
+use crate::host_unet::ops::pool;
+use std::arch::x86_64::*;
+
+/// Vectors of 16 tiles per block: a block's transformed inputs and products are made and
+/// used while they are in cache.
+const BLOCK: usize = 24;
+
+/// Register tile of the products: output channels × vectors of 16 tiles.
+const TILE: (usize, usize) = (4, 6);
+
+/// `U = G g Gᵀ` for every kernel, laid out `[pos][i][o]` (16 positions) in a pool buffer
+/// (give it back): from burn's `[co][ci][3][3]` as a convolution from `i = ci` to `o = co`
+/// (`flip = false`), or, for the input's gradient, from its flipped transposed kernel, from
+/// `i = co` to `o = ci` (`flip = true`), as [`super::arrange`].
+pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
+    let (a, b) = if flip { (cout, cin) } else { (cin, cout) };
+    let mut u = pool::take(16 * a * b);
+    // Sixteen outputs at a time, lane by lane (the compiler's vectors): each of the 16
+    // destination lines is written whole.
+    for i in 0..a {
+        for o0 in (0..b).step_by(16) {
+            let os = o0..(o0 + 16).min(b);
+            let mut g = [[0f32; 16]; 9];
+            for (l, o) in os.clone().enumerate() {
+                let (co, ci) = if flip { (i, o) } else { (o, i) };
+                let k = &w[(co * cin + ci) * 9..][..9];
+                for (q, g) in g.iter_mut().enumerate() {
+                    g[l] = if flip { k[8 - q] } else { k[q] };
+                }
+            }
+            let t = transform_kernel(&g);
+            for (pos, t) in t.iter().enumerate() {
+                u[(pos * a + i) * b..][os.clone()].copy_from_slice(&t[..os.len()]);
+            }
+        }
+    }
+    u
+}
+
+/// `G g Gᵀ` of 16 kernels at once (lane `l` of `g[3r + s]` is kernel `l`'s `g(r, s)`),
+/// row-major 4 × 4.
+fn transform_kernel(g: &[[f32; 16]; 9]) -> [[f32; 16]; 16] {
+    let mut out = [[0f32; 16]; 16];
+    // One kernel per iteration; the iterations are independent and read and write lane `l`
+    // of each line, so the compiler runs them as vectors.
+    for l in 0..16 {
+        // `G c` of a column of three.
+        let gcol = |c: [f32; 3]| [c[0], 0.5 * (c[0] + c[1] + c[2]), 0.5 * (c[0] - c[1] + c[2]), c[2]];
+        // Rows first (G g: 4 × 3), then columns ((G g) Gᵀ: 4 × 4).
+        let cols: [[f32; 4]; 3] = std::array::from_fn(|s| gcol([g[s][l], g[3 + s][l], g[6 + s][l]]));
+        for k in 0..4 {
+            for (j, v) in gcol([cols[0][k], cols[1][k], cols[2][k]]).into_iter().enumerate() {
+                out[4 * k + j][l] = v;
+            }
+        }
+    }
+    out
+}
+
+/// Whether [`conv`] takes maps of side `h`: even sides.
+pub(crate) fn fits(h: usize) -> bool {
+    h >= 2 && h % 2 == 0
+}
+
+/// `y[o] (=|+=) Σ_i conv3×3(x[i], kernel i → o)` plus `bias[o]` when given, for `b` images of
+/// side `h` (even): `x` has `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s, `y` has
+/// `u.len() / (16 cin)` channels. The CPU must have AVX-512F.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv(b: usize, h: usize, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>, y: &mut [f32], add: bool) {
+    let cout = u.len() / (16 * cin).max(1);
+    let n = b * h * h;
+    assert!(fits(h) && x.len() >= cin * n && y.len() >= cout * n && u.len() == 16 * cin * cout);
+    assert!(bias.is_none_or(|b| b.len() == cout));
+    assert!(std::arch::is_x86_feature_detected!("avx512f"), "Winograd's kernels need AVX-512F");
+    let grid = Grid::new(b, h);
+    let mut parts = pool::take(4 * slab(cin, grid.tp));
+    grid.split(x, cin, &mut parts);
+    let mut out = pool::take(4 * slab(cout, grid.tp));
+    let mut v = pool::take(16 * slab(cin, 16 * BLOCK));
+    let mut m = pool::take(16 * slab(cout, 16 * BLOCK));
+    let ts = grid.ts.clone();
+    let mut v0 = 0;
+    while v0 < ts.nv {
+        let nb = (ts.nv - v0).min(BLOCK);
+        let blk = Block { ts: &ts, tp: grid.tp, w: grid.w, v0, nb };
+        // SAFETY: AVX-512F was checked above; the buffers' lengths bound every unmasked
+        // access (masked-off lanes are not read).
+        unsafe {
+            blk.inputs(&parts, cin, &mut v);
+            blk.products(&v, cin, u, cout, &mut m);
+            blk.outputs(&m, cout, bias, &mut out);
+        }
+        v0 += nb;
+    }
+    grid.merge(&out, cout, y, add);
+    for buf in [parts, out, v, m] {
+        pool::give(buf);
+    }
+}
+
+/// The tiles of `b` images of side `h`: `w × w` per image, numbered image by image and row
+/// by row; `ts` holds their neighbours' masks on that grid; each of the four components
+/// takes `tp` floats per channel (whole vectors).
+struct Grid {
+    b: usize,
+    h: usize,
+    w: usize,
+    tp: usize,
+    ts: std::rc::Rc<Shifts>,
+}
+
+impl Grid {
+    fn new(b: usize, h: usize) -> Self {
+        let ts = shifts(b, h / 2);
+        Self { b, h, w: h / 2, tp: 16 * ts.nv, ts }
+    }
+
+    /// Where [`Grid::split`] and [`Grid::merge`] run as permutations of registers: when
+    /// `w` divides 16, a vector of 16 tiles is whole rows of tiles (or whole images) and its
+    /// pixels are the 64 floats at `64 v` of a channel. Lane `l` of component `k = 2p + q`
+    /// takes float `at[k][l]` of them.
+    fn lanes(&self) -> Option<[[u32; 16]; 4]> {
+        if 16 % self.w != 0 {
+            return None;
+        }
+        let (h, w) = (self.h, self.w);
+        Some(std::array::from_fn(|k| {
+            std::array::from_fn(|t| {
+                let (img, ty, tx) = (t / (w * w), t % (w * w) / w, t % w);
+                (img * h * h + (2 * ty + k / 2) * h + 2 * tx + k % 2) as u32
+            })
+        }))
+    }
+
+    /// `parts[(2p + q)·c + i][t]` = `x[i]`'s pixel at row `2ty + p`, column `2tx + q` of
+    /// tile `t`'s image.
+    fn split(&self, x: &[f32], c: usize, parts: &mut [f32]) {
+        if let Some(at) = self.lanes() {
+            // SAFETY: AVX-512F (checked by `conv`); the loads and stores are masked to the
+            // channel's pixels and the components' vectors.
+            unsafe { self.split_z(&at, x, c, parts) };
+            return;
+        }
+        let (h, w, tp) = (self.h, self.w, self.tp);
+        for i in 0..c {
+            for (img, map) in x[i * self.b * h * h..][..self.b * h * h].chunks_exact(h * h).enumerate() {
+                for (row, line) in map.chunks_exact(h).enumerate() {
+                    let t = img * w * w + (row / 2) * w;
+                    let at = |q: usize| (2 * (row % 2) + q) * slab(c, tp) + i * tp + t;
+                    let (e, o) = (at(0), at(1));
+                    for (tx, pair) in line.chunks_exact(2).enumerate() {
+                        parts[e + tx] = pair[0];
+                        parts[o + tx] = pair[1];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse of [`Grid::split`] into `y` (replacing or adding).
+    fn merge(&self, parts: &[f32], c: usize, y: &mut [f32], add: bool) {
+        if let Some(at) = self.lanes() {
+            // SAFETY: as in `split`.
+            unsafe { self.merge_z(&at, parts, c, y, add) };
+            return;
+        }
+        let (h, w, tp) = (self.h, self.w, self.tp);
+        for i in 0..c {
+            for (img, map) in y[i * self.b * h * h..][..self.b * h * h].chunks_exact_mut(h * h).enumerate() {
+                for (row, line) in map.chunks_exact_mut(h).enumerate() {
+                    let t = img * w * w + (row / 2) * w;
+                    let at = |q: usize| (2 * (row % 2) + q) * slab(c, tp) + i * tp + t;
+                    let (e, o) = (&parts[at(0)..][..w], &parts[at(1)..][..w]);
+                    for ((pair, &a), &b) in line.chunks_exact_mut(2).zip(e).zip(o) {
+                        if add {
+                            pair[0] += a;
+                            pair[1] += b;
+                        } else {
+                            pair[0] = a;
+                            pair[1] = b;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Grid {
+    /// [`Grid::split`] by permutations: each component's vector from the 64 floats of its
+    /// tiles, two permutations of pairs of registers and a blend.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split_z(&self, at: &[[u32; 16]; 4], x: &[f32], c: usize, parts: &mut [f32]) {
+        let n = self.b * self.h * self.h;
+        let idx: [__m512i; 4] = std::array::from_fn(|k| _mm512_loadu_si512(at[k].as_ptr().cast()));
+        let high: [u16; 4] = std::array::from_fn(|k| (0..16).fold(0, |m, l| m | (u16::from(at[k][l] >= 32) << l)));
+        for i in 0..c {
+            let src = x.as_ptr().add(i * n);
+            for v in 0..self.ts.nv {
+                let r: [__m512; 4] = std::array::from_fn(|j| {
+                    let f = 64 * v + 16 * j;
+                    _mm512_maskz_loadu_ps(live(n.saturating_sub(f)), src.add(f.min(n)))
+                });
+                for k in 0..4 {
+                    let lo = _mm512_permutex2var_ps(r[0], idx[k], r[1]);
+                    let hi = _mm512_permutex2var_ps(r[2], idx[k], r[3]);
+                    let dst = parts.as_mut_ptr().add(k * slab(c, self.tp) + i * self.tp + 16 * v);
+                    _mm512_storeu_ps(dst, _mm512_mask_blend_ps(high[k], lo, hi));
+                }
+            }
+        }
+    }
+
+    /// [`Grid::merge`] by permutations: each register of 16 pixels from the four
+    /// components' vectors of their tiles.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn merge_z(&self, at: &[[u32; 16]; 4], parts: &[f32], c: usize, y: &mut [f32], add: bool) {
+        let n = self.b * self.h * self.h;
+        // Float `f` of the 64 is lane `from[f] % 16` of component `from[f] / 16`.
+        let mut from = [0u32; 64];
+        for (k, at) in at.iter().enumerate() {
+            for (l, &f) in at.iter().enumerate() {
+                from[f as usize] = (16 * k + l) as u32;
+            }
+        }
+        // Components 0 and 1 in one permutation, 2 and 3 in the other.
+        let idx: [__m512i; 4] = std::array::from_fn(|j| {
+            let lanes: [u32; 16] = std::array::from_fn(|l| from[16 * j + l] % 32);
+            _mm512_loadu_si512(lanes.as_ptr().cast())
+        });
+        let high: [u16; 4] = std::array::from_fn(|j| (0..16).fold(0, |m, l| m | (u16::from(from[16 * j + l] >= 32) << l)));
+        for i in 0..c {
+            let dst = y.as_mut_ptr().add(i * n);
+            for v in 0..self.ts.nv {
+                let comp: [__m512; 4] =
+                    std::array::from_fn(|k| _mm512_loadu_ps(parts.as_ptr().add(k * slab(c, self.tp) + i * self.tp + 16 * v)));
+                for (j, &idx) in idx.iter().enumerate() {
+                    let f = 64 * v + 16 * j;
+                    let m = live(n.saturating_sub(f));
+                    let lo = _mm512_permutex2var_ps(comp[0], idx, comp[1]);
+                    let hi = _mm512_permutex2var_ps(comp[2], idx, comp[3]);
+                    let mut out = _mm512_mask_blend_ps(high[j], lo, hi);
+                    let p = dst.add(f.min(n));
+                    if add {
+                        out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(m, p));
+                    }
+                    _mm512_mask_storeu_ps(p, m, out);
+                }
+            }
+        }
+    }
+}
+
+/// Floats from one component or position of a buffer to the next: `c` channels of `len`,
+/// and one cache line more, so that the 4 or 16 lines read or written together do not fall
+/// on the same L1 set (at 8 × 8 and 32 channels the slabs are 32 KiB apart without it).
+fn slab(c: usize, len: usize) -> usize {
+    c * len + 16
+}
+
+/// The first `left` lanes (all 16 from 16 on).
+fn live(left: usize) -> u16 {
+    if left >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
+/// Vectors `v0..v0 + nb` of the tiles: their transformed inputs and products live in
+/// buffers of `16·nb` floats per position and channel.
+struct Block<'a> {
+    ts: &'a Shifts,
+    tp: usize,
+    w: usize,
+    v0: usize,
+    nb: usize,
+}
+
+impl Block<'_> {
+    /// `v[pos][i][·] = (Bᵀ d B)[pos]` for every tile of the block and input channel.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn inputs(&self, parts: &[f32], c: usize, v: &mut [f32]) {
+        let bs = 16 * self.nb;
+        for i in 0..c {
+            for j in 0..self.nb {
+                let d = self.patch(parts, c, i, self.v0 + j);
+                let dst = v.as_mut_ptr().add(i * bs + 16 * j);
+                for (pos, r) in d.iter().enumerate() {
+                    _mm512_storeu_ps(dst.add(pos * slab(c, bs)), *r);
+                }
+            }
+        }
+    }
+
+    /// `Bᵀ d B` for the 16 tiles of vector `vv`, channel `i`, position by position.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn patch(&self, parts: &[f32], c: usize, i: usize, vv: usize) -> [__m512; 16] {
+        let (ts, w) = (self.ts, self.w as isize);
+        let comp = |p: usize, q: usize| parts.as_ptr().add((2 * p + q) * slab(c, self.tp) + i * self.tp + 16 * vv);
+        // The masked load of component (p, q) at tile offset (dy, dx): zeros off the grid.
+        let at = |p, q, dy: isize, dx: isize| {
+            let m = ts.mask(((dy + 1) * 3 + dx + 1) as usize, vv);
+            _mm512_maskz_loadu_ps(m, comp(p, q).wrapping_offset(dy * w + dx))
+        };
+        // Bᵀ on the rows of the patch's columns from component column `q` at tile column
+        // offset `dx`: rows 2ty-1, 2ty, 2ty+1, 2ty+2 are (odd, -1), (even, 0), (odd, 0),
+        // (even, +1).
+        let rows = |q, dx| {
+            let (a, b, c, d) = (at(1, q, -1, dx), at(0, q, 0, dx), at(1, q, 0, dx), at(0, q, 1, dx));
+            [_mm512_sub_ps(a, c), _mm512_add_ps(b, c), _mm512_sub_ps(c, b), _mm512_sub_ps(b, d)]
+        };
+        // The patch's columns 2tx-1, 2tx, 2tx+1, 2tx+2, then B on them.
+        let (c0, c1, c2, c3) = (rows(1, -1), rows(0, 0), rows(1, 0), rows(0, 1));
+        let mut out = [_mm512_setzero_ps(); 16];
+        for k in 0..4 {
+            out[4 * k] = _mm512_sub_ps(c0[k], c2[k]);
+            out[4 * k + 1] = _mm512_add_ps(c1[k], c2[k]);
+            out[4 * k + 2] = _mm512_sub_ps(c2[k], c1[k]);
+            out[4 * k + 3] = _mm512_sub_ps(c1[k], c3[k]);
+        }
+        out
+    }
+
+    /// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]`, position by position, in register
+    /// tiles of at most [`TILE`].
+    #[target_feature(enable = "avx512f")]
+    unsafe fn products(&self, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
+        let bs = 16 * self.nb;
+        let (cm, pm) = TILE;
+        for pos in 0..16 {
+            let (vp, up) = (v.as_ptr().add(pos * slab(cin, bs)), u.as_ptr().add(pos * cin * cout));
+            let mp = m.as_mut_ptr().add(pos * slab(cout, bs));
+            let mut j = 0;
+            while j < self.nb {
+                let p = (self.nb - j).min(pm);
+                let mut co = 0;
+                while co < cout {
+                    let nc = (cout - co).min(cm);
+                    let t = Prod { v: vp, bs, cin, u: up, cout, m: mp, co, j };
+                    macro_rules! run {
+                        ($($cc:literal),*) => {
+                            match (nc, p) {
+                                $(($cc, 6) => t.run::<$cc, 6>(),
+                                  ($cc, 5) => t.run::<$cc, 5>(),
+                                  ($cc, 4) => t.run::<$cc, 4>(),
+                                  ($cc, 3) => t.run::<$cc, 3>(),
+                                  ($cc, 2) => t.run::<$cc, 2>(),
+                                  ($cc, 1) => t.run::<$cc, 1>(),)*
+                                _ => unreachable!("tiles are at most TILE"),
+                            }
+                        };
+                    }
+                    run!(1, 2, 3, 4);
+                    co += nc;
+                }
+                j += p;
+            }
+        }
+    }
+
+    /// `out[(2a + b)·c + o][t] = (Aᵀ m A)[a][b]` (+ `bias[o]`) for the block's tiles.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn outputs(&self, m: &[f32], c: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        let bs = 16 * self.nb;
+        for o in 0..c {
+            let b = _mm512_set1_ps(bias.map_or(0.0, |b| b[o]));
+            for j in 0..self.nb {
+                let src = m.as_ptr().add(o * bs + 16 * j);
+                let mv: [__m512; 16] = std::array::from_fn(|pos| _mm512_loadu_ps(src.add(pos * slab(c, bs))));
+                // Aᵀ on the rows, then A on the columns.
+                let r0: [__m512; 4] =
+                    std::array::from_fn(|l| _mm512_add_ps(_mm512_add_ps(mv[l], mv[4 + l]), mv[8 + l]));
+                let r1: [__m512; 4] =
+                    std::array::from_fn(|l| _mm512_sub_ps(_mm512_sub_ps(mv[4 + l], mv[8 + l]), mv[12 + l]));
+                let dst = out.as_mut_ptr().add(o * self.tp + 16 * (self.v0 + j));
+                for (a, r) in [r0, r1].iter().enumerate() {
+                    let even = _mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]);
+                    let odd = _mm512_sub_ps(_mm512_sub_ps(r[1], r[2]), r[3]);
+                    _mm512_storeu_ps(dst.add(2 * a * slab(c, self.tp)), _mm512_add_ps(even, b));
+                    _mm512_storeu_ps(dst.add((2 * a + 1) * slab(c, self.tp)), _mm512_add_ps(odd, b));
+                }
+            }
+        }
+    }
+}
+
+/// One register tile of [`Block::products`]: output channels `co..co + C`, vectors
+/// `j..j + P` of the block, at one position.
+#[derive(Clone, Copy)]
+struct Prod {
+    v: *const f32,
+    bs: usize,
+    cin: usize,
+    u: *const f32,
+    cout: usize,
+    m: *mut f32,
+    co: usize,
+    j: usize,
+}
+
+impl Prod {
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn run<const C: usize, const P: usize>(self) {
+        let mut acc = [[_mm512_setzero_ps(); P]; C];
+        for i in 0..self.cin {
+            let row = self.v.add(i * self.bs + 16 * self.j);
+            let xv: [__m512; P] = std::array::from_fn(|k| _mm512_loadu_ps(row.add(16 * k)));
+            let wi = self.u.add(i * self.cout + self.co);
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_ps(*wi.add(c));
+                for (a, &x) in acc.iter_mut().zip(&xv) {
+                    *a = _mm512_fmadd_ps(wv, x, *a);
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            let dst = self.m.add((self.co + c) * self.bs + 16 * self.j);
+            for (k, &a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(dst.add(16 * k), a);
+            }
+        }
+    }
+}
