@@ -46,9 +46,20 @@ pub(crate) struct HostUNet {
     res_blocks: usize,
     channels: usize,
     image_size: usize,
-    /// The 3×3 stride-1 convolutions' weight indices and channels, in the order of their
-    /// `Conv::wt` (the kernels [`HostUNet::with_kernels`] appends).
-    kernels: Vec<(usize, usize, usize)>,
+    /// The 3×3 stride-1 convolutions' weight indices, channels and map sides, in the order
+    /// of their `Conv::wt` (the kernels [`HostUNet::with_kernels`] appends, two each).
+    kernels: Vec<Kernel>,
+    /// Parameters: the entries of `p` past these are arranged kernels.
+    params: usize,
+}
+
+/// A 3×3 stride-1 convolution's weight index, channels in and out, and map side.
+#[derive(Clone, Copy, Debug)]
+struct Kernel {
+    w: usize,
+    cin: usize,
+    cout: usize,
+    side: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -68,12 +79,14 @@ struct StageL {
 }
 
 /// Hands out parameter indices in visiting order, checking each one's shape, and the
-/// places past the parameters of the 3×3 stride-1 convolutions' arranged kernels.
+/// places past the parameters of the 3×3 stride-1 convolutions' arranged kernels (two
+/// each: the forward pass's and the input gradient's), for maps of side `side`.
 struct Builder<'a> {
     dims: &'a [Vec<usize>],
     next: usize,
     groups: usize,
-    kernels: Vec<(usize, usize, usize)>,
+    kernels: Vec<Kernel>,
+    side: usize,
 }
 
 impl Builder<'_> {
@@ -93,8 +106,8 @@ impl Builder<'_> {
     fn conv(&mut self, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv, String> {
         let (w, b) = (self.take(&[cout, cin, k, k])?, self.take(&[cout])?);
         let wt = if k == 3 && stride == 1 {
-            self.kernels.push((w, cin, cout));
-            self.dims.len() + self.kernels.len() - 1
+            self.kernels.push(Kernel { w, cin, cout, side: self.side });
+            self.dims.len() + 2 * (self.kernels.len() - 1)
         } else {
             usize::MAX
         };
@@ -289,25 +302,43 @@ impl HostUNet {
     /// A message naming the first parameter whose shape is not the plan's.
     pub fn new(cfg: &UNetConfig, dims: &[Vec<usize>]) -> Result<Self, String> {
         let nf = cfg.base;
-        let mut bd = Builder { dims, next: 0, groups: cfg.groups, kernels: Vec::new() };
+        let mut bd = Builder { dims, next: 0, groups: cfg.groups, kernels: Vec::new(), side: cfg.image_size };
         let (temb0, temb1) = (bd.linear(nf, 4 * nf)?, bd.linear(4 * nf, 4 * nf)?);
         let conv_in = bd.conv(cfg.channels, nf, 3, 1)?;
         let (down_plan, up_plan) = cfg.plan();
         let levels = cfg.mults.len();
         // burn visits a struct's fields in order: every down stage, then every downsampling
         // conv, the middle, every up stage, every upsampling conv.
-        let down = down_plan.iter().map(|&s| bd.stage(s, 4 * nf)).collect::<Result<Vec<_>, _>>()?;
+        let side = |l: usize| cfg.image_size >> l;
+        let rb = cfg.res_blocks.max(1);
+        let down = (down_plan.iter().enumerate())
+            .map(|(i, &s)| {
+                bd.side = side(i / rb);
+                bd.stage(s, 4 * nf)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let downsample = (0..levels - 1)
             .map(|l| bd.conv(nf * cfg.mults[l], nf * cfg.mults[l], 3, 2))
             .collect::<Result<Vec<_>, _>>()?;
         let top = nf * cfg.mults[levels - 1];
+        bd.side = side(levels - 1);
         let (mid0, mid_attn, mid1) = (bd.res(top, top, 4 * nf)?, bd.attn(top)?, bd.res(top, top, 4 * nf)?);
-        let up = up_plan.iter().map(|&s| bd.stage(s, 4 * nf)).collect::<Result<Vec<_>, _>>()?;
+        let up = (up_plan.iter().enumerate())
+            .map(|(i, &s)| {
+                bd.side = side(levels - 1 - i / (cfg.res_blocks + 1));
+                bd.stage(s, 4 * nf)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let upsample = (1..levels)
             .rev()
-            .map(|l| bd.conv(nf * cfg.mults[l], nf * cfg.mults[l], 3, 1))
+            .map(|l| {
+                // After the nearest-neighbour upsampling to the level above.
+                bd.side = side(l - 1);
+                bd.conv(nf * cfg.mults[l], nf * cfg.mults[l], 3, 1)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let w0 = nf * cfg.mults[0];
+        bd.side = cfg.image_size;
         let (norm_out, conv_out) = (bd.norm(w0)?, bd.conv(w0, cfg.channels, 3, 1)?);
         if bd.next != dims.len() {
             return Err(format!("{} parameters, the plan uses {}", dims.len(), bd.next));
@@ -332,18 +363,28 @@ impl HostUNet {
             channels,
             image_size,
             kernels: bd.kernels,
+            params: dims.len(),
         })
     }
 
-    /// The parameters `p` followed by every 3×3 stride-1 convolution's kernel arranged for
-    /// the direct forward pass, where [`Conv::forward`] finds it (`Conv::wt`) instead of
-    /// arranging it at each call: for parameters that stay fixed over many forward passes
-    /// (evaluation). The extra entries are not parameters: no gradient is kept for them.
+    /// The parameters `p` followed by every 3×3 stride-1 convolution's kernels arranged
+    /// for its forward pass and its input gradient (direct or Winograd, as [`Conv`]'s rule
+    /// picks at its map side; empty where it picks im2col), where [`Conv`] finds them
+    /// (`Conv::wt`) instead of arranging them at each call: for parameters that stay fixed
+    /// over many passes (evaluation, or the parts of one training step). The extra entries
+    /// are not parameters: no gradient is kept for them.
     pub fn with_kernels(&self, mut p: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
-        let kernels: Vec<Vec<f32>> =
-            self.kernels.iter().map(|&(w, cin, cout)| direct::arrange(&p[w], cin, cout, false)).collect();
+        p.truncate(self.params);
+        let kernels: Vec<Vec<f32>> = (self.kernels.iter())
+            .flat_map(|k| [false, true].map(|flip| ops::arranged_for(&p[k.w], k.cin, k.cout, k.side, flip)))
+            .collect();
         p.extend(kernels);
         p
+    }
+
+    /// The number of parameters (entries of `p` before any arranged kernels).
+    pub fn params(&self) -> usize {
+        self.params
     }
 
     /// Pixels per image.

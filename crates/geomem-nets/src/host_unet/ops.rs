@@ -165,6 +165,38 @@ enum Pass {
     Weight,
 }
 
+/// How a convolution's pass runs ([`Conv::path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Winograd's F(2×2, 3×3) on AVX-512 ([`direct::wino`]).
+    #[cfg(target_arch = "x86_64")]
+    Winograd,
+    /// The direct 3×3 kernels ([`direct`]).
+    #[cfg(target_arch = "x86_64")]
+    Direct(direct::Isa),
+    /// im2col (or the matrix itself for 1×1) and a GEMM.
+    Gemm,
+}
+
+impl Path {
+    /// [`Path::Winograd`] where it exists ([`Path::Gemm`] elsewhere: never a fast path's
+    /// kernel length then).
+    fn winograd() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        return Path::Winograd;
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Gemm
+    }
+}
+
+/// A 3×3 stride-1 convolution's kernel `w` (`cin → cout`) arranged for the path that
+/// [`Conv`] takes at maps of side `side` for its forward pass, or for its input's gradient
+/// (`flip`); empty where that is im2col (which reads the weights as they are).
+pub(crate) fn arranged_for(w: &[f32], cin: usize, cout: usize, side: usize, flip: bool) -> Vec<f32> {
+    let conv = Conv { w: 0, b: 1, wt: usize::MAX, cin, cout, k: 3, stride: 1, pad: 1 };
+    conv.arrange(w, conv.path(side, if flip { Pass::Input } else { Pass::Forward }), flip)
+}
+
 /// im2col chunks are kept below this many floats (whole images at a time).
 const COLS_CAP: usize = 1 << 23;
 
@@ -217,23 +249,81 @@ impl Conv {
         })
     }
 
+    /// How this convolution's `pass` runs on maps of side `h`: Winograd's F(2×2, 3×3)
+    /// ([`direct::wino`]) for the forward pass and the input's gradient on AVX-512 at even
+    /// sides from 4 with at least 16 channels on each side and 48 in all (at 14 × 14 and
+    /// 16 → 16 it is as fast as the direct kernel, at 48 → 16 faster; measured on Zen 4 by
+    /// `conv_paths_timed`, docs/BENCHMARKS.md), else [`Conv::direct`]'s choice.
+    fn path(&self, h: usize, pass: Pass) -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
+            let wide = self.cin.min(self.cout) >= 16 && self.cin + self.cout >= 48;
+            let wino = shape && wide && h >= 4 && direct::wino::fits(h) && pass != Pass::Weight;
+            if wino && direct::Isa::Avx512.on_this_cpu() {
+                return Path::Winograd;
+            }
+            if let Some(isa) = self.direct(h, pass) {
+                return Path::Direct(isa);
+            }
+        }
+        let _ = (h, pass);
+        Path::Gemm
+    }
+
+    /// The kernel arranged for `path` (`flip`: for the input's gradient) where
+    /// [`super::HostUNet::with_kernels`] put it, or arranged now (give it back to the pool).
+    fn kernel<'a>(&self, p: &'a [Vec<f32>], path: Path, flip: bool) -> std::borrow::Cow<'a, [f32]> {
+        let per = if cfg!(target_arch = "x86_64") && path == Path::winograd() { 16 } else { 9 };
+        let at = self.wt.checked_add(usize::from(flip));
+        match at.and_then(|i| p.get(i)).filter(|k| k.len() == per * self.cin * self.cout) {
+            Some(k) => std::borrow::Cow::Borrowed(k),
+            None => std::borrow::Cow::Owned(self.arrange(&p[self.w], path, flip)),
+        }
+    }
+
+    /// The 3×3 kernel `w` arranged for `path` (`flip`: for the input's gradient), in a pool
+    /// buffer; empty for im2col.
+    fn arrange(&self, w: &[f32], path: Path, flip: bool) -> Vec<f32> {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            Path::Winograd => direct::wino::arrange(w, self.cin, self.cout, flip),
+            #[cfg(target_arch = "x86_64")]
+            Path::Direct(_) => direct::arrange(w, self.cin, self.cout, flip),
+            Path::Gemm => Vec::new(),
+        }
+    }
+
+    /// `y (+)= ` the convolution of `x` by the kernel (`flip`: the input's gradient, from
+    /// `dy` to `dx`) on a fast `path`, plus `bias`.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn fast(&self, p: &[Vec<f32>], path: Path, x: &Act, bias: Option<&[f32]>, y: &mut Act, flip: bool) {
+        let k = self.kernel(p, path, flip);
+        let cin = if flip { self.cout } else { self.cin };
+        match path {
+            Path::Winograd => direct::wino::conv(x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip),
+            Path::Direct(isa) => direct::conv(isa, &direct::shifts(x.b, x.h), &x.v, cin, &k, bias, &mut y.v, flip),
+            Path::Gemm => unreachable!("only the fast paths"),
+        }
+        if let std::borrow::Cow::Owned(k) = k {
+            pool::give(k);
+        }
+    }
+
     /// The convolution of `x` (with bias).
     pub fn forward(&self, p: &[Vec<f32>], x: &Act) -> Act {
         let ho = self.out_side(x.h);
-        let mut y = Act::scratch(self.cout, x.b, ho);
-        #[cfg(target_arch = "x86_64")]
-        if let Some(isa) = self.direct(x.h, Pass::Forward) {
-            let s = direct::shifts(x.b, x.h);
-            if let Some(wt) = p.get(self.wt) {
-                direct::conv(isa, &s, &x.v, self.cin, wt, Some(&p[self.b]), &mut y.v, false);
-                return y;
+        let y = Act::scratch(self.cout, x.b, ho);
+        match self.path(x.h, Pass::Forward) {
+            Path::Gemm => self.forward_gemm(p, x, y),
+            #[cfg(target_arch = "x86_64")]
+            path => {
+                let mut y = y;
+                self.fast(p, path, x, Some(&p[self.b]), &mut y, false);
+                y
             }
-            let wt = direct::arrange(&p[self.w], self.cin, self.cout, false);
-            direct::conv(isa, &s, &x.v, self.cin, &wt, Some(&p[self.b]), &mut y.v, false);
-            pool::give(wt);
-            return y;
         }
-        self.forward_gemm(p, x, y)
     }
 
     /// [`Conv::forward`] by im2col and a GEMM, into `y` (the output's shape).
@@ -277,33 +367,29 @@ impl Conv {
         for (col, gb) in dy.v.chunks_exact(n).zip(g[self.b].iter_mut()) {
             *gb += sum(col);
         }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(isa) = self.direct(x.h, Pass::Input) {
-            let s = direct::shifts(x.b, x.h);
-            if let Some(dx) = dx {
-                let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
-                direct::conv(isa, &s, &dy.v, self.cout, &wt, None, &mut dx.v, true);
-                pool::give(wt);
-            }
-            if let Some(isa) = self.direct(x.h, Pass::Weight) {
-                direct::weight_grad(isa, &s, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
-            } else {
-                self.backward_gemm(p, x, dy, g, None);
-            }
+        if self.path(x.h, Pass::Input) == Path::Gemm {
+            self.backward_gemm(p, x, dy, g, dx);
             return;
         }
-        self.backward_gemm(p, x, dy, g, dx);
+        if let Some(dx) = dx {
+            self.input_grad(p, x, dy, dx);
+        }
+        match self.path(x.h, Pass::Weight) {
+            #[cfg(target_arch = "x86_64")]
+            Path::Direct(isa) => {
+                direct::weight_grad(isa, &direct::shifts(x.b, x.h), &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            }
+            _ => self.backward_gemm(p, x, dy, g, None),
+        }
     }
 
-    /// Adds the input's gradient alone to `dx` (`x` gives the shape): the direct kernel where
-    /// [`Conv::backward`] takes it, otherwise a GEMM and col2im.
+    /// Adds the input's gradient alone to `dx` (`x` gives the shape): Winograd's or the
+    /// direct kernel where [`Conv::path`] picks them, otherwise a GEMM and col2im.
     fn input_grad(&self, p: &[Vec<f32>], x: &Act, dy: &Act, dx: &mut Act) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(isa) = self.direct(x.h, Pass::Input) {
-            let wt = direct::arrange(&p[self.w], self.cin, self.cout, true);
-            direct::conv(isa, &direct::shifts(x.b, x.h), &dy.v, self.cout, &wt, None, &mut dx.v, true);
-            pool::give(wt);
-            return;
+        match self.path(x.h, Pass::Input) {
+            Path::Gemm => {}
+            #[cfg(target_arch = "x86_64")]
+            path => return self.fast(p, path, dy, None, dx, true),
         }
         let w = self.weight(p);
         if self.k == 1 {

@@ -108,14 +108,17 @@ impl HostDdpm {
                 }
             }
         }
-        let mut g: Vec<Vec<f32>> = self.w.iter().map(|p| vec![0.0; p.len()]).collect();
+        let mut g: Vec<Vec<f32>> = self.w[..self.net.params()].iter().map(|p| vec![0.0; p.len()]).collect();
         self.net.backward(&self.w, &tape, &dout, &mut g);
         (sum, g)
     }
 
     /// One step of [`crate::train_ddpm`]'s loop on these draws; the loss.
     pub fn step(&mut self, draw: &Draw, cfg: &DdpmTrainConfig) -> f32 {
+        // The 3×3 kernels arranged once for every part of the batch, dropped before Adam.
+        self.w = self.net.with_kernels(std::mem::take(&mut self.w));
         let (loss, mut g) = self.loss_and_grads(draw);
+        self.w.drain(self.net.params()..).for_each(super::ops::pool::give);
         if cfg.clip_grad > 0.0 {
             let total: f64 = g.iter().flatten().map(|&x| f64::from(x) * f64::from(x)).sum();
             let coef = (cfg.clip_grad / (total.sqrt() + 1e-6)).min(1.0) as f32;

@@ -28,10 +28,14 @@ use std::arch::x86_64::*;
 
 /// Vectors of 16 tiles per block: a block's transformed inputs and products are made and
 /// used while they are in cache.
-const BLOCK: usize = 24;
+const BLOCK: usize = 12;
 
 /// Register tile of the products: output channels × vectors of 16 tiles.
 const TILE: (usize, usize) = (4, 6);
+
+/// Bytes of a chunk of input channels in the products: its rows of one tile's inputs and
+/// of the kernels (half of a 32 KiB L1).
+const CHUNK_BYTES: usize = 16 << 10;
 
 /// `U = G g Gᵀ` for every kernel, laid out `[pos][i][o]` (16 positions) in a pool buffer
 /// (give it back): from burn's `[co][ci][3][3]` as a convolution from `i = ci` to `o = co`
@@ -349,38 +353,58 @@ impl Block<'_> {
     }
 
     /// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]`, position by position, in register
-    /// tiles of at most [`TILE`].
+    /// tiles of at most [`TILE`], over chunks of input channels whose rows of the
+    /// transformed inputs and of `u` stay in L1 while every tile passes over them (without
+    /// the chunks, at 4 × 4 and 128 → 64 channels, the 32 KiB of one position's inputs left
+    /// L1 at each of the 16 tiles of outputs).
     #[target_feature(enable = "avx512f")]
     unsafe fn products(&self, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
         let bs = 16 * self.nb;
         let (cm, pm) = TILE;
+        let row = 64 * self.nb.min(pm) + 4 * cout;
+        let kc = (CHUNK_BYTES / row).clamp(8, cin.max(8));
         for pos in 0..16 {
             let (vp, up) = (v.as_ptr().add(pos * slab(cin, bs)), u.as_ptr().add(pos * cin * cout));
             let mp = m.as_mut_ptr().add(pos * slab(cout, bs));
-            let mut j = 0;
-            while j < self.nb {
-                let p = (self.nb - j).min(pm);
-                let mut co = 0;
-                while co < cout {
-                    let nc = (cout - co).min(cm);
-                    let t = Prod { v: vp, bs, cin, u: up, cout, m: mp, co, j };
-                    macro_rules! run {
-                        ($($cc:literal),*) => {
-                            match (nc, p) {
-                                $(($cc, 6) => t.run::<$cc, 6>(),
-                                  ($cc, 5) => t.run::<$cc, 5>(),
-                                  ($cc, 4) => t.run::<$cc, 4>(),
-                                  ($cc, 3) => t.run::<$cc, 3>(),
-                                  ($cc, 2) => t.run::<$cc, 2>(),
-                                  ($cc, 1) => t.run::<$cc, 1>(),)*
-                                _ => unreachable!("tiles are at most TILE"),
-                            }
-                        };
+            let mut i0 = 0;
+            while i0 < cin {
+                let i1 = (i0 + kc).min(cin);
+                let mut j = 0;
+                while j < self.nb {
+                    let p = (self.nb - j).min(pm);
+                    // Up to 4 vectors, 6 channels: 24 sums, as many as 4 × 6.
+                    let cm = if p <= 4 { 6 } else { cm };
+                    let mut co = 0;
+                    while co < cout {
+                        let nc = (cout - co).min(cm);
+                        let t = Prod { v: vp, bs, i0, i1, u: up, cout, m: mp, co, j };
+                        macro_rules! run {
+                            ($($cc:literal),*) => {
+                                match (nc, p) {
+                                    (6, 4) => t.run::<6, 4>(),
+                                    (6, 3) => t.run::<6, 3>(),
+                                    (6, 2) => t.run::<6, 2>(),
+                                    (6, 1) => t.run::<6, 1>(),
+                                    (5, 4) => t.run::<5, 4>(),
+                                    (5, 3) => t.run::<5, 3>(),
+                                    (5, 2) => t.run::<5, 2>(),
+                                    (5, 1) => t.run::<5, 1>(),
+                                    $(($cc, 6) => t.run::<$cc, 6>(),
+                                      ($cc, 5) => t.run::<$cc, 5>(),
+                                      ($cc, 4) => t.run::<$cc, 4>(),
+                                      ($cc, 3) => t.run::<$cc, 3>(),
+                                      ($cc, 2) => t.run::<$cc, 2>(),
+                                      ($cc, 1) => t.run::<$cc, 1>(),)*
+                                    _ => unreachable!("tiles are at most TILE"),
+                                }
+                            };
+                        }
+                        run!(1, 2, 3, 4);
+                        co += nc;
                     }
-                    run!(1, 2, 3, 4);
-                    co += nc;
+                    j += p;
                 }
-                j += p;
+                i0 = i1;
             }
         }
     }
@@ -412,12 +436,14 @@ impl Block<'_> {
 }
 
 /// One register tile of [`Block::products`]: output channels `co..co + C`, vectors
-/// `j..j + P` of the block, at one position.
+/// `j..j + P` of the block, input channels `i0..i1`, at one position; the first chunk
+/// (`i0 = 0`) starts from zero, the others add to the tile's sums so far.
 #[derive(Clone, Copy)]
 struct Prod {
     v: *const f32,
     bs: usize,
-    cin: usize,
+    i0: usize,
+    i1: usize,
     u: *const f32,
     cout: usize,
     m: *mut f32,
@@ -429,8 +455,16 @@ impl Prod {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn run<const C: usize, const P: usize>(self) {
+        let out = |c: usize, k: usize| self.m.add((self.co + c) * self.bs + 16 * (self.j + k));
         let mut acc = [[_mm512_setzero_ps(); P]; C];
-        for i in 0..self.cin {
+        if self.i0 > 0 {
+            for (c, acc) in acc.iter_mut().enumerate() {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_loadu_ps(out(c, k));
+                }
+            }
+        }
+        for i in self.i0..self.i1 {
             let row = self.v.add(i * self.bs + 16 * self.j);
             let xv: [__m512; P] = std::array::from_fn(|k| _mm512_loadu_ps(row.add(16 * k)));
             let wi = self.u.add(i * self.cout + self.co);
@@ -442,9 +476,8 @@ impl Prod {
             }
         }
         for (c, acc) in acc.iter().enumerate() {
-            let dst = self.m.add((self.co + c) * self.bs + 16 * self.j);
             for (k, &a) in acc.iter().enumerate() {
-                _mm512_storeu_ps(dst.add(16 * k), a);
+                _mm512_storeu_ps(out(c, k), a);
             }
         }
     }
