@@ -250,16 +250,16 @@ impl Conv {
     }
 
     /// How this convolution's `pass` runs on maps of side `h`: Winograd's F(2×2, 3×3)
-    /// ([`direct::wino`]) for the forward pass and the input's gradient on AVX-512 at even
-    /// sides from 4 with at least 16 channels on each side and 48 in all (at 14 × 14 and
-    /// 16 → 16 it is as fast as the direct kernel, at 48 → 16 faster; measured on Zen 4 by
-    /// `conv_paths_timed`, docs/BENCHMARKS.md), else [`Conv::direct`]'s choice.
+    /// ([`direct::wino`]) for all three passes on AVX-512 at even sides from 4 with at
+    /// least 16 channels on each side and 48 in all (at 14 × 14 and 16 → 16 it is as fast
+    /// as the direct kernel, at 48 → 16 faster; measured on Zen 4 by `conv_paths_timed`,
+    /// docs/BENCHMARKS.md), else [`Conv::direct`]'s choice.
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
             let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
             let wide = self.cin.min(self.cout) >= 16 && self.cin + self.cout >= 48;
-            let wino = shape && wide && h >= 4 && direct::wino::fits(h) && pass != Pass::Weight;
+            let wino = shape && wide && h >= 4 && direct::wino::fits(h);
             if wino && direct::Isa::Avx512.on_this_cpu() {
                 return Path::Winograd;
             }
@@ -375,6 +375,10 @@ impl Conv {
             self.input_grad(p, x, dy, dx);
         }
         match self.path(x.h, Pass::Weight) {
+            #[cfg(target_arch = "x86_64")]
+            Path::Winograd => {
+                direct::wino::grad::weight_grad(x.b, x.h, &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);
+            }
             #[cfg(target_arch = "x86_64")]
             Path::Direct(isa) => {
                 direct::weight_grad(isa, &direct::shifts(x.b, x.h), &x.v, self.cin, &dy.v, self.cout, &mut g[self.w]);

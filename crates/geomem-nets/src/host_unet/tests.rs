@@ -470,6 +470,7 @@ fn conv_paths_timed() {
         let gflop = 18.0 * (b * h * h * cin * cout) as f64 / 1e9;
         if direct::wino::fits(h) && direct::Isa::Avx512.on_this_cpu() {
             use direct::wino;
+            let mut g0 = vec![0.0; 9 * cin * cout];
             let fw = time(&mut || {
                 let u = wino::arrange(&p[0], cin, cout, false);
                 wino::conv(b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false);
@@ -480,7 +481,10 @@ fn conv_paths_timed() {
                 wino::conv(b, h, &dy.v, cout, &u, None, &mut dx.v, true);
                 pool::give(u);
             });
-            println!("{h:>2}x{h:<2} {cin:>3}->{cout:<3} Winograd: forward {fw:7.3} ms, input grad {iw:7.3} ms");
+            let ww = time(&mut || wino::grad::weight_grad(b, h, &x.v, cin, &dy.v, cout, &mut g0));
+            println!(
+                "{h:>2}x{h:<2} {cin:>3}->{cout:<3} Winograd: forward {fw:7.3} ms, input grad {iw:7.3} ms, weight grad {ww:7.3} ms"
+            );
         }
         println!(
             "{h:>2}x{h:<2} {cin:>3}->{cout:<3} forward direct {fd:7.3} ms ({:5.1} GFLOP/s) gemm {fg:7.3} | weight grad direct {wd:7.3} gemm {wg:7.3} | input grad direct {:7.3} gemm {:7.3} (im2col path less its weight gradient); arranging the weights {ar:.3}",
@@ -614,7 +618,7 @@ fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f
         eprintln!("no AVX-512 on this CPU: the Winograd kernels do not run here");
         return Ok(());
     }
-    let [want_y, _, want_dx] = direct_passes(direct::Isa::Avx512, b, h, cin, cout, phase);
+    let [want_y, want_g, want_dx] = direct_passes(direct::Isa::Avx512, b, h, cin, cout, phase);
     let w = images(1, 9 * cin * cout, 0.1 + phase);
     let x = images(1, cin * b * h * h, 0.2 + phase);
     let mut y = vec![f32::NAN; cout * b * h * h];
@@ -633,7 +637,10 @@ fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f
         }
     };
     close(&y, &want_y, "forward", 9 * cin)?;
-    close(&dx, &want_dx, "input gradient", 9 * cout)
+    close(&dx, &want_dx, "input gradient", 9 * cout)?;
+    let mut g = vec![0.0; 9 * cin * cout];
+    wino::grad::weight_grad(b, h, &x, cin, &dy, cout, &mut g);
+    close(&g, &want_g, "weight gradient", b * h * h)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -22,6 +22,8 @@
 //! terms, so the results differ from it by `f32` rounding (tested in `host_unet::tests`);
 //! each part of the batch still gives the same numbers on any thread.
 
+pub(crate) mod grad;
+
 use super::{shifts, Shifts};
 use crate::host_unet::ops::pool;
 use std::arch::x86_64::*;
