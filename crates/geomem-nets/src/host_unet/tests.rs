@@ -660,30 +660,3 @@ fn the_winograd_convolution_is_the_direct_one() {
         winograd_matches_direct(b, h, cin, cout, 0.0).unwrap();
     }
 }
-
-#[cfg(target_arch = "x86_64")]
-#[test]
-#[ignore = "tmp"]
-fn wino_tmp_timed() {
-    use direct::wino;
-    use std::time::Instant;
-    for (h, cin, cout) in std::env::var("WSHAPE").map_or(vec![(8, 32, 32), (4, 64, 64), (4, 128, 64)], |s| { let v: Vec<usize> = s.split(",").map(|x| x.parse().unwrap()).collect(); vec![(v[0], v[1], v[2])] }) {
-        let b = 16;
-        let w = images(1, 9 * cin * cout, 0.1);
-        let x = images(1, cin * b * h * h, 0.2);
-        let mut y = vec![0.0; cout * b * h * h];
-        let u = wino::arrange(&w, cin, cout, false);
-        let reps = 2000;
-        let t = Instant::now();
-        for _ in 0..reps {
-            super::ops::pool::give(wino::arrange(&w, cin, cout, false));
-        }
-        let ta = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
-        let t = Instant::now();
-        for _ in 0..reps {
-            wino::conv(b, h, &x, cin, &u, None, &mut y, false);
-        }
-        let tc = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
-        println!("{h} {cin}->{cout}: arrange {ta:.4} ms conv {tc:.4} ms");
-    }
-}

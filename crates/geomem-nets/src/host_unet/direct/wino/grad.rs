@@ -181,19 +181,28 @@ impl GTile {
 }
 
 /// `g[o][i] += Gᵀ gw[·][i][o] G` (3 × 3 from 4 × 4), `Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1]`,
-/// sixteen output channels at a time, lane by lane.
+/// sixteen output channels at a time, lane by lane (the compiler's vectors).
 fn untransform(gw: &[f32], cin: usize, cout: usize, cp: usize, g: &mut [f32]) {
-    // `Gᵀ c` of a column of four.
-    let gt = |c: [f32; 4]| [c[0] + 0.5 * (c[1] + c[2]), 0.5 * (c[1] - c[2]), 0.5 * (c[1] + c[2]) + c[3]];
     for i in 0..cin {
-        for o in 0..cout {
-            let m = |k: usize, l: usize| gw[((4 * k + l) * cin + i) * cp + o];
-            // Columns first (Gᵀ on each column l: 3 × 4), then rows (· G: 3 × 3).
-            let cols: [[f32; 3]; 4] = std::array::from_fn(|l| gt([m(0, l), m(1, l), m(2, l), m(3, l)]));
-            let dst = &mut g[(o * cin + i) * 9..][..9];
-            for r in 0..3 {
-                for (s, v) in gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]).into_iter().enumerate() {
-                    dst[3 * r + s] += v;
+        for o0 in (0..cout).step_by(16) {
+            let lanes = (cout - o0).min(16);
+            let m: [&[f32]; 16] = std::array::from_fn(|pos| &gw[(pos * cin + i) * cp + o0..][..16]);
+            let mut out = [[0f32; 16]; 9];
+            for l in 0..16 {
+                // `Gᵀ c` of a column of four.
+                let gt = |c: [f32; 4]| [c[0] + 0.5 * (c[1] + c[2]), 0.5 * (c[1] - c[2]), 0.5 * (c[1] + c[2]) + c[3]];
+                // Columns first (Gᵀ on each column: 3 × 4), then rows (· G: 3 × 3).
+                let cols: [[f32; 3]; 4] = std::array::from_fn(|c| gt([m[c][l], m[4 + c][l], m[8 + c][l], m[12 + c][l]]));
+                for r in 0..3 {
+                    for (s, v) in gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]).into_iter().enumerate() {
+                        out[3 * r + s][l] = v;
+                    }
+                }
+            }
+            for l in 0..lanes {
+                let dst = &mut g[((o0 + l) * cin + i) * 9..][..9];
+                for (q, d) in dst.iter_mut().enumerate() {
+                    *d += out[q][l];
                 }
             }
         }
