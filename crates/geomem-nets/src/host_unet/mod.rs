@@ -1,5 +1,6 @@
 //! The DDPM [`crate::UNet`] on the host (issue 23): its forward pass and a hand-written
-//! backward pass, convolutions as im2col and faer GEMMs or direct 3×3 kernels, GroupNorm,
+//! backward pass, convolutions as im2col and faer GEMMs, direct 3×3 kernels or Winograd's
+//! F(2×2, 3×3) (`ops::Conv::path` picks per pass, map side and CPU), GroupNorm,
 //! SiLU (AVX-512 or AVX2 where the CPU has it), attention and the time embedding written out. A batch is cut into parts of
 //! 16 images computed on rayon tasks, each part on one thread (one-thread GEMMs), so the
 //! numbers do not depend on the number of threads. The parameters are the burn module's,

@@ -90,14 +90,23 @@ fn transform_kernel(g: &[[f32; 16]; 9]) -> [[f32; 16]; 16] {
 
 /// Whether [`conv`] takes maps of side `h`: even sides.
 pub(crate) fn fits(h: usize) -> bool {
-    h >= 2 && h % 2 == 0
+    h >= 2 && h.is_multiple_of(2)
 }
 
 /// `y[o] (=|+=) Σ_i conv3×3(x[i], kernel i → o)` plus `bias[o]` when given, for `b` images of
 /// side `h` (even): `x` has `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s, `y` has
 /// `u.len() / (16 cin)` channels. The CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv(b: usize, h: usize, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>, y: &mut [f32], add: bool) {
+pub(crate) fn conv(
+    b: usize,
+    h: usize,
+    x: &[f32],
+    cin: usize,
+    u: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    add: bool,
+) {
     let cout = u.len() / (16 * cin).max(1);
     let n = b * h * h;
     assert!(fits(h) && x.len() >= cin * n && y.len() >= cout * n && u.len() == 16 * cin * cout);
@@ -151,7 +160,7 @@ impl Grid {
     /// pixels are the 64 floats at `64 v` of a channel. Lane `l` of component `k = 2p + q`
     /// takes float `at[k][l]` of them.
     fn lanes(&self) -> Option<[[u32; 16]; 4]> {
-        if 16 % self.w != 0 {
+        if !16usize.is_multiple_of(self.w) {
             return None;
         }
         let (h, w) = (self.h, self.w);
@@ -259,12 +268,14 @@ impl Grid {
             let lanes: [u32; 16] = std::array::from_fn(|l| from[16 * j + l] % 32);
             _mm512_loadu_si512(lanes.as_ptr().cast())
         });
-        let high: [u16; 4] = std::array::from_fn(|j| (0..16).fold(0, |m, l| m | (u16::from(from[16 * j + l] >= 32) << l)));
+        let high: [u16; 4] =
+            std::array::from_fn(|j| (0..16).fold(0, |m, l| m | (u16::from(from[16 * j + l] >= 32) << l)));
         for i in 0..c {
             let dst = y.as_mut_ptr().add(i * n);
             for v in 0..self.ts.nv {
-                let comp: [__m512; 4] =
-                    std::array::from_fn(|k| _mm512_loadu_ps(parts.as_ptr().add(k * slab(c, self.tp) + i * self.tp + 16 * v)));
+                let comp: [__m512; 4] = std::array::from_fn(|k| {
+                    _mm512_loadu_ps(parts.as_ptr().add(k * slab(c, self.tp) + i * self.tp + 16 * v))
+                });
                 for (j, &idx) in idx.iter().enumerate() {
                     let f = 64 * v + 16 * j;
                     let m = live(n.saturating_sub(f));

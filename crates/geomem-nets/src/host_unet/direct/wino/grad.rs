@@ -192,7 +192,8 @@ fn untransform(gw: &[f32], cin: usize, cout: usize, cp: usize, g: &mut [f32]) {
                 // `Gᵀ c` of a column of four.
                 let gt = |c: [f32; 4]| [c[0] + 0.5 * (c[1] + c[2]), 0.5 * (c[1] - c[2]), 0.5 * (c[1] + c[2]) + c[3]];
                 // Columns first (Gᵀ on each column: 3 × 4), then rows (· G: 3 × 3).
-                let cols: [[f32; 3]; 4] = std::array::from_fn(|c| gt([m[c][l], m[4 + c][l], m[8 + c][l], m[12 + c][l]]));
+                let cols: [[f32; 3]; 4] =
+                    std::array::from_fn(|c| gt([m[c][l], m[4 + c][l], m[8 + c][l], m[12 + c][l]]));
                 for r in 0..3 {
                     for (s, v) in gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]).into_iter().enumerate() {
                         out[3 * r + s][l] = v;
