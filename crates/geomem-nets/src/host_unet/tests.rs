@@ -422,6 +422,7 @@ fn conv_paths_timed() {
         (4, 128, 64),
         (28, 128, 128),
         (14, 256, 256),
+        (7, 128, 128),
         (7, 256, 256),
         (7, 512, 256),
         (14, 384, 256),
@@ -609,7 +610,7 @@ fn the_host_score_jacobian_is_its_central_differences() {
 }
 
 /// Winograd's F(2×2, 3×3) forward and input-gradient passes against the direct kernel on
-/// AVX-512 (which the Winograd kernels need): even sides 2 to 28, partial vectors of tiles,
+/// AVX-512 (which the Winograd kernels need): sides 2 to 28, odd and even, partial vectors of tiles,
 /// channel counts off the register tiles, over 128 channels.
 #[cfg(target_arch = "x86_64")]
 fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> Result<(), String> {
@@ -655,6 +656,12 @@ fn the_winograd_convolution_is_the_direct_one() {
         (5, 14, 48, 16),
         (1, 28, 7, 130),
         (2, 14, 256, 256),
+        // Odd sides: the last row and column of tiles reach past the image.
+        (3, 7, 32, 32),
+        (2, 5, 17, 20),
+        (1, 3, 16, 16),
+        (2, 15, 48, 16),
+        (16, 7, 64, 32),
     ];
     for (b, h, cin, cout) in shapes {
         winograd_matches_direct(b, h, cin, cout, 0.0).unwrap();

@@ -1,5 +1,5 @@
 //! Winograd's F(2×2, 3×3) convolution (Lavin & Gray, "Fast algorithms for convolutional
-//! neural networks", 2016) on channel-major maps of even side, in AVX-512: the same 3×3
+//! neural networks", 2016) on channel-major maps of any side from 2, in AVX-512: the same 3×3
 //! stride-1 "same" convolutions as [`super::conv`], with 16 multiplications for every 2 × 2
 //! outputs instead of 36.
 //!
@@ -88,13 +88,14 @@ fn transform_kernel(g: &[[f32; 16]; 9]) -> [[f32; 16]; 16] {
     out
 }
 
-/// Whether [`conv`] takes maps of side `h`: even sides.
+/// Whether [`conv`] takes maps of side `h`: from 2 (an odd side is tiled as the next even
+/// one, its last row and column of tiles reaching one pixel of zeros past the image).
 pub(crate) fn fits(h: usize) -> bool {
-    h >= 2 && h.is_multiple_of(2)
+    h >= 2
 }
 
 /// `y[o] (=|+=) Σ_i conv3×3(x[i], kernel i → o)` plus `bias[o]` when given, for `b` images of
-/// side `h` (even): `x` has `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s, `y` has
+/// side `h` (see [`fits`]): `x` has `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s, `y` has
 /// `u.len() / (16 cin)` channels. The CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv(
@@ -151,8 +152,9 @@ struct Grid {
 
 impl Grid {
     fn new(b: usize, h: usize) -> Self {
-        let ts = shifts(b, h / 2);
-        Self { b, h, w: h / 2, tp: 16 * ts.nv, ts }
+        let w = h.div_ceil(2);
+        let ts = shifts(b, w);
+        Self { b, h, w, tp: 16 * ts.nv, ts }
     }
 
     /// Where [`Grid::split`] and [`Grid::merge`] run as permutations of registers: when
@@ -160,7 +162,7 @@ impl Grid {
     /// pixels are the 64 floats at `64 v` of a channel. Lane `l` of component `k = 2p + q`
     /// takes float `at[k][l]` of them.
     fn lanes(&self) -> Option<[[u32; 16]; 4]> {
-        if !16usize.is_multiple_of(self.w) {
+        if !16usize.is_multiple_of(self.w) || !self.h.is_multiple_of(2) {
             return None;
         }
         let (h, w) = (self.h, self.w);
@@ -182,15 +184,17 @@ impl Grid {
             return;
         }
         let (h, w, tp) = (self.h, self.w, self.tp);
+        if h % 2 == 1 {
+            // The last row and column of tiles reach one pixel past the image: zeros there.
+            parts.fill(0.0);
+        }
         for i in 0..c {
             for (img, map) in x[i * self.b * h * h..][..self.b * h * h].chunks_exact(h * h).enumerate() {
                 for (row, line) in map.chunks_exact(h).enumerate() {
                     let t = img * w * w + (row / 2) * w;
                     let at = |q: usize| (2 * (row % 2) + q) * slab(c, tp) + i * tp + t;
-                    let (e, o) = (at(0), at(1));
-                    for (tx, pair) in line.chunks_exact(2).enumerate() {
-                        parts[e + tx] = pair[0];
-                        parts[o + tx] = pair[1];
+                    for (col, &v) in line.iter().enumerate() {
+                        parts[at(col % 2) + col / 2] = v;
                     }
                 }
             }
@@ -210,15 +214,9 @@ impl Grid {
                 for (row, line) in map.chunks_exact_mut(h).enumerate() {
                     let t = img * w * w + (row / 2) * w;
                     let at = |q: usize| (2 * (row % 2) + q) * slab(c, tp) + i * tp + t;
-                    let (e, o) = (&parts[at(0)..][..w], &parts[at(1)..][..w]);
-                    for ((pair, &a), &b) in line.chunks_exact_mut(2).zip(e).zip(o) {
-                        if add {
-                            pair[0] += a;
-                            pair[1] += b;
-                        } else {
-                            pair[0] = a;
-                            pair[1] = b;
-                        }
+                    for (col, y) in line.iter_mut().enumerate() {
+                        let v = parts[at(col % 2) + col / 2];
+                        *y = if add { *y + v } else { v };
                     }
                 }
             }

@@ -20,7 +20,7 @@ const TILE: (usize, usize) = (6, 4);
 const CHUNK: usize = 64;
 
 /// `g[co][ci][q] += ∂L/∂w` (burn's `[co][ci][3][3]` layout) of the 3×3 stride-1 "same"
-/// convolution of `x` (`cin` channels of `b` images of side `h`, even) given the gradient
+/// convolution of `x` (`cin` channels of `b` images of side `h`, see [`super::fits`]) given the gradient
 /// `dy` of its output (`cout` channels). The CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_grad(b: usize, h: usize, x: &[f32], cin: usize, dy: &[f32], cout: usize, g: &mut [f32]) {
@@ -68,9 +68,8 @@ impl Grid {
                 for (row, line) in map.chunks_exact(h).enumerate() {
                     let t = img * w * w + (row / 2) * w;
                     let k = 2 * (row % 2);
-                    for (tx, pair) in line.chunks_exact(2).enumerate() {
-                        out[(k * tp + t + tx) * cp + o] = pair[0];
-                        out[((k + 1) * tp + t + tx) * cp + o] = pair[1];
+                    for (col, &v) in line.iter().enumerate() {
+                        out[((k + col % 2) * tp + t + col / 2) * cp + o] = v;
                     }
                 }
             }
