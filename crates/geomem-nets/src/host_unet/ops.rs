@@ -260,7 +260,7 @@ impl Conv {
             let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
             let wide = self.cin.min(self.cout) >= 16 && self.cin + self.cout >= 48;
             // At odd sides a quarter or more of the tiles' work falls past the image.
-            let side = h >= 4 && (h % 2 == 0 || self.cin.min(self.cout) >= 128);
+            let side = h >= 4 && (h.is_multiple_of(2) || self.cin.min(self.cout) >= 128);
             let wino = shape && wide && side && direct::wino::fits(h);
             if wino && direct::Isa::Avx512.on_this_cpu() {
                 return Path::Winograd;

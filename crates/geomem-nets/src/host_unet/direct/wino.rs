@@ -184,7 +184,7 @@ impl Grid {
             return;
         }
         let (h, w, tp) = (self.h, self.w, self.tp);
-        if h % 2 == 1 {
+        if !h.is_multiple_of(2) {
             // The last row and column of tiles reach one pixel past the image: zeros there.
             parts.fill(0.0);
         }
