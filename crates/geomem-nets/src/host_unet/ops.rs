@@ -252,8 +252,10 @@ impl Conv {
     /// How this convolution's `pass` runs on maps of side `h`: Winograd's F(2×2, 3×3)
     /// ([`direct::wino`]) for all three passes on AVX-512 at even sides from 4 with at
     /// least 16 channels on each side and 48 in all (at 14 × 14 and 16 → 16 it is as fast
-    /// as the direct kernel, at 48 → 16 faster; measured on Zen 4 by `conv_paths_timed`,
-    /// docs/BENCHMARKS.md), else [`Conv::direct`]'s choice.
+    /// as the direct kernel, at 48 → 16 faster), and at odd sides from 128 channels on each
+    /// side (at 7 × 7 and 32 → 32 the direct kernel is faster, at 128 → 128 Winograd);
+    /// measured on Zen 4 by `conv_paths_timed` (docs/BENCHMARKS.md); else
+    /// [`Conv::direct`]'s choice.
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
