@@ -178,17 +178,6 @@ pub(crate) enum Path {
     Gemm,
 }
 
-impl Path {
-    /// [`Path::Winograd`] where it exists ([`Path::Gemm`] elsewhere: never a fast path's
-    /// kernel length then).
-    fn winograd() -> Path {
-        #[cfg(target_arch = "x86_64")]
-        return Path::Winograd;
-        #[cfg(not(target_arch = "x86_64"))]
-        Path::Gemm
-    }
-}
-
 /// A 3×3 stride-1 convolution's kernel `w` (`cin → cout`) arranged for the path that
 /// [`Conv`] takes at maps of side `side` for its forward pass, or for its input's gradient
 /// (`flip`); empty where that is im2col (which reads the weights as they are).
@@ -277,8 +266,9 @@ impl Conv {
 
     /// The kernel arranged for `path` (`flip`: for the input's gradient) where
     /// [`super::HostUNet::with_kernels`] put it, or arranged now (give it back to the pool).
+    #[cfg(target_arch = "x86_64")]
     fn kernel<'a>(&self, p: &'a [Vec<f32>], path: Path, flip: bool) -> std::borrow::Cow<'a, [f32]> {
-        let per = if cfg!(target_arch = "x86_64") && path == Path::winograd() { 16 } else { 9 };
+        let per = if path == Path::Winograd { 16 } else { 9 };
         let at = self.wt.checked_add(usize::from(flip));
         match at.and_then(|i| p.get(i)).filter(|k| k.len() == per * self.cin * self.cout) {
             Some(k) => std::borrow::Cow::Borrowed(k),
@@ -301,7 +291,6 @@ impl Conv {
     /// `y (+)= ` the convolution of `x` by the kernel (`flip`: the input's gradient, from
     /// `dy` to `dx`) on a fast `path`, plus `bias`.
     #[cfg(target_arch = "x86_64")]
-    #[allow(clippy::too_many_arguments)]
     fn fast(&self, p: &[Vec<f32>], path: Path, x: &Act, bias: Option<&[f32]>, y: &mut Act, flip: bool) {
         let k = self.kernel(p, path, flip);
         let cin = if flip { self.cout } else { self.cin };
