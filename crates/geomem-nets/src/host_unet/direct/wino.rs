@@ -119,11 +119,7 @@ pub(crate) fn conv(
     let mut out = pool::take(4 * slab(cout, grid.tp));
     let mut v = pool::take(16 * slab(cin, 16 * BLOCK));
     let mut m = pool::take(16 * slab(cout, 16 * BLOCK));
-    let ts = grid.ts.clone();
-    let mut v0 = 0;
-    while v0 < ts.nv {
-        let nb = (ts.nv - v0).min(BLOCK);
-        let blk = Block { ts: &ts, tp: grid.tp, w: grid.w, v0, nb };
+    for blk in grid.blocks() {
         // SAFETY: AVX-512F was checked above; the buffers' lengths bound every unmasked
         // access (masked-off lanes are not read).
         unsafe {
@@ -131,7 +127,6 @@ pub(crate) fn conv(
             blk.products(&v, cin, u, cout, &mut m);
             blk.outputs(&m, cout, bias, &mut out);
         }
-        v0 += nb;
     }
     grid.merge(&out, cout, y, add);
     for buf in [parts, out, v, m] {
@@ -155,6 +150,18 @@ impl Grid {
         let w = h.div_ceil(2);
         let ts = shifts(b, w);
         Self { b, h, w, tp: 16 * ts.nv, ts }
+    }
+
+    /// The blocks of at most [`BLOCK`] vectors of tiles, in order.
+    fn blocks(&self) -> impl Iterator<Item = Block<'_>> {
+        let nv = self.ts.nv;
+        (0..nv).step_by(BLOCK).map(move |v0| Block {
+            ts: &self.ts,
+            tp: self.tp,
+            w: self.w,
+            v0,
+            nb: (nv - v0).min(BLOCK),
+        })
     }
 
     /// Where [`Grid::split`] and [`Grid::merge`] run as permutations of registers: when

@@ -36,18 +36,13 @@ pub(crate) fn weight_grad(b: usize, h: usize, x: &[f32], cin: usize, dy: &[f32],
     let mut z = pool::take(16 * slab(cp, 16 * BLOCK));
     let mut gw = pool::take(16 * cin * cp);
     gw.fill(0.0);
-    let ts = grid.ts.clone();
-    let mut v0 = 0;
-    while v0 < ts.nv {
-        let nb = (ts.nv - v0).min(BLOCK);
-        let blk = Block { ts: &ts, tp: grid.tp, w: grid.w, v0, nb };
+    for blk in grid.blocks() {
         // SAFETY: AVX-512F was checked above; the buffers' lengths bound every access.
         unsafe {
             blk.inputs(&parts, cin, &mut v);
             transforms(&blk, &dt, cp, &mut z);
             products(&blk, &v, cin, &z, cp, &mut gw);
         }
-        v0 += nb;
     }
     untransform(&gw, cin, cout, cp, g);
     for buf in [parts, dt, v, z, gw] {
