@@ -186,6 +186,13 @@ pub(crate) fn arranged_for(w: &[f32], cin: usize, cout: usize, side: usize, flip
     conv.arrange(w, conv.path(side, if flip { Pass::Input } else { Pass::Forward }), flip)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Kernels this thread arranged at a call because `p` did not hold them (tests: a map
+    /// side recorded wrong by `HostUNet::with_kernels` would show here, not as a wrong number).
+    pub(crate) static ARRANGED_AT_CALL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// im2col chunks are kept below this many floats (whole images at a time).
 const COLS_CAP: usize = 1 << 23;
 
@@ -272,7 +279,11 @@ impl Conv {
         let at = self.wt.checked_add(usize::from(flip));
         match at.and_then(|i| p.get(i)).filter(|k| k.len() == per * self.cin * self.cout) {
             Some(k) => std::borrow::Cow::Borrowed(k),
-            None => std::borrow::Cow::Owned(self.arrange(&p[self.w], path, flip)),
+            None => {
+                #[cfg(test)]
+                ARRANGED_AT_CALL.with(|n| n.set(n.get() + 1));
+                std::borrow::Cow::Owned(self.arrange(&p[self.w], path, flip))
+            }
         }
     }
 

@@ -667,3 +667,37 @@ fn the_winograd_convolution_is_the_direct_one() {
         winograd_matches_direct(b, h, cin, cout, 0.0).unwrap();
     }
 }
+
+/// `HostUNet::with_kernels` records each 3×3 convolution's map side right: with its kernels
+/// no pass arranges one at the call (forward, the training gradients, and the input-only
+/// reverse pass of the VJPs), on the test configurations and on one with three levels of
+/// two residual blocks whose convolutions take Winograd's kernels at sides 16, 8 and 4
+/// where the CPU has AVX-512. Without them, the same passes do arrange (the count counts).
+#[test]
+fn arranged_kernels_serve_every_pass() {
+    use super::ops::{Act, ARRANGED_AT_CALL};
+    let wide =
+        UNetConfig::new(16, 1).with_base(16).with_mults(vec![1, 2, 2]).with_attn_resolutions(vec![]).with_res_blocks(2);
+    for cfg in configs().into_iter().chain([wide.with_groups(4)]) {
+        let (dims, w) = params(&net(&cfg));
+        let host = HostUNet::new(&cfg, &dims).unwrap();
+        let (b, d) = (3, host.dim());
+        let x = images(b, d, 0.2);
+        let passes = |p: &[Vec<f32>]| {
+            ARRANGED_AT_CALL.with(|n| n.set(0));
+            let (out, tape) = host.forward(p, &x, &[1.0, 40.0, 700.0]);
+            let mut dout = Act::scratch(out.c, out.b, out.h);
+            let len = dout.v.len();
+            dout.v.copy_from_slice(&images(1, len, 0.6));
+            let mut g: Vec<Vec<f32>> = w.iter().map(|q| vec![0.0; q.len()]).collect();
+            host.backward(p, &tape, &dout, &mut g);
+            let dx = host.back(p, &tape, &dout, &mut []);
+            assert!(dx.is_some(), "{cfg:?}: the input-only pass gave no gradient");
+            ARRANGED_AT_CALL.with(|n| n.get())
+        };
+        assert_eq!(passes(&host.with_kernels(w.clone())), 0, "{cfg:?}: kernels arranged at a call");
+        if direct::best().is_some() {
+            assert!(passes(&w) > 0, "{cfg:?}: no pass arranged a kernel without them");
+        }
+    }
+}

@@ -107,12 +107,16 @@ impl Shifts {
     /// The lanes of vector `v` that are pixels (all but the last vector's tail).
     #[inline(always)]
     fn live(&self, v: usize) -> u16 {
-        let left = self.n - 16 * v;
-        if left >= 16 {
-            u16::MAX
-        } else {
-            (1u16 << left) - 1
-        }
+        live(self.n - 16 * v)
+    }
+}
+
+/// The first `left` lanes of a vector (all 16 from 16 on).
+fn live(left: usize) -> u16 {
+    if left >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << left) - 1
     }
 }
 

@@ -24,7 +24,7 @@
 
 pub(crate) mod grad;
 
-use super::{shifts, Shifts};
+use super::{live, shifts, Shifts};
 use crate::host_unet::ops::pool;
 use std::arch::x86_64::*;
 
@@ -303,15 +303,6 @@ impl Grid {
 /// on the same L1 set (at 8 × 8 and 32 channels the slabs are 32 KiB apart without it).
 fn slab(c: usize, len: usize) -> usize {
     c * len + 16
-}
-
-/// The first `left` lanes (all 16 from 16 on).
-fn live(left: usize) -> u16 {
-    if left >= 16 {
-        u16::MAX
-    } else {
-        (1u16 << left) - 1
-    }
 }
 
 /// Vectors `v0..v0 + nb` of the tiles: their transformed inputs and products live in
