@@ -301,8 +301,9 @@ mod imp {
         _mm512_storeu_pd, _mm512_sub_pd, _mm_mask_storeu_epi8,
     };
     use std::arch::x86_64::{
-        __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32,
-        _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
+        __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_mul_ps, _mm512_or_si512,
+        _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
+        _mm512_test_epi64_mask,
     };
 
     pub(super) fn detect() -> bool {
@@ -354,8 +355,30 @@ mod imp {
         super::totals(lanes(sum), lanes(sq), lanes(off))
     }
 
+    /// The quadruples `p < quads` where some byte of the 32 points of groups `g0` and `g1`
+    /// is not zero, into `active`: a quadruple whose unsigned bytes are all zero (every
+    /// point at the lattice's lowest level there, the background of an image) adds nothing
+    /// to `Σ u_a s_b`, whatever the rows, and is skipped.
+    ///
+    /// # Safety
+    /// avx512f available; `quads` quadruples (64 bytes each) readable from `g0` and `g1`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn active_quads(g0: *const u8, g1: *const u8, quads: usize, active: &mut Vec<usize>) {
+        active.clear();
+        for p in 0..quads {
+            // SAFETY: quadruple `p` of both groups is readable (the contract).
+            let v = unsafe {
+                _mm512_or_si512(_mm512_loadu_si512(g0.add(64 * p).cast()), _mm512_loadu_si512(g1.add(64 * p).cast()))
+            };
+            if _mm512_test_epi64_mask(v, v) != 0 {
+                active.push(p);
+            }
+        }
+    }
+
     /// See [`super::tile`]: 32 points of the groups (two vectors of 16) against 8 rows
-    /// broadcast four bytes at a time: sixteen registers of sixteen 32-bit sums.
+    /// broadcast four bytes at a time: sixteen registers of sixteen 32-bit sums, over the
+    /// quadruples where the 32 points are not all zero ([`active_quads`]).
     ///
     /// # Safety
     /// avx512f, avx512bw and avx512vnni available; the operands within the bounds of
@@ -364,13 +387,16 @@ mod imp {
     pub(super) unsafe fn tile(buf: &mut [f32], ld: usize, o: &Operands<'_>) {
         let Operands { groups, ma, rows, sums, mb, kp, quads, h2 } = *o;
         let scale = _mm512_set1_ps(h2);
+        let mut active = Vec::with_capacity(quads);
         for aa in (0..ma).step_by(32) {
             let g0 = groups[aa * kp..].as_ptr();
             let g1 = groups[(aa + 16) * kp..].as_ptr();
+            // SAFETY: avx512f is enabled here; the groups hold `quads` quadruples (contract).
+            unsafe { active_quads(g0, g1, quads, &mut active) };
             for bb in (0..mb).step_by(8) {
                 let r = rows[bb * kp..].as_ptr();
                 let mut acc = [_mm512_setzero_si512(); 16];
-                for p in 0..quads {
+                for &p in &active {
                     // SAFETY: quadruple `p` of each group and of each of the 8 rows lies
                     // inside the slices (the contract).
                     let (v0, v1) = unsafe {
@@ -448,8 +474,14 @@ mod tests {
     /// `n` points of dimension `d` on the lattice `lo + h q` (levels `q` drawn at random, the
     /// end levels 0 and 255 among them) as their `Int8` and their levels.
     fn lattice_points(n: usize, d: usize, g: &mut Gen) -> (Int8, Vec<Vec<i32>>) {
-        let l = Lattice { lo: -3.0, h: 0.25 };
         let levels: Vec<Vec<i32>> = (0..n).map(|_| (0..d).map(|_| i32::from(g.byte())).collect()).collect();
+        (on_levels(&levels, d), levels)
+    }
+
+    /// Points of dimension `d` at the given levels of the lattice `-3 + q / 4`, as their
+    /// `Int8` (with groups; products scaled by `h² = 1 / 16`).
+    fn on_levels(levels: &[Vec<i32>], d: usize) -> Int8 {
+        let (n, l) = (levels.len(), Lattice { lo: -3.0, h: 0.25 });
         let mut x = Int8::zeros(n, d, 0.0625, true);
         let kp = x.kp;
         let rows = as_bytes_mut(x.rows.as_mut_slice());
@@ -463,7 +495,12 @@ mod tests {
         }
         let (rows, groups) = (x.rows.as_slice().to_vec(), x.groups.as_mut_slice());
         pack_groups(&rows, kp, groups);
-        (x, levels)
+        x
+    }
+
+    /// `Σ s_a s_b` of two points' levels.
+    fn level_dot(a: &[i32], b: &[i32]) -> i64 {
+        a.iter().zip(b).map(|(&p, &q)| i64::from(p - 128) * i64::from(q - 128)).sum()
     }
 
     /// The AVX-512 conversion gives the portable loop's bytes and sums bit for bit (points on
@@ -496,9 +533,7 @@ mod tests {
         let mut g = Gen(7);
         let (n, d) = (200, 77);
         let (x, levels) = lattice_points(n, d, &mut g);
-        let dot = |a: usize, b: usize| -> i64 {
-            levels[a].iter().zip(&levels[b]).map(|(&p, &q)| i64::from(p - 128) * i64::from(q - 128)).sum()
-        };
+        let dot = |a: usize, b: usize| level_dot(&levels[a], &levels[b]);
         for (a, b) in [(0..64, 0..64), (32..200, 96..131), (160..200, 0..200)] {
             let (ma, mb) = (a.len().div_ceil(32) * 32, b.len().div_ceil(32) * 32);
             let mut buf = vec![f32::NAN; mb * 256];
@@ -529,6 +564,37 @@ mod tests {
         tile(&mut buf, 224, &x, 0..200, &y, 0..4);
         for (c, &p) in picks.iter().enumerate() {
             assert!((0..200).all(|a| buf[c * 224 + a] == (dot(a, p) as f64 * 0.0625) as f32), "pick {p}");
+        }
+    }
+
+    /// Points with a background (the lowest level on whole quadruples of coordinates, as
+    /// images have): the quadruples skipped are those where all 32 points of a step are at
+    /// that level, and no others. Here coordinates 0..40 are background for points 0..48
+    /// (all of the first step, only the first half of the second: skipping on one group's
+    /// bytes alone fails), and quadruple `k` of coordinates 40..104 for every point but
+    /// point `32 + 2k`, at its byte `k mod 4` (one byte keeps its quadruple, in each of the
+    /// sixteen pairs of points that a 64-bit lane of the two groups holds).
+    #[test]
+    fn tiles_skip_only_what_every_point_leaves_at_the_lowest_level() {
+        let (mut g, (n, d)) = (Gen(5), (200, 123));
+        let kept = |i: usize, t: usize| {
+            let k = (t - 40) / 4;
+            i == 32 + 2 * k && (t - 40) % 4 == k % 4
+        };
+        let background = |i: usize, t: usize| (t < 40 && i < 48) || ((40..104).contains(&t) && !kept(i, t));
+        let levels: Vec<Vec<i32>> = (0..n)
+            .map(|i| (0..d).map(|t| if background(i, t) { 0 } else { 1 + i32::from(g.byte() % 255) }).collect())
+            .collect();
+        let x = on_levels(&levels, d);
+        for (a, b) in [(0..64, 0..200), (32..96, 0..64), (0..200, 160..200)] {
+            let mut buf = vec![f32::NAN; 224 * 256];
+            tile(&mut buf, 256, &x, a.clone(), &x, b.clone());
+            for (j, bj) in b.clone().enumerate() {
+                for (i, ai) in a.clone().enumerate() {
+                    let want = (level_dot(&levels[ai], &levels[bj]) as f64 * 0.0625) as f32;
+                    assert_eq!(buf[j * 256 + i], want, "({ai}, {bj})");
+                }
+            }
         }
     }
 
