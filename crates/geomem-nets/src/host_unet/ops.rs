@@ -171,6 +171,10 @@ pub(crate) enum Path {
     /// Winograd's F(2×2, 3×3) on AVX-512 ([`direct::wino`]).
     #[cfg(target_arch = "x86_64")]
     Winograd,
+    /// Winograd's F(4×4, 3×3) on AVX-512 ([`direct::wino::four`]): the forward pass and the
+    /// input's gradient only.
+    #[cfg(target_arch = "x86_64")]
+    Winograd4,
     /// The direct 3×3 kernels ([`direct`]).
     #[cfg(target_arch = "x86_64")]
     Direct(direct::Isa),
@@ -192,6 +196,11 @@ thread_local! {
     /// side recorded wrong by `HostUNet::with_kernels` would show here, not as a wrong number).
     pub(crate) static ARRANGED_AT_CALL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
+
+/// The smallest side at which the forward pass and the input's gradient take Winograd's
+/// F(4×4, 3×3) where [`Conv::path`] takes Winograd.
+#[cfg(target_arch = "x86_64")]
+const FOUR_FROM: usize = 14;
 
 /// im2col chunks are kept below this many floats (whole images at a time).
 const COLS_CAP: usize = 1 << 23;
@@ -251,7 +260,10 @@ impl Conv {
     /// as the direct kernel, at 48 → 16 faster), and at odd sides from 128 channels on each
     /// side (at 7 × 7 and 32 → 32 the direct kernel is faster, at 128 → 128 Winograd);
     /// measured on Zen 4 by `conv_paths_timed` (docs/BENCHMARKS.md); else
-    /// [`Conv::direct`]'s choice.
+    /// [`Conv::direct`]'s choice. Of those, the forward pass and the input's gradient take
+    /// F(4×4, 3×3) ([`direct::wino::four`]) at sides from [`FOUR_FROM`]: at 28 × 28 and
+    /// 128 → 128 it takes about two thirds of F(2×2)'s time, at 14 × 14 and 256 → 256 about
+    /// as long or less, at 7 × 7 and 8 × 8 longer (fewer tiles than its products need).
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
@@ -261,7 +273,8 @@ impl Conv {
             let side = h >= 4 && (h.is_multiple_of(2) || self.cin.min(self.cout) >= 128);
             let wino = shape && wide && side && direct::wino::fits(h);
             if wino && direct::Isa::Avx512.on_this_cpu() {
-                return Path::Winograd;
+                let four = pass != Pass::Weight && h >= FOUR_FROM && direct::wino::four::fits(h);
+                return if four { Path::Winograd4 } else { Path::Winograd };
             }
             if let Some(isa) = self.direct(h, pass) {
                 return Path::Direct(isa);
@@ -275,7 +288,11 @@ impl Conv {
     /// [`super::HostUNet::with_kernels`] put it, or arranged now (give it back to the pool).
     #[cfg(target_arch = "x86_64")]
     fn kernel<'a>(&self, p: &'a [Vec<f32>], path: Path, flip: bool) -> std::borrow::Cow<'a, [f32]> {
-        let per = if path == Path::Winograd { 16 } else { 9 };
+        let per = match path {
+            Path::Winograd4 => 36,
+            Path::Winograd => 16,
+            _ => 9,
+        };
         let at = self.wt.checked_add(usize::from(flip));
         match at.and_then(|i| p.get(i)).filter(|k| k.len() == per * self.cin * self.cout) {
             Some(k) => std::borrow::Cow::Borrowed(k),
@@ -294,6 +311,8 @@ impl Conv {
             #[cfg(target_arch = "x86_64")]
             Path::Winograd => direct::wino::arrange(w, self.cin, self.cout, flip),
             #[cfg(target_arch = "x86_64")]
+            Path::Winograd4 => direct::wino::four::arrange(w, self.cin, self.cout, flip),
+            #[cfg(target_arch = "x86_64")]
             Path::Direct(_) => direct::arrange(w, self.cin, self.cout, flip),
             Path::Gemm => Vec::new(),
         }
@@ -307,6 +326,7 @@ impl Conv {
         let cin = if flip { self.cout } else { self.cin };
         match path {
             Path::Winograd => direct::wino::conv(x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip),
+            Path::Winograd4 => direct::wino::four::conv(x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip),
             Path::Direct(isa) => direct::conv(isa, &direct::shifts(x.b, x.h), &x.v, cin, &k, bias, &mut y.v, flip),
             Path::Gemm => unreachable!("only the fast paths"),
         }

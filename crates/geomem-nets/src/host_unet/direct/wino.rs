@@ -22,6 +22,7 @@
 //! terms, so the results differ from it by `f32` rounding (tested in `host_unet::tests`);
 //! each part of the batch still gives the same numbers on any thread.
 
+pub(crate) mod four;
 pub(crate) mod grad;
 
 use super::{live, shifts, Shifts};
@@ -44,8 +45,22 @@ const CHUNK_BYTES: usize = 16 << 10;
 /// (`flip = false`), or, for the input's gradient, from its flipped transposed kernel, from
 /// `i = co` to `o = ci` (`flip = true`), as [`super::arrange`].
 pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
+    arrange_by(w, cin, cout, flip, 16, |g, out| out.copy_from_slice(&transform_kernel(g)))
+}
+
+/// The kernels of `w` (as [`arrange`] reads them) transformed by `transform` (16 kernels at
+/// once, into `positions` lines of 16 lanes), laid out `[pos][i][o]` in a pool buffer.
+fn arrange_by(
+    w: &[f32],
+    cin: usize,
+    cout: usize,
+    flip: bool,
+    positions: usize,
+    transform: impl Fn(&[[f32; 16]; 9], &mut [[f32; 16]]),
+) -> Vec<f32> {
     let (a, b) = if flip { (cout, cin) } else { (cin, cout) };
-    let mut u = pool::take(16 * a * b);
+    let mut u = pool::take(positions * a * b);
+    let mut t = vec![[0f32; 16]; positions];
     // Sixteen outputs at a time, lane by lane (the compiler's vectors): each of the 16
     // destination lines is written whole.
     for i in 0..a {
@@ -59,7 +74,7 @@ pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32
                     g[l] = if flip { k[8 - q] } else { k[q] };
                 }
             }
-            let t = transform_kernel(&g);
+            transform(&g, &mut t);
             for (pos, t) in t.iter().enumerate() {
                 u[(pos * a + i) * b..][os.clone()].copy_from_slice(&t[..os.len()]);
             }
@@ -368,54 +383,7 @@ impl Block<'_> {
     /// L1 at each of the 16 tiles of outputs).
     #[target_feature(enable = "avx512f")]
     unsafe fn products(&self, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
-        let bs = 16 * self.nb;
-        let (cm, pm) = TILE;
-        let row = 64 * self.nb.min(pm) + 4 * cout;
-        let kc = (CHUNK_BYTES / row).clamp(8, cin.max(8));
-        for pos in 0..16 {
-            let (vp, up) = (v.as_ptr().add(pos * slab(cin, bs)), u.as_ptr().add(pos * cin * cout));
-            let mp = m.as_mut_ptr().add(pos * slab(cout, bs));
-            let mut i0 = 0;
-            while i0 < cin {
-                let i1 = (i0 + kc).min(cin);
-                let mut j = 0;
-                while j < self.nb {
-                    let p = (self.nb - j).min(pm);
-                    // Up to 4 vectors, 6 channels: 24 sums, as many as 4 × 6.
-                    let cm = if p <= 4 { 6 } else { cm };
-                    let mut co = 0;
-                    while co < cout {
-                        let nc = (cout - co).min(cm);
-                        let t = Prod { v: vp, bs, i0, i1, u: up, cout, m: mp, co, j };
-                        macro_rules! run {
-                            ($($cc:literal),*) => {
-                                match (nc, p) {
-                                    (6, 4) => t.run::<6, 4>(),
-                                    (6, 3) => t.run::<6, 3>(),
-                                    (6, 2) => t.run::<6, 2>(),
-                                    (6, 1) => t.run::<6, 1>(),
-                                    (5, 4) => t.run::<5, 4>(),
-                                    (5, 3) => t.run::<5, 3>(),
-                                    (5, 2) => t.run::<5, 2>(),
-                                    (5, 1) => t.run::<5, 1>(),
-                                    $(($cc, 6) => t.run::<$cc, 6>(),
-                                      ($cc, 5) => t.run::<$cc, 5>(),
-                                      ($cc, 4) => t.run::<$cc, 4>(),
-                                      ($cc, 3) => t.run::<$cc, 3>(),
-                                      ($cc, 2) => t.run::<$cc, 2>(),
-                                      ($cc, 1) => t.run::<$cc, 1>(),)*
-                                    _ => unreachable!("tiles are at most TILE"),
-                                }
-                            };
-                        }
-                        run!(1, 2, 3, 4);
-                        co += nc;
-                    }
-                    j += p;
-                }
-                i0 = i1;
-            }
-        }
+        products(self.nb, 16, v, cin, u, cout, m);
     }
 
     /// `out[(2a + b)·c + o][t] = (Aᵀ m A)[a][b]` (+ `bias[o]`) for the block's tiles.
@@ -440,6 +408,64 @@ impl Block<'_> {
                     _mm512_storeu_ps(dst.add((2 * a + 1) * slab(c, self.tp)), _mm512_add_ps(odd, b));
                 }
             }
+        }
+    }
+}
+
+/// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]` for `positions` positions of a block of
+/// `nb` vectors of tiles ([`Block::products`]; the F(4×4, 3×3) convolution's 36 positions
+/// too).
+///
+/// # Safety
+/// AVX-512F; `v`, `u` and `m` hold `positions` slabs of `cin`, `cin·cout` and `cout` rows.
+#[target_feature(enable = "avx512f")]
+unsafe fn products(nb: usize, positions: usize, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
+    let bs = 16 * nb;
+    let (cm, pm) = TILE;
+    let row = 64 * nb.min(pm) + 4 * cout;
+    let kc = (CHUNK_BYTES / row).clamp(8, cin.max(8));
+    for pos in 0..positions {
+        let (vp, up) = (v.as_ptr().add(pos * slab(cin, bs)), u.as_ptr().add(pos * cin * cout));
+        let mp = m.as_mut_ptr().add(pos * slab(cout, bs));
+        let mut i0 = 0;
+        while i0 < cin {
+            let i1 = (i0 + kc).min(cin);
+            let mut j = 0;
+            while j < nb {
+                let p = (nb - j).min(pm);
+                // Up to 4 vectors, 6 channels: 24 sums, as many as 4 × 6.
+                let cm = if p <= 4 { 6 } else { cm };
+                let mut co = 0;
+                while co < cout {
+                    let nc = (cout - co).min(cm);
+                    let t = Prod { v: vp, bs, i0, i1, u: up, cout, m: mp, co, j };
+                    macro_rules! run {
+                        ($($cc:literal),*) => {
+                            match (nc, p) {
+                                (6, 4) => t.run::<6, 4>(),
+                                (6, 3) => t.run::<6, 3>(),
+                                (6, 2) => t.run::<6, 2>(),
+                                (6, 1) => t.run::<6, 1>(),
+                                (5, 4) => t.run::<5, 4>(),
+                                (5, 3) => t.run::<5, 3>(),
+                                (5, 2) => t.run::<5, 2>(),
+                                (5, 1) => t.run::<5, 1>(),
+                                $(($cc, 6) => t.run::<$cc, 6>(),
+                                  ($cc, 5) => t.run::<$cc, 5>(),
+                                  ($cc, 4) => t.run::<$cc, 4>(),
+                                  ($cc, 3) => t.run::<$cc, 3>(),
+                                  ($cc, 2) => t.run::<$cc, 2>(),
+                                  ($cc, 1) => t.run::<$cc, 1>(),)*
+                                _ => unreachable!("tiles are at most TILE"),
+                            }
+                        };
+                    }
+                    run!(1, 2, 3, 4);
+                    co += nc;
+                }
+                j += p;
+            }
+            i0 = i1;
         }
     }
 }
