@@ -8,6 +8,7 @@ use crate::error::NetsError;
 use crate::unet::{checked_step, UNet, UNetConfig};
 use burn::tensor::backend::Backend;
 use geomem_score::{Precision, VpEpsModel, VpTime};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 
 /// A trained [`UNet`] (usually the EMA weights) as a noise predictor of the VP process at
 /// its discrete steps, evaluated on the host: the function of [`crate::UNetEps`] up to
@@ -34,10 +35,22 @@ use geomem_score::{Precision, VpEpsModel, VpTime};
 /// assert_eq!(s.values().len(), 64);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// It keeps its 3×3 kernels arranged for the forward pass; those of the reverse pass are
+/// arranged at its first VJP and kept from then on (on the paper's MNIST U-Net the Winograd
+/// kernels take as much memory again).
+#[derive(Debug)]
 pub struct HostUNetEps {
     net: HostUNet,
-    w: Vec<Vec<f32>>,
+    w: RwLock<Vec<Vec<f32>>>,
+    /// Set once the reverse pass's kernels are in `w`.
+    flipped: OnceLock<()>,
+}
+
+impl Clone for HostUNetEps {
+    fn clone(&self) -> Self {
+        Self { net: self.net.clone(), w: RwLock::new(self.weights().clone()), flipped: self.flipped.clone() }
+    }
 }
 
 impl HostUNetEps {
@@ -63,15 +76,32 @@ impl HostUNetEps {
         }
         let (dims, w) = params(model);
         let net = HostUNet::new(cfg, &dims).map_err(NetsError::Record)?;
-        // The parameters stay fixed: the direct kernels are arranged once, not per pass.
-        let w = net.with_kernels(w);
-        Ok(Self { net, w })
+        // The parameters stay fixed: the kernels are arranged once, not per pass (those of
+        // the reverse pass at the first VJP).
+        let w = RwLock::new(net.with_forward_kernels(w));
+        Ok(Self { net, w, flipped: OnceLock::new() })
+    }
+
+    /// The parameters and the kernels arranged so far (a poisoned lock still holds them
+    /// whole: they are written only by [`HostUNet::add_flipped_kernels`], which either
+    /// finishes or leaves an entry empty).
+    fn weights(&self) -> RwLockReadGuard<'_, Vec<Vec<f32>>> {
+        self.w.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The weights with the reverse pass's kernels arranged (at the first call).
+    fn weights_for_vjps(&self) -> RwLockReadGuard<'_, Vec<Vec<f32>>> {
+        self.flipped.get_or_init(|| {
+            let mut w = self.w.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.net.add_flipped_kernels(&mut w);
+        });
+        self.weights()
     }
 
     /// `ε̂` of `rows.len() / d` images (row-major, channel-major pixels) at DDPM step `k`.
-    fn eps_part(&self, rows: &[f32], k: usize) -> Vec<f32> {
+    fn eps_part(&self, w: &[Vec<f32>], rows: &[f32], k: usize) -> Vec<f32> {
         let b = rows.len() / self.net.dim();
-        to_rows(&self.net.infer(&self.w, rows, &vec![k as f32; b]))
+        to_rows(&self.net.infer(w, rows, &vec![k as f32; b]))
     }
 }
 
@@ -92,12 +122,13 @@ impl VpEpsModel for HostUNetEps {
         let d = self.net.dim();
         let k = checked_step(time, x, out.as_ref(), d)?;
         let starts: Vec<usize> = (0..x.nrows()).step_by(PART).collect();
+        let w = self.weights();
         let done: Vec<Vec<f32>> = starts
             .par_iter()
             .map(|&s| {
                 let m = PART.min(x.nrows() - s);
                 let rows: Vec<f32> = (s..s + m).flat_map(|i| (0..d).map(move |j| x[(i, j)] as f32)).collect();
-                self.eps_part(&rows, k)
+                self.eps_part(&w, &rows, k)
             })
             .collect();
         for (&s, v) in starts.iter().zip(&done) {
@@ -127,9 +158,10 @@ impl VpEpsModel for HostUNetEps {
             return Err(geomem_score::ScoreError::DimensionMismatch { expected: d, got: u.ncols() });
         }
         let xs: Vec<f32> = x_vp.iter().map(|&v| v as f32).collect();
-        let (_, tape) = self.net.forward(&self.w, &xs, &[k as f32]);
+        let w = self.weights_for_vjps();
+        let (_, tape) = self.net.forward(&w, &xs, &[k as f32]);
         let us: Vec<f32> = (0..u.nrows()).flat_map(|i| (0..d).map(move |j| u[(i, j)] as f32)).collect();
-        let g = self.net.vjp(&self.w, &tape, &us, PART);
+        let g = self.net.vjp(&w, &tape, &us, PART);
         Ok(Some(faer::Mat::from_fn(u.nrows(), d, |i, j| f64::from(g[i * d + j]))))
     }
 }

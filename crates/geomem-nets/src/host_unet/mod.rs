@@ -374,13 +374,37 @@ impl HostUNet {
     /// (`Conv::wt`) instead of arranging them at each call: for parameters that stay fixed
     /// over many passes (evaluation, or the parts of one training step). The extra entries
     /// are not parameters: no gradient is kept for them.
-    pub fn with_kernels(&self, mut p: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    pub fn with_kernels(&self, p: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+        let mut p = self.with_forward_kernels(p);
+        self.add_flipped_kernels(&mut p);
+        p
+    }
+
+    /// [`HostUNet::with_kernels`] for the forward passes only: the input gradients' entries
+    /// are left empty (a reverse pass would arrange those kernels at each call), so callers
+    /// that only evaluate the net (sampling, Normal Bundle spectra) hold half the arranged
+    /// kernels. [`HostUNet::add_flipped_kernels`] adds the rest.
+    pub fn with_forward_kernels(&self, mut p: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
         p.truncate(self.params);
         let kernels: Vec<Vec<f32>> = (self.kernels.iter())
-            .flat_map(|k| [false, true].map(|flip| ops::arranged_for(&p[k.w], k.cin, k.cout, k.side, flip)))
+            .flat_map(|k| [ops::arranged_for(&p[k.w], k.cin, k.cout, k.side, false), Vec::new()])
             .collect();
         p.extend(kernels);
         p
+    }
+
+    /// Arranges the input gradients' kernels that `p` (from
+    /// [`HostUNet::with_forward_kernels`]) leaves empty.
+    ///
+    /// # Panics
+    /// If `p` does not hold this net's parameters and its forward kernels' entries.
+    pub fn add_flipped_kernels(&self, p: &mut [Vec<f32>]) {
+        assert!(p.len() == self.params + 2 * self.kernels.len(), "the parameters and the kernels' entries");
+        for (t, k) in self.kernels.iter().enumerate() {
+            if p[self.params + 2 * t + 1].is_empty() {
+                p[self.params + 2 * t + 1] = ops::arranged_for(&p[k.w], k.cin, k.cout, k.side, true);
+            }
+        }
     }
 
     /// The number of parameters (entries of `p` before any arranged kernels).

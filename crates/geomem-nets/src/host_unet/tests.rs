@@ -728,8 +728,17 @@ fn arranged_kernels_serve_every_pass() {
             ARRANGED_AT_CALL.with(|n| n.get())
         };
         assert_eq!(passes(&host.with_kernels(w.clone())), 0, "{cfg:?}: kernels arranged at a call");
+        // Evaluation's kernels serve its forward passes; the flipped ones added later, the rest.
+        let mut forward = host.with_forward_kernels(w.clone());
+        ARRANGED_AT_CALL.with(|n| n.set(0));
+        drop(host.infer(&forward, &x, &[1.0, 40.0, 700.0]));
+        assert_eq!(ARRANGED_AT_CALL.with(|n| n.get()), 0, "{cfg:?}: forward kernels arranged at a call");
+        host.add_flipped_kernels(&mut forward);
+        assert_eq!(forward, host.with_kernels(w.clone()), "{cfg:?}: the flipped kernels added are not all of them");
         if direct::best().is_some() {
             assert!(passes(&w) > 0, "{cfg:?}: no pass arranged a kernel without them");
+            let forward = host.with_forward_kernels(w.clone());
+            assert!(passes(&forward) > 0, "{cfg:?}: the reverse pass found kernels it was not given");
         }
     }
 }
