@@ -197,11 +197,6 @@ thread_local! {
     pub(crate) static ARRANGED_AT_CALL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The smallest side at which the forward pass and the input's gradient take Winograd's
-/// F(4×4, 3×3) where [`Conv::path`] takes Winograd.
-#[cfg(target_arch = "x86_64")]
-const FOUR_FROM: usize = 14;
-
 /// im2col chunks are kept below this many floats (whole images at a time).
 const COLS_CAP: usize = 1 << 23;
 
@@ -260,10 +255,14 @@ impl Conv {
     /// as the direct kernel, at 48 → 16 faster), and at odd sides from 128 channels on each
     /// side (at 7 × 7 and 32 → 32 the direct kernel is faster, at 128 → 128 Winograd);
     /// measured on Zen 4 by `conv_paths_timed` (docs/BENCHMARKS.md); else
-    /// [`Conv::direct`]'s choice. Of those, the forward pass and the input's gradient take
-    /// F(4×4, 3×3) ([`direct::wino::four`]) at sides from [`FOUR_FROM`]: at 28 × 28 and
-    /// 128 → 128 it takes about two thirds of F(2×2)'s time, at 14 × 14 and 256 → 256 about
-    /// as long or less, at 7 × 7 and 8 × 8 longer (fewer tiles than its products need).
+    /// [`Conv::direct`]'s choice. Before any of them, with at least 16 channels on each
+    /// side, F(4×4, 3×3) ([`direct::wino::four`]) takes the forward pass at every side from
+    /// 4 and the input's gradient from 7: with the kernels arranged beforehand (as
+    /// [`super::HostUNet::with_kernels`] does), its forward pass took 0.54-0.90 of
+    /// F(2×2)'s time and 0.29-0.69 of the direct kernel's at every shape timed (4 × 4 to
+    /// 28 × 28, 16 to 512 channels; two runs), its input gradient 0.57-1.02 of F(2×2)'s
+    /// from 7 × 7 (1.01-1.02 at 8 × 8, 32 → 32) but 0.65-1.12 at 4 × 4, where it loses at
+    /// 64 → 64 (docs/BENCHMARKS.md).
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
@@ -271,10 +270,19 @@ impl Conv {
             let wide = self.cin.min(self.cout) >= 16 && self.cin + self.cout >= 48;
             // At odd sides a quarter or more of the tiles' work falls past the image.
             let side = h >= 4 && (h.is_multiple_of(2) || self.cin.min(self.cout) >= 128);
+            let avx512 = direct::Isa::Avx512.on_this_cpu();
+            let sides = match pass {
+                Pass::Forward => direct::wino::four::fits(h),
+                Pass::Input => h >= 7,
+                Pass::Weight => false,
+            };
+            let four = shape && sides && self.cin.min(self.cout) >= 16;
+            if four && avx512 {
+                return Path::Winograd4;
+            }
             let wino = shape && wide && side && direct::wino::fits(h);
-            if wino && direct::Isa::Avx512.on_this_cpu() {
-                let four = pass != Pass::Weight && h >= FOUR_FROM && direct::wino::four::fits(h);
-                return if four { Path::Winograd4 } else { Path::Winograd };
+            if wino && avx512 {
+                return Path::Winograd;
             }
             if let Some(isa) = self.direct(h, pass) {
                 return Path::Direct(isa);
