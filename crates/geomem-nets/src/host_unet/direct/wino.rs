@@ -123,36 +123,94 @@ pub(crate) fn conv(
     y: &mut [f32],
     add: bool,
 ) {
-    let cout = u.len() / (16 * cin).max(1);
-    let n = b * h * h;
-    assert!(fits(h) && x.len() >= cin * n && y.len() >= cout * n && u.len() == 16 * cin * cout);
+    assert!(fits(h), "a side F(2×2, 3×3) takes");
+    run(&Grid::new(b, h), x, cin, u, bias, y, add);
+}
+
+/// The steps of a Winograd convolution on a [`Grid`] of tiles: F(2×2, 3×3) (the grid itself)
+/// or F(4×4, 3×3) ([`four`]).
+pub(super) trait Scheme {
+    /// Polyphase components (a tile's output pixels), positions of the transform, vectors
+    /// of tiles per block.
+    const PARTS: usize;
+    const POS: usize;
+    const BLOCK: usize;
+    fn grid(&self) -> &Grid;
+    /// The input's components, `PARTS` slabs of `c` channels.
+    fn split(&self, x: &[f32], c: usize, parts: &mut [f32]);
+    /// The output from its components (replacing or adding).
+    fn merge(&self, parts: &[f32], c: usize, y: &mut [f32], add: bool);
+    /// The transformed inputs of the tiles of vectors `v0..v0 + nb`, `POS` slabs.
+    ///
+    /// # Safety
+    /// AVX-512F; the buffers as [`run`] sizes them.
+    unsafe fn inputs(&self, v0: usize, nb: usize, parts: &[f32], c: usize, v: &mut [f32]);
+    /// The outputs' components of those tiles from the products (plus `bias`).
+    ///
+    /// # Safety
+    /// As [`Scheme::inputs`].
+    unsafe fn outputs(&self, v0: usize, nb: usize, m: &[f32], c: usize, bias: Option<&[f32]>, out: &mut [f32]);
+}
+
+/// One convolution by the scheme `s`, block by block: `x` has `cin` channels of the grid's
+/// maps, `u` is arranged for the scheme, `y` has `u.len() / (POS cin)` channels.
+///
+/// # Panics
+/// Where the buffers are too short for that, or the CPU lacks AVX-512F.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run<S: Scheme>(s: &S, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>, y: &mut [f32], add: bool) {
+    let g = s.grid();
+    let (tp, nv, cout, n) = (g.tp, g.ts.nv, u.len() / (S::POS * cin).max(1), g.b * g.h * g.h);
+    assert!(x.len() >= cin * n && y.len() >= cout * n && u.len() == S::POS * cin * cout);
     assert!(bias.is_none_or(|b| b.len() == cout));
     assert!(std::arch::is_x86_feature_detected!("avx512f"), "Winograd's kernels need AVX-512F");
-    let grid = Grid::new(b, h);
-    let mut parts = pool::take(4 * slab(cin, grid.tp));
-    grid.split(x, cin, &mut parts);
-    let mut out = pool::take(4 * slab(cout, grid.tp));
-    let mut v = pool::take(16 * slab(cin, 16 * BLOCK));
-    let mut m = pool::take(16 * slab(cout, 16 * BLOCK));
-    for blk in grid.blocks() {
-        // SAFETY: AVX-512F was checked above; the buffers' lengths bound every unmasked
+    let mut parts = pool::take(S::PARTS * slab(cin, tp));
+    s.split(x, cin, &mut parts);
+    let mut out = pool::take(S::PARTS * slab(cout, tp));
+    let mut v = pool::take(S::POS * slab(cin, 16 * S::BLOCK));
+    let mut m = pool::take(S::POS * slab(cout, 16 * S::BLOCK));
+    for v0 in (0..nv).step_by(S::BLOCK) {
+        let nb = (nv - v0).min(S::BLOCK);
+        // SAFETY: AVX-512F (the caller's check); the buffers' lengths bound every unmasked
         // access (masked-off lanes are not read).
         unsafe {
-            blk.inputs(&parts, cin, &mut v);
-            blk.products(&v, cin, u, cout, &mut m);
-            blk.outputs(&m, cout, bias, &mut out);
+            s.inputs(v0, nb, &parts, cin, &mut v);
+            products(nb, S::POS, &v, cin, u, cout, &mut m);
+            s.outputs(v0, nb, &m, cout, bias, &mut out);
         }
     }
-    grid.merge(&out, cout, y, add);
+    s.merge(&out, cout, y, add);
     for buf in [parts, out, v, m] {
         pool::give(buf);
     }
 }
 
+impl Scheme for Grid {
+    const PARTS: usize = 4;
+    const POS: usize = 16;
+    const BLOCK: usize = BLOCK;
+    fn grid(&self) -> &Grid {
+        self
+    }
+    fn split(&self, x: &[f32], c: usize, parts: &mut [f32]) {
+        Grid::split(self, x, c, parts);
+    }
+    fn merge(&self, parts: &[f32], c: usize, y: &mut [f32], add: bool) {
+        Grid::merge(self, parts, c, y, add);
+    }
+    unsafe fn inputs(&self, v0: usize, nb: usize, parts: &[f32], c: usize, v: &mut [f32]) {
+        self.block(v0, nb).inputs(parts, c, v);
+    }
+    unsafe fn outputs(&self, v0: usize, nb: usize, m: &[f32], c: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        self.block(v0, nb).outputs(m, c, bias, out);
+    }
+}
+
 /// The tiles of `b` images of side `h`: `w × w` per image, numbered image by image and row
-/// by row; `ts` holds their neighbours' masks on that grid; each of the four components
-/// takes `tp` floats per channel (whole vectors).
-struct Grid {
+/// by row; `ts` holds their neighbours' masks on that grid; each of the components (four
+/// for tiles of two pixels a side, sixteen for four) takes `tp` floats per channel (whole
+/// vectors).
+pub(super) struct Grid {
     b: usize,
     h: usize,
     w: usize,
@@ -161,22 +219,27 @@ struct Grid {
 }
 
 impl Grid {
+    /// The grid of tiles of two pixels a side.
     fn new(b: usize, h: usize) -> Self {
-        let w = h.div_ceil(2);
+        Self::tiled(b, h, 2)
+    }
+
+    /// The grid of tiles of `side` pixels a side (`w = ⌈h / side⌉`).
+    fn tiled(b: usize, h: usize, side: usize) -> Self {
+        let w = h.div_ceil(side);
         let ts = shifts(b, w);
         Self { b, h, w, tp: 16 * ts.nv, ts }
+    }
+
+    /// Vectors `v0..v0 + nb` of the tiles.
+    fn block(&self, v0: usize, nb: usize) -> Block<'_> {
+        Block { ts: &self.ts, tp: self.tp, w: self.w, v0, nb }
     }
 
     /// The blocks of at most [`BLOCK`] vectors of tiles, in order.
     fn blocks(&self) -> impl Iterator<Item = Block<'_>> {
         let nv = self.ts.nv;
-        (0..nv).step_by(BLOCK).map(move |v0| Block {
-            ts: &self.ts,
-            tp: self.tp,
-            w: self.w,
-            v0,
-            nb: (nv - v0).min(BLOCK),
-        })
+        (0..nv).step_by(BLOCK).map(move |v0| self.block(v0, (nv - v0).min(BLOCK)))
     }
 
     /// Where [`Grid::split`] and [`Grid::merge`] run as permutations of registers: when
@@ -376,16 +439,6 @@ impl Block<'_> {
         out
     }
 
-    /// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]`, position by position, in register
-    /// tiles of at most [`TILE`], over chunks of input channels whose rows of the
-    /// transformed inputs and of `u` stay in L1 while every tile passes over them (without
-    /// the chunks, at 4 × 4 and 128 → 64 channels, the 32 KiB of one position's inputs left
-    /// L1 at each of the 16 tiles of outputs).
-    #[target_feature(enable = "avx512f")]
-    unsafe fn products(&self, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
-        products(self.nb, 16, v, cin, u, cout, m);
-    }
-
     /// `out[(2a + b)·c + o][t] = (Aᵀ m A)[a][b]` (+ `bias[o]`) for the block's tiles.
     #[target_feature(enable = "avx512f")]
     unsafe fn outputs(&self, m: &[f32], c: usize, bias: Option<&[f32]>, out: &mut [f32]) {
@@ -412,9 +465,12 @@ impl Block<'_> {
     }
 }
 
-/// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]` for `positions` positions of a block of
-/// `nb` vectors of tiles ([`Block::products`]; the F(4×4, 3×3) convolution's 36 positions
-/// too).
+/// `m[pos][o][·] = Σ_i u[pos][i][o] · v[pos][i][·]`, for `positions` positions (16, or
+/// F(4×4, 3×3)'s 36) of a block of `nb` vectors of tiles, position by position, in register
+/// tiles of at most [`TILE`], over chunks of input channels whose rows of the
+/// transformed inputs and of `u` stay in L1 while every tile passes over them (without
+/// the chunks, at 4 × 4 and 128 → 64 channels, the 32 KiB of one position's inputs left
+/// L1 at each of the 16 tiles of outputs).
 ///
 /// # Safety
 /// AVX-512F; `v`, `u` and `m` hold `positions` slabs of `cin`, `cin·cout` and `cout` rows.
@@ -470,7 +526,7 @@ unsafe fn products(nb: usize, positions: usize, v: &[f32], cin: usize, u: &[f32]
     }
 }
 
-/// One register tile of [`Block::products`]: output channels `co..co + C`, vectors
+/// One register tile of [`products`]: output channels `co..co + C`, vectors
 /// `j..j + P` of the block, input channels `i0..i1`, at one position; the first chunk
 /// (`i0 = 0`) starts from zero, the others add to the tile's sums so far.
 #[derive(Clone, Copy)]

@@ -24,9 +24,8 @@
 //! The transforms' larger coefficients cost `f32` accuracy: the results differ from the
 //! direct kernel's by a few times F(2×2, 3×3)'s rounding (tested in `host_unet::tests`).
 
-use super::super::{live, shifts, Shifts};
-use super::{products, slab};
-use crate::host_unet::ops::pool;
+use super::super::live;
+use super::{run, slab, Grid, Scheme};
 use std::arch::x86_64::*;
 
 /// Positions of the 6 × 6 transform.
@@ -93,52 +92,42 @@ pub(crate) fn conv(
     y: &mut [f32],
     add: bool,
 ) {
-    let cout = u.len() / (POS * cin).max(1);
-    let n = b * h * h;
-    assert!(fits(h) && x.len() >= cin * n && y.len() >= cout * n && u.len() == POS * cin * cout);
-    assert!(bias.is_none_or(|b| b.len() == cout));
-    assert!(std::arch::is_x86_feature_detected!("avx512f"), "Winograd's kernels need AVX-512F");
-    let grid = Grid::new(b, h);
-    let mut parts = pool::take(16 * slab(cin, grid.tp));
-    grid.split(x, cin, &mut parts);
-    let mut out = pool::take(16 * slab(cout, grid.tp));
-    let mut v = pool::take(POS * slab(cin, 16 * BLOCK));
-    let mut m = pool::take(POS * slab(cout, 16 * BLOCK));
-    let nv = grid.ts.nv;
-    for v0 in (0..nv).step_by(BLOCK) {
-        let nb = (nv - v0).min(BLOCK);
-        // SAFETY: AVX-512F was checked above; the buffers' lengths bound every unmasked
-        // access (masked-off lanes are not read).
-        unsafe {
-            grid.inputs(v0, nb, &parts, cin, &mut v);
-            products(nb, POS, &v, cin, u, cout, &mut m);
-            grid.outputs(v0, nb, &m, cout, bias, &mut out);
-        }
-    }
-    grid.merge(&out, cout, y, add);
-    for buf in [parts, out, v, m] {
-        pool::give(buf);
+    assert!(fits(h), "a side F(4×4, 3×3) takes");
+    run(&Four(Grid::tiled(b, h, 4)), x, cin, u, bias, y, add);
+}
+
+/// [`Grid`] of tiles of four pixels a side: sixteen components.
+struct Four(Grid);
+
+impl std::ops::Deref for Four {
+    type Target = Grid;
+    fn deref(&self) -> &Grid {
+        &self.0
     }
 }
 
-/// The tiles of `b` images of side `h`: `w × w` per image (`w = ⌈h/4⌉`), numbered image by
-/// image and row by row; `ts` holds their neighbours' masks on that grid; each of the
-/// sixteen components takes `tp` floats per channel (whole vectors).
-struct Grid {
-    b: usize,
-    h: usize,
-    w: usize,
-    tp: usize,
-    ts: std::rc::Rc<Shifts>,
+impl Scheme for Four {
+    const PARTS: usize = 16;
+    const POS: usize = POS;
+    const BLOCK: usize = BLOCK;
+    fn grid(&self) -> &Grid {
+        &self.0
+    }
+    fn split(&self, x: &[f32], c: usize, parts: &mut [f32]) {
+        Four::split(self, x, c, parts);
+    }
+    fn merge(&self, parts: &[f32], c: usize, y: &mut [f32], add: bool) {
+        Four::merge(self, parts, c, y, add);
+    }
+    unsafe fn inputs(&self, v0: usize, nb: usize, parts: &[f32], c: usize, v: &mut [f32]) {
+        Four::inputs(self, v0, nb, parts, c, v);
+    }
+    unsafe fn outputs(&self, v0: usize, nb: usize, m: &[f32], c: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        Four::outputs(self, v0, nb, m, c, bias, out);
+    }
 }
 
-impl Grid {
-    fn new(b: usize, h: usize) -> Self {
-        let w = h.div_ceil(4);
-        let ts = shifts(b, w);
-        Self { b, h, w, tp: 16 * ts.nv, ts }
-    }
-
+impl Four {
     /// Where pixel `(row, col)` of image `img` lies in the components, relative to channel
     /// `i`'s start of component 0 (`c` channels).
     #[inline(always)]
