@@ -251,8 +251,8 @@ impl Conv {
 
     /// How this convolution's `pass` runs on maps of side `h`: Winograd's F(2×2, 3×3)
     /// ([`direct::wino`]) for all three passes on AVX-512 at even sides from 4 with at
-    /// least 16 channels on each side and 48 in all (at 14 × 14 and 16 → 16 it is as fast
-    /// as the direct kernel, at 48 → 16 faster), and at odd sides from 128 channels on each
+    /// least 16 channels on each side and 48 in all (at 14 × 14 and 16 → 16, timed with its
+    /// kernel arranged at each call, it is as fast as the direct kernel, at 48 → 16 faster), and at odd sides from 128 channels on each
     /// side (at 7 × 7 and 32 → 32 the direct kernel is faster, at 128 → 128 Winograd);
     /// measured on Zen 4 by `conv_paths_timed` (docs/BENCHMARKS.md); else
     /// [`Conv::direct`]'s choice. Before any of them, with at least 16 channels on each
@@ -262,7 +262,7 @@ impl Conv {
     /// F(2×2)'s time and 0.29-0.69 of the direct kernel's at every shape timed (4 × 4 to
     /// 28 × 28, 16 to 512 channels; two runs), its input gradient 0.57-1.02 of F(2×2)'s
     /// from 7 × 7 (1.01-1.02 at 8 × 8, 32 → 32) but 0.65-1.12 at 4 × 4, where it loses at
-    /// 64 → 64 (docs/BENCHMARKS.md).
+    /// 64 → 64 and 128 → 64 (docs/BENCHMARKS.md).
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {

@@ -622,7 +622,7 @@ fn the_host_score_jacobian_is_its_central_differences() {
 }
 
 /// Winograd's F(2×2, 3×3) forward and input-gradient passes against the direct kernel on
-/// AVX-512 (which the Winograd kernels need): sides 2 to 28, odd and even, partial vectors of tiles,
+/// AVX-512 (which the Winograd kernels need): sides 2 to 37, odd and even, partial vectors of tiles,
 /// channel counts off the register tiles, over 128 channels.
 #[cfg(target_arch = "x86_64")]
 fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f32) -> Result<(), String> {
@@ -652,7 +652,8 @@ fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f
     close(&y, &want_y, "forward", 9 * cin, 8e-6)?;
     close(&dx, &want_dx, "input gradient", 9 * cout, 8e-6)?;
     if wino::four::fits(h) {
-        // F(4×4, 3×3): transforms with coefficients up to 8 and sums of up to 36 terms.
+        // F(4×4, 3×3): transforms with coefficients up to 8, entries summing up to 16 terms
+        // before the products and 25 after.
         let mut y4 = vec![f32::NAN; cout * b * h * h];
         let u = wino::four::arrange(&w, cin, cout, false);
         wino::four::conv(b, h, &x, cin, &u, Some(&images(1, cout, 0.7)), &mut y4, false);

@@ -1,7 +1,8 @@
-//! Winograd's F(4×4, 3×3) convolution (Lavin & Gray 2016, the larger tile of their
-//! Table 1): the forward pass and the input's gradient of [`super`]'s convolutions with 36
-//! multiplications for every 4 × 4 outputs, where F(2×2, 3×3) takes 64 and the direct
-//! kernel 144. The weight's gradient stays with F(2×2, 3×3) ([`super::grad`]).
+//! Winograd's F(4×4, 3×3) convolution (Lavin & Gray, "Fast algorithms for convolutional
+//! neural networks", 2016): the forward pass and the input's gradient of [`super`]'s
+//! convolutions with 36 multiplications for every 4 × 4 outputs, where F(2×2, 3×3) takes 64
+//! and the direct kernel 144. The weight's gradient is not computed here (`ops::Conv::path`
+//! gives it F(2×2, 3×3), [`super::grad`], or another path).
 //!
 //! Each 4 × 4 block of outputs is a tile; its 6 × 6 input patch `d` becomes `V = Bᵀ d B`, the
 //! kernel `g` becomes `U = G g Gᵀ`, and the outputs are `Aᵀ (U ⊙ V) A`, with
