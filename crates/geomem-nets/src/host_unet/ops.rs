@@ -256,13 +256,12 @@ impl Conv {
     /// side (at 7 × 7 and 32 → 32 the direct kernel is faster, at 128 → 128 Winograd);
     /// measured on Zen 4 by `conv_paths_timed` (docs/BENCHMARKS.md); else
     /// [`Conv::direct`]'s choice. Before any of them, with at least 16 channels on each
-    /// side, F(4×4, 3×3) ([`direct::wino::four`]) takes the forward pass at every side from
-    /// 4 and the input's gradient from 7: with the kernels arranged beforehand (as
-    /// [`super::HostUNet::with_kernels`] does), its forward pass took 0.54-0.90 of
-    /// F(2×2)'s time and 0.29-0.69 of the direct kernel's at every shape timed (4 × 4 to
-    /// 28 × 28, 16 to 512 channels; two runs), its input gradient 0.57-1.02 of F(2×2)'s
-    /// from 7 × 7 (1.01-1.02 at 8 × 8, 32 → 32) but 0.65-1.12 at 4 × 4, where it loses at
-    /// 64 → 64 and 128 → 64 (docs/BENCHMARKS.md).
+    /// side, F(4×4, 3×3) ([`direct::wino::four`]) takes the forward pass and the input's
+    /// gradient at every side from 4: with the kernels arranged beforehand (as
+    /// [`super::HostUNet::with_kernels`] does), both passes took 0.54-0.84 of F(2×2)'s time
+    /// at every shape timed (4 × 4 to 28 × 28, 16 to 512 channels) but one, 4 × 4 and
+    /// 512 → 256, where the forward pass took 0.90 and 1.07 in two runs, and 0.29-0.73 of
+    /// the direct kernel's (docs/BENCHMARKS.md).
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
@@ -271,12 +270,7 @@ impl Conv {
             // At odd sides a quarter or more of the tiles' work falls past the image.
             let side = h >= 4 && (h.is_multiple_of(2) || self.cin.min(self.cout) >= 128);
             let avx512 = direct::Isa::Avx512.on_this_cpu();
-            let sides = match pass {
-                Pass::Forward => direct::wino::four::fits(h),
-                Pass::Input => h >= 7,
-                Pass::Weight => false,
-            };
-            let four = shape && sides && self.cin.min(self.cout) >= 16;
+            let four = shape && pass != Pass::Weight && self.cin.min(self.cout) >= 16 && direct::wino::four::fits(h);
             if four && avx512 {
                 return Path::Winograd4;
             }
