@@ -261,7 +261,8 @@ impl Conv {
     /// [`super::HostUNet::with_kernels`] does), both passes took 0.54-0.84 of F(2×2)'s time
     /// in the run of docs/BENCHMARKS.md's table at every shape timed (4 × 4 to 28 × 28, 16 to
     /// 512 channels) but one, 4 × 4 and 512 → 256, where the forward pass took 0.90 and 1.07
-    /// in two runs, and 0.29-0.73 of the direct kernel's.
+    /// in two runs (before and after a refactoring of the driver), and 0.29-0.73 of the
+    /// direct kernel's.
     fn path(&self, h: usize, pass: Pass) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
