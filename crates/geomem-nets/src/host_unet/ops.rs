@@ -328,8 +328,10 @@ impl Conv {
         let k = self.kernel(p, path, flip);
         let cin = if flip { self.cout } else { self.cin };
         match path {
-            Path::Winograd => direct::wino::conv(x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip),
-            Path::Winograd4 => direct::wino::four::conv(x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip),
+            Path::Winograd | Path::Winograd4 => {
+                let tile = if path == Path::Winograd { direct::wino::Tile::Two } else { direct::wino::Tile::Four };
+                direct::wino::conv(tile, x.b, x.h, &x.v, cin, &k, bias, &mut y.v, flip);
+            }
             Path::Direct(isa) => direct::conv(isa, &direct::shifts(x.b, x.h), &x.v, cin, &k, bias, &mut y.v, flip),
             Path::Gemm => unreachable!("only the fast paths"),
         }

@@ -483,8 +483,8 @@ fn conv_paths_timed() {
             // The kernels arranged once, outside the timings (as `Conv` finds them: once per
             // training step, once for an evaluation), and their arrangement timed apart.
             let (u, uf) = (wino::arrange(&p[0], cin, cout, false), wino::arrange(&p[0], cin, cout, true));
-            let fw = time(&mut || wino::conv(b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false));
-            let iw = time(&mut || wino::conv(b, h, &dy.v, cout, &uf, None, &mut dx.v, true));
+            let fw = time(&mut || wino::conv(wino::Tile::Two, b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false));
+            let iw = time(&mut || wino::conv(wino::Tile::Two, b, h, &dy.v, cout, &uf, None, &mut dx.v, true));
             let ww = time(&mut || wino::grad::weight_grad(b, h, &x.v, cin, &dy.v, cout, &mut g0));
             let aw = time(&mut || pool::give(wino::arrange(&p[0], cin, cout, true)));
             println!(
@@ -493,8 +493,8 @@ fn conv_paths_timed() {
             if wino::four::fits(h) {
                 let (u, uf) =
                     (wino::four::arrange(&p[0], cin, cout, false), wino::four::arrange(&p[0], cin, cout, true));
-                let f4 = time(&mut || wino::four::conv(b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false));
-                let i4 = time(&mut || wino::four::conv(b, h, &dy.v, cout, &uf, None, &mut dx.v, true));
+                let f4 = time(&mut || wino::conv(wino::Tile::Four, b, h, &x.v, cin, &u, Some(&p[1]), &mut y.v, false));
+                let i4 = time(&mut || wino::conv(wino::Tile::Four, b, h, &dy.v, cout, &uf, None, &mut dx.v, true));
                 let a4 = time(&mut || pool::give(wino::four::arrange(&p[0], cin, cout, true)));
                 println!("{h:>2}x{h:<2} {cin:>3}->{cout:<3} F(4x4): forward {f4:7.3} ms, input grad {i4:7.3} ms; arranging {a4:.3}");
             }
@@ -635,10 +635,20 @@ fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f
     let w = images(1, 9 * cin * cout, 0.1 + phase);
     let x = images(1, cin * b * h * h, 0.2 + phase);
     let mut y = vec![f32::NAN; cout * b * h * h];
-    wino::conv(b, h, &x, cin, &wino::arrange(&w, cin, cout, false), Some(&images(1, cout, 0.7)), &mut y, false);
+    wino::conv(
+        wino::Tile::Two,
+        b,
+        h,
+        &x,
+        cin,
+        &wino::arrange(&w, cin, cout, false),
+        Some(&images(1, cout, 0.7)),
+        &mut y,
+        false,
+    );
     let dy = images(1, cout * b * h * h, 0.9);
     let mut dx = images(1, cin * b * h * h, 0.4);
-    wino::conv(b, h, &dy, cout, &wino::arrange(&w, cin, cout, true), None, &mut dx, true);
+    wino::conv(wino::Tile::Two, b, h, &dy, cout, &wino::arrange(&w, cin, cout, true), None, &mut dx, true);
     // The transforms add up to 16 terms before and after the products: 8e-6 of the largest
     // value, growing as n past sums of n = 256 products (as in `direct_matches_im2col`).
     let close = |got: &[f32], want: &[f32], what: &str, n: usize, rel: f32| {
@@ -656,10 +666,10 @@ fn winograd_matches_direct(b: usize, h: usize, cin: usize, cout: usize, phase: f
         // before the products and 25 after.
         let mut y4 = vec![f32::NAN; cout * b * h * h];
         let u = wino::four::arrange(&w, cin, cout, false);
-        wino::four::conv(b, h, &x, cin, &u, Some(&images(1, cout, 0.7)), &mut y4, false);
+        wino::conv(wino::Tile::Four, b, h, &x, cin, &u, Some(&images(1, cout, 0.7)), &mut y4, false);
         close(&y4, &want_y, "F(4×4) forward", 9 * cin, 8e-5)?;
         let mut dx4 = images(1, cin * b * h * h, 0.4);
-        wino::four::conv(b, h, &dy, cout, &wino::four::arrange(&w, cin, cout, true), None, &mut dx4, true);
+        wino::conv(wino::Tile::Four, b, h, &dy, cout, &wino::four::arrange(&w, cin, cout, true), None, &mut dx4, true);
         close(&dx4, &want_dx, "F(4×4) input gradient", 9 * cout, 8e-5)?;
     }
     let mut g = vec![0.0; 9 * cin * cout];
@@ -736,4 +746,30 @@ fn arranged_kernels_serve_every_pass() {
             assert!(passes(&forward) > 0, "{cfg:?}: the reverse pass found kernels it was not given");
         }
     }
+}
+
+/// `HostUNetEps` serves its forward passes, and from its first VJP on its reverse passes,
+/// with kernels arranged beforehand: no pass arranges one at a call (on a one-thread pool,
+/// whose worker runs every part and holds the counter). Without the flipped kernels added
+/// at the first VJP its values would be the same, only slower: this is what sees it.
+#[test]
+fn host_evaluation_arranges_no_kernel_at_a_call() {
+    use super::ops::ARRANGED_AT_CALL;
+    use geomem_score::{VpEpsModel, VpTime};
+    let cfg = &configs()[3];
+    let host = eval::HostUNetEps::new(&net(cfg).valid(), cfg).unwrap();
+    let d = host.dim();
+    let x = faer::Mat::from_fn(3, d, |i, j| ((i * 5 + j) as f64 * 0.37).sin());
+    let row: Vec<f64> = (0..d).map(|j| x[(0, j)]).collect();
+    let u = faer::Mat::from_fn(4, d, |i, j| f64::from(u8::from(i == j)));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        ARRANGED_AT_CALL.with(|n| n.set(0));
+        let mut out = faer::Mat::zeros(3, d);
+        host.eps_into(x.as_ref(), VpTime::Step(10), out.as_mut()).unwrap();
+        for _ in 0..2 {
+            host.eps_vjp(&row, VpTime::Step(10), u.as_ref()).unwrap().unwrap();
+        }
+        assert_eq!(ARRANGED_AT_CALL.with(|n| n.get()), 0, "kernels arranged at a call");
+    });
 }

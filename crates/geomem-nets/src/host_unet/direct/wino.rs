@@ -109,11 +109,20 @@ pub(crate) fn fits(h: usize) -> bool {
     h >= 2
 }
 
+/// The tile of a Winograd convolution: F(2×2, 3×3) or F(4×4, 3×3) ([`four`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tile {
+    Two,
+    Four,
+}
+
 /// `y[o] (=|+=) Σ_i conv3×3(x[i], kernel i → o)` plus `bias[o]` when given, for `b` images of
-/// side `h` (see [`fits`]): `x` has `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s, `y` has
-/// `u.len() / (16 cin)` channels. The CPU must have AVX-512F.
+/// side `h` (see [`fits`] and [`four::fits`]) by the Winograd convolution of `tile`: `x` has
+/// `cin` channels of `b·h²` pixels, `u` is [`arrange`]'s (or [`four::arrange`]'s), `y` has
+/// `u.len() / (16 cin)` (or `36 cin`) channels. The CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv(
+    tile: Tile,
     b: usize,
     h: usize,
     x: &[f32],
@@ -123,12 +132,20 @@ pub(crate) fn conv(
     y: &mut [f32],
     add: bool,
 ) {
-    assert!(fits(h), "a side F(2×2, 3×3) takes");
-    run(&Grid::new(b, h), x, cin, u, bias, y, add);
+    match tile {
+        Tile::Two => {
+            assert!(fits(h), "a side F(2×2, 3×3) takes");
+            run(&Grid::new(b, h), x, cin, u, bias, y, add);
+        }
+        Tile::Four => {
+            assert!(four::fits(h), "a side F(4×4, 3×3) takes");
+            run(&four::Four::new(b, h), x, cin, u, bias, y, add);
+        }
+    }
 }
 
 /// The steps of a Winograd convolution on a [`Grid`] of tiles: F(2×2, 3×3) (the grid itself)
-/// or F(4×4, 3×3) ([`four`]).
+/// or F(4×4, 3×3) ([`four::Four`]).
 pub(super) trait Scheme {
     /// Polyphase components (a tile's output pixels), positions of the transform, vectors
     /// of tiles per block.
@@ -158,7 +175,7 @@ pub(super) trait Scheme {
 /// # Panics
 /// Where the buffers are too short for that, or the CPU lacks AVX-512F.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run<S: Scheme>(s: &S, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>, y: &mut [f32], add: bool) {
+fn run<S: Scheme>(s: &S, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>, y: &mut [f32], add: bool) {
     let g = s.grid();
     let (tp, nv, cout, n) = (g.tp, g.ts.nv, u.len() / (S::POS * cin).max(1), g.b * g.h * g.h);
     assert!(x.len() >= cin * n && y.len() >= cout * n && u.len() == S::POS * cin * cout);

@@ -26,7 +26,7 @@
 //! direct kernel's by a few times F(2×2, 3×3)'s rounding (tested in `host_unet::tests`).
 
 use super::super::live;
-use super::{run, slab, Grid, Scheme};
+use super::{slab, Grid, Scheme};
 use crate::host_unet::ops::pool;
 use std::arch::x86_64::*;
 
@@ -80,26 +80,16 @@ pub(crate) fn fits(h: usize) -> bool {
     h >= 4
 }
 
-/// [`super::conv`] with F(4×4, 3×3): `y[o] (=|+=) Σ_i conv3×3(x[i], kernel i → o)` plus
-/// `bias[o]`, for `b` images of side `h` (see [`fits`]); `u` is [`arrange`]'s. The CPU must
-/// have AVX-512F.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv(
-    b: usize,
-    h: usize,
-    x: &[f32],
-    cin: usize,
-    u: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    add: bool,
-) {
-    assert!(fits(h), "a side F(4×4, 3×3) takes");
-    run(&Four(Grid::tiled(b, h, 4)), x, cin, u, bias, y, add);
-}
+/// [`Grid`] of tiles of four pixels a side: sixteen components ([`super::conv`] with
+/// [`super::Tile::Four`]).
+pub(super) struct Four(Grid);
 
-/// [`Grid`] of tiles of four pixels a side: sixteen components.
-struct Four(Grid);
+impl Four {
+    /// The tiles of `b` images of side `h`.
+    pub(super) fn new(b: usize, h: usize) -> Self {
+        Self(Grid::tiled(b, h, 4))
+    }
+}
 
 impl std::ops::Deref for Four {
     type Target = Grid;
