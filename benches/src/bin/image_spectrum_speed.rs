@@ -13,6 +13,14 @@
 //! as well, the spectrum is the exact Jacobian's (`SpectrumParams::pointwise`: one forward
 //! image kept, then the input's reverse pass for the `d` rows, in parts of 16) instead of
 //! the Normal Bundle matrix's.
+//!
+//! It first prints the arithmetic a spectrum takes: the net's multiply-adds per forward image
+//! (`UNetConfig::multiply_adds`) and, for the Normal Bundle's `8d` images, those of the host's
+//! path (Winograd's F(4×4, 3×3) products, 36 per 4 × 4 outputs with the map rounded up to
+//! whole tiles, where its rule takes a convolution on AVX-512: 3 × 3 stride 1, at least 16
+//! channels each side, side at least 4; every other convolution at its direct count).
+//! Divided by this CPU's peak multiply-add rate (`peak_speed`) on both cores, that is a
+//! floor under the time no f32 kernel of that algorithm can go below.
 
 use burn::backend::Flex;
 use burn::config::Config;
@@ -32,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let sched = DdpmSchedule::linear(1e-4, 2e-2, 1000)?;
     let t = sched.ve_time(0)?;
+    print_cost(&cfg)?;
     let model = cfg.init_seeded::<Flex>(&device, 0)?;
     if std::env::var("UNET_EVAL").is_ok_and(|v| v == "host") {
         println!("evaluated on the host (HostUNetEps)");
@@ -72,5 +81,42 @@ fn run<F: geomem_score::ScoreField>(
         let dt = start.elapsed().as_secs_f64();
         println!("spectrum {r}: {dt:.2} s ({:.1} forward images/s), {} values", (8 * d) as f64 / dt, s.len());
     }
+    Ok(())
+}
+
+/// Prints the multiply-adds of one forward image and of the Normal Bundle's `8d` images,
+/// directly and as the host's F(4×4) path does them (module doc).
+fn print_cost(cfg: &UNetConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let m = cfg.multiply_adds()?;
+    let d = (cfg.channels * cfg.image_size * cfg.image_size) as f64;
+    let host: u128 = (cfg.convolutions()?.iter())
+        .map(|c| {
+            let four = c.kernel == 3 && c.stride == 1 && c.cin.min(c.cout) >= 16 && c.side >= 4;
+            let direct = c.multiply_adds().unwrap_or(u128::MAX);
+            if four {
+                36 * (c.side.div_ceil(4) as u128).pow(2) * (c.cin * c.cout) as u128
+            } else {
+                direct
+            }
+        })
+        .sum::<u128>()
+        + m.attention
+        + m.linear;
+    let nb = 8.0 * d;
+    println!(
+        "multiply-adds per forward image: {:.4e} (3x3 stride 1: {:.4e}, other convolutions {:.3e}, attention {:.3e}, linear {:.3e}); \
+         on the host's F(4x4) path {:.4e}",
+        m.total() as f64,
+        m.conv3x3 as f64,
+        m.other_convs as f64,
+        m.attention as f64,
+        m.linear as f64,
+        host as f64
+    );
+    println!(
+        "the Normal Bundle's {nb} forward images: {:.3e} multiply-adds direct, {:.3e} on the F(4x4) path",
+        nb * m.total() as f64,
+        nb * host as f64
+    );
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! ([`RunDir::score_field`]); [`load_ema`] reads the EMA weights of either network.
 
 mod checkpoint;
+mod cost;
 mod ddpm;
 mod draws;
 mod ema;
@@ -39,6 +40,7 @@ mod unet;
 mod wide;
 
 pub use checkpoint::FILE as CHECKPOINT_FILE;
+pub use cost::{ConvShape, MultiplyAdds};
 pub use ddpm::{load_ddpm, train_ddpm, DdpmState, DdpmTrainConfig};
 pub use ema::{load_ema, EmaNet};
 pub use error::{NetsError, Result};

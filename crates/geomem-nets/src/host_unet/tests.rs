@@ -773,3 +773,26 @@ fn host_evaluation_arranges_no_kernel_at_a_call() {
         assert_eq!(ARRANGED_AT_CALL.with(|n| n.get()), 0, "kernels arranged at a call");
     });
 }
+
+
+/// `UNetConfig::convolutions` lists the net's convolutions as the model holds them: the
+/// 4-d parameters' shapes in order, and the 3 × 3 stride-1 ones at the map sides the host
+/// net's builder (which reads the shapes, not the plan) gives them.
+#[test]
+fn the_convolution_list_is_the_nets() {
+    for cfg in configs() {
+        let (dims, _) = params(&net(&cfg));
+        let convs = cfg.convolutions().unwrap();
+        let held: Vec<_> = dims.iter().filter(|d| d.len() == 4).map(|d| (d[0], d[1], d[2], d[3])).collect();
+        let listed: Vec<_> = convs.iter().map(|c| (c.cout, c.cin, c.kernel, c.kernel)).collect();
+        assert_eq!(listed, held);
+        let host = HostUNet::new(&cfg, &dims).unwrap();
+        let sides: Vec<_> = host.kernels.iter().map(|k| (k.cin, k.cout, k.side)).collect();
+        let listed: Vec<_> =
+            convs.iter().filter(|c| c.kernel == 3 && c.stride == 1).map(|c| (c.cin, c.cout, c.side)).collect();
+        assert_eq!(listed, sides);
+        let strided: Vec<_> = convs.iter().filter(|c| c.stride == 2).map(|c| c.side).collect();
+        let want: Vec<_> = (1..cfg.mults.len()).map(|l| cfg.image_size >> l).collect();
+        assert_eq!(strided, want);
+    }
+}
