@@ -119,8 +119,8 @@ impl UNetConfig {
         let nf = self.base as u128;
         let (down, up) = self.plan();
         let widths = down.iter().chain(&up).map(|b| b.1 as u128).sum::<u128>() + 2 * self.top_width() as u128;
-        let linear = sum(&mut [nf.checked_mul(4 * nf), (4 * nf).checked_mul(4 * nf), (4 * nf).checked_mul(widths)]
-            .into_iter())?;
+        let linear =
+            sum(&mut [nf.checked_mul(4 * nf), (4 * nf).checked_mul(4 * nf), (4 * nf).checked_mul(widths)].into_iter())?;
         Ok(MultiplyAdds { conv3x3, other_convs, attention, linear })
     }
 
@@ -136,7 +136,8 @@ impl UNetConfig {
         let (levels, rb) = (self.mults.len(), self.res_blocks);
         let side = move |l: usize| self.image_size >> l;
         let down = down.into_iter().enumerate().filter(|b| b.1 .2).map(move |(n, b)| (side(n / rb), b.1));
-        let up = up.into_iter().enumerate().filter(|b| b.1 .2).map(move |(n, b)| (side(levels - 1 - n / (rb + 1)), b.1));
+        let up =
+            up.into_iter().enumerate().filter(|b| b.1 .2).map(move |(n, b)| (side(levels - 1 - n / (rb + 1)), b.1));
         let mid = std::iter::once((side(levels - 1), self.top_width()));
         down.chain(mid).chain(up)
     }

@@ -1,9 +1,12 @@
-//! A tape of one image copied into the tape of `m` copies of it: what [`super::HostUNet::vjp`]
-//! hands the reverse pass, so that `m` cotangents go back through the layers as a batch on
-//! the kernels the training step uses. Copies cost memory traffic, not arithmetic; the
-//! inputs of convolutions, whose values only their weights' gradients read, are copied by
-//! shape alone ([`super::ops::Act::shape`]), so an expanded tape serves the input's reverse
-//! pass only.
+//! A tape of one image made the tape of a batch of `m` copies of it: what
+//! [`super::HostUNet::vjp`] hands the reverse pass, so that `m` cotangents go back through
+//! the layers as a batch on the kernels the training step uses. The values the input's
+//! reverse pass reads (GroupNorm's inputs and statistics, SiLU's inputs) stay one image,
+//! which the reverse pass broadcasts over the batch (`Norm::backward`, `silu_grad_act`): no
+//! copy per cotangent. The inputs of convolutions, whose values only their weights'
+//! gradients read, are kept by shape alone ([`super::ops::Act::shape`]); the attention's
+//! tape is copied per cotangent ([`super::attn::AttnTape::expand`]). So an expanded tape
+//! serves the input's reverse pass only.
 
 use super::{Producer, ResTape, StageTape, Tape};
 use std::sync::Arc;
@@ -11,13 +14,13 @@ use std::sync::Arc;
 impl ResTape {
     fn expand(&self, m: usize) -> ResTape {
         ResTape {
-            x: Arc::new(self.x.expand(m)),
-            s0: self.s0.expand(m),
-            n0: self.n0.expand(m),
+            x: Arc::clone(&self.x),
+            s0: self.s0.clone(),
+            n0: self.n0.clone(),
             a0: self.a0.shape(m),
-            h0: self.h0.expand(m),
-            s1: self.s1.expand(m),
-            n1: self.n1.expand(m),
+            h0: self.h0.clone(),
+            s1: self.s1.clone(),
+            n1: self.n1.clone(),
             a1: self.a1.shape(m),
         }
     }
@@ -62,9 +65,9 @@ impl Tape {
             down: self.down.iter().map(|p| p.expand(m)).collect(),
             mid,
             up,
-            on: self.on.expand(m),
-            so: self.so.expand(m),
-            no: self.no.expand(m),
+            on: self.on.clone(),
+            so: self.so.clone(),
+            no: self.no.clone(),
             ao: self.ao.shape(m),
         }
     }

@@ -198,9 +198,22 @@ fn silu_act(x: &Act) -> Act {
 }
 
 /// `dy ⊙ silu'(x)` of feature maps.
+///
+/// `x` may hold one image and `dy` a batch of `m`: then every image of `dy` is taken at
+/// that one `x` (the reverse pass of [`HostUNet::vjp`], whose cotangents share one point).
 fn silu_grad_act(x: &Act, dy: &Act) -> Act {
-    let mut d = Act::scratch(x.c, x.b, x.h);
-    silu_grad(&x.v, &dy.v, &mut d.v, false);
+    let mut d = Act::scratch(dy.c, dy.b, dy.h);
+    if x.b == dy.b {
+        silu_grad(&x.v, &dy.v, &mut d.v, false);
+    } else {
+        debug_assert_eq!((x.b, x.c, x.h), (1, dy.c, dy.h), "one image broadcast over the batch");
+        let hw = x.hw();
+        for ((xc, dyc), dc) in x.v.chunks_exact(hw).zip(dy.v.chunks_exact(dy.n())).zip(d.v.chunks_exact_mut(dy.n())) {
+            for (g, o) in dyc.chunks_exact(hw).zip(dc.chunks_exact_mut(hw)) {
+                silu_grad(xc, g, o, false);
+            }
+        }
+    }
     d
 }
 
@@ -260,6 +273,8 @@ impl Res {
         let dn0 = silu_grad_act(&t.n0, &da0);
         let mut dx = self.norm0.backward(p, &t.x, &t.s0, &dn0, g);
         match &self.skip {
+            // A shared tape's input is one image; the skip's input gradient reads its shape.
+            Some(s) if t.x.b != dout.b => s.backward(p, &t.x.shape(dout.b), dout, g, Some(&mut dx)),
             Some(s) => s.backward(p, &t.x, dout, g, Some(&mut dx)),
             None => dx.add(dout),
         }

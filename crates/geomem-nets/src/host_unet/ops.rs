@@ -816,7 +816,8 @@ impl Norm {
     }
 
     /// Adds the γ, β gradients to `g` (none when `g` is empty); returns the input's
-    /// gradient. Compiled for the widest vectors of the CPU ([`crate::wide`]).
+    /// gradient. Compiled for the widest vectors of the CPU ([`crate::wide`]). `x` (with
+    /// `st`) may hold one image for a batch `dy`: every image of `dy` is then taken at it.
     pub fn backward(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         norm_backward(self, p, x, st, dy, g)
     }
@@ -825,14 +826,18 @@ impl Norm {
     #[inline(always)]
     fn backward_body(&self, p: &[Vec<f32>], x: &Act, st: &NormStats, dy: &Act, g: &mut [Vec<f32>]) -> Act {
         let (hw, m) = (x.hw(), (self.c / self.groups * x.hw()) as f32);
-        let mut dx = Act::scratch(x.c, x.b, x.h);
+        let mut dx = Act::scratch(dy.c, dy.b, dy.h);
         let (gamma, weights) = (&p[self.gamma], !g.is_empty());
-        for b in 0..x.b {
+        // One image of `x` (and its statistics) for every image of `dy`, or one each.
+        let one = usize::from(x.b == dy.b);
+        debug_assert!(one == 1 || (x.b == 1 && st.mean.len() == self.groups), "one image broadcast");
+        for b in 0..dy.b {
             for gr in 0..self.groups {
-                let (mean, rstd) = (st.mean[b * self.groups + gr], st.rstd[b * self.groups + gr]);
+                let i = b * one * self.groups + gr;
+                let (mean, rstd) = (st.mean[i], st.rstd[i]);
                 let (mut s1, mut s2) = (0f64, 0f64);
-                for (c, o) in self.spans(x, b, gr) {
-                    let (dxc, db) = dot_dev(&x.v[o..o + hw], &dy.v[o..o + hw], mean);
+                for ((c, xo), (_, o)) in self.spans(x, b * one, gr).zip(self.spans(dy, b, gr)) {
+                    let (dxc, db) = dot_dev(&x.v[xo..xo + hw], &dy.v[o..o + hw], mean);
                     let dg = dxc * rstd;
                     if weights {
                         g[self.gamma][c] += dg;
@@ -842,9 +847,9 @@ impl Norm {
                     s2 += f64::from(dg * gamma[c]);
                 }
                 let (a1, a2) = ((s1 as f32) / m, (s2 as f32) / m);
-                for (c, o) in self.spans(x, b, gr) {
+                for ((c, xo), (_, o)) in self.spans(x, b * one, gr).zip(self.spans(dy, b, gr)) {
                     let gc = gamma[c];
-                    let it = dx.v[o..o + hw].iter_mut().zip(&x.v[o..o + hw]).zip(&dy.v[o..o + hw]);
+                    let it = dx.v[o..o + hw].iter_mut().zip(&x.v[xo..xo + hw]).zip(&dy.v[o..o + hw]);
                     for ((dv, &xv), &d) in it {
                         let xh = (xv - mean) * rstd;
                         *dv = rstd * (d * gc - a1 - xh * a2);

@@ -506,6 +506,32 @@ fn conv_paths_timed() {
     }
 }
 
+/// GroupNorm's and SiLU's reverse passes with one image broadcast over a batch of output
+/// gradients give the bits of the same passes over the batch of its copies, γ and β
+/// gradients included: what [`HostUNet::vjp`]'s shared tape relies on.
+#[test]
+fn a_broadcast_image_is_its_copies_bit_for_bit() {
+    use super::ops::{Act, Norm};
+    let (c, b, h) = (16, 5, 7);
+    let norm = Norm { gamma: 0, beta: 1, c, groups: 4 };
+    let p = vec![images(1, c, 0.3), images(1, c, 0.8)];
+    let (mut x, mut dy) = (Act::scratch(c, 1, h), Act::scratch(c, b, h));
+    x.v.copy_from_slice(&images(1, c * h * h, 0.1).iter().map(|v| 3.0 * v + 0.5).collect::<Vec<_>>());
+    dy.v.copy_from_slice(&images(1, c * b * h * h, 0.6));
+    let (_, st) = norm.forward(&p, &x);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let grads = || vec![vec![0.0f32; c], vec![0.0f32; c]];
+    let (mut g_copies, mut g_shared) = (grads(), grads());
+    let copies = norm.backward(&p, &x.expand(b), &st.expand(b), &dy, &mut g_copies);
+    let shared = norm.backward(&p, &x, &st, &dy, &mut g_shared);
+    assert_eq!((shared.c, shared.b, shared.h), (c, b, h));
+    assert_eq!(bits(&shared.v), bits(&copies.v), "GroupNorm's input gradient");
+    assert_eq!(bits(&g_shared.concat()), bits(&g_copies.concat()), "γ, β gradients");
+    let (copies, shared) = (super::silu_grad_act(&x.expand(b), &dy), super::silu_grad_act(&x, &dy));
+    assert_eq!(bits(&shared.v), bits(&copies.v), "SiLU's input gradient");
+    assert_ne!(bits(&shared.v[..h * h]), bits(&shared.v[h * h..2 * h * h]), "the images differ");
+}
+
 /// GroupNorm compiled for this CPU's vector instructions gives the baseline build's numbers
 /// bit for bit, forward and backward (a compiler that fused a multiply and an add, or
 /// reordered a sum, would fail this).
@@ -773,7 +799,6 @@ fn host_evaluation_arranges_no_kernel_at_a_call() {
         assert_eq!(ARRANGED_AT_CALL.with(|n| n.get()), 0, "kernels arranged at a call");
     });
 }
-
 
 /// `UNetConfig::convolutions` lists the net's convolutions as the model holds them: the
 /// 4-d parameters' shapes in order, and the 3 × 3 stride-1 ones at the map sides the host
