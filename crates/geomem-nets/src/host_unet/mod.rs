@@ -524,8 +524,9 @@ impl HostUNet {
     /// `u_i` of `u` (`m × d`, row-major; the rows of [`HostUNet::dim`] pixels): the reverse
     /// pass of the input alone (no parameter gradients) for every cotangent. The forward
     /// pass is run once and kept (`tape`, of one image); each part of at most `part`
-    /// cotangents copies it once per cotangent in the part and goes back through the layers
-    /// as a batch, on the rayon pool. Returns the `m × d` products, row-major.
+    /// cotangents goes back through the layers as a batch, on the rayon pool, reading the
+    /// one image's GroupNorm and SiLU inputs for every cotangent (the attention's tape alone
+    /// is copied per cotangent; `expand.rs`). Returns the `m × d` products, row-major.
     ///
     /// The numbers are the input gradient of the reverse pass for a batch of the part's
     /// copies of `x` (the training step's kernels on the same values): they depend on how
