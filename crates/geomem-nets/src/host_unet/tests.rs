@@ -802,7 +802,8 @@ fn host_evaluation_arranges_no_kernel_at_a_call() {
 
 /// `UNetConfig::convolutions` lists the net's convolutions as the model holds them: the
 /// 4-d parameters' shapes in order, and the 3 × 3 stride-1 ones at the map sides the host
-/// net's builder (which reads the shapes, not the plan) gives them.
+/// net's builder gives them (computed there in its own code, from the same level
+/// arithmetic).
 #[test]
 fn the_convolution_list_is_the_nets() {
     for cfg in configs() {
