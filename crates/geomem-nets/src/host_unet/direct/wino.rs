@@ -45,21 +45,17 @@ const CHUNK_BYTES: usize = 16 << 10;
 /// (`flip = false`), or, for the input's gradient, from its flipped transposed kernel, from
 /// `i = co` to `o = ci` (`flip = true`), as [`super::arrange`].
 pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
-    arrange_by(w, cin, cout, flip, 16, <Grid as Scheme>::COLS, |g, out| out.copy_from_slice(&transform_kernel(g)))
+    arrange_by(w, cin, cout, flip, 16, |g, out| out.copy_from_slice(&transform_kernel(g)))
 }
 
 /// The kernels of `w` (as [`arrange`] reads them) transformed by `transform` (16 kernels at
-/// once, into `positions` lines of 16 lanes), laid out in a pool buffer position by
-/// position, each position's `a × b` kernels in column blocks of `cols` outputs (the last
-/// one narrower), each block `[i][o]`: what one register tile of [`products`] reads, in
-/// order.
+/// once, into `positions` lines of 16 lanes), laid out `[pos][i][o]` in a pool buffer.
 fn arrange_by(
     w: &[f32],
     cin: usize,
     cout: usize,
     flip: bool,
     positions: usize,
-    cols: usize,
     transform: impl Fn(&[[f32; 16]; 9], &mut [[f32; 16]]),
 ) -> Vec<f32> {
     let (a, b) = if flip { (cout, cin) } else { (cin, cout) };
@@ -80,10 +76,7 @@ fn arrange_by(
             }
             transform(&g, &mut t);
             for (pos, t) in t.iter().enumerate() {
-                for (l, o) in os.clone().enumerate() {
-                    let (o0, nc) = (o - o % cols, cols.min(b - (o - o % cols)));
-                    u[pos * a * b + o0 * a + i * nc + o % cols] = t[l];
-                }
+                u[(pos * a + i) * b..][os.clone()].copy_from_slice(&t[..os.len()]);
             }
         }
     }
@@ -159,8 +152,6 @@ pub(super) trait Scheme {
     const PARTS: usize;
     const POS: usize;
     const BLOCK: usize;
-    /// Output channels of a register tile of [`products`] (the kernels' column blocks).
-    const COLS: usize;
     fn grid(&self) -> &Grid;
     /// The input's components, `PARTS` slabs of `c` channels.
     fn split(&self, x: &[f32], c: usize, parts: &mut [f32]);
@@ -201,7 +192,7 @@ fn run<S: Scheme>(s: &S, x: &[f32], cin: usize, u: &[f32], bias: Option<&[f32]>,
         // access (masked-off lanes are not read).
         unsafe {
             s.inputs(v0, nb, &parts, cin, &mut v);
-            products(nb, S::POS, S::COLS, &v, cin, u, cout, &mut m);
+            products(nb, S::POS, &v, cin, u, cout, &mut m);
             s.outputs(v0, nb, &m, cout, bias, &mut out);
         }
     }
@@ -215,7 +206,6 @@ impl Scheme for Grid {
     const PARTS: usize = 4;
     const POS: usize = 16;
     const BLOCK: usize = BLOCK;
-    const COLS: usize = TILE.0;
     fn grid(&self) -> &Grid {
         self
     }
@@ -502,20 +492,11 @@ impl Block<'_> {
 /// # Safety
 /// AVX-512F; `v`, `u` and `m` hold `positions` slabs of `cin`, `cin·cout` and `cout` rows.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn products(
-    nb: usize,
-    positions: usize,
-    cm: usize,
-    v: &[f32],
-    cin: usize,
-    u: &[f32],
-    cout: usize,
-    m: &mut [f32],
-) {
+unsafe fn products(nb: usize, positions: usize, v: &[f32], cin: usize, u: &[f32], cout: usize, m: &mut [f32]) {
     let bs = 16 * nb;
-    let pm = TILE.1;
-    let kc = (CHUNK_BYTES / (64 * nb.min(pm))).clamp(8, cin.max(8));
+    let (cm, pm) = TILE;
+    let row = 64 * nb.min(pm) + 4 * cout;
+    let kc = (CHUNK_BYTES / row).clamp(8, cin.max(8));
     for pos in 0..positions {
         let (vp, up) = (v.as_ptr().add(pos * slab(cin, bs)), u.as_ptr().add(pos * cin * cout));
         let mp = m.as_mut_ptr().add(pos * slab(cout, bs));
@@ -525,10 +506,12 @@ unsafe fn products(
             let mut j = 0;
             while j < nb {
                 let p = (nb - j).min(pm);
+                // Up to 4 vectors, 6 channels: 24 sums, as many as 4 × 6.
+                let cm = if p <= 4 { 6 } else { cm };
                 let mut co = 0;
                 while co < cout {
                     let nc = (cout - co).min(cm);
-                    let t = Prod { v: vp, bs, i0, i1, u: up.add(co * cin), m: mp, co, j };
+                    let t = Prod { v: vp, bs, i0, i1, u: up, cout, m: mp, co, j };
                     macro_rules! run {
                         ($($cc:literal),*) => {
                             match (nc, p) {
@@ -569,8 +552,8 @@ struct Prod {
     bs: usize,
     i0: usize,
     i1: usize,
-    /// The column block of the tile's output channels (`[i][C]`).
     u: *const f32,
+    cout: usize,
     m: *mut f32,
     co: usize,
     j: usize,
@@ -592,7 +575,7 @@ impl Prod {
         for i in self.i0..self.i1 {
             let row = self.v.add(i * self.bs + 16 * self.j);
             let xv: [__m512; P] = std::array::from_fn(|k| _mm512_loadu_ps(row.add(16 * k)));
-            let wi = self.u.add(i * C);
+            let wi = self.u.add(i * self.cout + self.co);
             for (c, acc) in acc.iter_mut().enumerate() {
                 let wv = _mm512_set1_ps(*wi.add(c));
                 for (a, &x) in acc.iter_mut().zip(&xv) {

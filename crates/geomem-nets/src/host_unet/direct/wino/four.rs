@@ -48,7 +48,7 @@ const FROM: [(usize, isize); 6] = [(3, -1), (0, 0), (1, 0), (2, 0), (3, 0), (0, 
 /// [`super::arrange`] lays out its 16 (`flip` for the input's gradient). The transform runs
 /// in double precision, then rounds once.
 pub(crate) fn arrange(w: &[f32], cin: usize, cout: usize, flip: bool) -> Vec<f32> {
-    super::arrange_by(w, cin, cout, flip, POS, <Four as Scheme>::COLS, transform_kernel)
+    super::arrange_by(w, cin, cout, flip, POS, transform_kernel)
 }
 
 /// `G c` of a column of three (multiplied by the reciprocals, rounded in double
@@ -102,8 +102,6 @@ impl Scheme for Four {
     const PARTS: usize = 16;
     const POS: usize = POS;
     const BLOCK: usize = BLOCK;
-    /// Six output channels by at most [`BLOCK`] = 4 vectors: 24 sums.
-    const COLS: usize = 6;
     fn grid(&self) -> &Grid {
         &self.0
     }
