@@ -1,5 +1,6 @@
 //! `geomem inspect`: what a run directory holds: its kind and settings, the step of its
-//! checkpoint, its logged losses and files.
+//! checkpoint, its logged losses and files, and for a U-Net what a spectrum of it costs in
+//! multiply-adds (`UNetConfig::multiply_adds`).
 
 use crate::output::write_json;
 use anyhow::{Context, Result};
@@ -37,7 +38,21 @@ fn describe(run: &RunDir) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "path": run.path(), "kind": run.config().kind(), "dim": run.config().dim(),
         "steps_planned": run.config().steps(), "checkpoint": checkpoint, "logged_rows": m.len(),
-        "last_row": last, "files": files, "settings": settings,
+        "last_row": last, "files": files, "settings": settings, "cost": cost(run)?,
+    }))
+}
+
+/// A U-Net's multiply-adds: per forward image (and its 3 × 3 stride-1 convolutions), a
+/// Normal Bundle matrix of `K = 4d` central differences (`8d` forward images) and an exact
+/// Jacobian (one forward image and `d` reverse rows, each about a forward image's count);
+/// `null` for other nets. As floating-point numbers: JSON's integers stop at 2^53.
+fn cost(run: &RunDir) -> Result<serde_json::Value> {
+    let RunConfig::Ddpm(c) = run.config() else { return Ok(serde_json::Value::Null) };
+    let m = c.model.multiply_adds()?;
+    let (per, d) = (m.total() as f64, run.config().dim() as f64);
+    Ok(serde_json::json!({
+        "multiply_adds_per_image": per, "conv3x3_per_image": m.conv3x3 as f64,
+        "normal_bundle": 8.0 * d * per, "exact_jacobian": (d + 1.0) * per,
     }))
 }
 
@@ -59,6 +74,14 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             last.step,
             first.loss_ema,
             first.step
+        );
+    }
+    if let Some(c) = v["cost"].as_object() {
+        println!(
+            "multiply-adds: {:.3e} per forward image; a Normal Bundle spectrum (8d images) {:.3e}, an exact Jacobian {:.3e}",
+            c["multiply_adds_per_image"].as_f64().unwrap_or(f64::NAN),
+            c["normal_bundle"].as_f64().unwrap_or(f64::NAN),
+            c["exact_jacobian"].as_f64().unwrap_or(f64::NAN)
         );
     }
     println!("settings: {}", v["settings"]);

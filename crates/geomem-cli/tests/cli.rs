@@ -202,6 +202,7 @@ fn train_inspect_sample_and_model_lid() {
         (desc["kind"].as_str(), desc["dim"].as_u64(), desc["logged_rows"].as_u64()),
         (Some("toy"), Some(4), Some(3))
     );
+    assert!(desc["cost"].is_null(), "a toy net has no U-Net cost: {}", desc["cost"]);
     let samples = d.join("samples.csv");
     succeeds(&geomem(&["sample", "--run-dir", s(&run), "--n", "7", "--steps", "20", "--out", s(&samples)]), "sample");
     let x = geomem_data::read_csv(&samples).unwrap();
@@ -253,6 +254,14 @@ fn spectrum_of_a_unet_run() {
     let images = geomem_data::ImageSet::digits().unwrap().rows(&(0..8).collect::<Vec<_>>()).unwrap();
     let dev = Default::default();
     train_ddpm::<B>(images.as_ref(), &cfg, Some(&run), &dev, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    // `inspect` prints what a spectrum of it costs: the library's count.
+    let json = d.join("inspect.json");
+    let shown = succeeds(&geomem(&["inspect", "--run-dir", s(&run), "--json", s(&json)]), "inspect a U-Net run");
+    assert!(shown.contains("multiply-adds"), "{shown}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let per = cfg.model.multiply_adds().unwrap().total() as f64;
+    assert_eq!(v["cost"]["multiply_adds_per_image"].as_f64(), Some(per));
+    assert_eq!(v["cost"]["normal_bundle"].as_f64(), Some(8.0 * 64.0 * per));
     let pts = d.join("pts.npy");
     geomem_data::write_npy(&pts, images.as_ref().subrows(0, 2)).unwrap();
     let out = d.join("out");
