@@ -45,7 +45,8 @@ fn describe(run: &RunDir) -> Result<serde_json::Value> {
 /// A U-Net's multiply-adds: per forward image (and its 3 × 3 stride-1 convolutions), a
 /// Normal Bundle matrix of `K = 4d` central differences (`8d` forward images) and an exact
 /// Jacobian (one forward image and `d` reverse rows, each about a forward image's count);
-/// `null` for other nets. As floating-point numbers: JSON's integers stop at 2^53.
+/// `null` for other nets. As floating-point numbers: the counts are `u128`, which
+/// `serde_json::Value` does not hold.
 fn cost(run: &RunDir) -> Result<serde_json::Value> {
     let RunConfig::Ddpm(c) = run.config() else { return Ok(serde_json::Value::Null) };
     let m = c.model.multiply_adds()?;

@@ -202,7 +202,7 @@ fn train_inspect_sample_and_model_lid() {
         (desc["kind"].as_str(), desc["dim"].as_u64(), desc["logged_rows"].as_u64()),
         (Some("toy"), Some(4), Some(3))
     );
-    assert!(desc["cost"].is_null(), "a toy net has no U-Net cost: {}", desc["cost"]);
+    assert!(desc.get("cost").is_some_and(|c| c.is_null()), "a toy net has no U-Net cost: {desc}");
     let samples = d.join("samples.csv");
     succeeds(&geomem(&["sample", "--run-dir", s(&run), "--n", "7", "--steps", "20", "--out", s(&samples)]), "sample");
     let x = geomem_data::read_csv(&samples).unwrap();
@@ -262,6 +262,9 @@ fn spectrum_of_a_unet_run() {
     let per = cfg.model.multiply_adds().unwrap().total() as f64;
     assert_eq!(v["cost"]["multiply_adds_per_image"].as_f64(), Some(per));
     assert_eq!(v["cost"]["normal_bundle"].as_f64(), Some(8.0 * 64.0 * per));
+    assert_eq!(v["cost"]["exact_jacobian"].as_f64(), Some(65.0 * per));
+    assert_eq!(v["cost"]["conv3x3_per_image"].as_f64(), Some(cfg.model.multiply_adds().unwrap().conv3x3 as f64));
+    assert!(shown.contains(&format!("{per:.3e} per forward image")), "{shown}");
     let pts = d.join("pts.npy");
     geomem_data::write_npy(&pts, images.as_ref().subrows(0, 2)).unwrap();
     let out = d.join("out");
